@@ -1,0 +1,83 @@
+// lb.yaml, loaded into typed structs. Loading validates everything up front: a Config that exists is usable.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace lb::core {
+
+using Millis = std::chrono::milliseconds;
+
+struct HostPort {
+    std::string host;  // a literal IPv4/IPv6 address or a name, resolved when the balancer starts
+    uint16_t port = 0;
+};
+
+struct BackendConfig {
+    std::string address;  // "host:port" as written, used as the backend's name in logs and metrics
+    HostPort endpoint;
+    uint32_t weight = 1;
+};
+
+// Defaults follow what nginx, HAProxy and Envoy operators are used to; lb.yaml documents each.
+struct Timeouts {
+    Millis connect{5'000};             // TCP connect to a backend (Envoy: 5 s)
+    Millis client_header{10'000};      // whole request header section, from its first byte (HAProxy http-request)
+    Millis client_keepalive{60'000};   // idle client connection between requests (nginx keepalive_timeout ~75 s)
+    Millis upstream_response{60'000};  // waiting for the backend's response, and between its reads (nginx 60 s)
+    Millis upstream_keepalive{60'000}; // idle pooled upstream connection (nginx upstream keepalive_timeout 60 s)
+    Millis drain{30'000};              // graceful shutdown: in-flight requests get this long to finish
+};
+
+struct Limits {
+    uint64_t header_bytes = 64 * 1024;           // request line + header section (Envoy: 60 KiB)
+    uint32_t header_count = 100;                 // header fields per request (Envoy: 100)
+    uint64_t uri_bytes = 8 * 1024;               // request target (nginx: 8 KiB lines)
+    uint64_t request_body_bytes = 1ULL << 30;    // 1 GiB; 0 means unlimited
+};
+
+struct Config {
+    std::string source;  // the file it came from, for messages
+    HostPort listen{"0.0.0.0", 8080};
+    unsigned workers = 0;  // 0 = "auto": one per core
+    std::vector<BackendConfig> backends;
+    Timeouts timeouts;
+    Limits limits;
+    unsigned retries = 2;               // further attempts after the first, each on an untried backend
+    unsigned upstream_keepalive = 32;   // idle connections kept per backend, per shard (nginx: keepalive 32)
+};
+
+// A config problem: where it is and what was expected. what() is "file:line:column: message".
+class ConfigError : public std::runtime_error {
+public:
+    ConfigError(std::string file, int line, int column, const std::string& message);
+    const std::string& file() const { return file_; }
+    int line() const { return line_; }
+    int column() const { return column_; }
+
+private:
+    std::string file_;
+    int line_;
+    int column_;
+};
+
+// Reads and validates a config file. Throws ConfigError (with file, line and column) on any problem:
+// unreadable file, YAML syntax, unknown key, wrong type, out-of-range value, no backends.
+Config load_config_file(const std::string& path);
+
+// Same, from text; `source` names it in messages.
+Config load_config_string(const std::string& yaml, const std::string& source = "<string>");
+
+// Parses "250ms", "5s", "2m", "1h"; a bare integer is seconds. Throws std::invalid_argument.
+Millis parse_duration(const std::string& text);
+
+// Parses "512", "64KiB", "1MiB", "1GiB" (also KB/MB/GB as powers of 1000). Throws std::invalid_argument.
+uint64_t parse_size(const std::string& text);
+
+// Parses "host:port", "[v6]:port"; throws std::invalid_argument.
+HostPort parse_host_port(const std::string& text);
+
+}  // namespace lb::core

@@ -1,0 +1,33 @@
+// Listening sockets for the shards: every shard binds its own socket to the same address with SO_REUSEPORT,
+// and the kernel spreads incoming connections across them.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/config.h"
+
+namespace lb::core {
+
+// A resolved socket address.
+struct SocketAddress {
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+    const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+    uint16_t port() const;
+    std::string to_string() const;
+};
+
+// Resolves host:port (a literal address or a name) to its first address. Throws std::runtime_error.
+SocketAddress resolve(const HostPort& endpoint);
+
+// A non-blocking listening socket on `address` with SO_REUSEADDR and SO_REUSEPORT set. Throws
+// std::runtime_error naming the address and the reason.
+int open_reuseport_listener(const SocketAddress& address, int backlog);
+
+// The address a socket is bound to.
+SocketAddress bound_address(int fd);
+
+}  // namespace lb::core

@@ -1,0 +1,557 @@
+#include "core/proxy_session.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <memory>
+
+#include "core/log.h"
+#include "core/shard.h"
+#include "core/upstream_connection.h"
+#include "http/error_response.h"
+#include "http/header_rules.h"
+
+namespace lb::core {
+
+namespace {
+
+// Above this many bytes queued towards one side, stop reading from the other until it drains.
+constexpr size_t kWriteHighWater = 256 * 1024;
+// How long a connection closed after an error response keeps discarding input, so the client reads the
+// response instead of a reset.
+constexpr uint64_t kLingerMs = 2000;
+
+http::HeadLimits head_limits(const Config& config) {
+    return {config.limits.header_bytes, config.limits.header_count, config.limits.uri_bytes};
+}
+
+std::string peer_address(uv_tcp_t* tcp) {
+    sockaddr_storage address{};
+    int length = sizeof address;
+    if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "unknown";
+    char text[INET6_ADDRSTRLEN] = "";
+    if (address.ss_family == AF_INET6) {
+        uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&address), text, sizeof text);
+    } else {
+        uv_ip4_name(reinterpret_cast<sockaddr_in*>(&address), text, sizeof text);
+    }
+    return text;
+}
+
+}  // namespace
+
+ProxySession::ProxySession(Shard& shard)
+    : shard_(shard),
+      request_parser_(HTTP_REQUEST, *this, head_limits(shard.config())),
+      response_sink_(*this),
+      response_parser_(HTTP_RESPONSE, response_sink_) {}
+
+void ProxySession::accept(Shard& shard, uv_stream_t* listener) {
+    // Owned by its two handles from here on: freed in on_close of the last one.
+    auto* session = new ProxySession(shard);
+    uv_tcp_init(shard.loop(), &session->client_);
+    uv_timer_init(shard.loop(), &session->timer_);
+    session->client_.data = session;
+    session->timer_.data = session;
+    session->open_handles_ = 2;
+    shard.add_session(session);
+    if (uv_accept(listener, session->client()) != 0) {
+        session->close();
+        return;
+    }
+    uv_tcp_nodelay(&session->client_, 1);
+    session->client_address_ = peer_address(&session->client_);
+    // The first request gets the header timeout from the moment the connection opens.
+    session->arm_timer(shard.config().timeouts.client_header.count());
+    session->update_client_reading();
+}
+
+// ---- client input ----
+
+void ProxySession::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+    auto* self = static_cast<ProxySession*>(handle->data);
+    self->client_read_buffer_ = self->shard_.buffers().acquire();
+    *buf = uv_buf_init(self->client_read_buffer_.data(), Buffer::kSize);
+}
+
+void ProxySession::on_client_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
+    auto* self = static_cast<ProxySession*>(stream->data);
+    BufferRef buffer = std::move(self->client_read_buffer_);
+    if (nread == 0) return;
+    if (nread < 0) {
+        // EOF or error: in every phase the client is gone (or done), and nothing more can be sent to it
+        // reliably; a request cut short cannot be completed.
+        self->close();
+        return;
+    }
+    if (self->phase_ == Phase::lingering) return;  // discard
+    self->pending_buffer_ = std::move(buffer);
+    self->pending_ = {self->pending_buffer_.data(), static_cast<size_t>(nread)};
+    if (self->phase_ == Phase::exchanging) {
+        self->arm_timer(self->shard_.config().timeouts.upstream_response.count());
+    }
+    self->parse_client_input();
+}
+
+void ProxySession::parse_client_input() {
+    while (!pending_.empty() && !closing_) {
+        // One request at a time: a pipelined request waits in pending_ until the current response is done,
+        // and body bytes wait until an upstream connection is ready.
+        if (phase_ == Phase::connecting || phase_ == Phase::lingering || phase_ == Phase::closing) break;
+        if (phase_ == Phase::exchanging && request_complete_) break;
+        if (phase_ == Phase::idle) {
+            phase_ = Phase::reading_head;
+            arm_timer(shard_.config().timeouts.client_header.count());
+        }
+        current_client_buffer_ = pending_buffer_;
+        http::FeedResult result = request_parser_.feed(pending_);
+        pending_.remove_prefix(result.consumed);
+        if (result.status == http::FeedStatus::error) {
+            fail_request(request_error_ != http::ProxyError::none ? request_error_ : result.error);
+            return;
+        }
+        if (result.status == http::FeedStatus::paused) request_parser_.resume();
+        if (closing_) return;
+        if (request_error_ != http::ProxyError::none) {
+            fail_request(request_error_);
+            return;
+        }
+        if (head_ready_) {
+            head_ready_ = false;
+            dispatch();
+            if (closing_) return;
+        }
+    }
+    current_client_buffer_.reset();
+    if (pending_.empty()) pending_buffer_.reset();
+    flush_upstream();
+    update_client_reading();
+}
+
+void ProxySession::update_client_reading() {
+    if (closing_) return;
+    bool want = false;
+    switch (phase_) {
+        case Phase::idle:
+        case Phase::reading_head:
+        case Phase::lingering: want = pending_.empty(); break;
+        case Phase::exchanging:
+            want = pending_.empty() && !request_complete_ && upstream_ &&
+                   upstream_->write_queue_size() < kWriteHighWater;
+            break;
+        case Phase::connecting:
+        case Phase::closing: want = false; break;
+    }
+    if (want && !client_reading_) {
+        client_reading_ = uv_read_start(client(), &ProxySession::on_alloc, &ProxySession::on_client_read) == 0;
+    } else if (!want && client_reading_) {
+        uv_read_stop(client());
+        client_reading_ = false;
+    }
+}
+
+http::HeadAction ProxySession::on_head(const http::MessageHead& head) {
+    // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host is rejected.
+    size_t hosts = head.count("host");
+    if (hosts > 1 || (hosts == 0 && !head.is_http10())) {
+        request_error_ = http::ProxyError::bad_request;
+        return http::HeadAction::pause;
+    }
+    uint64_t body_limit = shard_.config().limits.request_body_bytes;
+    if (body_limit != 0 && head.has_content_length && head.content_length > body_limit) {
+        request_error_ = http::ProxyError::body_too_large;
+        return http::HeadAction::pause;
+    }
+    request_framing_ = http::upstream_request_framing(head);
+    client_keep_alive_ = head.keep_alive && !draining_;
+    request_complete_ = false;
+    request_body_bytes_ = 0;
+    upstream_head_.clear();
+    http::write_upstream_request_head(head, {client_address_, "http"}, shard_.config().upstream_keepalive > 0,
+                                      upstream_head_);
+    to_upstream_.append_copy(upstream_head_);
+    head_ready_ = true;
+    return http::HeadAction::proceed;
+}
+
+void ProxySession::on_body(std::string_view bytes) {
+    if (request_error_ != http::ProxyError::none) return;
+    request_body_bytes_ += bytes.size();
+    uint64_t body_limit = shard_.config().limits.request_body_bytes;
+    if (body_limit != 0 && request_body_bytes_ > body_limit) {
+        // Only a chunked body can get here (a Content-Length over the limit was refused at the head).
+        request_error_ = http::ProxyError::body_too_large;
+        return;
+    }
+    if (request_framing_ == http::BodyFraming::chunked) {
+        // Each piece becomes one chunk: the client's chunk sizes and extensions are not passed on.
+        std::string size_line;
+        http::write_chunk_size(bytes.size(), size_line);
+        to_upstream_.append_copy(size_line);
+        to_upstream_.append_ref(current_client_buffer_, bytes);
+        to_upstream_.append_static(http::kChunkEnd);
+    } else {
+        to_upstream_.append_ref(current_client_buffer_, bytes);
+    }
+}
+
+void ProxySession::on_message_complete() {
+    if (request_framing_ == http::BodyFraming::chunked) to_upstream_.append_static(http::kLastChunk);
+    request_complete_ = true;
+}
+
+// ---- choosing a backend and connecting ----
+
+void ProxySession::dispatch() {
+    phase_ = Phase::connecting;
+    auto& pool = shard_.pool();
+    auto picked = pool.select(tried_);
+    if (!picked) {
+        fail_request(attempts_ == 0 ? http::ProxyError::no_backend : http::ProxyError::upstream_unreachable);
+        return;
+    }
+    backend_ = *picked;
+    pool.on_dispatch(backend_);
+    dispatched_ = true;
+    if (!fresh_connection_only_) {
+        if (UpstreamConnection* idle = shard_.upstream_pool().take(backend_)) {
+            upstream_ = idle;
+            upstream_->attach(this);
+            on_upstream_ready();
+            return;
+        }
+    }
+    start_connect(backend_);
+}
+
+void ProxySession::start_connect(pool::BackendId backend) {
+    upstream_ = UpstreamConnection::create(shard_, backend);
+    upstream_->attach(this);
+    if (upstream_->connect(shard_.backend_address(backend)) != 0) {
+        on_connect_failed();
+        return;
+    }
+    arm_timer(shard_.config().timeouts.connect.count());
+}
+
+void ProxySession::on_upstream_connected(int status) {
+    if (status != 0) {
+        log(LogLevel::warn, "connect to backend {} failed: {}", shard_.backend_name(backend_), uv_strerror(status));
+        on_connect_failed();
+        return;
+    }
+    on_upstream_ready();
+}
+
+void ProxySession::on_connect_failed() {
+    release_upstream(pool::Outcome::connect_failure, false);
+    tried_.insert(backend_);
+    // A failed connect sent nothing: the request may go to another backend whatever its method.
+    if (++attempts_ > shard_.config().retries) {
+        fail_request(http::ProxyError::upstream_unreachable);
+        return;
+    }
+    dispatch();
+}
+
+void ProxySession::on_upstream_ready() {
+    phase_ = Phase::exchanging;
+    response_parser_.reset();
+    response_started_ = false;
+    response_complete_ = false;
+    interim_response_ = false;
+    bad_response_ = false;
+    arm_timer(shard_.config().timeouts.upstream_response.count());
+    upstream_->start_reading();
+    // Body bytes that arrived with the head are already in to_upstream_; parse whatever else is pending.
+    parse_client_input();
+}
+
+void ProxySession::flush_upstream() {
+    if (to_upstream_.empty() || !upstream_ || phase_ != Phase::exchanging) return;
+    if (upstream_->write(to_upstream_) != 0) on_upstream_failed(pool::Outcome::reset);
+}
+
+void ProxySession::on_upstream_write_done(int status) {
+    if (closing_ || !upstream_) return;
+    if (status < 0) {
+        on_upstream_failed(pool::Outcome::reset);
+        return;
+    }
+    if (!response_started_) arm_timer(shard_.config().timeouts.upstream_response.count());
+    update_client_reading();
+}
+
+// ---- response ----
+
+void ProxySession::on_upstream_read(ssize_t nread, const BufferRef& buffer) {
+    if (closing_ || !upstream_) return;
+    if (nread < 0) {
+        // EOF completes a response delimited by the connection's close; anything else was cut short.
+        if (nread == UV_EOF && response_parser_.head_complete() && response_parser_.in_message()) {
+            current_upstream_buffer_.reset();
+            if (response_parser_.finish() && response_complete_) {
+                flush_client();
+                finish_exchange(false);
+                return;
+            }
+        }
+        on_upstream_failed(pool::Outcome::reset);
+        return;
+    }
+    arm_timer(shard_.config().timeouts.upstream_response.count());
+    current_upstream_buffer_ = buffer;
+    std::string_view bytes(buffer.data(), static_cast<size_t>(nread));
+    while (!bytes.empty()) {
+        http::FeedResult result = response_parser_.feed(bytes);
+        bytes.remove_prefix(result.consumed);
+        if (result.status == http::FeedStatus::error || bad_response_) {
+            current_upstream_buffer_.reset();
+            log(LogLevel::warn, "invalid response from backend {}: {}", shard_.backend_name(backend_),
+                response_parser_.error_reason());
+            if (response_started_) {
+                close();
+            } else {
+                release_upstream(pool::Outcome::reset, false);
+                fail_request(http::ProxyError::bad_response);
+            }
+            return;
+        }
+        if (result.status == http::FeedStatus::paused) {
+            response_parser_.resume();
+            if (response_complete_) break;
+        }
+    }
+    current_upstream_buffer_.reset();
+    flush_client();
+    if (closing_) return;
+    if (response_complete_) {
+        // Bytes after the response belong to nothing we asked for: that connection cannot be trusted again.
+        finish_exchange(bytes.empty());
+        return;
+    }
+    if (client_.write_queue_size > kWriteHighWater) upstream_->stop_reading();
+}
+
+http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
+    const http::MessageHead& request = request_parser_.head();
+    if (head.status / 100 == 1) {
+        if (head.status == 101) {
+            bad_response_ = true;  // never asked for: Upgrade is not forwarded
+            return http::HeadAction::pause;
+        }
+        // Interim responses (100 Continue) go to HTTP/1.1 clients as they are; the final one follows.
+        interim_response_ = true;
+        if (!request.is_http10()) {
+            std::string interim;
+            http::write_client_response_head(head, http::BodyFraming::none, false, true, interim);
+            to_client_.append_copy(interim);
+        }
+        return http::HeadAction::proceed;
+    }
+    response_started_ = true;
+    response_framing_ = http::client_response_framing(request, head);
+    upstream_keep_alive_ = head.keep_alive;
+    // A response that ends before its request was fully read leaves the client connection mid-body.
+    if (response_framing_ == http::BodyFraming::until_close || !request_complete_ || draining_) {
+        client_keep_alive_ = false;
+    }
+    std::string response_head;
+    http::write_client_response_head(head, response_framing_, request.is_http10(), client_keep_alive_, response_head);
+    to_client_.append_copy(response_head);
+    return request.method == HTTP_HEAD ? http::HeadAction::skip_body : http::HeadAction::proceed;
+}
+
+void ProxySession::on_response_body(std::string_view bytes) {
+    if (response_framing_ == http::BodyFraming::chunked) {
+        std::string size_line;
+        http::write_chunk_size(bytes.size(), size_line);
+        to_client_.append_copy(size_line);
+        to_client_.append_ref(current_upstream_buffer_, bytes);
+        to_client_.append_static(http::kChunkEnd);
+    } else {
+        to_client_.append_ref(current_upstream_buffer_, bytes);
+    }
+}
+
+void ProxySession::on_response_complete() {
+    if (interim_response_) {
+        interim_response_ = false;
+        return;
+    }
+    if (response_framing_ == http::BodyFraming::chunked) to_client_.append_static(http::kLastChunk);
+    response_complete_ = true;
+}
+
+void ProxySession::finish_exchange(bool upstream_reusable) {
+    bool reusable = upstream_reusable && upstream_keep_alive_ && request_complete_ &&
+                    shard_.config().upstream_keepalive > 0;
+    release_upstream(pool::Outcome::success, reusable);
+    if (!client_keep_alive_) {
+        close_after_flush();
+        return;
+    }
+    start_next_request();
+}
+
+void ProxySession::start_next_request() {
+    phase_ = Phase::idle;
+    tried_.clear();
+    attempts_ = 0;
+    fresh_connection_only_ = false;
+    request_error_ = http::ProxyError::none;
+    arm_timer(shard_.config().timeouts.client_keepalive.count());
+    parse_client_input();
+}
+
+void ProxySession::on_upstream_failed(pool::Outcome outcome) {
+    if (response_started_) {
+        // Part of the response is already with the client; a status can no longer be sent. Ending the
+        // connection is the only honest signal left.
+        log(LogLevel::warn, "backend {} failed mid-response; closing the client connection",
+            shard_.backend_name(backend_));
+        close();
+        return;
+    }
+    bool was_reused = upstream_ && upstream_->reused();
+    release_upstream(outcome, false);
+    // A reused keep-alive connection may have been closed by the backend just as we sent: nothing was
+    // processed. A request whose body is empty can be sent again whole, on a fresh connection; one with body
+    // bytes cannot (they were streamed, not kept), whatever its method.
+    if (was_reused && request_complete_ && request_body_bytes_ == 0 && attempts_ <= shard_.config().retries) {
+        ++attempts_;
+        fresh_connection_only_ = true;
+        to_upstream_.clear();
+        to_upstream_.append_copy(upstream_head_);
+        if (request_framing_ == http::BodyFraming::chunked) to_upstream_.append_static(http::kLastChunk);
+        dispatch();
+        return;
+    }
+    fail_request(outcome == pool::Outcome::timeout ? http::ProxyError::upstream_timeout
+                                                    : http::ProxyError::upstream_unreachable);
+}
+
+void ProxySession::release_upstream(pool::Outcome outcome, bool reusable) {
+    if (dispatched_) {
+        shard_.pool().on_finish(backend_, outcome);
+        dispatched_ = false;
+    }
+    if (!upstream_) return;
+    UpstreamConnection* connection = upstream_;
+    upstream_ = nullptr;
+    connection->detach();
+    if (reusable) {
+        connection->count_exchange();
+        shard_.upstream_pool().put(connection);
+    } else {
+        connection->close();
+    }
+}
+
+// ---- client output ----
+
+void ProxySession::flush_client() {
+    if (to_client_.empty() || closing_) return;
+    if (to_client_.flush(client(), this) != 0) close();
+}
+
+void ProxySession::on_write_done(int status) {
+    if (closing_) return;
+    if (status < 0) {
+        close();
+        return;
+    }
+    if (upstream_ && phase_ == Phase::exchanging && client_.write_queue_size <= kWriteHighWater / 2) {
+        upstream_->start_reading();
+    }
+}
+
+void ProxySession::fail_request(http::ProxyError error) {
+    log(LogLevel::info, "{} answered {}: {}", client_address_, http::status_for(error), http::to_string(error));
+    release_upstream(pool::Outcome::cancelled, false);
+    to_upstream_.clear();
+    to_client_.clear();
+    to_client_.append_static(http::error_response(error));
+    flush_client();
+    close_after_flush();
+}
+
+void ProxySession::close_after_flush() {
+    if (closing_ || phase_ == Phase::lingering || phase_ == Phase::closing) return;
+    phase_ = Phase::closing;
+    update_client_reading();
+    pending_ = {};
+    pending_buffer_.reset();
+    shutdown_req_.data = this;
+    // The shutdown completes once every queued write is out; then we linger.
+    if (uv_shutdown(&shutdown_req_, client(), &ProxySession::on_shutdown) != 0) close();
+}
+
+void ProxySession::on_shutdown(uv_shutdown_t* req, int status) {
+    auto* self = static_cast<ProxySession*>(req->data);
+    if (self->closing_) return;
+    if (status < 0) {
+        self->close();
+        return;
+    }
+    // Keep reading (and discarding) until the client closes, so unread request bytes do not make the
+    // kernel answer with a reset that destroys the response before the client reads it.
+    self->phase_ = Phase::lingering;
+    self->arm_timer(kLingerMs);
+    self->update_client_reading();
+}
+
+// ---- timers, drain, close ----
+
+void ProxySession::arm_timer(uint64_t ms) { uv_timer_start(&timer_, &ProxySession::on_timer, ms, 0); }
+
+void ProxySession::on_timer(uv_timer_t* timer) {
+    auto* self = static_cast<ProxySession*>(timer->data);
+    switch (self->phase_) {
+        case Phase::idle:
+        case Phase::lingering:
+        case Phase::closing: self->close(); break;
+        case Phase::reading_head: self->fail_request(http::ProxyError::client_timeout); break;
+        case Phase::connecting:
+            log(LogLevel::warn, "connect to backend {} timed out", self->shard_.backend_name(self->backend_));
+            self->on_connect_failed();
+            break;
+        case Phase::exchanging:
+            log(LogLevel::warn, "backend {} did not respond in time", self->shard_.backend_name(self->backend_));
+            if (self->response_started_) {
+                self->close();
+            } else {
+                self->release_upstream(pool::Outcome::timeout, false);
+                self->fail_request(http::ProxyError::upstream_timeout);
+            }
+            break;
+    }
+}
+
+void ProxySession::begin_drain() {
+    draining_ = true;
+    client_keep_alive_ = false;
+    if (phase_ == Phase::idle) close();
+}
+
+void ProxySession::close() {
+    if (closing_) return;
+    closing_ = true;
+    phase_ = Phase::closing;
+    release_upstream(pool::Outcome::cancelled, false);
+    pending_ = {};
+    pending_buffer_.reset();
+    client_read_buffer_.reset();
+    to_client_.clear();
+    to_upstream_.clear();
+    shard_.remove_session(this);
+    uv_close(reinterpret_cast<uv_handle_t*>(&client_), &ProxySession::on_close);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &ProxySession::on_close);
+}
+
+void ProxySession::on_close(uv_handle_t* handle) {
+    auto* self = static_cast<ProxySession*>(handle->data);
+    if (--self->open_handles_ == 0) std::unique_ptr<ProxySession> owned(self);
+}
+
+}  // namespace lb::core

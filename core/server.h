@@ -1,0 +1,46 @@
+// The balancer as a whole: resolves the config's addresses, binds one SO_REUSEPORT listener per shard and runs
+// each shard on its own thread. Used by main and, in-process, by the integration tests.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "core/config.h"
+
+namespace lb::core {
+
+class Shard;
+struct ServerContext;
+
+class Server {
+public:
+    explicit Server(Config config);
+    ~Server();  // shutdown() if still running
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds every listener and starts the shard threads; connections are accepted when it returns.
+    // Throws std::runtime_error (address in use, unresolvable backend, ...).
+    void start();
+    // Starts a graceful drain on every shard and returns at once. Safe from any thread.
+    void request_shutdown();
+    // Waits for every shard to finish draining.
+    void wait();
+    // request_shutdown() then wait().
+    void shutdown();
+
+    uint16_t port() const { return port_; }
+    size_t shard_count() const { return shards_.size(); }
+    uint64_t connections_accepted(size_t shard) const;
+
+private:
+    std::unique_ptr<ServerContext> context_;
+    std::vector<std::unique_ptr<Shard>> shards_;
+    std::vector<std::thread> threads_;
+    uint16_t port_ = 0;
+    std::atomic<bool> shutdown_requested_{false};
+};
+
+}  // namespace lb::core

@@ -1,0 +1,82 @@
+// One thread's share of the balancer: its own loop, its own SO_REUSEPORT listener, its own copy of the pool
+// (balancer, per-backend state, idle upstream connections) and its own counters. Nothing on the request path
+// touches another shard's memory or takes a lock; other threads reach a shard only through its uv_async inbox.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "core/buffer_pool.h"
+#include "core/config.h"
+#include "core/intrusive_list.h"
+#include "core/listener.h"
+#include "core/proxy_session.h"
+#include "core/upstream_pool.h"
+#include "pool/shard_pool.h"
+
+namespace lb::core {
+
+// What every shard shares, read-only, for the life of the server.
+struct ServerContext {
+    Config config;
+    std::shared_ptr<const std::vector<pool::Backend>> backends;
+    std::vector<SocketAddress> backend_addresses;
+};
+
+class Shard {
+public:
+    // `listen_fd` is a bound, listening socket this shard takes ownership of.
+    Shard(unsigned index, const ServerContext& context, int listen_fd);
+    ~Shard();
+    Shard(const Shard&) = delete;
+    Shard& operator=(const Shard&) = delete;
+
+    // The thread body: runs the loop until the shard has drained, then closes it. Call once.
+    void run();
+    // Any thread: stop accepting, finish in-flight requests (up to the drain timeout), then stop.
+    void request_drain();
+
+    // Owner loop only.
+    uv_loop_t* loop() { return &loop_; }
+    const Config& config() const { return context_.config; }
+    pool::ShardPool& pool() { return pool_; }
+    UpstreamPool& upstream_pool() { return upstream_pool_; }
+    BufferPool& buffers() { return buffers_; }
+    const sockaddr* backend_address(pool::BackendId id) const { return context_.backend_addresses[id].get(); }
+    const std::string& backend_name(pool::BackendId id) const { return pool_.backend(id).name; }
+    unsigned index() const { return index_; }
+    bool draining() const { return draining_; }
+    void add_session(ProxySession* session);
+    void remove_session(ProxySession* session);
+
+    // Any thread: counters for tests and operators (each written only by this shard).
+    uint64_t connections_accepted() const { return accepted_.load(std::memory_order_relaxed); }
+
+private:
+    static void on_connection(uv_stream_t* listener, int status);
+    static void on_wakeup(uv_async_t* async);
+    static void on_drain_timeout(uv_timer_t* timer);
+    void begin_drain();
+    void finish_if_drained();
+
+    unsigned index_;
+    const ServerContext& context_;
+    int listen_fd_;
+    uv_loop_t loop_;
+    uv_tcp_t listener_;
+    uv_async_t wakeup_;
+    uv_timer_t drain_timer_;
+    pool::ShardPool pool_;
+    UpstreamPool upstream_pool_;
+    BufferPool buffers_;
+    IntrusiveList<ProxySession> sessions_;
+    std::atomic<bool> drain_requested_{false};
+    bool draining_ = false;
+    bool stopped_ = false;
+    std::atomic<uint64_t> accepted_{0};
+};
+
+}  // namespace lb::core

@@ -1,0 +1,32 @@
+#include "core/upstream_pool.h"
+
+namespace lb::core {
+
+UpstreamPool::UpstreamPool(size_t backends, size_t max_idle_per_backend, uint64_t idle_timeout_ms)
+    : idle_(backends), max_idle_(max_idle_per_backend), idle_timeout_ms_(idle_timeout_ms) {}
+
+UpstreamConnection* UpstreamPool::take(pool::BackendId backend) {
+    UpstreamConnection* connection = idle_[backend].pop_front();
+    if (connection) connection->unpark();
+    return connection;
+}
+
+void UpstreamPool::put(UpstreamConnection* connection) {
+    auto& list = idle_[connection->backend()];
+    if (list.size() >= max_idle_) {
+        connection->close();
+        return;
+    }
+    list.push_front(connection);
+    connection->park(idle_timeout_ms_);
+}
+
+void UpstreamPool::forget(UpstreamConnection* connection) { idle_[connection->backend()].remove(connection); }
+
+void UpstreamPool::close_all() {
+    for (auto& list : idle_) {
+        while (UpstreamConnection* connection = list.pop_front()) connection->close();
+    }
+}
+
+}  // namespace lb::core

@@ -1,0 +1,31 @@
+// One shard's idle upstream connections, per backend, most recently used first (a warm connection is reused
+// before a cold one, and the cold ones time out).
+#pragma once
+
+#include <vector>
+
+#include "core/intrusive_list.h"
+#include "core/upstream_connection.h"
+
+namespace lb::core {
+
+class UpstreamPool {
+public:
+    UpstreamPool(size_t backends, size_t max_idle_per_backend, uint64_t idle_timeout_ms);
+
+    // An idle connection to `backend`, detached from the pool, or nullptr.
+    UpstreamConnection* take(pool::BackendId backend);
+    // Keeps `connection` for reuse, or closes it when the backend's list is full.
+    void put(UpstreamConnection* connection);
+    // Called by a connection that closes while idle.
+    void forget(UpstreamConnection* connection);
+    void close_all();
+    size_t idle_count(pool::BackendId backend) const { return idle_[backend].size(); }
+
+private:
+    std::vector<IntrusiveList<UpstreamConnection>> idle_;
+    size_t max_idle_;
+    uint64_t idle_timeout_ms_;
+};
+
+}  // namespace lb::core

@@ -1,0 +1,58 @@
+// The demo backend: a small, fast HTTP/1.1 server whose responses are steered by query parameters (status, delay,
+// size, chunking, echo, drops...; see request_controls.h). It says who served each request (X-Backend-Id,
+// X-Conn-Id, X-Conn-Request) so tests can assert what a proxy did. Used in-process by tests (port 0), as the
+// lb-demo-backend executable by the run command and benchmarks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lb::demo {
+
+struct BackendState;
+class Worker;
+
+struct DemoBackendOptions {
+    std::string host = "127.0.0.1";  // IPv4 or IPv6 literal
+    uint16_t port = 0;               // 0: an ephemeral port, see DemoBackend::port()
+    std::string id = "b1";           // X-Backend-Id and the default body "<id>\n"
+    unsigned threads = 1;            // loops, each with its own SO_REUSEPORT listener on the same port (0 means 1)
+};
+
+// Not thread-safe itself: start() and stop() are called from one controlling thread. The counters may be read
+// from any thread.
+class DemoBackend {
+public:
+    explicit DemoBackend(DemoBackendOptions options);
+    ~DemoBackend();  // stop() if running
+    DemoBackend(const DemoBackend&) = delete;
+    DemoBackend& operator=(const DemoBackend&) = delete;
+
+    // Binds every thread's listener and starts the loop threads. On return port() is valid and connections are
+    // accepted. Throws std::system_error (bind failure...) or std::logic_error (already running); on a throw
+    // nothing is left running or open.
+    void start();
+    // Closes every listener and connection, joins the threads; each loop ends with uv_loop_close() == 0.
+    // Idempotent; a stopped backend may be started again (connection serials continue).
+    void stop();
+
+    uint16_t port() const { return port_; }
+    uint64_t connections_accepted() const;
+    uint64_t requests_served() const;  // responses started, error responses included; drops are not counted
+    const DemoBackendOptions& options() const { return options_; }
+
+private:
+    DemoBackendOptions options_;
+    std::unique_ptr<BackendState> state_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    uint16_t port_ = 0;
+};
+
+// The lb-demo-backend command line: --port N --id ID [--host H] [--threads N] [--help]. Prints
+// "lb-demo-backend <id> listening on <host>:<port>" once accepting, runs until SIGINT or SIGTERM, then stops
+// cleanly and returns 0; returns 2 on bad arguments, 1 when it cannot start.
+int demo_backend_main(int argc, char** argv);
+
+}  // namespace lb::demo

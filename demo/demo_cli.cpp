@@ -1,0 +1,111 @@
+// demo_backend_main: the lb-demo-backend command line.
+#include <pthread.h>
+#include <signal.h>
+
+#include <charconv>
+#include <cstdio>
+#include <exception>
+#include <optional>
+#include <string_view>
+
+#include "demo/demo_backend.h"
+
+namespace lb::demo {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: lb-demo-backend --port N --id ID [--host ADDR] [--threads N]\n"
+    "\n"
+    "A demo HTTP/1.1 backend for lb. Every response carries X-Backend-Id, X-Conn-Id and X-Conn-Request;\n"
+    "the default body is \"<id>\\n\", GET /health answers \"ok\\n\". Query parameters (combine freely):\n"
+    "  status=N  delay_ms=N  bytes=N  chunked=1  echo=headers|body  drop=1  drop_if_reused=1\n"
+    "  close=1  mid_close=1 (with bytes=N)\n"
+    "\n"
+    "  --port N      port to listen on (0: ephemeral, printed)       default 0\n"
+    "  --id ID       backend id                                       default b1\n"
+    "  --host ADDR   address to bind                                  default 127.0.0.1\n"
+    "  --threads N   event loops sharing the port via SO_REUSEPORT    default 1\n"
+    "  --help        this text\n"
+    "\n"
+    "Prints \"lb-demo-backend <id> listening on <host>:<port>\" once accepting; SIGINT/SIGTERM stop it.\n";
+
+template <typename T>
+std::optional<T> parse_number(std::string_view text, T min, T max) {
+    T value{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value < min || value > max) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+int usage_error(std::string_view message) {
+    std::fprintf(stderr, "lb-demo-backend: %.*s\n\n%s", static_cast<int>(message.size()), message.data(), kUsage);
+    return 2;
+}
+
+}  // namespace
+
+int demo_backend_main(int argc, char** argv) {
+    DemoBackendOptions options;
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        }
+        std::string_view value;
+        if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            return usage_error(std::string(arg) + " needs a value");
+        }
+        if (arg == "--port") {
+            auto port = parse_number<uint16_t>(value, 0, 65535);
+            if (!port) return usage_error("bad --port '" + std::string(value) + "'");
+            options.port = *port;
+        } else if (arg == "--id") {
+            if (value.empty()) return usage_error("empty --id");
+            options.id = value;
+        } else if (arg == "--host") {
+            options.host = value;
+        } else if (arg == "--threads") {
+            auto threads = parse_number<unsigned>(value, 1, 256);
+            if (!threads) return usage_error("bad --threads '" + std::string(value) + "' (1..256)");
+            options.threads = *threads;
+        } else {
+            return usage_error("unknown option " + std::string(arg));
+        }
+    }
+
+    // Block the stop signals before any thread starts, so every thread inherits the mask and sigwait() below is
+    // the only place they are seen.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+    DemoBackend backend(options);
+    try {
+        backend.start();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "lb-demo-backend: cannot start: %s\n", e.what());
+        return 1;
+    }
+    std::printf("lb-demo-backend %s listening on %s:%u\n", options.id.c_str(), options.host.c_str(),
+                static_cast<unsigned>(backend.port()));
+    std::fflush(stdout);
+
+    int signal_number = 0;
+    while (sigwait(&stop_signals, &signal_number) != 0) {
+    }
+    backend.stop();
+    return 0;
+}
+
+}  // namespace lb::demo

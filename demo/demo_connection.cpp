@@ -1,0 +1,622 @@
+#include "demo/demo_connection.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <memory>
+
+namespace lb::demo {
+
+namespace {
+
+constexpr size_t kPieceSize = 64 * 1024;        // body bytes per write (and per chunk)
+constexpr size_t kHighWater = 1024 * 1024;      // queued bytes above which we wait for writes to complete
+constexpr size_t kMaxPendingInput = 64 * 1024;  // input kept while a response is in progress, then reads stop
+constexpr size_t kMaxHeadSize = 64 * 1024;      // request line and headers; beyond it: 431
+constexpr uint64_t kLingerMs = 2000;            // how long a graceful close waits for the peer's FIN
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+constexpr std::string_view kHealthBody = "ok\n";
+
+// kPieceSize + 26 bytes of 'a'..'z': the pattern body from offset o on starts at pattern_buffer() + o % 26.
+const char* pattern_buffer() {
+    static const std::array<char, kPieceSize + 26> buffer = [] {
+        std::array<char, kPieceSize + 26> b{};
+        for (size_t i = 0; i < b.size(); ++i) b[i] = pattern_byte(i);
+        return b;
+    }();
+    return buffer.data();
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+               return lower(x) == lower(y);
+           });
+}
+
+Connection& of(llhttp_t* parser) { return *static_cast<Connection*>(parser->data); }
+
+}  // namespace
+
+struct Connection::WriteRequest {
+    uv_write_t req{};
+    Connection* connection = nullptr;
+    std::string storage;  // copies of the transient pieces
+};
+
+Connection::Connection(uv_loop_t* loop, BackendState& backend, ConnectionOwner& owner, std::span<char> read_buffer)
+    : backend_(backend), owner_(owner), read_buffer_(read_buffer) {
+    // Neither call can fail: uv_tcp_init creates no socket, uv_timer_init has no failure path.
+    if (uv_tcp_init(loop, &tcp_) != 0 || uv_timer_init(loop, &timer_) != 0) std::abort();
+    open_handles_ = 2;
+    tcp_.data = this;
+    timer_.data = this;
+    shutdown_req_.data = this;
+    llhttp_init(&parser_, HTTP_REQUEST, &parser_settings());
+    parser_.data = this;
+}
+
+int Connection::accept(uv_stream_t* listener) {
+    if (int rc = uv_accept(listener, stream()); rc != 0) return rc;
+    uv_tcp_nodelay(&tcp_, 1);
+    conn_id_ = backend_.connections_accepted.fetch_add(1, std::memory_order_relaxed) + 1;
+    reset_request();
+    update_reading();
+    return closing_ ? UV_ECONNABORTED : 0;
+}
+
+void Connection::close() {
+    if (closing_) return;
+    closing_ = true;
+    phase_ = Phase::closed;
+    reading_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+}
+
+void Connection::on_close(uv_handle_t* handle) {
+    auto& self = *static_cast<Connection*>(handle->data);
+    if (--self.open_handles_ == 0) self.owner_.on_connection_closed(self);  // frees self: touch nothing after
+}
+
+// ---- Input ----------------------------------------------------------------------------------------------------
+
+void Connection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+    auto& self = *static_cast<Connection*>(handle->data);
+    *buf = uv_buf_init(self.read_buffer_.data(), static_cast<unsigned>(self.read_buffer_.size()));
+}
+
+void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+    auto& self = *static_cast<Connection*>(stream->data);
+    if (nread == 0) return;
+    if (nread < 0) {
+        self.on_read_end(nread);
+        return;
+    }
+    if (self.phase_ == Phase::lingering) return;  // draining until the peer's FIN
+    auto size = static_cast<size_t>(nread);
+    if (!self.pending_.empty()) {
+        self.pending_.append(buf->base, size);
+        self.process_pending();
+        return;
+    }
+    // Common case: parse straight from the shared buffer and keep only what is left over.
+    self.feeding_ = true;
+    size_t consumed = self.feed(buf->base, size);
+    self.feeding_ = false;
+    if (!self.closing_ && consumed < size) self.pending_.append(buf->base + consumed, size - consumed);
+    self.after_input();
+}
+
+void Connection::on_read_end(ssize_t status) {
+    if (status != UV_EOF) {
+        close();
+        return;
+    }
+    peer_eof_ = true;
+    reading_ = false;  // libuv stops reading at EOF
+    // A response in progress is finished first (the peer may have half-closed after its request).
+    if (phase_ == Phase::reading || phase_ == Phase::lingering) close();
+}
+
+// Feeds the parser while the connection is between responses; returns the bytes consumed. A response that starts
+// (and possibly finishes at once) inside this loop changes phase_, which the loop re-checks.
+size_t Connection::feed(const char* data, size_t size) {
+    size_t done = 0;
+    while (!closing_ && phase_ == Phase::reading && done < size) {
+        size_t n = execute(data + done, size - done);
+        done += n;
+        if (n == 0 && phase_ == Phase::reading) break;  // defensive: no progress
+    }
+    return done;
+}
+
+size_t Connection::execute(const char* data, size_t size) {
+    event_ = Event::none;
+    llhttp_errno_t err = llhttp_execute(&parser_, data, size);
+    if (closing_) return size;
+    size_t consumed = size;
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        consumed = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
+        if (err == HPE_PAUSED) {
+            llhttp_resume(&parser_);
+        } else {
+            event_ = Event::message_complete;  // an upgrade: answer, then close
+            keep_alive_ = false;
+        }
+    } else if (err != HPE_OK) {
+        on_request_error();
+        return size;
+    }
+    switch (event_) {
+        case Event::drop:
+            close();
+            return size;
+        case Event::message_complete:
+            on_request_complete();
+            break;
+        case Event::none:
+            break;
+    }
+    return consumed;
+}
+
+// Parses input that arrived while a response was in progress. The feeding_ guard turns a response that completes
+// synchronously inside feed() into another turn of feed()'s loop instead of a recursion.
+void Connection::process_pending() {
+    if (feeding_) return;
+    feeding_ = true;
+    size_t consumed = feed(pending_.data(), pending_.size());
+    feeding_ = false;
+    if (closing_) return;
+    pending_.erase(0, consumed);
+    after_input();
+}
+
+void Connection::after_input() {
+    if (closing_) return;
+    if (peer_eof_ && phase_ == Phase::reading) {
+        close();  // nothing more can arrive, and nothing is being answered
+        return;
+    }
+    update_reading();
+}
+
+// Reads while there is room for input: parsing continues during a request body (discarded or echoed, the latter
+// only while the echo's write queue is short); during a response up to kMaxPendingInput bytes are kept.
+void Connection::update_reading() {
+    if (closing_) return;
+    bool want = false;
+    if (!peer_eof_) {
+        if (phase_ == Phase::lingering) {
+            want = true;
+        } else {
+            want = pending_.size() < kMaxPendingInput &&
+                   !(echo_active_ && uv_stream_get_write_queue_size(stream()) > kHighWater);
+        }
+    }
+    if (want == reading_) return;
+    if (want) {
+        if (uv_read_start(stream(), on_alloc, on_read) != 0) {
+            close();
+            return;
+        }
+    } else {
+        uv_read_stop(stream());
+    }
+    reading_ = want;
+}
+
+bool Connection::grow_head(size_t size) {
+    head_bytes_ += size;
+    if (head_bytes_ <= kMaxHeadSize) return true;
+    error_status_ = 431;
+    llhttp_set_error_reason(&parser_, "request head too large");
+    return false;
+}
+
+// ---- llhttp callbacks: they record what they see and never start or finish a response themselves --------------
+
+const llhttp_settings_t& Connection::parser_settings() {
+    static const llhttp_settings_t settings = [] {
+        llhttp_settings_t s;
+        llhttp_settings_init(&s);
+        s.on_message_begin = on_message_begin;
+        s.on_url = on_url;
+        s.on_url_complete = on_url_complete;
+        s.on_header_field = on_header_field;
+        s.on_header_field_complete = on_header_field_complete;
+        s.on_header_value = on_header_value;
+        s.on_header_value_complete = on_header_value_complete;
+        s.on_headers_complete = on_headers_complete;
+        s.on_body = on_body;
+        s.on_message_complete = on_message_complete;
+        return s;
+    }();
+    return settings;
+}
+
+int Connection::on_message_begin(llhttp_t* parser) {
+    of(parser).reset_request();
+    return HPE_OK;
+}
+
+int Connection::on_url(llhttp_t* parser, const char* at, size_t size) {
+    auto& self = of(parser);
+    if (!self.grow_head(size)) return HPE_USER;
+    self.target_.append(at, size);
+    return HPE_OK;
+}
+
+int Connection::on_url_complete(llhttp_t* parser) {
+    auto& self = of(parser);
+    self.controls_ = parse_request_controls(self.target_);
+    self.record_headers_ = self.controls_.echo == EchoMode::headers;
+    return HPE_OK;
+}
+
+int Connection::on_header_field(llhttp_t* parser, const char* at, size_t size) {
+    auto& self = of(parser);
+    if (!self.grow_head(size)) return HPE_USER;
+    self.field_.append(at, size);
+    if (self.record_headers_) self.echo_text_.append(at, size);
+    return HPE_OK;
+}
+
+int Connection::on_header_field_complete(llhttp_t* parser) {
+    auto& self = of(parser);
+    if (self.record_headers_) self.echo_text_.append(": ");
+    return HPE_OK;
+}
+
+int Connection::on_header_value(llhttp_t* parser, const char* at, size_t size) {
+    auto& self = of(parser);
+    if (!self.grow_head(size)) return HPE_USER;
+    if (iequals(self.field_, "expect")) self.expect_value_.append(at, size);
+    if (self.record_headers_) self.echo_text_.append(at, size);
+    return HPE_OK;
+}
+
+int Connection::on_header_value_complete(llhttp_t* parser) {
+    auto& self = of(parser);
+    if (iequals(self.field_, "expect") && iequals(self.expect_value_, "100-continue")) self.expect_continue_ = true;
+    if (self.record_headers_) self.echo_text_.push_back('\n');
+    self.field_.clear();
+    self.expect_value_.clear();
+    return HPE_OK;
+}
+
+int Connection::on_headers_complete(llhttp_t* parser) {
+    auto& self = of(parser);
+    const RequestControls& controls = self.controls_;
+    if (controls.drop || (controls.drop_if_reused && self.responses_done_ > 0)) {
+        self.event_ = Event::drop;
+        return HPE_PAUSED;
+    }
+    self.keep_alive_ = llhttp_should_keep_alive(parser) != 0;
+    if (self.record_headers_) {
+        auto method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
+        self.echo_text_.insert(
+            0, fmt::format("{} {} HTTP/{}.{}\n", method, self.target_, parser->http_major, parser->http_minor));
+    }
+    bool has_body = (parser->flags & F_CHUNKED) != 0 || parser->content_length > 0;
+    bool http11 = parser->http_major == 1 && parser->http_minor >= 1;
+    if (self.expect_continue_ && has_body && http11) {
+        if (!self.send(std::array{Piece{kContinue.data(), kContinue.size(), false}})) return -1;
+    }
+    if (controls.echo == EchoMode::body && parser->method != HTTP_HEAD && !status_forbids_body(controls.status)) {
+        self.start_echo_response();
+        if (self.closing_) return -1;
+    }
+    return HPE_OK;
+}
+
+int Connection::on_body(llhttp_t* parser, const char* at, size_t size) {
+    auto& self = of(parser);
+    self.body_received_ += size;
+    if (!self.echo_active_) return HPE_OK;
+    std::array<char, 24> chunk_header;
+    size_t header_size = 0;
+    if (self.chunked_) header_size = fmt::format_to(chunk_header.data(), "{:x}\r\n", size) - chunk_header.data();
+    std::array pieces{Piece{chunk_header.data(), header_size, true}, Piece{at, size, true},
+                      Piece{kCrlf.data(), self.chunked_ ? kCrlf.size() : 0, false}};
+    if (!self.send(pieces)) return HPE_USER;
+    return HPE_OK;
+}
+
+int Connection::on_message_complete(llhttp_t* parser) {
+    auto& self = of(parser);
+    if (parser->upgrade) self.keep_alive_ = false;  // CONNECT or Upgrade: the bytes after it are not HTTP
+    self.event_ = Event::message_complete;
+    return HPE_PAUSED;
+}
+
+// ---- Responses --------------------------------------------------------------------------------------------------
+
+void Connection::reset_request() {
+    controls_ = RequestControls{};
+    target_.clear();
+    field_.clear();
+    expect_value_.clear();
+    echo_text_.clear();
+    head_bytes_ = 0;
+    body_received_ = 0;
+    record_headers_ = false;
+    expect_continue_ = false;
+    keep_alive_ = true;
+    error_status_ = 0;
+}
+
+void Connection::on_request_error() {
+    if (echo_active_) {
+        close();  // the response has started: all we can do is cut it
+        return;
+    }
+    if (error_status_ == 0) error_status_ = 400;
+    keep_alive_ = false;
+    start_response();
+}
+
+void Connection::on_request_complete() {
+    phase_ = Phase::responding;
+    if (!echo_active_) {
+        start_response();
+        return;
+    }
+    if (last_chunk_) {
+        send(std::array{Piece{kLastChunk.data(), kLastChunk.size(), false}});
+        if (closing_) return;
+    }
+    all_queued_ = true;
+    maybe_finish();
+}
+
+void Connection::build_head(int status, bool counted_body, bool close_header) {
+    bool http11 = parser_.http_major == 1 && parser_.http_minor >= 1;
+    head_.clear();
+    auto out = std::back_inserter(head_);
+    fmt::format_to(out, "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
+    head_.append(backend_.id_header);
+    fmt::format_to(out, "X-Conn-Id: {}\r\nX-Conn-Request: {}\r\nContent-Type: text/plain\r\n", conn_id_,
+                   responses_done_ + 1);
+    if (counted_body) fmt::format_to(out, "X-Received-Body-Bytes: {}\r\n", body_received_);
+    if (!status_forbids_body(status)) {
+        if (chunked_) {
+            head_.append("Transfer-Encoding: chunked\r\n");
+        } else if (counted_body) {
+            fmt::format_to(out, "Content-Length: {}\r\n", body_size_);
+        }
+    }
+    if (close_header) {
+        head_.append("Connection: close\r\n");
+    } else if (!http11) {
+        head_.append("Connection: keep-alive\r\n");
+    }
+    head_.append("\r\n");
+}
+
+// Prepares the response to a complete request (or a malformed one) and starts writing it, after delay_ms if asked.
+void Connection::start_response() {
+    phase_ = Phase::responding;
+    backend_.requests_served.fetch_add(1, std::memory_order_relaxed);
+    const bool error = error_status_ != 0;
+    const int status = error ? error_status_ : controls_.status;
+    const bool http11 = parser_.http_major == 1 && parser_.http_minor >= 1;
+    const bool send_body = !status_forbids_body(status) && (error || parser_.method != HTTP_HEAD);
+
+    if (error) {
+        echo_text_.assign(reason_phrase(status));
+        echo_text_.push_back('\n');
+        body_data_ = echo_text_.data();
+        body_size_ = echo_text_.size();
+    } else if (controls_.echo == EchoMode::headers) {
+        body_data_ = echo_text_.data();
+        body_size_ = echo_text_.size();
+    } else if (controls_.bytes) {
+        body_data_ = nullptr;
+        body_size_ = *controls_.bytes;
+    } else if (controls_.health) {
+        body_data_ = kHealthBody.data();
+        body_size_ = kHealthBody.size();
+    } else {
+        body_data_ = backend_.default_body.data();
+        body_size_ = backend_.default_body.size();
+    }
+    chunked_ = !error && controls_.chunked && http11 && !status_forbids_body(status);
+    const bool close_wanted = error || !keep_alive_ || controls_.close;
+    const bool mid_close = !error && controls_.mid_close && send_body;
+    after_ = mid_close ? After::close_abruptly : close_wanted ? After::close_gracefully : After::keep_alive;
+    body_limit_ = !send_body ? 0 : mid_close ? body_size_ / 2 : body_size_;
+    last_chunk_ = chunked_ && send_body && !mid_close;
+    body_sent_ = 0;
+    head_sent_ = false;
+    all_queued_ = false;
+    build_head(status, true, close_wanted);
+
+    if (!error && controls_.delay_ms > 0) {
+        delay_pending_ = true;
+        uv_timer_start(&timer_, on_timer, controls_.delay_ms, 0);
+        return;
+    }
+    pump();
+}
+
+// echo=body: the head goes out as soon as the request head is complete; on_body streams each piece back.
+void Connection::start_echo_response() {
+    backend_.requests_served.fetch_add(1, std::memory_order_relaxed);
+    const bool http11 = parser_.http_major == 1 && parser_.http_minor >= 1;
+    echo_active_ = true;
+    chunked_ = http11;  // an HTTP/1.0 client gets a body delimited by the close instead
+    last_chunk_ = chunked_;
+    after_ = keep_alive_ && http11 && !controls_.close ? After::keep_alive : After::close_gracefully;
+    head_sent_ = true;
+    all_queued_ = false;
+    build_head(controls_.status, false, after_ != After::keep_alive);
+    send(std::array{Piece{head_.data(), head_.size(), false}});
+}
+
+const char* Connection::body_at(uint64_t offset) const {
+    return body_data_ != nullptr ? body_data_ + offset : pattern_buffer() + offset % 26;
+}
+
+// Queues the head and the body in kPieceSize pieces while the write queue is below kHighWater; on_write calls it
+// again as the queue drains. Finishes the response once everything is queued and written.
+void Connection::pump() {
+    while (!closing_ && !all_queued_ && !delay_pending_) {
+        if (head_sent_ && uv_stream_get_write_queue_size(stream()) > kHighWater) return;
+        std::array<Piece, kMaxPieces> pieces{};
+        size_t count = 0;
+        std::array<char, 24> chunk_header;
+        if (!head_sent_) {
+            pieces[count++] = {head_.data(), head_.size(), false};
+            head_sent_ = true;
+        }
+        if (body_sent_ < body_limit_) {
+            size_t n = static_cast<size_t>(std::min<uint64_t>(kPieceSize, body_limit_ - body_sent_));
+            if (chunked_) {
+                size_t header_size = fmt::format_to(chunk_header.data(), "{:x}\r\n", n) - chunk_header.data();
+                pieces[count++] = {chunk_header.data(), header_size, true};
+            }
+            pieces[count++] = {body_at(body_sent_), n, false};
+            if (chunked_) pieces[count++] = {kCrlf.data(), kCrlf.size(), false};
+            body_sent_ += n;
+        }
+        if (body_sent_ == body_limit_) {
+            if (last_chunk_) pieces[count++] = {kLastChunk.data(), kLastChunk.size(), false};
+            all_queued_ = true;
+        }
+        if (!send(std::span{pieces.data(), count})) return;
+    }
+    maybe_finish();
+}
+
+void Connection::maybe_finish() {
+    if (!closing_ && all_queued_ && writes_in_flight_ == 0) finish_response();
+}
+
+void Connection::finish_response() {
+    ++responses_done_;
+    all_queued_ = false;
+    head_sent_ = false;
+    echo_active_ = false;
+    switch (after_) {
+        case After::close_abruptly:
+            close();
+            return;
+        case After::close_gracefully:
+            close_gracefully();
+            return;
+        case After::keep_alive:
+            phase_ = Phase::reading;
+            reset_request();
+            process_pending();
+            return;
+    }
+}
+
+// Sends FIN once everything is written, then reads and discards until the peer's FIN (or kLingerMs), so unread
+// input does not turn our close into an RST that could destroy the response at the peer.
+void Connection::close_gracefully() {
+    phase_ = Phase::lingering;
+    pending_.clear();
+    if (uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
+        close();
+        return;
+    }
+    uv_timer_start(&timer_, on_timer, kLingerMs, 0);
+    update_reading();
+}
+
+void Connection::on_shutdown(uv_shutdown_t* req, int status) {
+    auto& self = *static_cast<Connection*>(req->data);
+    if (status < 0 || self.peer_eof_) self.close();  // close() is a no-op when this is the cancel at close
+}
+
+void Connection::on_timer(uv_timer_t* timer) {
+    auto& self = *static_cast<Connection*>(timer->data);
+    if (self.phase_ == Phase::lingering) {
+        self.close();
+    } else if (self.phase_ == Phase::responding && self.delay_pending_) {
+        self.delay_pending_ = false;
+        self.pump();
+    }
+}
+
+bool Connection::send(std::span<const Piece> pieces) {
+    if (closing_) return false;
+    std::array<Piece, kMaxPieces> rest{};
+    std::array<uv_buf_t, kMaxPieces> bufs{};
+    size_t count = 0;
+    size_t total = 0;
+    for (const Piece& piece : pieces) {
+        if (piece.size == 0) continue;
+        rest[count] = piece;
+        bufs[count] = uv_buf_init(const_cast<char*>(piece.data), static_cast<unsigned>(piece.size));
+        total += piece.size;
+        ++count;
+    }
+    if (count == 0) return true;
+    size_t written = 0;
+    if (uv_stream_get_write_queue_size(stream()) == 0 && writes_in_flight_ == 0) {
+        int rc = uv_try_write(stream(), bufs.data(), static_cast<unsigned>(count));
+        if (rc >= 0) {
+            written = static_cast<size_t>(rc);
+        } else if (rc != UV_EAGAIN) {
+            close();
+            return false;
+        }
+    }
+    if (written == total) return true;
+
+    // Queue what did not go out. Copy the transient bytes first; the buffers are built once storage is final.
+    size_t first = 0;
+    while (written >= rest[first].size) written -= rest[first++].size;
+    rest[first].data += written;
+    rest[first].size -= written;
+    auto request = std::make_unique<WriteRequest>();
+    request->connection = this;
+    request->req.data = request.get();
+    std::array<size_t, kMaxPieces> offsets{};
+    for (size_t i = first; i < count; ++i) {
+        if (!rest[i].transient) continue;
+        offsets[i] = request->storage.size();
+        request->storage.append(rest[i].data, rest[i].size);
+    }
+    size_t queued = 0;
+    for (size_t i = first; i < count; ++i) {
+        const char* data = rest[i].transient ? request->storage.data() + offsets[i] : rest[i].data;
+        bufs[queued++] = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(rest[i].size));
+    }
+    if (uv_write(&request->req, stream(), bufs.data(), static_cast<unsigned>(queued), on_write) != 0) {
+        close();  // the callback will not run: the request is freed here
+        return false;
+    }
+    request.release();  // libuv holds it until on_write
+    ++writes_in_flight_;
+    return true;
+}
+
+void Connection::on_write(uv_write_t* req, int status) {
+    // Copy out, release, then act (the request's buffers are no longer needed).
+    std::unique_ptr<WriteRequest> request(static_cast<WriteRequest*>(req->data));
+    Connection& self = *request->connection;
+    request.reset();
+    --self.writes_in_flight_;
+    if (status < 0) {
+        self.close();  // includes UV_ECANCELED while closing; the connection lives until its close callbacks
+        return;
+    }
+    if (self.closing_) return;
+    if (self.phase_ == Phase::responding) {
+        self.pump();
+    } else if (self.phase_ == Phase::reading) {
+        self.update_reading();  // an echo may resume reading as its queue drains
+    }
+}
+
+}  // namespace lb::demo

@@ -1,0 +1,72 @@
+#include "http/header_rules.h"
+
+#include <strings.h>
+
+#include <array>
+
+namespace lb::http {
+
+bool equals_ignore_case(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool is_hop_by_hop(std::string_view name) {
+    static constexpr std::array<std::string_view, 7> kHopByHop = {
+        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"};
+    for (auto h : kHopByHop) {
+        if (equals_ignore_case(h, name)) return true;
+    }
+    return false;
+}
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+bool list_contains(std::string_view list, std::string_view token) {
+    while (!list.empty()) {
+        size_t comma = list.find(',');
+        std::string_view item = trim(list.substr(0, comma));
+        if (equals_ignore_case(item, token)) return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+}  // namespace
+
+bool connection_lists(const MessageHead& head, std::string_view name) {
+    for (size_t i = 0; i < head.field_count(); ++i) {
+        auto f = head.field(i);
+        if (equals_ignore_case(f.name, "connection") && list_contains(f.value, name)) return true;
+    }
+    return false;
+}
+
+bool is_dropped_when_forwarding(const MessageHead& head, std::string_view name) {
+    return is_hop_by_hop(name) || equals_ignore_case(name, "content-length") || connection_lists(head, name);
+}
+
+bool is_idempotent(llhttp_method_t method) {
+    switch (method) {
+        case HTTP_GET:
+        case HTTP_HEAD:
+        case HTTP_PUT:
+        case HTTP_DELETE:
+        case HTTP_OPTIONS:
+        case HTTP_TRACE: return true;
+        default: return false;
+    }
+}
+
+bool expects_continue(const MessageHead& head) {
+    std::string_view value;
+    return head.find("expect", value) && equals_ignore_case(trim(value), "100-continue");
+}
+
+}  // namespace lb::http

@@ -1,0 +1,109 @@
+#include "http/request_head.h"
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+#include "http/header_rules.h"
+
+namespace lb::http {
+
+namespace {
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+}
+
+void append_framing(std::string& out, BodyFraming framing, uint64_t content_length) {
+    if (framing == BodyFraming::content_length) {
+        fmt::format_to(std::back_inserter(out), "Content-Length: {}\r\n", content_length);
+    } else if (framing == BodyFraming::chunked) {
+        out.append("Transfer-Encoding: chunked\r\n");
+    }
+}
+
+}  // namespace
+
+BodyFraming upstream_request_framing(const MessageHead& request) {
+    if (request.chunked) return BodyFraming::chunked;
+    if (request.has_content_length) return BodyFraming::content_length;
+    return BodyFraming::none;
+}
+
+void write_upstream_request_head(const MessageHead& request, const ForwardedFor& forwarded, bool keep_alive,
+                                 std::string& out) {
+    out.append(llhttp_method_name(request.method));
+    out.push_back(' ');
+    out.append(request.target());
+    out.append(" HTTP/1.1\r\n");
+
+    std::string_view received_xff;
+    size_t xff_fields = 0;
+    for (size_t i = 0; i < request.field_count(); ++i) {
+        auto f = request.field(i);
+        if (equals_ignore_case(f.name, "x-forwarded-for")) {
+            // Several X-Forwarded-For fields form one list (RFC 9110 §5.3); join them in order below.
+            if (xff_fields++ == 0) received_xff = f.value;
+            continue;
+        }
+        if (equals_ignore_case(f.name, "x-forwarded-proto")) continue;
+        if (is_dropped_when_forwarding(request, f.name)) continue;
+        append_field(out, f.name, f.value);
+    }
+
+    out.append("X-Forwarded-For: ");
+    if (xff_fields == 1) {
+        out.append(received_xff);
+        out.append(", ");
+    } else if (xff_fields > 1) {
+        for (size_t i = 0; i < request.field_count(); ++i) {
+            auto f = request.field(i);
+            if (!equals_ignore_case(f.name, "x-forwarded-for")) continue;
+            out.append(f.value);
+            out.append(", ");
+        }
+    }
+    out.append(forwarded.client_address);
+    out.append("\r\n");
+    append_field(out, "X-Forwarded-Proto", forwarded.proto);
+
+    append_framing(out, upstream_request_framing(request), request.content_length);
+    if (!keep_alive) out.append("Connection: close\r\n");
+    out.append("\r\n");
+}
+
+BodyFraming client_response_framing(const MessageHead& request, const MessageHead& response) {
+    if (response.status / 100 == 1 || response.status == 204 || response.status == 304) return BodyFraming::none;
+    if (request.method == HTTP_HEAD) {
+        // No body follows, but the Content-Length describes what a GET would have returned: pass it on.
+        return response.has_content_length ? BodyFraming::content_length : BodyFraming::none;
+    }
+    if (response.has_content_length && !response.chunked) return BodyFraming::content_length;
+    return request.is_http10() ? BodyFraming::until_close : BodyFraming::chunked;
+}
+
+void write_client_response_head(const MessageHead& response, BodyFraming framing, bool client_http10, bool keep_alive,
+                                std::string& out) {
+    fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} ", response.status);
+    out.append(response.reason());
+    out.append("\r\n");
+    for (size_t i = 0; i < response.field_count(); ++i) {
+        auto f = response.field(i);
+        if (is_dropped_when_forwarding(response, f.name)) continue;
+        append_field(out, f.name, f.value);
+    }
+    append_framing(out, framing, response.content_length);
+    if (!keep_alive) {
+        out.append("Connection: close\r\n");
+    } else if (client_http10) {
+        out.append("Connection: keep-alive\r\n");
+    }
+    out.append("\r\n");
+}
+
+void write_chunk_size(uint64_t size, std::string& out) { fmt::format_to(std::back_inserter(out), "{:x}\r\n", size); }
+
+}  // namespace lb::http

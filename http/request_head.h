@@ -1,0 +1,48 @@
+// Serialises the heads lb writes: the request head it sends a backend and the response head it sends a client.
+// Pure functions over a parsed MessageHead; they append to `out`.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "http/message_parser.h"
+
+namespace lb::http {
+
+// How a body travels on the hop being written.
+enum class BodyFraming {
+    none,            // no body
+    content_length,  // the received Content-Length, unchanged
+    chunked,         // re-chunked by lb (Transfer-Encoding: chunked)
+    until_close,     // delimited by closing the connection (HTTP/1.0 clients only)
+};
+
+struct ForwardedFor {
+    std::string_view client_address;  // appended to X-Forwarded-For
+    std::string_view proto;           // X-Forwarded-Proto, replacing any the client sent
+};
+
+// The request line is re-written as HTTP/1.1; hop-by-hop fields and the fields Connection names are dropped;
+// Host and end-to-end fields pass unchanged and in order; X-Forwarded-For gets the client appended (joined to
+// the last one received); X-Forwarded-Proto is set. `keep_alive=false` adds "Connection: close".
+void write_upstream_request_head(const MessageHead& request, const ForwardedFor& forwarded, bool keep_alive,
+                                 std::string& out);
+
+// Request body framing towards the backend.
+BodyFraming upstream_request_framing(const MessageHead& request);
+
+// The response framing towards the client, from what the backend sent and what the client can take.
+BodyFraming client_response_framing(const MessageHead& request, const MessageHead& response);
+
+// Status line as HTTP/1.1 with the backend's reason, hop-by-hop fields dropped, framing per `framing`, and
+// "Connection: close" when the client connection ends after it ("Connection: keep-alive" for HTTP/1.0 clients
+// that keep it).
+void write_client_response_head(const MessageHead& response, BodyFraming framing, bool client_http10, bool keep_alive,
+                                std::string& out);
+
+// The size line that opens a chunk, "1a2b\r\n".
+void write_chunk_size(uint64_t size, std::string& out);
+inline constexpr std::string_view kChunkEnd = "\r\n";
+inline constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+}  // namespace lb::http

@@ -1,0 +1,315 @@
+#include "test/support/test_support.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+namespace lb::test {
+
+struct Watchdog::State {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::thread thread;
+};
+
+Watchdog::Watchdog(std::chrono::seconds limit) : state_(new State) {
+    state_->thread = std::thread([state = state_, limit] {
+        std::unique_lock lock(state->mutex);
+        if (!state->cv.wait_for(lock, limit, [&] { return state->done; })) {
+            std::fprintf(stderr, "watchdog: test still running after %llds, aborting\n",
+                         static_cast<long long>(limit.count()));
+            std::abort();
+        }
+    });
+}
+
+Watchdog::~Watchdog() {
+    {
+        std::lock_guard lock(state_->mutex);
+        state_->done = true;
+    }
+    state_->cv.notify_one();
+    state_->thread.join();
+    delete state_;
+}
+
+bool CaseInsensitiveLess::operator()(const std::string& a, const std::string& b) const {
+    return strcasecmp(a.c_str(), b.c_str()) < 0;
+}
+
+std::string Response::header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string{} : it->second;
+}
+
+bool Response::has_header(const std::string& name) const { return headers.count(name) > 0; }
+
+namespace {
+
+sockaddr_in loopback(uint16_t port) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return addr;
+}
+
+}  // namespace
+
+Client::Client(uint16_t port, std::chrono::milliseconds timeout) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto addr = loopback(port);
+    int rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    INFO("connect to 127.0.0.1:" << port << ": " << std::strerror(errno));
+    REQUIRE(rc == 0);
+}
+
+Client::~Client() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void Client::send(std::string_view bytes) {
+    while (!bytes.empty()) {
+        ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        INFO("send: " << std::strerror(errno));
+        REQUIRE(n > 0);
+        bytes.remove_prefix(static_cast<size_t>(n));
+    }
+}
+
+void Client::shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+bool Client::fill() {
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) FAIL("timed out waiting for data");
+        if (n <= 0) return false;  // EOF or reset
+        buffered_.append(chunk, static_cast<size_t>(n));
+        return true;
+    }
+}
+
+std::string Client::take(size_t n) {
+    while (buffered_.size() < n) {
+        if (!fill()) FAIL("connection closed with " << buffered_.size() << " of " << n << " bytes");
+    }
+    std::string out = buffered_.substr(0, n);
+    buffered_.erase(0, n);
+    return out;
+}
+
+std::string Client::take_line() {
+    size_t pos;
+    while ((pos = buffered_.find("\r\n")) == std::string::npos) {
+        if (!fill()) FAIL("connection closed in the middle of a line: '" << buffered_ << "'");
+    }
+    std::string line = buffered_.substr(0, pos);
+    buffered_.erase(0, pos + 2);
+    return line;
+}
+
+Response Client::read_response(bool head_request) {
+    Response r;
+    std::string status_line = take_line();
+    r.head = status_line + "\r\n";
+    REQUIRE(status_line.size() >= 12);
+    r.version = status_line.substr(0, 8);
+    r.status = std::stoi(status_line.substr(9, 3));
+    for (;;) {
+        std::string line = take_line();
+        r.head += line + "\r\n";
+        if (line.empty()) break;
+        auto colon = line.find(':');
+        REQUIRE(colon != std::string::npos);
+        std::string value = line.substr(colon + 1);
+        value.erase(0, value.find_first_not_of(" \t"));
+        value.erase(value.find_last_not_of(" \t") + 1);
+        r.headers.emplace(line.substr(0, colon), value);
+    }
+    bool no_body = head_request || r.status / 100 == 1 || r.status == 204 || r.status == 304;
+    if (no_body) return r;
+    if (strcasecmp(r.header("Transfer-Encoding").c_str(), "chunked") == 0) {
+        r.chunked = true;
+        for (;;) {
+            size_t size = std::stoul(take_line(), nullptr, 16);
+            if (size == 0) {
+                while (!take_line().empty()) {
+                }
+                break;
+            }
+            r.body += take(size);
+            REQUIRE(take_line().empty());
+        }
+    } else if (r.has_header("Content-Length")) {
+        r.body = take(std::stoull(r.header("Content-Length")));
+    } else {
+        while (fill()) {
+        }
+        r.body = std::move(buffered_);
+        buffered_.clear();
+    }
+    return r;
+}
+
+std::string Client::read_until_closed() {
+    while (fill()) {
+    }
+    std::string out = std::move(buffered_);
+    buffered_.clear();
+    return out;
+}
+
+bool Client::wait_closed() {
+    if (!buffered_.empty()) return false;
+    char c;
+    for (;;) {
+        ssize_t n = ::recv(fd_, &c, 1, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+        return n <= 0;
+    }
+}
+
+Response http_exchange(uint16_t port, const std::string& request) {
+    Client client(port);
+    client.send(request);
+    return client.read_response(request.rfind("HEAD ", 0) == 0);
+}
+
+Response http_get(uint16_t port, const std::string& target, const std::string& extra_headers) {
+    return http_exchange(port,
+                         "GET " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" + extra_headers + "\r\n");
+}
+
+uint16_t reserve_closed_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    auto addr = loopback(0);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    ::close(fd);
+    return ntohs(addr.sin_port);
+}
+
+void wait_for_port(uint16_t port, std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        auto addr = loopback(port);
+        int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        ::close(fd);
+        if (rc == 0) return;
+        if (std::chrono::steady_clock::now() > deadline) FAIL("nothing accepted on port " << port);
+        std::this_thread::yield();
+        ::poll(nullptr, 0, 5);  // back off a little between connection attempts, not a readiness guess
+    }
+}
+
+Process::Process(std::vector<std::string> argv, const std::string& log_path) {
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+        if (!log_path.empty()) {
+            int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd >= 0) {
+                ::dup2(fd, 1);
+                ::dup2(fd, 2);
+                ::close(fd);
+            }
+        }
+        std::vector<char*> args;
+        for (auto& a : argv) args.push_back(a.data());
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        std::_Exit(127);
+    }
+}
+
+Process::~Process() {
+    if (!reaped_ && pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status_, 0);
+    }
+}
+
+void Process::signal(int sig) { ::kill(pid_, sig); }
+
+bool Process::running() {
+    if (reaped_) return false;
+    pid_t r = ::waitpid(pid_, &status_, WNOHANG);
+    if (r == pid_) reaped_ = true;
+    return !reaped_;
+}
+
+int Process::wait(std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (running()) {
+        if (std::chrono::steady_clock::now() > deadline) FAIL("process " << pid_ << " did not exit in time");
+        ::poll(nullptr, 0, 10);
+    }
+    if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+    return 128 + WTERMSIG(status_);
+}
+
+uint64_t Process::peak_rss_bytes() const {
+    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    }
+    return 0;
+}
+
+CommandResult run_command(const std::string& shell_command) {
+    std::string full = shell_command + " 2>&1";
+    FILE* pipe = ::popen(full.c_str(), "r");
+    REQUIRE(pipe != nullptr);
+    std::string output;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) output.append(buf, n);
+    int status = ::pclose(pipe);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
+}
+
+std::string write_temp_file(const std::string& name, const std::string& content) {
+    static std::string dir = [] {
+        char templ[] = "/tmp/lb-test-XXXXXX";
+        char* made = ::mkdtemp(templ);
+        REQUIRE(made != nullptr);
+        return std::string(made);
+    }();
+    std::string path = dir + "/" + name;
+    std::ofstream out(path, std::ios::binary);
+    out << content;
+    return path;
+}
+
+}  // namespace lb::test

@@ -1,0 +1,118 @@
+// Helpers for tests that talk to real servers over loopback: a watchdog, a blocking client that parses
+// responses, child processes, and port utilities. Readiness is always found by connecting, never by sleeping.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace lb::test {
+
+using namespace std::chrono_literals;
+
+// Aborts the whole test process with a message if still alive after `limit`: a hang fails loudly.
+class Watchdog {
+public:
+    explicit Watchdog(std::chrono::seconds limit = std::chrono::seconds{60});
+    ~Watchdog();
+    Watchdog(const Watchdog&) = delete;
+    Watchdog& operator=(const Watchdog&) = delete;
+
+private:
+    struct State;
+    State* state_;
+};
+
+struct CaseInsensitiveLess {
+    bool operator()(const std::string& a, const std::string& b) const;
+};
+
+struct Response {
+    int status = 0;
+    std::string version;  // "HTTP/1.1"
+    std::string head;     // status line and headers, as received
+    std::multimap<std::string, std::string, CaseInsensitiveLess> headers;
+    std::string body;     // de-chunked
+    bool chunked = false;
+
+    std::string header(const std::string& name) const;  // "" when absent
+    bool has_header(const std::string& name) const;
+};
+
+// A blocking TCP client on 127.0.0.1 with a timeout on every read.
+class Client {
+public:
+    explicit Client(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds{15});
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    void send(std::string_view bytes);
+    void shutdown_write();
+    // Reads one response; `head_request` when it answers a HEAD (no body whatever the headers say).
+    // Interim 1xx responses are returned like any other.
+    Response read_response(bool head_request = false);
+    // Reads until the peer closes; returns what arrived. Fails the test on timeout.
+    std::string read_until_closed();
+    // True when the peer has closed (EOF or reset) within the timeout and nothing else arrived.
+    bool wait_closed();
+    int fd() const { return fd_; }
+
+private:
+    std::string take(size_t n);
+    std::string take_line();
+    bool fill();  // false on EOF
+
+    int fd_ = -1;
+    std::string buffered_;
+};
+
+// Sends `request` on a new connection and reads one response.
+Response http_exchange(uint16_t port, const std::string& request);
+// A plain GET with Host and Connection: close.
+Response http_get(uint16_t port, const std::string& target, const std::string& extra_headers = "");
+
+// A port on 127.0.0.1 that was bound and then closed: connecting to it is refused.
+uint16_t reserve_closed_port();
+// Polls by connecting until something accepts on 127.0.0.1:port, or fails the test.
+void wait_for_port(uint16_t port, std::chrono::milliseconds limit = std::chrono::seconds{10});
+
+// A child process, killed (SIGKILL) on destruction if still running.
+class Process {
+public:
+    // argv[0] is the executable's path. Output goes to `log_path` when given, else inherited.
+    explicit Process(std::vector<std::string> argv, const std::string& log_path = "");
+    ~Process();
+    Process(const Process&) = delete;
+    Process& operator=(const Process&) = delete;
+
+    pid_t pid() const { return pid_; }
+    void signal(int sig);
+    // Waits for exit; returns the exit status, or 128+signal. Fails the test after `limit`.
+    int wait(std::chrono::milliseconds limit = std::chrono::seconds{30});
+    bool running();
+    // Peak resident set (VmHWM) in bytes.
+    uint64_t peak_rss_bytes() const;
+
+private:
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    int status_ = 0;
+};
+
+struct CommandResult {
+    int exit_code;
+    std::string output;  // stdout and stderr together
+};
+CommandResult run_command(const std::string& shell_command);
+
+// Writes `content` to a fresh file under the test temp directory and returns its path.
+std::string write_temp_file(const std::string& name, const std::string& content);
+
+}  // namespace lb::test

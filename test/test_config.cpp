@@ -1,0 +1,396 @@
+// Config loading: the shipped lb.yaml, defaults, the scalar parsers, and that every error says exactly where it is.
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "core/config.h"
+
+using Catch::Matchers::Contains;
+using lb::core::Config;
+using lb::core::ConfigError;
+using lb::core::HostPort;
+using lb::core::load_config_file;
+using lb::core::load_config_string;
+using lb::core::Millis;
+using lb::core::parse_duration;
+using lb::core::parse_host_port;
+using lb::core::parse_size;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr const char* kOneBackend = "backends: [127.0.0.1:9001]\n";
+
+// The what() of the ConfigError that loading `yaml` throws, or "" when it loads.
+std::string error_of(const std::string& yaml) {
+    try {
+        load_config_string(yaml, "t.yaml");
+    } catch (const ConfigError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// A private directory for file tests, removed with everything in it.
+class TempDir {
+  public:
+    TempDir() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "lb-test-config-XXXXXX").string();
+        REQUIRE(mkdtemp(pattern.data()) != nullptr);
+        path_ = pattern;
+    }
+    ~TempDir() { std::filesystem::remove_all(path_); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+
+    std::string write(const std::string& name, const std::string& content) const {
+        std::string file = (path_ / name).string();
+        std::ofstream(file) << content;
+        return file;
+    }
+    std::string path(const std::string& name) const { return (path_ / name).string(); }
+
+  private:
+    std::filesystem::path path_;
+};
+
+}  // namespace
+
+#ifdef LB_SOURCE_DIR
+TEST_CASE("the shipped lb.yaml loads and runs the three demo backends", "[config]") {
+    std::string path = LB_SOURCE_DIR "/lb.yaml";
+    Config config = load_config_file(path);
+    CHECK(config.source == path);
+    CHECK(config.listen.host == "0.0.0.0");
+    CHECK(config.listen.port == 8080);
+    CHECK(config.workers == 0);
+    REQUIRE(config.backends.size() == 3);
+    for (size_t i = 0; i < 3; ++i) {
+        CHECK(config.backends[i].address == "127.0.0.1:" + std::to_string(9001 + i));
+        CHECK(config.backends[i].endpoint.host == "127.0.0.1");
+        CHECK(config.backends[i].endpoint.port == 9001 + i);
+        CHECK(config.backends[i].weight == 1);
+    }
+
+    // lb.yaml documents the defaults by writing them out: they must be the same values.
+    Config defaults;
+    CHECK(config.timeouts.connect == defaults.timeouts.connect);
+    CHECK(config.timeouts.client_header == defaults.timeouts.client_header);
+    CHECK(config.timeouts.client_keepalive == defaults.timeouts.client_keepalive);
+    CHECK(config.timeouts.upstream_response == defaults.timeouts.upstream_response);
+    CHECK(config.timeouts.upstream_keepalive == defaults.timeouts.upstream_keepalive);
+    CHECK(config.timeouts.drain == defaults.timeouts.drain);
+    CHECK(config.limits.header_bytes == defaults.limits.header_bytes);
+    CHECK(config.limits.header_count == defaults.limits.header_count);
+    CHECK(config.limits.uri_bytes == defaults.limits.uri_bytes);
+    CHECK(config.limits.request_body_bytes == defaults.limits.request_body_bytes);
+    CHECK(config.retries == defaults.retries);
+    CHECK(config.upstream_keepalive == defaults.upstream_keepalive);
+}
+#endif
+
+TEST_CASE("keys left out take the documented defaults", "[config]") {
+    Config config = load_config_string(kOneBackend, "min.yaml");
+    CHECK(config.source == "min.yaml");
+    CHECK(config.listen.host == "0.0.0.0");
+    CHECK(config.listen.port == 8080);
+    CHECK(config.workers == 0);
+    REQUIRE(config.backends.size() == 1);
+    CHECK(config.backends[0].address == "127.0.0.1:9001");
+    CHECK(config.backends[0].weight == 1);
+    CHECK(config.timeouts.connect == 5s);
+    CHECK(config.timeouts.client_header == 10s);
+    CHECK(config.timeouts.client_keepalive == 60s);
+    CHECK(config.timeouts.upstream_response == 60s);
+    CHECK(config.timeouts.upstream_keepalive == 60s);
+    CHECK(config.timeouts.drain == 30s);
+    CHECK(config.limits.header_bytes == 64 * 1024);
+    CHECK(config.limits.header_count == 100);
+    CHECK(config.limits.uri_bytes == 8 * 1024);
+    CHECK(config.limits.request_body_bytes == 1ULL << 30);
+    CHECK(config.retries == 2);
+    CHECK(config.upstream_keepalive == 32);
+}
+
+TEST_CASE("sections written with no keys keep their defaults", "[config]") {
+    Config config = load_config_string("backends: [127.0.0.1:9001]\ntimeouts:\nlimits:\nupstream:\n");
+    CHECK(config.timeouts.connect == 5s);
+    CHECK(config.limits.header_count == 100);
+    CHECK(config.upstream_keepalive == 32);
+}
+
+TEST_CASE("every key is read", "[config]") {
+    Config config = load_config_string(R"(
+listen: "[::1]:0"
+workers: 4
+backends:
+  - 10.0.0.1:80
+  - address: backend.example:8080
+    weight: 5
+  - address: "[2001:db8::1]:443"
+timeouts:
+  connect: 250ms
+  client_header: 2
+  client_keepalive: 2m
+  upstream_response: 1h
+  upstream_keepalive: 90s
+  drain: 24h
+limits:
+  header_bytes: 1MiB
+  header_count: 10000
+  uri_bytes: 256
+  request_body_bytes: 0
+retries: 0
+upstream:
+  keepalive: 0
+)");
+    CHECK(config.listen.host == "::1");
+    CHECK(config.listen.port == 0);
+    CHECK(config.workers == 4);
+    REQUIRE(config.backends.size() == 3);
+    CHECK(config.backends[0].address == "10.0.0.1:80");
+    CHECK(config.backends[0].weight == 1);
+    CHECK(config.backends[1].address == "backend.example:8080");
+    CHECK(config.backends[1].endpoint.host == "backend.example");
+    CHECK(config.backends[1].endpoint.port == 8080);
+    CHECK(config.backends[1].weight == 5);
+    CHECK(config.backends[2].address == "[2001:db8::1]:443");
+    CHECK(config.backends[2].endpoint.host == "2001:db8::1");
+    CHECK(config.timeouts.connect == 250ms);
+    CHECK(config.timeouts.client_header == 2s);
+    CHECK(config.timeouts.client_keepalive == 2min);
+    CHECK(config.timeouts.upstream_response == 1h);
+    CHECK(config.timeouts.upstream_keepalive == 90s);
+    CHECK(config.timeouts.drain == 24h);
+    CHECK(config.limits.header_bytes == 1024 * 1024);
+    CHECK(config.limits.header_count == 10000);
+    CHECK(config.limits.uri_bytes == 256);
+    CHECK(config.limits.request_body_bytes == 0);
+    CHECK(config.retries == 0);
+    CHECK(config.upstream_keepalive == 0);
+}
+
+TEST_CASE("parse_duration", "[config]") {
+    CHECK(parse_duration("250ms") == 250ms);
+    CHECK(parse_duration("5s") == 5s);
+    CHECK(parse_duration("2m") == 2min);
+    CHECK(parse_duration("1h") == 1h);
+    CHECK(parse_duration("30") == 30s);
+    CHECK(parse_duration("0") == 0ms);  // parses; the loader's range check rejects it for timeouts
+
+    CHECK_THROWS_WITH(parse_duration(""), "invalid duration '': it is empty");
+    CHECK_THROWS_WITH(parse_duration("-5s"), "invalid duration '-5s': it must not be negative");
+    CHECK_THROWS_WITH(parse_duration("5x"), "invalid duration '5x': unknown unit 'x' (expected ms, s, m or h)");
+    CHECK_THROWS_WITH(parse_duration("5 s"), Contains("unknown unit ' s'"));
+    CHECK_THROWS_WITH(parse_duration("5S"), Contains("unknown unit 'S'"));
+    CHECK_THROWS_WITH(parse_duration("s"), Contains("expected a whole number followed by ms, s, m or h"));
+    CHECK_THROWS_WITH(parse_duration("1.5s"), Contains("fractions are not supported"));
+    CHECK_THROWS_WITH(parse_duration("99999999999999999999"), Contains("too large"));
+    CHECK_THROWS_WITH(parse_duration("9999999999999999h"), Contains("too large"));
+    CHECK_THROWS_AS(parse_duration("1h30m"), std::invalid_argument);
+}
+
+TEST_CASE("parse_size", "[config]") {
+    CHECK(parse_size("512") == 512);
+    CHECK(parse_size("512B") == 512);
+    CHECK(parse_size("64KiB") == 64 * 1024);
+    CHECK(parse_size("1MiB") == 1024 * 1024);
+    CHECK(parse_size("1GiB") == 1ULL << 30);
+    CHECK(parse_size("2KB") == 2000);
+    CHECK(parse_size("3MB") == 3'000'000);
+    CHECK(parse_size("1GB") == 1'000'000'000);
+    CHECK(parse_size("0") == 0);
+    CHECK(parse_size("17179869183GiB") == 17179869183ULL << 30);  // 2^64 - 2^30: the largest GiB multiple
+
+    CHECK_THROWS_WITH(parse_size("-1"), "invalid size '-1': it must not be negative");
+    CHECK_THROWS_WITH(parse_size("64k"),
+                      "invalid size '64k': unknown unit 'k' (expected B, KiB, MiB, GiB, KB, MB or GB)");
+    CHECK_THROWS_WITH(parse_size("KiB"), Contains("expected a whole number"));
+    CHECK_THROWS_WITH(parse_size("1.5MiB"), Contains("fractions are not supported"));
+    CHECK_THROWS_WITH(parse_size("17179869184GiB1"), Contains("unknown unit"));
+    CHECK_THROWS_WITH(parse_size("17179869185GiB"), Contains("too large"));
+    CHECK_THROWS_WITH(parse_size("18446744073709551616"), Contains("too large"));  // 2^64
+}
+
+TEST_CASE("parse_host_port", "[config]") {
+    auto check = [](const std::string& text, const std::string& host, uint16_t port) {
+        INFO(text);
+        HostPort hp = parse_host_port(text);
+        CHECK(hp.host == host);
+        CHECK(hp.port == port);
+    };
+    check("127.0.0.1:9001", "127.0.0.1", 9001);
+    check("localhost:80", "localhost", 80);
+    check("backend-1.internal_svc.example:65535", "backend-1.internal_svc.example", 65535);
+    check("[::1]:8080", "::1", 8080);
+    check("[2001:db8::42]:1", "2001:db8::42", 1);
+    check("[::ffff:10.0.0.1]:443", "::ffff:10.0.0.1", 443);
+    check("[fe80::1%eth0]:80", "fe80::1%eth0", 80);
+
+    CHECK_THROWS_WITH(parse_host_port(":8080"), "invalid address ':8080': the host is empty");
+    CHECK_THROWS_WITH(parse_host_port("[]:8080"), "invalid address '[]:8080': the host is empty");
+    CHECK_THROWS_WITH(parse_host_port("localhost"), Contains("expected host:port"));
+    CHECK_THROWS_WITH(parse_host_port("localhost:"), "invalid address 'localhost:': the port is missing");
+    CHECK_THROWS_WITH(parse_host_port("localhost:http"), Contains("port 'http' is not a number"));
+    CHECK_THROWS_WITH(parse_host_port("localhost:-1"), Contains("port '-1' is not a number"));
+    CHECK_THROWS_WITH(parse_host_port("localhost:0"), Contains("port 0 is out of range 1..65535"));
+    CHECK_THROWS_WITH(parse_host_port("localhost:65536"), Contains("port 65536 is out of range 1..65535"));
+    CHECK_THROWS_WITH(parse_host_port("localhost:99999999999999999999"), Contains("is not a number"));
+    CHECK_THROWS_WITH(parse_host_port("::1:8080"), Contains("an IPv6 address must be in brackets"));
+    CHECK_THROWS_WITH(parse_host_port("[::1:8080"), Contains("missing ']'"));
+    CHECK_THROWS_WITH(parse_host_port("[::1]8080"), Contains("expected ':port' after ']'"));
+    CHECK_THROWS_WITH(parse_host_port("[not-v6]:80"), Contains("'not-v6' is not a valid IPv6 address"));
+    CHECK_THROWS_WITH(parse_host_port("[fe80::1%]:80"), Contains("is not a valid IPv6 address"));
+    CHECK_THROWS_WITH(parse_host_port("10.0.0.300:80"), Contains("'10.0.0.300' is not a valid IPv4 address"));
+    CHECK_THROWS_WITH(parse_host_port("http://x:80"), Contains("without a scheme"));
+    CHECK_THROWS_WITH(parse_host_port("a b:80"), Contains("invalid character ' ' in host 'a b'"));
+}
+
+TEST_CASE("listen may use port 0, backends may not", "[config]") {
+    CHECK(load_config_string("listen: 127.0.0.1:0\nbackends: [127.0.0.1:9001]\n").listen.port == 0);
+    CHECK(error_of("backends:\n  - 127.0.0.1:0\n") ==
+          "t.yaml:2:5: 'backends[0]': invalid address '127.0.0.1:0': port 0 is out of range 1..65535");
+    CHECK(error_of("listen: 127.0.0.1:65536\nbackends: [127.0.0.1:9001]\n") ==
+          "t.yaml:1:9: 'listen': invalid address '127.0.0.1:65536': port 65536 is out of range 0..65535");
+}
+
+TEST_CASE("an unknown key is reported at its line and column with the allowed keys", "[config]") {
+    std::string yaml =
+        "backends:\n"
+        "  - 127.0.0.1:9001\n"
+        "timeouts:\n"
+        "  connect: 1s\n"
+        "  timeout: 5s\n";
+    try {
+        load_config_string(yaml, "lb.yaml");
+        FAIL("loaded a config with an unknown key");
+    } catch (const ConfigError& e) {
+        CHECK(std::string(e.what()) ==
+              "lb.yaml:5:3: unknown key 'timeout' in 'timeouts' (expected one of: connect, client_header, "
+              "client_keepalive, upstream_response, upstream_keepalive, drain)");
+        CHECK(e.file() == "lb.yaml");
+        CHECK(e.line() == 5);
+        CHECK(e.column() == 3);
+    }
+
+    CHECK(error_of("backends: [127.0.0.1:9001]\nlisten_on: 1.2.3.4:80\n") ==
+          "t.yaml:2:1: unknown key 'listen_on' at the top level (expected one of: listen, workers, backends, "
+          "timeouts, limits, retries, upstream)");
+    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
+          "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight)");
+}
+
+TEST_CASE("a repeated key is an error, not a silent override", "[config]") {
+    CHECK(error_of("backends: [127.0.0.1:9001]\nretries: 1\nretries: 3\n") ==
+          "t.yaml:3:1: duplicate key 'retries' at the top level (first set on line 2)");
+}
+
+TEST_CASE("wrong types name the key and what was expected", "[config]") {
+    CHECK(error_of("workers: many\nbackends: [127.0.0.1:9001]\n") ==
+          "t.yaml:1:10: 'workers' must be a positive integer or 'auto', got 'many'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nretries: [1]\n") ==
+          "t.yaml:2:10: 'retries' must be an integer between 0 and 10, got a list");
+    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts: 5s\n") ==
+          "t.yaml:2:11: 'timeouts' must be a map with keys connect, client_header, client_keepalive, "
+          "upstream_response, upstream_keepalive, drain, got '5s'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: {a: 1}\n") ==
+          "t.yaml:3:12: 'timeouts.connect' must be a duration such as 250ms, 5s, 2m or 1h, got a map");
+    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: soon\n") ==
+          "t.yaml:3:12: 'timeouts.connect': invalid duration 'soon': expected a whole number followed by ms, s, m "
+          "or h");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_bytes: 64k\n") ==
+          "t.yaml:3:17: 'limits.header_bytes': invalid size '64k': unknown unit 'k' (expected B, KiB, MiB, GiB, KB, "
+          "MB or GB)");
+    // An empty value points at its key: yaml-cpp would put it on the next line.
+    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect:\n  drain: 1s\n") ==
+          "t.yaml:3:3: 'timeouts.connect' must be a duration such as 250ms, 5s, 2m or 1h, got nothing");
+    // Unquoted, [::1] is a YAML flow list.
+    CHECK(error_of("listen: [::1]\nbackends: [127.0.0.1:9001]\n") ==
+          "t.yaml:1:9: 'listen' must be a host:port string (quote IPv6 addresses: \"[::1]:8080\"), got a list");
+    CHECK(error_of("- 127.0.0.1:9001\n") ==
+          "t.yaml:1:1: the config must be a map with keys listen, workers, backends, timeouts, limits, retries, "
+          "upstream, got a list");
+    CHECK(error_of("backends:\n  - [127.0.0.1, 9001]\n") ==
+          "t.yaml:2:5: 'backends[0]' must be a host:port string or a map with 'address' and 'weight', got a list");
+}
+
+TEST_CASE("out-of-range values say the range", "[config]") {
+    CHECK(error_of("workers: 0\nbackends: [127.0.0.1:9001]\n") ==
+          "t.yaml:1:10: 'workers' must be between 1 and 1024 or 'auto', got '0'");
+    CHECK(error_of("workers: 1025\nbackends: [127.0.0.1:9001]\n") ==
+          "t.yaml:1:10: 'workers' must be between 1 and 1024 or 'auto', got '1025'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nretries: 11\n") ==
+          "t.yaml:2:10: 'retries' must be an integer between 0 and 10, got '11'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nretries: -1\n") ==
+          "t.yaml:2:10: 'retries' must be an integer between 0 and 10, got '-1'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: 0s\n") ==
+          "t.yaml:3:12: 'timeouts.connect' must be between 1ms and 24h, got '0s'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  drain: 25h\n") ==
+          "t.yaml:3:10: 'timeouts.drain' must be between 1ms and 24h, got '25h'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_bytes: 2MiB\n") ==
+          "t.yaml:3:17: 'limits.header_bytes' must be between 1KiB and 1MiB, got '2MiB'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  uri_bytes: 255\n") ==
+          "t.yaml:3:14: 'limits.uri_bytes' must be between 256 and 1MiB, got '255'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_count: 0\n") ==
+          "t.yaml:3:17: 'limits.header_count' must be an integer between 1 and 10000, got '0'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nupstream:\n  keepalive: 10001\n") ==
+          "t.yaml:3:14: 'upstream.keepalive' must be an integer between 0 and 10000, got '10001'");
+    CHECK(error_of("backends:\n  - 127.0.0.1:9001\n  - 127.0.0.1:9002\n  - address: 127.0.0.1:9003\n"
+                   "    weight: 1001\n") ==
+          "t.yaml:5:13: 'backends[2].weight' must be an integer between 1 and 1000, got '1001'");
+}
+
+TEST_CASE("backends are required, non-empty and distinct", "[config]") {
+    CHECK(error_of("# comment\nlisten: 0.0.0.0:80\n") ==
+          "t.yaml:2:1: 'backends' is required: list at least one backend, e.g. backends: [\"127.0.0.1:9001\"]");
+    CHECK(error_of("") == "t.yaml:1:1: the config is empty: at least 'backends' is required");
+    CHECK(error_of("# nothing here\n") == "t.yaml:1:1: the config is empty: at least 'backends' is required");
+    CHECK(error_of("backends: []\n") ==
+          "t.yaml:1:11: 'backends' must be a non-empty list of host:port strings or maps, got an empty list");
+    CHECK(error_of("backends:\n") ==
+          "t.yaml:1:1: 'backends' must be a non-empty list of host:port strings or maps, got nothing");
+    CHECK(error_of("backends: 127.0.0.1:9001\n") ==
+          "t.yaml:1:11: 'backends' must be a non-empty list of host:port strings or maps, got '127.0.0.1:9001'");
+    CHECK(error_of("backends:\n  - weight: 2\n") == "t.yaml:2:5: 'backends[0].address' is required");
+    CHECK(error_of("backends:\n  - 127.0.0.1:9001\n  - 127.0.0.1:9002\n  - address: 127.0.0.1:9001\n") ==
+          "t.yaml:4:5: duplicate backend '127.0.0.1:9001' in 'backends[2]' (already listed as 'backends[0]')");
+    // Hostnames compare case-insensitively.
+    CHECK(error_of("backends: [Backend.example:80, backend.EXAMPLE:80]\n") ==
+          "t.yaml:1:32: duplicate backend 'backend.EXAMPLE:80' in 'backends[1]' (already listed as 'backends[0]')");
+    // Same host, different ports are different backends.
+    CHECK(load_config_string("backends: [127.0.0.1:9001, 127.0.0.1:9002]\n").backends.size() == 2);
+}
+
+TEST_CASE("YAML syntax errors carry the parser's line and column", "[config]") {
+    CHECK(error_of("backends:\n  - 127.0.0.1:9001\n - 127.0.0.1:9002\n") ==
+          "t.yaml:3:2: YAML syntax error: end of map not found");
+    CHECK(error_of("backends: [127.0.0.1:9001\n") == "t.yaml:2:1: YAML syntax error: end of sequence flow not found");
+    CHECK(error_of("backends: [127.0.0.1:9001]\n---\nretries: 1\n") ==
+          "t.yaml:3:1: expected one YAML document, found a second");
+    // Document markers on their own are fine.
+    CHECK(load_config_string("---\nbackends: [127.0.0.1:9001]\n---\n").backends.size() == 1);
+}
+
+TEST_CASE("load_config_file reads a file and names it in errors", "[config]") {
+    TempDir dir;
+    std::string good = dir.write("good.yaml", "backends:\n  - 127.0.0.1:9001\n");
+    Config config = load_config_file(good);
+    CHECK(config.source == good);
+    CHECK(config.backends.size() == 1);
+
+    std::string bad = dir.write("bad.yaml", "backends:\n  - 127.0.0.1:9001\nretries: lots\n");
+    CHECK_THROWS_WITH(load_config_file(bad), bad + ":3:10: 'retries' must be an integer between 0 and 10, got 'lots'");
+
+    std::string missing = dir.path("missing.yaml");
+    CHECK_THROWS_WITH(load_config_file(missing), missing + ":0:0: cannot read config file: No such file or directory");
+    CHECK_THROWS_WITH(load_config_file(dir.path("")), Contains("cannot read config file: Is a directory"));
+    if (geteuid() != 0) {  // root reads anything
+        std::string locked = dir.write("locked.yaml", "backends: [127.0.0.1:9001]\n");
+        std::filesystem::permissions(locked, std::filesystem::perms::none);
+        CHECK_THROWS_WITH(load_config_file(locked), locked + ":0:0: cannot read config file: Permission denied");
+    }
+}
