@@ -1,6 +1,8 @@
 #include "core/server.h"
 
 #include <signal.h>
+#include <condition_variable>
+#include <mutex>
 #include <unistd.h>
 
 #include "core/listener.h"
@@ -70,5 +72,41 @@ void Server::shutdown() {
 }
 
 uint64_t Server::connections_accepted(size_t shard) const { return shards_[shard]->connections_accepted(); }
+
+uint64_t Server::idle_upstream_connections() const {
+    uint64_t total = 0;
+    for (const auto& shard : shards_) total += shard->idle_upstream_connections();
+    return total;
+}
+
+bool Server::closed_cleanly() const {
+    for (const auto& shard : shards_) {
+        if (!shard->closed_cleanly()) return false;
+    }
+    return true;
+}
+
+void Server::run_on_every_shard(const std::function<void(Shard&)>& task) {
+    std::mutex mutex;
+    std::condition_variable done;
+    size_t remaining = shards_.size();
+    auto finish_one = [&] {
+        std::lock_guard lock(mutex);
+        if (--remaining == 0) done.notify_one();
+    };
+    for (auto& shard : shards_) {
+        bool posted = shard->post([&](Shard& s) {
+            task(s);
+            finish_one();
+        });
+        if (!posted) finish_one();  // a stopped shard has nothing to update
+    }
+    std::unique_lock lock(mutex);
+    done.wait(lock, [&] { return remaining == 0; });
+}
+
+void Server::set_backend_health(size_t backend, bool healthy) {
+    run_on_every_shard([=](Shard& shard) { shard.pool().set_healthy(static_cast<pool::BackendId>(backend), healthy); });
+}
 
 }  // namespace lb::core

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -34,6 +35,15 @@ public:
     uint16_t port() const { return port_; }
     size_t shard_count() const { return shards_.size(); }
     uint64_t connections_accepted(size_t shard) const;
+    uint64_t idle_upstream_connections() const;
+    // After wait(): whether every shard's loop closed with no handle left open.
+    bool closed_cleanly() const;
+
+    // Runs `task` on every shard's loop and waits until all have run it. For tests and control-plane updates
+    // that must be in effect when it returns.
+    void run_on_every_shard(const std::function<void(Shard&)>& task);
+    // Marks a backend healthy or not on every shard (the health broadcast path), in effect on return.
+    void set_backend_health(size_t backend, bool healthy);
 
 private:
     std::unique_ptr<ServerContext> context_;

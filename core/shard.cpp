@@ -19,10 +19,9 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
                      static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())) {
     if (uv_loop_init(&loop_) != 0) throw std::runtime_error("uv_loop_init failed");
     uv_tcp_init(&loop_, &listener_);
-    uv_async_init(&loop_, &wakeup_, &Shard::on_wakeup);
+    inbox_.init(&loop_, *this);
     uv_timer_init(&loop_, &drain_timer_);
     listener_.data = this;
-    wakeup_.data = this;
     drain_timer_.data = this;
     int rc = uv_tcp_open(&listener_, listen_fd_);
     if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 4096, &Shard::on_connection);
@@ -33,27 +32,22 @@ Shard::~Shard() {
     if (!stopped_) {
         // run() never ran: close the handles here so the loop can be closed.
         uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
+        inbox_.close();
         uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);
+        uv_loop_close(&loop_);
     }
-    uv_loop_close(&loop_);
 }
 
 void Shard::run() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     stopped_ = true;
-    if (uv_loop_alive(&loop_)) log(LogLevel::error, "shard {}: loop still has live handles after drain", index_);
+    closed_cleanly_ = uv_loop_close(&loop_) == 0;
+    if (!closed_cleanly_) log(LogLevel::error, "shard {}: handles still open after the drain", index_);
 }
 
 void Shard::request_drain() {
-    drain_requested_.store(true, std::memory_order_release);
-    uv_async_send(&wakeup_);
-}
-
-void Shard::on_wakeup(uv_async_t* async) {
-    auto* self = static_cast<Shard*>(async->data);
-    if (self->drain_requested_.load(std::memory_order_acquire)) self->begin_drain();
+    post([](Shard& shard) { shard.begin_drain(); });
 }
 
 void Shard::on_connection(uv_stream_t* listener, int status) {
@@ -89,9 +83,10 @@ void Shard::on_drain_timeout(uv_timer_t* timer) {
 }
 
 void Shard::finish_if_drained() {
-    if (!sessions_.empty() || uv_is_closing(reinterpret_cast<uv_handle_t*>(&wakeup_))) return;
+    if (!sessions_.empty() || stopping_) return;
+    stopping_ = true;
     upstream_pool_.close_all();
-    uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
+    inbox_.close();
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
 }
 

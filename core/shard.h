@@ -14,6 +14,7 @@
 #include "core/intrusive_list.h"
 #include "core/listener.h"
 #include "core/proxy_session.h"
+#include "core/shard_inbox.h"
 #include "core/upstream_pool.h"
 #include "pool/shard_pool.h"
 
@@ -38,6 +39,8 @@ public:
     void run();
     // Any thread: stop accepting, finish in-flight requests (up to the drain timeout), then stop.
     void request_drain();
+    // Any thread: runs `task` on this shard's loop. False once the shard has stopped.
+    bool post(ShardInbox::Task task) { return inbox_.post(std::move(task)); }
 
     // Owner loop only.
     uv_loop_t* loop() { return &loop_; }
@@ -54,10 +57,12 @@ public:
 
     // Any thread: counters for tests and operators (each written only by this shard).
     uint64_t connections_accepted() const { return accepted_.load(std::memory_order_relaxed); }
+    uint64_t idle_upstream_connections() const { return upstream_pool_.idle_total(); }
+    // After run(): whether the loop closed with no handle left open.
+    bool closed_cleanly() const { return closed_cleanly_; }
 
 private:
     static void on_connection(uv_stream_t* listener, int status);
-    static void on_wakeup(uv_async_t* async);
     static void on_drain_timeout(uv_timer_t* timer);
     void begin_drain();
     void finish_if_drained();
@@ -67,16 +72,18 @@ private:
     int listen_fd_;
     uv_loop_t loop_;
     uv_tcp_t listener_;
-    uv_async_t wakeup_;
+    ShardInbox inbox_;
     uv_timer_t drain_timer_;
     pool::ShardPool pool_;
     UpstreamPool upstream_pool_;
     BufferPool buffers_;
     IntrusiveList<ProxySession> sessions_;
-    std::atomic<bool> drain_requested_{false};
     bool draining_ = false;
+    bool stopping_ = false;  // the last handles are closing
     bool stopped_ = false;
+    bool closed_cleanly_ = false;
     std::atomic<uint64_t> accepted_{0};
+
 };
 
 }  // namespace lb::core

@@ -7,7 +7,10 @@ UpstreamPool::UpstreamPool(size_t backends, size_t max_idle_per_backend, uint64_
 
 UpstreamConnection* UpstreamPool::take(pool::BackendId backend) {
     UpstreamConnection* connection = idle_[backend].pop_front();
-    if (connection) connection->unpark();
+    if (connection) {
+        count(-1);
+        connection->unpark();
+    }
     return connection;
 }
 
@@ -18,14 +21,22 @@ void UpstreamPool::put(UpstreamConnection* connection) {
         return;
     }
     list.push_front(connection);
+    count(+1);
     connection->park(idle_timeout_ms_);
 }
 
-void UpstreamPool::forget(UpstreamConnection* connection) { idle_[connection->backend()].remove(connection); }
+void UpstreamPool::forget(UpstreamConnection* connection) {
+    if (!connection->linked()) return;
+    idle_[connection->backend()].remove(connection);
+    count(-1);
+}
 
 void UpstreamPool::close_all() {
     for (auto& list : idle_) {
-        while (UpstreamConnection* connection = list.pop_front()) connection->close();
+        while (UpstreamConnection* connection = list.pop_front()) {
+            count(-1);
+            connection->close();
+        }
     }
 }
 

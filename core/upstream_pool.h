@@ -2,6 +2,7 @@
 // before a cold one, and the cold ones time out).
 #pragma once
 
+#include <atomic>
 #include <vector>
 
 #include "core/intrusive_list.h"
@@ -21,11 +22,18 @@ public:
     void forget(UpstreamConnection* connection);
     void close_all();
     size_t idle_count(pool::BackendId backend) const { return idle_[backend].size(); }
+    // Any thread: idle connections over all backends (written only by the owning shard).
+    uint64_t idle_total() const { return idle_total_.load(std::memory_order_relaxed); }
 
 private:
+    void count(int64_t delta) {
+        idle_total_.store(idle_total_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    }
+
     std::vector<IntrusiveList<UpstreamConnection>> idle_;
     size_t max_idle_;
     uint64_t idle_timeout_ms_;
+    std::atomic<uint64_t> idle_total_{0};
 };
 
 }  // namespace lb::core

@@ -15,7 +15,9 @@ namespace lb::demo {
 
 namespace {
 
-[[noreturn]] void throw_errno(const std::string& what) { throw std::system_error(errno, std::generic_category(), what); }
+[[noreturn]] void throw_errno(const std::string& what) {
+    throw std::system_error(errno, std::generic_category(), what);
+}
 
 // A socket bound to host:port (SO_REUSEADDR, plus SO_REUSEPORT when several threads share the port). The caller
 // owns the returned descriptor.
@@ -34,8 +36,7 @@ int bind_socket(const std::string& host, uint16_t port, bool reuse_port) {
     if (!ok || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), size) != 0) {
         int saved = errno;
         ::close(fd);
-        throw std::system_error(saved, std::generic_category(),
-                                "bind " + host + ":" + std::to_string(port));
+        throw std::system_error(saved, std::generic_category(), "bind " + host + ":" + std::to_string(port));
     }
     return fd;
 }

@@ -24,7 +24,7 @@ struct DemoBackendOptions {
 // Not thread-safe itself: start() and stop() are called from one controlling thread. The counters may be read
 // from any thread.
 class DemoBackend {
-public:
+  public:
     explicit DemoBackend(DemoBackendOptions options);
     ~DemoBackend();  // stop() if running
     DemoBackend(const DemoBackend&) = delete;
@@ -43,7 +43,7 @@ public:
     uint64_t requests_served() const;  // responses started, error responses included; drops are not counted
     const DemoBackendOptions& options() const { return options_; }
 
-private:
+  private:
     DemoBackendOptions options_;
     std::unique_ptr<BackendState> state_;
     std::vector<std::unique_ptr<Worker>> workers_;

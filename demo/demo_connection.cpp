@@ -109,7 +109,9 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
     self.feeding_ = true;
     size_t consumed = self.feed(buf->base, size);
     self.feeding_ = false;
-    if (!self.closing_ && consumed < size) self.pending_.append(buf->base + consumed, size - consumed);
+    if (self.phase_ != Phase::lingering && !self.closing_ && consumed < size) {
+        self.pending_.append(buf->base + consumed, size - consumed);
+    }
     self.after_input();
 }
 
@@ -174,7 +176,11 @@ void Connection::process_pending() {
     size_t consumed = feed(pending_.data(), pending_.size());
     feeding_ = false;
     if (closing_) return;
-    pending_.erase(0, consumed);
+    if (phase_ == Phase::lingering) {
+        pending_.clear();
+    } else {
+        pending_.erase(0, consumed);
+    }
     after_input();
 }
 

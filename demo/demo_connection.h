@@ -20,10 +20,10 @@ class Connection;
 
 // Keeps connections alive (the worker). Told once a connection's last handle has closed, and frees it then.
 class ConnectionOwner {
-public:
+  public:
     virtual void on_connection_closed(Connection& connection) = 0;
 
-protected:
+  protected:
     ~ConnectionOwner() = default;
 };
 
@@ -32,7 +32,7 @@ protected:
 // callback. Requests are served strictly one after the other: the parser pauses at the end of each request and
 // resumes once the response is fully written, so pipelined requests are answered in order.
 class Connection {
-public:
+  public:
     // Initialises the handles on `loop`. Before it is freed the object must be closed with close() and its close
     // callbacks must have run. `backend` and `read_buffer` (the loop's shared read buffer, only used within one
     // read callback at a time) must outlive it.
@@ -50,7 +50,7 @@ public:
     // lingering close, a request that failed after its response had started.
     void close();
 
-private:
+  private:
     struct WriteRequest;
     // Bytes to send. Transient pieces are copied if they cannot be written at once; the others (static data, the
     // backend's strings, this connection's per-response buffers) are referenced until their write completes.

@@ -62,7 +62,9 @@ int Worker::listen(int fd) {
     return uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), kBacklog, on_connection);
 }
 
-void Worker::start() { thread_ = std::thread([this] { run(); }); }
+void Worker::start() {
+    thread_ = std::thread([this] { run(); });
+}
 
 void Worker::run() {
     sigset_t pipe;
@@ -82,7 +84,6 @@ void Worker::join() {
 }
 
 void Worker::on_stop(uv_async_t* async) { static_cast<Worker*>(async->data)->close_all(); }
-
 
 void Worker::close_all() {
     if (listener_open_) {

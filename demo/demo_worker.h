@@ -15,7 +15,7 @@
 namespace lb::demo {
 
 class Worker final : public ConnectionOwner {
-public:
+  public:
     // Initialises the loop; throws std::system_error if libuv cannot. `backend` must outlive the worker.
     explicit Worker(BackendState& backend);
     // Stops and joins the thread if it runs; otherwise closes what listen() opened on the calling thread. Either
@@ -28,13 +28,14 @@ public:
     int listen(int fd);
     // Runs the loop on a new thread (SIGPIPE blocked there: a write to a closed peer fails with EPIPE instead).
     void start();
-    // Any thread, any number of times: asks the loop to close the listener and every connection; the thread ends when all are closed.
+    // Any thread, any number of times: asks the loop to close the listener and every connection; the thread ends when
+    // all are closed.
     void request_stop();
     void join();
 
     void on_connection_closed(Connection& connection) override;
 
-private:
+  private:
     static void on_connection(uv_stream_t* listener, int status);
     static void on_stop(uv_async_t* async);
     void close_all();

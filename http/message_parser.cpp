@@ -64,6 +64,7 @@ MessageParser::MessageParser(llhttp_type_t type, MessageSink& sink, HeadLimits l
 }
 
 FeedResult MessageParser::feed(std::string_view bytes) {
+    input_end_ = bytes.data() + bytes.size();
     llhttp_errno_t err = llhttp_execute(&parser_, bytes.data(), bytes.size());
     if (err == HPE_OK) return {FeedStatus::consumed_all, bytes.size()};
     const char* pos = llhttp_get_error_pos(&parser_);
@@ -145,6 +146,14 @@ int MessageParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 int MessageParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
     auto& s = self(p);
     if (s.in_trailers_) return 0;
+    // llhttp accepts obs-fold (a value continued on the next line) and reports the continuation as one more
+    // piece of the value. A value split only by a read boundary ends its piece at the end of the input; one
+    // that ends earlier and continues is a fold. RFC 9112 §5.2 lets a recipient reject it: it does.
+    auto& value = s.head_.fields_.back().value;
+    if (s.last_was_value_ && value.length > 0 && !s.value_piece_reached_input_end_) {
+        return s.fail(p->type == HTTP_REQUEST ? ProxyError::bad_request : ProxyError::bad_response);
+    }
+    s.value_piece_reached_input_end_ = at + len == s.input_end_;
     s.last_was_value_ = true;
     return s.append(s.head_.fields_.back().value, at, len);
 }

@@ -141,6 +141,8 @@ private:
     bool head_complete_ = false;
     bool in_trailers_ = false;
     bool last_was_value_ = false;
+    const char* input_end_ = nullptr;         // end of the bytes being fed
+    bool value_piece_reached_input_end_ = false;
 };
 
 }  // namespace lb::http

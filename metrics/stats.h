@@ -1,0 +1,264 @@
+// The vocabulary of lb's metrics: single-writer counters, gauges and histograms, the label sets, and the ONE list
+// of every metric (LB_METRICS_GLOBAL_STATS, LB_METRICS_BACKEND_STATS). The lists expand into the per-shard live
+// structs (shard_metrics.h), the plain-number snapshot structs and the merge (snapshot.h), and the exposition names,
+// HELP texts and TYPEs (exposition.h), so a metric cannot exist in one place and be missing in another.
+//
+// Threading: every Counter/Gauge/Histogram is written by exactly one thread (the shard that owns the block) and may
+// be read by any thread at any time. No locks, no read-modify-write instructions.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace lb::metrics {
+
+// Per-shard blocks are aligned to this so that two shards never write the same cache line. 64 rather than
+// std::hardware_destructive_interference_size: GCC warns (-Winterference-size) when that constant appears in a header
+// because its value may differ between translation units.
+inline constexpr size_t kCacheLine = 64;
+
+using BackendIndex = uint32_t;  // same value as pool::BackendId: index into the configured backend list
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>::is_always_lock_free,
+              "metrics rely on plain loads and stores of 64-bit atomics");
+
+// A monotonically increasing count with one writer. The writer does load + store, both relaxed, instead of
+// fetch_add: with a single writer no increment can be lost, and a plain store costs no locked instruction on the
+// hot path. The atomic type is there only so that the scraper's concurrent read is not a data race (TSan agrees).
+class Counter {
+public:
+    void add(uint64_t n) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void inc() { add(1); }
+    uint64_t load() const { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<uint64_t> value_{0};
+};
+
+// A value that goes up and down, one writer, same reasoning as Counter. Signed so that a shard's transient view can
+// be summed with others without wrapping.
+class Gauge {
+public:
+    void add(int64_t delta) { value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed); }
+    void set(int64_t value) { value_.store(value, std::memory_order_relaxed); }
+    int64_t load() const { return value_.load(std::memory_order_relaxed); }
+
+private:
+    std::atomic<int64_t> value_{0};
+};
+
+// How a gauge held by several blocks combines at scrape time. `sum` for quantities that add up across shards
+// (open connections); `max` for a state that each writer holds a copy of (backend up, effective weight): summing
+// those would report up=16 on 16 shards, and blocks that never set the value (left at 0) do not lower a max.
+// Gauges merged with `max` must be non-negative.
+enum class GaugeMerge { sum, max };
+
+// Latency buckets in integer nanoseconds (what uv_hrtime() returns), from 100 µs to 10 s in 1-2.5-5 steps, plus +Inf.
+// `le` is inclusive, as Prometheus defines it: an observation equal to a bound falls into that bound's bucket.
+struct HistogramBuckets {
+    static constexpr size_t kBounds = 16;
+    static constexpr size_t kBuckets = kBounds + 1;  // last one is +Inf
+    static constexpr std::array<uint64_t, kBounds> kUpperNs = {
+        100'000,     250'000,     500'000,       1'000'000,     2'500'000,     5'000'000,
+        10'000'000,  25'000'000,  50'000'000,    100'000'000,   250'000'000,   500'000'000,
+        1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+    // The `le` label values, written out rather than formatted from doubles so that they never change with a
+    // formatting library's choice of precision.
+    static constexpr std::array<std::string_view, kBuckets> kLe = {
+        "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+        "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",   "+Inf"};
+
+    // Index of the bucket for an observation: the number of bounds strictly below it (0..16). A branchless binary
+    // search, five dependent compares that compile to conditional moves, so recording costs the same for every
+    // latency and never mispredicts.
+    static constexpr size_t index(uint64_t ns) {
+        size_t base = 0;
+        base += kUpperNs[base + 8] < ns ? 8 : 0;
+        base += kUpperNs[base + 4] < ns ? 4 : 0;
+        base += kUpperNs[base + 2] < ns ? 2 : 0;
+        base += kUpperNs[base + 1] < ns ? 1 : 0;
+        return base + (kUpperNs[base] < ns ? 1 : 0);
+    }
+};
+static_assert(HistogramBuckets::index(0) == 0 && HistogramBuckets::index(100'000) == 0 &&
+              HistogramBuckets::index(100'001) == 1 && HistogramBuckets::index(10'000'000'000) == 15 &&
+              HistogramBuckets::index(10'000'000'001) == 16 && HistogramBuckets::index(UINT64_MAX) == 16);
+
+// Per-bucket counts are stored non-cumulative (one store per observation); the exposition accumulates them. There is
+// no separate count: it is derived from the buckets at read time, so `_count` always equals the +Inf bucket even when
+// a scrape races a recording (a separately stored count could be read one behind or ahead of the buckets).
+class Histogram {
+public:
+    void record(uint64_t ns) {
+        buckets_[HistogramBuckets::index(ns)].inc();
+        sum_ns_.add(ns);
+    }
+    uint64_t bucket(size_t i) const { return buckets_[i].load(); }
+    uint64_t sum_ns() const { return sum_ns_.load(); }
+
+private:
+    std::array<Counter, HistogramBuckets::kBuckets> buckets_;
+    Counter sum_ns_;  // integer nanoseconds: exact, and 584 years of summed latency before it wraps
+};
+
+// ---- Label sets -------------------------------------------------------------------------------------------------
+// A label set is a struct with `key` (the label name) and `values` (every value it can take, in slot order).
+// Storage for a labelled metric is one counter per value, so cardinality is fixed at compile time.
+
+// Errors, recorded where they happen. Client-side kinds count once per request; upstream-side kinds count once per
+// failed attempt, so a refused connect that was retried elsewhere still shows up.
+#define LB_METRICS_ERROR_KINDS(X)                                                          \
+    X(client_parse_error) /* malformed or ambiguous request: 400 */                         \
+    X(header_limit)       /* header section over the byte or count limit: 431 */            \
+    X(uri_limit)          /* request target over the limit: 414 */                          \
+    X(body_limit)         /* request body over the limit: 413 */                            \
+    X(client_timeout)     /* client did not send its header section in time: 408 */         \
+    X(connect_refused)    /* upstream connect failed (refused, unreachable): one attempt */ \
+    X(connect_timeout)    /* upstream connect did not complete in time: one attempt */      \
+    X(upstream_timeout)   /* backend did not answer in time: 504 */                         \
+    X(upstream_reset)     /* upstream connection lost before the response completed */      \
+    X(no_backend)         /* no eligible backend: 503 */                                    \
+    X(bad_response)       /* backend sent something that is not HTTP: 502 */
+
+enum class ErrorKind : uint8_t {
+#define LB_METRICS_X(name) name,
+    LB_METRICS_ERROR_KINDS(LB_METRICS_X)
+#undef LB_METRICS_X
+};
+
+struct ErrorKindLabel {
+    static constexpr std::string_view key = "kind";
+    static constexpr std::array values = {
+#define LB_METRICS_X(name) std::string_view{#name},
+        LB_METRICS_ERROR_KINDS(LB_METRICS_X)
+#undef LB_METRICS_X
+    };
+};
+
+// Results of one active health check.
+#define LB_METRICS_HEALTH_RESULTS(X)                                       \
+    X(success)       /* expected status received in time */              \
+    X(bad_status)    /* a response, but not the expected status */       \
+    X(connect_error) /* refused, unreachable, reset before a response */ \
+    X(timeout)       /* no response within the check timeout */
+
+enum class HealthResult : uint8_t {
+#define LB_METRICS_X(name) name,
+    LB_METRICS_HEALTH_RESULTS(LB_METRICS_X)
+#undef LB_METRICS_X
+};
+
+struct HealthResultLabel {
+    static constexpr std::string_view key = "result";
+    static constexpr std::array values = {
+#define LB_METRICS_X(name) std::string_view{#name},
+        LB_METRICS_HEALTH_RESULTS(LB_METRICS_X)
+#undef LB_METRICS_X
+    };
+};
+
+// Request methods, folded into the few that dashboards split by; everything else (OPTIONS, PATCH, CONNECT,
+// WebDAV...) is `other`, which keeps an attacker from minting series with invented methods.
+enum class MethodClass : uint8_t { get, head, post, put, delete_, other };
+
+struct MethodLabel {
+    static constexpr std::string_view key = "method";
+    static constexpr std::array values = {std::string_view{"GET"},    std::string_view{"HEAD"},
+                                          std::string_view{"POST"},   std::string_view{"PUT"},
+                                          std::string_view{"DELETE"}, std::string_view{"other"}};
+};
+
+// `method` is the request method as sent (llhttp_method_name() gives it); case-sensitive, as HTTP methods are.
+MethodClass method_class(std::string_view method);
+
+// Response status codes. A per-backend table of every code 100..599 would be 500 counters × 6 methods per backend
+// per shard, almost all zero, so the `code` label takes the exact code only for the codes below (the ones operators
+// alert on), and every other code is folded into its class, written "1xx".."5xx". Both forms match the usual
+// `code=~"5.."` selector. A status outside 100..599 (llhttp accepts any three digits) is "other".
+#define LB_METRICS_STATUS_CODES(X) \
+    X(200) X(201) X(204) X(206) X(301) X(302) X(304) X(307) X(308) X(400) X(401) X(403) X(404) X(405) X(408) \
+    X(409) X(413) X(429) X(500) X(502) X(503) X(504)
+
+struct CodeLabel {
+    static constexpr std::string_view key = "code";
+    static constexpr std::array values = {
+#define LB_METRICS_X(code) std::string_view{#code},
+        LB_METRICS_STATUS_CODES(LB_METRICS_X)
+#undef LB_METRICS_X
+        std::string_view{"1xx"}, std::string_view{"2xx"}, std::string_view{"3xx"}, std::string_view{"4xx"},
+        std::string_view{"5xx"}, std::string_view{"other"}};
+    static constexpr size_t kClassBase = values.size() - 6;  // slot of "1xx"
+    static constexpr size_t kOther = values.size() - 1;
+
+    // One table lookup per response: slot for every three-digit status.
+    static constexpr std::array<uint8_t, 1000> kSlots = [] {
+        std::array<uint8_t, 1000> slots{};
+        for (size_t code = 0; code < slots.size(); ++code) {
+            slots[code] = code >= 100 && code < 600 ? static_cast<uint8_t>(kClassBase + code / 100 - 1)
+                                                    : static_cast<uint8_t>(kOther);
+        }
+        size_t slot = 0;
+#define LB_METRICS_X(code) slots[code] = static_cast<uint8_t>(slot++);
+        LB_METRICS_STATUS_CODES(LB_METRICS_X)
+#undef LB_METRICS_X
+        return slots;
+    }();
+
+    static constexpr size_t slot(unsigned status) { return status < kSlots.size() ? kSlots[status] : kOther; }
+};
+static_assert(CodeLabel::slot(200) == 0 && CodeLabel::values[CodeLabel::slot(404)] == "404" &&
+              CodeLabel::values[CodeLabel::slot(418)] == "4xx" && CodeLabel::values[CodeLabel::slot(99)] == "other" &&
+              CodeLabel::values[CodeLabel::slot(600)] == "other" && CodeLabel::values[CodeLabel::slot(101)] == "1xx");
+
+template <class Label>
+inline constexpr size_t kLabelCount = Label::values.size();
+
+// One counter per label value.
+template <class Label>
+using CounterArray = std::array<Counter, kLabelCount<Label>>;
+// One counter per pair of label values, row-major: index = a * kLabelCount<B> + b.
+template <class A, class B>
+using CounterArray2 = std::array<Counter, kLabelCount<A> * kLabelCount<B>>;
+
+// ---- THE list ---------------------------------------------------------------------------------------------------
+// Every metric lb exports, declared once. Columns:
+//   COUNTER(name, help)                      name ends in _total
+//   GAUGE(name, merge, help)                 merge: sum | max (GaugeMerge)
+//   COUNTER_BY(name, Label, help)            one series per label value, all exported (zeros included) so rate()
+//                                            works from the first scrape
+//   COUNTER_BY2(name, LabelA, LabelB, help)  one series per pair; only pairs seen at least once are exported
+//   HISTOGRAM(name, help)                    latency in seconds (recorded in ns), name ends in _seconds
+// The exposition name is the member name prefixed with "lb_" (global) or "lb_backend_" (per backend, with a
+// backend="host:port" label first). Member names therefore carry the Prometheus unit and _total suffixes.
+
+// Per shard, not per backend.
+#define LB_METRICS_GLOBAL_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM)                                    \
+    GAUGE(client_connections_active, sum, "Client connections currently open.")                                       \
+    COUNTER(client_connections_accepted_total, "Client connections accepted.")                                        \
+    COUNTER(client_received_bytes_total, "Bytes received from clients.")                                              \
+    COUNTER(client_sent_bytes_total, "Bytes sent to clients.")                                                        \
+    COUNTER_BY(errors_total, ErrorKindLabel,                                                                          \
+               "Errors by kind: client-side kinds once per request, upstream-side kinds once per failed attempt.")   \
+    COUNTER(retries_total, "Requests sent again, to another backend or connection, after a failed attempt.")          \
+    COUNTER(queue_waits_total, "Requests that had to wait for an upstream connection slot before being sent.")        \
+    HISTOGRAM(request_duration_seconds,                                                                               \
+              "Time from a request's first byte received to its response's last byte sent, as the client sees it.")
+
+// Per shard and per backend, stored as an array indexed by backend id.
+#define LB_METRICS_BACKEND_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM)                                   \
+    COUNTER_BY2(requests_total, MethodLabel, CodeLabel,                                                               \
+                "Responses received from the backend, by request method and status code (uncommon codes folded into " \
+                "their class, e.g. 4xx).")                                                                            \
+    HISTOGRAM(response_duration_seconds,                                                                              \
+              "Time from dispatching a request to the backend (connect included) to the response's last byte.")       \
+    GAUGE(upstream_connections_active, sum, "Upstream connections in use by a request, connecting included.")         \
+    GAUGE(upstream_connections_idle, sum, "Upstream keep-alive connections parked in the idle pool.")                 \
+    COUNTER(passive_ejections_total, "Times the backend was ejected because of failures seen on live traffic.")       \
+    COUNTER_BY(health_checks_total, HealthResultLabel, "Active health checks by result.")                             \
+    GAUGE(up, max, "1 if the backend is eligible for traffic (healthy, not ejected), else 0.")                        \
+    GAUGE(weight, max, "Effective weight of the backend in the balancer.")
+
+}  // namespace lb::metrics

@@ -1,0 +1,36 @@
+// An in-process balancer in front of in-process demo backends, all on ephemeral loopback ports: the proxy code
+// runs inside the test binary, so the sanitizers watch it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/config.h"
+#include "core/server.h"
+#include "demo/demo_backend.h"
+
+namespace lb::test {
+
+// A config with the given backend ports on 127.0.0.1, listening on an ephemeral port.
+core::Config make_config(const std::vector<uint16_t>& backend_ports, unsigned workers = 1);
+
+class ProxyFixture {
+public:
+    // Starts `backends` demo backends (ids b1, b2, ...) and a balancer in front of them; `tweak` may change the
+    // config first (timeouts, limits, extra dead backends...).
+    explicit ProxyFixture(size_t backends, const std::function<void(core::Config&)>& tweak = {}, unsigned workers = 1);
+    ~ProxyFixture();
+
+    uint16_t port() const { return server_->port(); }
+    core::Server& server() { return *server_; }
+    demo::DemoBackend& backend(size_t i) { return *backends_[i]; }
+    // Stops the balancer (graceful) and checks that every loop closed with no handle open.
+    void stop();
+
+private:
+    std::vector<std::unique_ptr<demo::DemoBackend>> backends_;
+    std::unique_ptr<core::Server> server_;
+};
+
+}  // namespace lb::test

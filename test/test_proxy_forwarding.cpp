@@ -1,0 +1,162 @@
+// What lb forwards and in which order: round robin, keep-alive on both sides, pipelining, header rules,
+// bodies that must not exist (HEAD, 204, 304), Expect: 100-continue and HTTP/1.0 clients.
+#include <catch2/catch.hpp>
+
+#include "test/support/proxy_fixture.h"
+#include "test/support/test_support.h"
+
+using namespace lb::test;
+
+namespace {
+const std::string kGet = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+}
+
+TEST_CASE("one shard cycles through the backends in order", "[forwarding]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(3);
+    std::vector<std::string> served;
+    for (int i = 0; i < 6; ++i) served.push_back(http_get(proxy.port(), "/").header("X-Backend-Id"));
+    CHECK(served == std::vector<std::string>{"b1", "b2", "b3", "b1", "b2", "b3"});
+}
+
+TEST_CASE("one upstream connection serves 100 keep-alive requests", "[forwarding][keepalive]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(1);
+    Client client(proxy.port());
+    for (int i = 1; i <= 100; ++i) {
+        client.send(kGet);
+        Response r = client.read_response();
+        REQUIRE(r.status == 200);
+        REQUIRE(r.body == "b1\n");
+        REQUIRE(r.header("X-Conn-Request") == std::to_string(i));
+    }
+    CHECK(proxy.backend(0).connections_accepted() == 1);
+}
+
+TEST_CASE("pipelined requests are answered in order", "[forwarding][pipelining]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(3);
+    Client client(proxy.port());
+    // The first is the slowest: answers must still come back in request order.
+    client.send("GET /?delay_ms=100 HTTP/1.1\r\nHost: test\r\n\r\n"
+                "GET /second HTTP/1.1\r\nHost: test\r\n\r\n"
+                "GET /third HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    CHECK(client.read_response().header("X-Backend-Id") == "b1");
+    CHECK(client.read_response().header("X-Backend-Id") == "b2");
+    Response last = client.read_response();
+    CHECK(last.header("X-Backend-Id") == "b3");
+    CHECK(last.header("Connection") == "close");
+    CHECK(client.wait_closed());
+}
+
+TEST_CASE("hop-by-hop headers stay on their hop; X-Forwarded-* are set; Host is preserved", "[forwarding][headers]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(1);
+    Response r = http_exchange(proxy.port(),
+                               "GET /path?echo=headers HTTP/1.1\r\n"
+                               "Host: app.example\r\n"
+                               "Connection: keep-alive, X-Secret-Hop\r\n"
+                               "Keep-Alive: timeout=5\r\n"
+                               "Proxy-Connection: keep-alive\r\n"
+                               "TE: trailers\r\n"
+                               "Upgrade: websocket\r\n"
+                               "X-Secret-Hop: must-not-pass\r\n"
+                               "X-Forwarded-For: 203.0.113.7\r\n"
+                               "X-Forwarded-Proto: https\r\n"
+                               "X-End-To-End: kept\r\n"
+                               "\r\n");
+    REQUIRE(r.status == 200);
+    const std::string& seen = r.body;
+    INFO(seen);
+    CHECK(seen.rfind("GET /path?echo=headers HTTP/1.1\n", 0) == 0);
+    CHECK(seen.find("Host: app.example\n") != std::string::npos);
+    CHECK(seen.find("X-End-To-End: kept\n") != std::string::npos);
+    CHECK(seen.find("X-Forwarded-For: 203.0.113.7, 127.0.0.1\n") != std::string::npos);
+    CHECK(seen.find("X-Forwarded-Proto: http\n") != std::string::npos);
+    CHECK(seen.find("https") == std::string::npos);
+    for (const char* hop : {"Connection:", "Keep-Alive:", "Proxy-Connection:", "TE:", "Upgrade:", "X-Secret-Hop:"}) {
+        INFO(hop);
+        CHECK(seen.find(hop) == std::string::npos);
+    }
+}
+
+TEST_CASE("the backend's hop-by-hop response headers are not passed to the client", "[forwarding][headers]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(1);
+    // The backend closes after this response; the client connection stays open all the same.
+    Client client(proxy.port());
+    client.send("GET /?close=1 HTTP/1.1\r\nHost: test\r\n\r\n");
+    Response r = client.read_response();
+    CHECK(r.status == 200);
+    CHECK_FALSE(r.has_header("Connection"));
+    client.send(kGet);
+    CHECK(client.read_response().status == 200);
+}
+
+TEST_CASE("HEAD, 204 and 304 responses carry no body", "[forwarding][bodies]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(1);
+    Client client(proxy.port());
+    client.send("HEAD /?bytes=5000 HTTP/1.1\r\nHost: test\r\n\r\n");
+    Response head = client.read_response(true);
+    CHECK(head.status == 200);
+    CHECK(head.header("Content-Length") == "5000");
+    for (int status : {204, 304}) {
+        client.send("GET /?status=" + std::to_string(status) + " HTTP/1.1\r\nHost: test\r\n\r\n");
+        Response r = client.read_response();
+        CHECK(r.status == status);
+        CHECK(r.body.empty());
+    }
+    // Had a body slipped through, it would be read here as the start of this response.
+    client.send(kGet);
+    Response after = client.read_response();
+    CHECK(after.status == 200);
+    CHECK(after.body == "b1\n");
+}
+
+TEST_CASE("Expect: 100-continue gets the interim response before the body is sent", "[forwarding][expect]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(1);
+    Client client(proxy.port());
+    client.send("POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    Response interim = client.read_response();
+    REQUIRE(interim.status == 100);
+    client.send("hello");
+    Response final_response = client.read_response();
+    CHECK(final_response.status == 200);
+    CHECK(final_response.header("X-Received-Body-Bytes") == "5");
+}
+
+TEST_CASE("HTTP/1.0 clients: keep-alive on request, close otherwise, no chunked encoding", "[forwarding][http10]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(1);
+    {
+        Client client(proxy.port());
+        client.send("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        Response r = client.read_response();
+        CHECK(r.status == 200);
+        CHECK(r.header("Connection") == "keep-alive");
+        client.send("GET /?chunked=1&bytes=3000 HTTP/1.0\r\n\r\n");
+        // A chunked response cannot go to an HTTP/1.0 client: it is sent whole and the connection closes.
+        std::string rest = client.read_until_closed();
+        CHECK(rest.find("Transfer-Encoding") == std::string::npos);
+        CHECK(rest.find("Connection: close") != std::string::npos);
+        CHECK(rest.size() > 3000);
+        CHECK(rest.substr(rest.size() - 3000).find("\r\n") == std::string::npos);
+    }
+    {
+        Client client(proxy.port());
+        client.send("GET / HTTP/1.0\r\n\r\n");
+        CHECK(client.read_response().status == 200);
+        CHECK(client.wait_closed());
+    }
+}
+
+TEST_CASE("curl sees traffic flow through lb", "[forwarding][curl]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(3);
+    auto result = run_command("curl -s --max-time 10 http://127.0.0.1:" + std::to_string(proxy.port()) +
+                              "/ http://127.0.0.1:" + std::to_string(proxy.port()) + "/");
+    CHECK(result.exit_code == 0);
+    CHECK(result.output == "b1\nb2\n");
+}
