@@ -1,0 +1,110 @@
+// The lb command line and process lifecycle: --check, --help, --version, graceful shutdown on SIGTERM, and
+// SO_REUSEPORT shards sharing the accepted connections.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <set>
+#include <thread>
+
+#include "demo/demo_backend.h"
+#include "test/support/proxy_fixture.h"
+#include "test/support/test_support.h"
+
+using namespace lb::test;
+
+namespace {
+
+std::string minimal_config(uint16_t listen_port, uint16_t backend_port) {
+    return "listen: 127.0.0.1:" + std::to_string(listen_port) + "\nworkers: 2\nbackends:\n  - 127.0.0.1:" +
+           std::to_string(backend_port) + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("lb --check accepts a valid file and rejects a bad one with file, line and reason", "[cli]") {
+    Watchdog watchdog;
+    auto good = run_command(std::string(LB_BINARY) + " --check -c " + LB_SOURCE_DIR "/lb.yaml");
+    CHECK(good.exit_code == 0);
+    CHECK(good.output.find("OK") != std::string::npos);
+
+    std::string bad = write_temp_file("bad.yaml", "listen: 127.0.0.1:8080\nbackends:\n  - 127.0.0.1:9001\nretires: 3\n");
+    auto result = run_command(std::string(LB_BINARY) + " --check -c " + bad);
+    CHECK(result.exit_code == 1);
+    CHECK(result.output.find(bad + ":4:1: unknown key 'retires'") != std::string::npos);
+
+    auto missing = run_command(std::string(LB_BINARY) + " -c /nonexistent/lb.yaml");
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.output.find("/nonexistent/lb.yaml") != std::string::npos);
+}
+
+TEST_CASE("lb --help and --version", "[cli]") {
+    Watchdog watchdog;
+    auto help = run_command(std::string(LB_BINARY) + " --help");
+    CHECK(help.exit_code == 0);
+    CHECK(help.output.find("--check") != std::string::npos);
+    auto version = run_command(std::string(LB_BINARY) + " --version");
+    CHECK(version.exit_code == 0);
+    CHECK(version.output.rfind("lb ", 0) == 0);
+    CHECK(run_command(std::string(LB_BINARY) + " --bogus").exit_code == 2);
+}
+
+TEST_CASE("SIGTERM lets an in-flight slow request finish, then lb exits 0", "[lifecycle][shutdown]") {
+    Watchdog watchdog;
+    lb::demo::DemoBackend backend({});
+    backend.start();
+    uint16_t port = reserve_closed_port();
+    Process lb({LB_BINARY, "-c", write_temp_file("drain.yaml", minimal_config(port, backend.port()))},
+               write_temp_file("drain.log", ""));
+    wait_for_port(port);
+
+    Client slow(port);
+    Client idle(port);
+    idle.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    REQUIRE(idle.read_response().status == 200);
+    uint64_t connections_before = backend.connections_accepted();
+    slow.send("GET /?delay_ms=700 HTTP/1.1\r\nHost: t\r\n\r\n");
+    // The request is in flight once lb has opened its backend connection for it.
+    while (backend.connections_accepted() == connections_before) std::this_thread::yield();
+
+    lb.signal(SIGTERM);
+    Response r = slow.read_response();
+    CHECK(r.status == 200);
+    CHECK(r.body == "b1\n");
+    CHECK(r.header("Connection") == "close");
+    CHECK(slow.wait_closed());
+    CHECK(idle.wait_closed());  // an idle keep-alive connection is closed at once
+    CHECK(lb.wait() == 0);
+}
+
+TEST_CASE("with 4 shards, connections are accepted on more than one shard", "[lifecycle][shards]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(1, {}, 4);
+    REQUIRE(proxy.server().shard_count() == 4);
+    for (int i = 0; i < 64; ++i) REQUIRE(http_get(proxy.port(), "/").status == 200);
+    size_t shards_used = 0;
+    uint64_t total = 0;
+    for (size_t s = 0; s < 4; ++s) {
+        total += proxy.server().connections_accepted(s);
+        shards_used += proxy.server().connections_accepted(s) > 0 ? 1 : 0;
+    }
+    CHECK(total == 64);
+    CHECK(shards_used > 1);
+}
+
+TEST_CASE("each shard starts its rotation at a different backend", "[lifecycle][shards]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(3, {}, 3);
+    // The first request each shard serves goes to a different backend, so the first requests after a start
+    // spread over all three however the kernel distributes connections.
+    std::set<std::string> first_per_shard;
+    std::vector<uint64_t> seen(3, 0);
+    for (int i = 0; i < 200 && first_per_shard.size() < 3; ++i) {
+        std::string id = http_get(proxy.port(), "/").header("X-Backend-Id");
+        for (size_t s = 0; s < 3; ++s) {
+            uint64_t accepted = proxy.server().connections_accepted(s);
+            if (accepted == 1 && seen[s] == 0) first_per_shard.insert(id);
+            seen[s] = accepted;
+        }
+    }
+    CHECK(first_per_shard.size() == 3);
+}
