@@ -49,7 +49,7 @@ TEST_CASE("pipelined requests are answered in order", "[forwarding][pipelining]"
     CHECK(client.wait_closed());
 }
 
-TEST_CASE("hop-by-hop headers stay on their hop; X-Forwarded-* are set; Host is preserved", "[forwarding][headers]") {
+TEST_CASE("hop-by-hop headers stay on their hop, X-Forwarded-* are set and Host is preserved", "[forwarding][headers]") {
     Watchdog watchdog;
     ProxyFixture proxy(1);
     Response r = http_exchange(proxy.port(),
