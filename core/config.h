@@ -39,6 +39,12 @@ struct Limits {
     uint64_t request_body_bytes = 1ULL << 30;    // 1 GiB; 0 means unlimited
 };
 
+// The admin listener: /metrics and /status, kept off the traffic port and on loopback by default.
+struct AdminConfig {
+    bool enabled = true;
+    HostPort listen{"127.0.0.1", 9090};
+};
+
 struct Config {
     std::string source;  // the file it came from, for messages
     HostPort listen{"0.0.0.0", 8080};
@@ -48,6 +54,8 @@ struct Config {
     Limits limits;
     unsigned retries = 2;               // further attempts after the first, each on an untried backend
     unsigned upstream_keepalive = 32;   // idle connections kept per backend, per shard (nginx: keepalive 32)
+    AdminConfig admin;
+    bool metrics_enabled = true;        // off only to measure what recording costs
 };
 
 // A config problem: where it is and what was expected. what() is "file:line:column: message".

@@ -10,6 +10,7 @@
 #include "core/upstream_connection.h"
 #include "http/error_response.h"
 #include "http/header_rules.h"
+#include "metrics/stats.h"
 
 namespace lb::core {
 
@@ -55,6 +56,7 @@ void ProxySession::accept(Shard& shard, uv_stream_t* listener) {
     session->timer_.data = session;
     session->open_handles_ = 2;
     shard.add_session(session);
+    shard.metrics().on_client_accepted();
     if (uv_accept(listener, session->client()) != 0) {
         session->close();
         return;
@@ -84,6 +86,7 @@ void ProxySession::on_client_read(uv_stream_t* stream, ssize_t nread, const uv_b
         self->close();
         return;
     }
+    self->shard_.metrics().on_client_bytes_received(static_cast<uint64_t>(nread));
     if (self->phase_ == Phase::lingering) return;  // discard
     self->pending_buffer_ = std::move(buffer);
     self->pending_ = {self->pending_buffer_.data(), static_cast<size_t>(nread)};
@@ -102,6 +105,7 @@ void ProxySession::parse_client_input() {
         if (phase_ == Phase::idle) {
             phase_ = Phase::reading_head;
             arm_timer(shard_.config().timeouts.client_header.count());
+            if (shard_.metrics().enabled()) request_started_ns_ = uv_hrtime();
         }
         current_client_buffer_ = pending_buffer_;
         http::FeedResult result = request_parser_.feed(pending_);
@@ -213,6 +217,8 @@ void ProxySession::dispatch() {
     backend_ = *picked;
     pool.on_dispatch(backend_);
     dispatched_ = true;
+    if (attempts_ > 0) shard_.metrics().on_retry();
+    if (shard_.metrics().enabled()) dispatched_ns_ = uv_hrtime();
     if (!fresh_connection_only_) {
         if (UpstreamConnection* idle = shard_.upstream_pool().take(backend_)) {
             upstream_ = idle;
@@ -244,6 +250,9 @@ void ProxySession::on_upstream_connected(int status) {
 }
 
 void ProxySession::on_connect_failed() {
+    shard_.metrics().on_error(phase_timed_out_ ? metrics::ErrorKind::connect_timeout
+                                               : metrics::ErrorKind::connect_refused);
+    phase_timed_out_ = false;
     release_upstream(pool::Outcome::connect_failure, false);
     tried_.insert(backend_);
     // A failed connect sent nothing: the request may go to another backend whatever its method.
@@ -381,6 +390,13 @@ void ProxySession::on_response_complete() {
     }
     if (response_framing_ == http::BodyFraming::chunked) to_client_.append_static(http::kLastChunk);
     response_complete_ = true;
+    auto& metrics = shard_.metrics();
+    if (metrics.enabled()) {
+        uint64_t now = uv_hrtime();
+        metrics.on_backend_response(backend_, metrics::method_class(llhttp_method_name(request_parser_.head().method)),
+                                    static_cast<unsigned>(response_parser_.head().status), now - dispatched_ns_);
+        metrics.on_request_done(now - request_started_ns_);
+    }
 }
 
 void ProxySession::finish_exchange(bool upstream_reusable) {
@@ -405,6 +421,7 @@ void ProxySession::start_next_request() {
 }
 
 void ProxySession::on_upstream_failed(pool::Outcome outcome) {
+    if (outcome == pool::Outcome::reset) shard_.metrics().on_error(metrics::ErrorKind::upstream_reset);
     if (response_started_) {
         // Part of the response is already with the client; a status can no longer be sent. Ending the
         // connection is the only honest signal left.
@@ -452,6 +469,7 @@ void ProxySession::release_upstream(pool::Outcome outcome, bool reusable) {
 
 void ProxySession::flush_client() {
     if (to_client_.empty() || closing_) return;
+    shard_.metrics().on_client_bytes_sent(to_client_.bytes());
     if (to_client_.flush(client(), this) != 0) close();
 }
 
@@ -468,12 +486,32 @@ void ProxySession::on_write_done(int status) {
 
 void ProxySession::fail_request(http::ProxyError error) {
     log(LogLevel::info, "{} answered {}: {}", client_address_, http::status_for(error), http::to_string(error));
+    record_error(error);
     release_upstream(pool::Outcome::cancelled, false);
     to_upstream_.clear();
     to_client_.clear();
     to_client_.append_static(http::error_response(error));
     flush_client();
     close_after_flush();
+}
+
+void ProxySession::record_error(http::ProxyError error) {
+    auto& metrics = shard_.metrics();
+    if (!metrics.enabled()) return;
+    switch (error) {
+        case http::ProxyError::bad_request: metrics.on_error(metrics::ErrorKind::client_parse_error); break;
+        case http::ProxyError::headers_too_large: metrics.on_error(metrics::ErrorKind::header_limit); break;
+        case http::ProxyError::uri_too_long: metrics.on_error(metrics::ErrorKind::uri_limit); break;
+        case http::ProxyError::body_too_large: metrics.on_error(metrics::ErrorKind::body_limit); break;
+        case http::ProxyError::client_timeout: metrics.on_error(metrics::ErrorKind::client_timeout); break;
+        case http::ProxyError::upstream_timeout: metrics.on_error(metrics::ErrorKind::upstream_timeout); break;
+        case http::ProxyError::no_backend: metrics.on_error(metrics::ErrorKind::no_backend); break;
+        case http::ProxyError::bad_response: metrics.on_error(metrics::ErrorKind::bad_response); break;
+        // Counted per failed attempt (connect_refused, connect_timeout, upstream_reset) where it happened.
+        case http::ProxyError::upstream_unreachable:
+        case http::ProxyError::none: break;
+    }
+    if (request_started_ns_ != 0) metrics.on_request_done(uv_hrtime() - request_started_ns_);
 }
 
 void ProxySession::close_after_flush() {
@@ -514,6 +552,7 @@ void ProxySession::on_timer(uv_timer_t* timer) {
         case Phase::reading_head: self->fail_request(http::ProxyError::client_timeout); break;
         case Phase::connecting:
             log(LogLevel::warn, "connect to backend {} timed out", self->shard_.backend_name(self->backend_));
+            self->phase_timed_out_ = true;
             self->on_connect_failed();
             break;
         case Phase::exchanging:
@@ -545,6 +584,7 @@ void ProxySession::close() {
     to_client_.clear();
     to_upstream_.clear();
     shard_.remove_session(this);
+    shard_.metrics().on_client_closed();
     uv_close(reinterpret_cast<uv_handle_t*>(&client_), &ProxySession::on_close);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &ProxySession::on_close);
 }

@@ -97,6 +97,7 @@ private:
 
     // Endings.
     void fail_request(http::ProxyError error);
+    void record_error(http::ProxyError error);
     void release_upstream(pool::Outcome outcome, bool reusable);
     void close_after_flush();
     void arm_timer(uint64_t ms);
@@ -142,6 +143,9 @@ private:
     bool bad_response_ = false;      // the backend answered something lb cannot forward
     bool client_keep_alive_ = false;
     bool upstream_keep_alive_ = false;
+    bool phase_timed_out_ = false;   // the connect in progress failed by timing out
+    uint64_t request_started_ns_ = 0;  // first byte of the request (uv_hrtime), when metrics are on
+    uint64_t dispatched_ns_ = 0;       // the request was given to backend_
     BufferRef current_upstream_buffer_;  // the read whose bytes the response callbacks reference
     BufferRef current_client_buffer_;    // the read whose bytes the request callbacks reference
     WriteBatch to_client_;

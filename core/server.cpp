@@ -1,11 +1,17 @@
 #include "core/server.h"
 
 #include <signal.h>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <unistd.h>
 
+#include "core/admin_server.h"
 #include "core/listener.h"
+#include "core/status_page.h"
+#include "metrics/exposition.h"
+#include "metrics/process_stats.h"
+#include "metrics/snapshot.h"
 #include "core/log.h"
 #include "core/shard.h"
 
@@ -20,6 +26,7 @@ Server::Server(Config config) : context_(std::make_unique<ServerContext>()) {
 
 Server::~Server() {
     if (!threads_.empty()) shutdown();
+    if (admin_) admin_->stop();
 }
 
 void Server::start() {
@@ -32,6 +39,19 @@ void Server::start() {
         context_->backend_addresses.push_back(resolve(b.endpoint));
     }
     context_->backends = std::move(backends);
+    control_metrics_ = std::make_unique<metrics::ShardMetrics>(config.backends.size(), config.metrics_enabled);
+    for (size_t i = 0; i < config.backends.size(); ++i) {
+        backend_names_.push_back(config.backends[i].address);
+        control_metrics_->set_backend_up(static_cast<metrics::BackendIndex>(i), true);
+        control_metrics_->set_backend_weight(static_cast<metrics::BackendIndex>(i), config.backends[i].weight);
+    }
+    start_time_seconds_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (config.admin.enabled) {
+        admin_ = std::make_unique<AdminServer>(
+            resolve(config.admin.listen),
+            AdminServer::Page{std::string(metrics::kContentType), [this] { return render_metrics(); }},
+            AdminServer::Page{"application/json", [this] { return render_status(); }});
+    }
 
     SocketAddress listen_address = resolve(config.listen);
     std::vector<int> fds;
@@ -54,6 +74,47 @@ void Server::start() {
     }
     port_ = listen_address.port();
     for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
+    if (admin_) admin_->start();
+}
+
+uint16_t Server::admin_port() const { return admin_ ? admin_->port() : 0; }
+
+namespace {
+
+metrics::Snapshot merge_all(const std::vector<std::unique_ptr<Shard>>& shards, const metrics::ShardMetrics* control) {
+    std::vector<const metrics::ShardMetrics*> blocks;
+    for (const auto& shard : shards) blocks.push_back(&shard->metrics());
+    blocks.push_back(control);
+    return metrics::merge(blocks);
+}
+
+}  // namespace
+
+std::string Server::render_metrics() const {
+    metrics::ExpositionInfo info;
+    info.version = LB_VERSION;
+    info.shards = static_cast<unsigned>(shards_.size());
+    info.backend_names = backend_names_;
+    info.start_time_seconds = start_time_seconds_;
+    info.process = metrics::read_process_stats();
+    return metrics::render_prometheus(merge_all(shards_, control_metrics_.get()), info);
+}
+
+std::string Server::render_status() const {
+    metrics::Snapshot snapshot = merge_all(shards_, control_metrics_.get());
+    StatusInput status;
+    status.version = LB_VERSION;
+    for (size_t i = 0; i < backend_names_.size(); ++i) {
+        const auto& b = snapshot.backends[i];
+        status.backends.push_back({backend_names_[i], static_cast<uint32_t>(b.weight), b.up != 0,
+                                   b.upstream_connections_active, b.upstream_connections_idle, ""});
+    }
+    for (const auto& shard : shards_) {
+        const metrics::ShardMetrics* block = &shard->metrics();
+        metrics::Snapshot own = metrics::merge(std::span(&block, 1));
+        status.shards.push_back({shard->index(), own.global.client_connections_active, shard->connections_accepted()});
+    }
+    return render_status_json(status);
 }
 
 void Server::request_shutdown() {
@@ -106,6 +167,7 @@ void Server::run_on_every_shard(const std::function<void(Shard&)>& task) {
 }
 
 void Server::set_backend_health(size_t backend, bool healthy) {
+    control_metrics_->set_backend_up(static_cast<metrics::BackendIndex>(backend), healthy);
     run_on_every_shard([=](Shard& shard) { shard.pool().set_healthy(static_cast<pool::BackendId>(backend), healthy); });
 }
 

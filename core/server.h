@@ -9,10 +9,12 @@
 #include <vector>
 
 #include "core/config.h"
+#include "metrics/shard_metrics.h"
 
 namespace lb::core {
 
 class Shard;
+class AdminServer;
 struct ServerContext;
 
 class Server {
@@ -33,6 +35,11 @@ public:
     void shutdown();
 
     uint16_t port() const { return port_; }
+    // The admin listener's port (0 when admin is disabled).
+    uint16_t admin_port() const;
+    // The Prometheus text of every shard's metrics merged, and the /status JSON. Any thread.
+    std::string render_metrics() const;
+    std::string render_status() const;
     size_t shard_count() const { return shards_.size(); }
     uint64_t connections_accepted(size_t shard) const;
     uint64_t idle_upstream_connections() const;
@@ -42,13 +49,19 @@ public:
     // Runs `task` on every shard's loop and waits until all have run it. For tests and control-plane updates
     // that must be in effect when it returns.
     void run_on_every_shard(const std::function<void(Shard&)>& task);
-    // Marks a backend healthy or not on every shard (the health broadcast path), in effect on return.
+    // Marks a backend healthy or not on every shard (the health broadcast path), in effect on return. Called from
+    // one control thread at a time (the health loop, or a test).
     void set_backend_health(size_t backend, bool healthy);
 
 private:
     std::unique_ptr<ServerContext> context_;
     std::vector<std::unique_ptr<Shard>> shards_;
     std::vector<std::thread> threads_;
+    // Backend state decided outside the shards (health): written by one control thread, read by scrapes.
+    std::unique_ptr<metrics::ShardMetrics> control_metrics_;
+    std::vector<std::string> backend_names_;
+    double start_time_seconds_ = 0;
+    std::unique_ptr<AdminServer> admin_;
     uint16_t port_ = 0;
     std::atomic<bool> shutdown_requested_{false};
 };

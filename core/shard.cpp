@@ -16,7 +16,9 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
       // Each shard starts its rotation at a different backend, so shards do not hit backend 0 together.
       pool_(context.backends, std::make_unique<pool::RoundRobin>(index)),
       upstream_pool_(context.backends->size(), context.config.upstream_keepalive,
-                     static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())) {
+                     static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())),
+      metrics_(context.backends->size()) {
+    static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
     if (uv_loop_init(&loop_) != 0) throw std::runtime_error("uv_loop_init failed");
     uv_tcp_init(&loop_, &listener_);
     inbox_.init(&loop_, *this);

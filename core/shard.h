@@ -16,6 +16,7 @@
 #include "core/proxy_session.h"
 #include "core/shard_inbox.h"
 #include "core/upstream_pool.h"
+#include "metrics/shard_metrics.h"
 #include "pool/shard_pool.h"
 
 namespace lb::core {
@@ -48,6 +49,9 @@ public:
     pool::ShardPool& pool() { return pool_; }
     UpstreamPool& upstream_pool() { return upstream_pool_; }
     BufferPool& buffers() { return buffers_; }
+    metrics::ShardMetrics& metrics() { return metrics_; }
+    // Any thread may read it (single-writer atomics); only this shard writes it.
+    const metrics::ShardMetrics& metrics() const { return metrics_; }
     const sockaddr* backend_address(pool::BackendId id) const { return context_.backend_addresses[id].get(); }
     const std::string& backend_name(pool::BackendId id) const { return pool_.backend(id).name; }
     unsigned index() const { return index_; }
@@ -77,6 +81,7 @@ private:
     pool::ShardPool pool_;
     UpstreamPool upstream_pool_;
     BufferPool buffers_;
+    metrics::ShardMetrics metrics_;
     IntrusiveList<ProxySession> sessions_;
     bool draining_ = false;
     bool stopping_ = false;  // the last handles are closing

@@ -18,6 +18,7 @@ UpstreamConnection* UpstreamConnection::create(Shard& shard, pool::BackendId bac
     connection->idle_timer_.data = connection;
     connection->connect_req_.data = connection;
     connection->open_handles_ = 2;
+    shard.metrics().on_upstream_opened(backend);
     return connection;
 }
 
@@ -53,12 +54,14 @@ void UpstreamConnection::stop_reading() {
 
 void UpstreamConnection::park(uint64_t idle_ms) {
     parked_ = true;
+    shard_.metrics().on_upstream_parked(backend_);
     uv_timer_start(&idle_timer_, &UpstreamConnection::on_idle_timeout, idle_ms, 0);
     start_reading();  // an idle backend that closes or speaks is noticed here, before the next request uses it
 }
 
 void UpstreamConnection::unpark() {
     parked_ = false;
+    shard_.metrics().on_upstream_reused(backend_);
     uv_timer_stop(&idle_timer_);
     stop_reading();
 }
@@ -90,6 +93,7 @@ void UpstreamConnection::on_write_done(int status) {
 void UpstreamConnection::close() {
     if (closing_) return;
     closing_ = true;
+    shard_.metrics().on_upstream_closed(backend_, parked_);
     if (parked_) shard_.upstream_pool().forget(this);
     parked_ = false;
     session_ = nullptr;

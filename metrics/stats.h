@@ -61,10 +61,12 @@ enum class GaugeMerge { sum, max };
 struct HistogramBuckets {
     static constexpr size_t kBounds = 16;
     static constexpr size_t kBuckets = kBounds + 1;  // last one is +Inf
+    // clang-format off
     static constexpr std::array<uint64_t, kBounds> kUpperNs = {
         100'000,     250'000,     500'000,       1'000'000,     2'500'000,     5'000'000,
         10'000'000,  25'000'000,  50'000'000,    100'000'000,   250'000'000,   500'000'000,
         1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+    // clang-format on
     // The `le` label values, written out rather than formatted from doubles so that they never change with a
     // formatting library's choice of precision.
     static constexpr std::array<std::string_view, kBuckets> kLe = {
@@ -72,8 +74,8 @@ struct HistogramBuckets {
         "0.1",    "0.25",    "0.5",    "1",     "2.5",    "5",     "10",   "+Inf"};
 
     // Index of the bucket for an observation: the number of bounds strictly below it (0..16). A branchless binary
-    // search, five dependent compares that compile to conditional moves, so recording costs the same for every
-    // latency and never mispredicts.
+    // search: five dependent compares that compile to flag arithmetic (setcc/adc at -O2, no jumps), so recording
+    // costs the same for every latency and never mispredicts.
     static constexpr size_t index(uint64_t ns) {
         size_t base = 0;
         base += kUpperNs[base + 8] < ns ? 8 : 0;
@@ -110,7 +112,7 @@ private:
 
 // Errors, recorded where they happen. Client-side kinds count once per request; upstream-side kinds count once per
 // failed attempt, so a refused connect that was retried elsewhere still shows up.
-#define LB_METRICS_ERROR_KINDS(X)                                                          \
+#define LB_METRICS_ERROR_KINDS(X)                                                           \
     X(client_parse_error) /* malformed or ambiguous request: 400 */                         \
     X(header_limit)       /* header section over the byte or count limit: 431 */            \
     X(uri_limit)          /* request target over the limit: 414 */                          \
@@ -139,7 +141,7 @@ struct ErrorKindLabel {
 };
 
 // Results of one active health check.
-#define LB_METRICS_HEALTH_RESULTS(X)                                       \
+#define LB_METRICS_HEALTH_RESULTS(X)                                     \
     X(success)       /* expected status received in time */              \
     X(bad_status)    /* a response, but not the expected status */       \
     X(connect_error) /* refused, unreachable, reset before a response */ \
@@ -178,6 +180,7 @@ MethodClass method_class(std::string_view method);
 // per shard, almost all zero, so the `code` label takes the exact code only for the codes below (the ones operators
 // alert on), and every other code is folded into its class, written "1xx".."5xx". Both forms match the usual
 // `code=~"5.."` selector. A status outside 100..599 (llhttp accepts any three digits) is "other".
+// clang-format off
 #define LB_METRICS_STATUS_CODES(X) \
     X(200) X(201) X(204) X(206) X(301) X(302) X(304) X(307) X(308) X(400) X(401) X(403) X(404) X(405) X(408) \
     X(409) X(413) X(429) X(500) X(502) X(503) X(504)
@@ -190,6 +193,7 @@ struct CodeLabel {
 #undef LB_METRICS_X
         std::string_view{"1xx"}, std::string_view{"2xx"}, std::string_view{"3xx"}, std::string_view{"4xx"},
         std::string_view{"5xx"}, std::string_view{"other"}};
+    // clang-format on
     static constexpr size_t kClassBase = values.size() - 6;  // slot of "1xx"
     static constexpr size_t kOther = values.size() - 1;
 
@@ -235,20 +239,20 @@ using CounterArray2 = std::array<Counter, kLabelCount<A> * kLabelCount<B>>;
 // backend="host:port" label first). Member names therefore carry the Prometheus unit and _total suffixes.
 
 // Per shard, not per backend.
-#define LB_METRICS_GLOBAL_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM)                                    \
-    GAUGE(client_connections_active, sum, "Client connections currently open.")                                       \
-    COUNTER(client_connections_accepted_total, "Client connections accepted.")                                        \
-    COUNTER(client_received_bytes_total, "Bytes received from clients.")                                              \
-    COUNTER(client_sent_bytes_total, "Bytes sent to clients.")                                                        \
-    COUNTER_BY(errors_total, ErrorKindLabel,                                                                          \
-               "Errors by kind: client-side kinds once per request, upstream-side kinds once per failed attempt.")   \
-    COUNTER(retries_total, "Requests sent again, to another backend or connection, after a failed attempt.")          \
-    COUNTER(queue_waits_total, "Requests that had to wait for an upstream connection slot before being sent.")        \
-    HISTOGRAM(request_duration_seconds,                                                                               \
+#define LB_METRICS_GLOBAL_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM)                                \
+    GAUGE(client_connections_active, sum, "Client connections currently open.")                                    \
+    COUNTER(client_connections_accepted_total, "Client connections accepted.")                                     \
+    COUNTER(client_received_bytes_total, "Bytes received from clients.")                                           \
+    COUNTER(client_sent_bytes_total, "Bytes sent to clients.")                                                     \
+    COUNTER_BY(errors_total, ErrorKindLabel,                                                                       \
+               "Errors by kind: client-side kinds once per request, upstream-side kinds once per failed attempt.") \
+    COUNTER(retries_total, "Requests sent again, to another backend or connection, after a failed attempt.")       \
+    COUNTER(queue_waits_total, "Requests that had to wait for an upstream connection slot before being sent.")     \
+    HISTOGRAM(request_duration_seconds,                                                                            \
               "Time from a request's first byte received to its response's last byte sent, as the client sees it.")
 
 // Per shard and per backend, stored as an array indexed by backend id.
-#define LB_METRICS_BACKEND_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM)                                   \
+#define LB_METRICS_BACKEND_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM)                                  \
     COUNTER_BY2(requests_total, MethodLabel, CodeLabel,                                                               \
                 "Responses received from the backend, by request method and status code (uncommon codes folded into " \
                 "their class, e.g. 4xx).")                                                                            \

@@ -9,6 +9,7 @@ core::Config make_config(const std::vector<uint16_t>& backend_ports, unsigned wo
     config.source = "<test>";
     config.listen = {"127.0.0.1", 0};
     config.workers = workers;
+    config.admin.listen = {"127.0.0.1", 0};
     for (uint16_t port : backend_ports) {
         core::BackendConfig b;
         b.endpoint = {"127.0.0.1", port};

@@ -1,0 +1,183 @@
+#include "core/admin_server.h"
+
+#include <uv.h>
+
+#include <fmt/format.h>
+
+#include <memory>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "core/intrusive_list.h"
+#include "http/message_parser.h"
+
+namespace lb::core {
+
+namespace {
+
+class AdminConnection;
+
+}  // namespace
+
+struct AdminServer::Loop {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t stop;
+    Page metrics;
+    Page status;
+    IntrusiveList<AdminConnection> connections;
+};
+
+namespace {
+
+// One admin request: read the head, answer, close. Owned by its handle; freed in its close callback.
+class AdminConnection final : public http::MessageSink, public IntrusiveList<AdminConnection>::Hook {
+public:
+    static void accept(AdminServer::Loop& server) {
+        auto* connection = new AdminConnection(server);  // owned by its handle from here
+        uv_tcp_init(&server.loop, &connection->tcp_);
+        connection->tcp_.data = connection;
+        server.connections.push_front(connection);
+        if (uv_accept(reinterpret_cast<uv_stream_t*>(&server.listener), connection->stream()) != 0 ||
+            uv_read_start(connection->stream(), &on_alloc, &on_read) != 0) {
+            connection->close();
+        }
+    }
+
+    void close() {
+        if (closing_) return;
+        closing_ = true;
+        server_.connections.remove(this);
+        uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* handle) {
+            std::unique_ptr<AdminConnection> owned(static_cast<AdminConnection*>(handle->data));
+        });
+    }
+
+    http::HeadAction on_head(const http::MessageHead& head) override {
+        std::string_view target = head.target();
+        target = target.substr(0, target.find('?'));
+        if (head.method != HTTP_GET && head.method != HTTP_HEAD) {
+            respond(405, "Method Not Allowed", "text/plain", "only GET\n");
+        } else if (target == "/metrics") {
+            respond(200, "OK", server_.metrics.content_type, server_.metrics.render());
+        } else if (target == "/status") {
+            respond(200, "OK", server_.status.content_type, server_.status.render());
+        } else {
+            respond(404, "Not Found", "text/plain", "lb admin: try /metrics or /status\n");
+        }
+        return http::HeadAction::pause;
+    }
+    void on_body(std::string_view) override {}
+    void on_message_complete() override {}
+
+private:
+    explicit AdminConnection(AdminServer::Loop& server)
+        : server_(server), parser_(HTTP_REQUEST, *this) {}
+    uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+
+    static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+        auto* self = static_cast<AdminConnection*>(handle->data);
+        *buf = uv_buf_init(self->input_, sizeof self->input_);
+    }
+
+    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+        auto* self = static_cast<AdminConnection*>(stream->data);
+        if (nread < 0) {
+            self->close();
+            return;
+        }
+        if (nread == 0 || self->responded_) return;
+        auto result = self->parser_.feed({buf->base, static_cast<size_t>(nread)});
+        if (result.status == http::FeedStatus::error) {
+            self->respond(400, "Bad Request", "text/plain", "malformed request\n");
+        }
+    }
+
+    void respond(int status, std::string_view reason, std::string_view content_type, std::string body) {
+        responded_ = true;
+        uv_read_stop(stream());
+        response_ = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                status, reason, content_type, body.size());
+        response_ += body;
+        uv_buf_t buf = uv_buf_init(response_.data(), static_cast<unsigned>(response_.size()));
+        write_req_.data = this;
+        int rc = uv_write(&write_req_, stream(), &buf, 1, [](uv_write_t* req, int) {
+            auto* self = static_cast<AdminConnection*>(req->data);
+            self->shutdown_req_.data = self;
+            if (uv_shutdown(&self->shutdown_req_, self->stream(), [](uv_shutdown_t* req, int) {
+                    static_cast<AdminConnection*>(req->data)->close();
+                }) != 0) {
+                self->close();
+            }
+        });
+        if (rc != 0) close();
+    }
+
+    AdminServer::Loop& server_;
+    uv_tcp_t tcp_;
+    uv_write_t write_req_;
+    uv_shutdown_t shutdown_req_;
+    http::MessageParser parser_;
+    std::string response_;
+    char input_[8192];
+    bool responded_ = false;
+    bool closing_ = false;
+};
+
+}  // namespace
+
+AdminServer::AdminServer(const SocketAddress& address, Page metrics, Page status) : loop_(std::make_unique<Loop>()) {
+    loop_->metrics = std::move(metrics);
+    loop_->status = std::move(status);
+    uv_loop_init(&loop_->loop);
+    uv_tcp_init(&loop_->loop, &loop_->listener);
+    loop_->listener.data = loop_.get();
+    loop_->stop.data = loop_.get();
+    uv_async_init(&loop_->loop, &loop_->stop, [](uv_async_t* async) {
+        auto* loop = static_cast<Loop*>(async->data);
+        uv_close(reinterpret_cast<uv_handle_t*>(&loop->listener), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&loop->stop), nullptr);
+        loop->connections.for_each([](AdminConnection* c) { c->close(); });
+    });
+    int rc = uv_tcp_bind(&loop_->listener, address.get(), 0);
+    if (rc == 0) {
+        rc = uv_listen(reinterpret_cast<uv_stream_t*>(&loop_->listener), 128, [](uv_stream_t* listener, int status) {
+            if (status == 0) AdminConnection::accept(*static_cast<Loop*>(listener->data));
+        });
+    }
+    if (rc != 0) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&loop_->listener), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&loop_->stop), nullptr);
+        uv_run(&loop_->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop_->loop);
+        throw std::runtime_error(fmt::format("cannot listen on {} (admin): {}", address.to_string(), uv_strerror(rc)));
+    }
+    sockaddr_storage bound{};
+    int length = sizeof bound;
+    uv_tcp_getsockname(&loop_->listener, reinterpret_cast<sockaddr*>(&bound), &length);
+    SocketAddress bound_address;
+    bound_address.storage = bound;
+    port_ = bound_address.port();
+}
+
+void AdminServer::start() {
+    thread_ = std::thread([loop = loop_.get()] { uv_run(&loop->loop, UV_RUN_DEFAULT); });
+}
+
+void AdminServer::stop() {
+    if (!loop_) return;
+    if (thread_.joinable()) {
+        uv_async_send(&loop_->stop);
+        thread_.join();
+    } else {
+        uv_close(reinterpret_cast<uv_handle_t*>(&loop_->listener), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&loop_->stop), nullptr);
+        uv_run(&loop_->loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&loop_->loop);
+    loop_.reset();
+}
+
+AdminServer::~AdminServer() { stop(); }
+
+}  // namespace lb::core

@@ -1,0 +1,40 @@
+// The admin listener: GET /metrics (Prometheus text) and GET /status (JSON), on its own thread and loop so that
+// a scrape never runs on a request shard. It is kept off the traffic port, so a backend's own /metrics or /status
+// is never shadowed. One request per connection; the answer closes it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "core/listener.h"
+
+namespace lb::core {
+
+class AdminServer {
+public:
+    struct Page {
+        std::string content_type;
+        std::function<std::string()> render;  // called on the admin thread
+    };
+
+    // Binds `address` now (throws std::runtime_error on failure) and serves once start() runs.
+    AdminServer(const SocketAddress& address, Page metrics, Page status);
+    ~AdminServer();  // stop()
+    AdminServer(const AdminServer&) = delete;
+    AdminServer& operator=(const AdminServer&) = delete;
+
+    void start();
+    void stop();  // closes the listener and open connections, joins the thread
+    uint16_t port() const { return port_; }
+
+    struct Loop;  // the admin thread's loop and handles (admin_server.cpp)
+
+private:
+    std::unique_ptr<Loop> loop_;
+    std::thread thread_;
+    uint16_t port_ = 0;
+};
+
+}  // namespace lb::core

@@ -1,0 +1,50 @@
+#include "core/status_page.h"
+
+#include <fmt/format.h>
+
+#include <iterator>
+
+namespace lb::core {
+
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (char c : text) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
+                } else {
+                    out += c;
+                }
+        }
+    }
+    out += '"';
+    return out;
+}
+
+std::string render_status_json(const StatusInput& status) {
+    std::string out = fmt::format("{{\"version\":{},\"backends\":[", json_string(status.version));
+    for (size_t i = 0; i < status.backends.size(); ++i) {
+        const auto& b = status.backends[i];
+        fmt::format_to(std::back_inserter(out),
+                       "{}{{\"name\":{},\"state\":\"{}\",\"weight\":{},\"in_flight\":{},\"idle_connections\":{},"
+                       "\"last_check\":{}}}",
+                       i ? "," : "", json_string(b.name), b.healthy ? "up" : "down", b.weight, b.in_flight,
+                       b.idle_connections, b.last_check.empty() ? "null" : json_string(b.last_check));
+    }
+    out += "],\"shards\":[";
+    for (size_t i = 0; i < status.shards.size(); ++i) {
+        const auto& s = status.shards[i];
+        fmt::format_to(std::back_inserter(out), "{}{{\"index\":{},\"active_connections\":{},\"accepted_connections\":{}}}",
+                       i ? "," : "", s.index, s.active_connections, s.accepted_connections);
+    }
+    out += "]}\n";
+    return out;
+}
+
+}  // namespace lb::core

@@ -1,0 +1,36 @@
+// The /status page: the pool and the shards as JSON, for operators and scripts. Pure: built from plain values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lb::core {
+
+struct BackendStatus {
+    std::string name;
+    uint32_t weight = 1;
+    bool healthy = true;
+    int64_t in_flight = 0;  // active upstream connections over all shards: one per request being served
+    int64_t idle_connections = 0;
+    std::string last_check;  // e.g. "status 200", "connection refused"; empty when never checked
+};
+
+struct ShardStatus {
+    unsigned index = 0;
+    int64_t active_connections = 0;
+    uint64_t accepted_connections = 0;
+};
+
+struct StatusInput {
+    std::string version;
+    std::vector<BackendStatus> backends;
+    std::vector<ShardStatus> shards;
+};
+
+std::string render_status_json(const StatusInput& status);
+
+// A JSON string literal for `text`, quotes included.
+std::string json_string(std::string_view text);
+
+}  // namespace lb::core
