@@ -25,65 +25,81 @@ void BufferPool::recycle(Buffer* buffer) {
     if (free_.size() < max_cached_) free_.push_back(std::move(owned));
 }
 
+void WriteRequest::clear() {
+    owned.clear();
+    segments.clear();
+    refs.clear();
+    bufs.clear();
+    total = 0;
+    target = nullptr;
+}
+
+std::unique_ptr<WriteRequest> WritePool::acquire() {
+    if (free_.empty()) {
+        auto fresh = std::make_unique<WriteRequest>();
+        fresh->pool = this;
+        return fresh;
+    }
+    auto request = std::move(free_.back());
+    free_.pop_back();
+    return request;
+}
+
+void WritePool::recycle(std::unique_ptr<WriteRequest> request) {
+    request->clear();
+    if (free_.size() < max_cached_) free_.push_back(std::move(request));
+}
+
 void WriteBatch::append_copy(std::string_view bytes) {
-    segments_.push_back({nullptr, owned_.size(), bytes.size()});
-    owned_.append(bytes);
-    total_ += bytes.size();
+    WriteRequest& r = request();
+    size_t offset = r.owned.size();
+    r.owned.append(bytes);
+    add({nullptr, offset, bytes.size()});
 }
 
 void WriteBatch::append_static(std::string_view bytes) {
-    segments_.push_back({bytes.data(), 0, bytes.size()});
-    total_ += bytes.size();
+    request();
+    add({bytes.data(), 0, bytes.size()});
 }
 
 void WriteBatch::append_ref(const BufferRef& buffer, std::string_view bytes) {
     if (bytes.empty()) return;
-    segments_.push_back({bytes.data(), 0, bytes.size()});
-    refs_.push_back(buffer);
-    total_ += bytes.size();
+    request().refs.push_back(buffer);
+    add({bytes.data(), 0, bytes.size()});
 }
 
 void WriteBatch::clear() {
-    owned_.clear();
-    segments_.clear();
-    refs_.clear();
-    total_ = 0;
+    if (current_) pool_.recycle(std::move(current_));
 }
 
 namespace {
 
-// One uv_write in flight: owns the bytes and buffer references until libuv calls back.
-struct WriteRequest {
-    uv_write_t req;
-    WriteTarget* target;
-    std::string owned;
-    std::vector<BufferRef> refs;
-    std::vector<uv_buf_t> bufs;
-};
-
 void on_write(uv_write_t* req, int status) {
     std::unique_ptr<WriteRequest> write(static_cast<WriteRequest*>(req->data));
     WriteTarget* target = write->target;
-    write.reset();  // release the buffers before the target reacts (it may read more)
+    // Release the buffers before the target reacts (it may read more into them).
+    write->pool->recycle(std::move(write));
     target->on_write_done(status);
 }
 
 }  // namespace
 
 int WriteBatch::flush(uv_stream_t* stream, WriteTarget* target) {
-    auto write = std::make_unique<WriteRequest>();
+    if (!current_) return 0;
+    std::unique_ptr<WriteRequest> write = std::move(current_);
     write->target = target;
-    write->owned = std::move(owned_);
-    write->refs = std::move(refs_);
-    write->bufs.reserve(segments_.size());
-    for (const auto& s : segments_) {
+    write->bufs.reserve(write->segments.size());
+    for (const auto& s : write->segments) {
         const char* base = s.base ? s.base : write->owned.data() + s.offset;
         write->bufs.push_back(uv_buf_init(const_cast<char*>(base), static_cast<unsigned>(s.length)));
     }
-    clear();
     write->req.data = write.get();
     int rc = uv_write(&write->req, stream, write->bufs.data(), static_cast<unsigned>(write->bufs.size()), on_write);
-    if (rc == 0) write.release();  // on_write owns it from here
+    if (rc == 0) {
+        write.release();  // on_write owns it from here
+    } else {
+        pool_.recycle(std::move(write));
+    }
     return rc;
 }
 

@@ -80,15 +80,59 @@ protected:
     ~WriteTarget() = default;
 };
 
+// One uv_write in flight: owns the copied bytes and the buffer references until libuv calls back. Recycled by the
+// shard's WritePool with its capacity kept, so a steady stream of requests allocates nothing here.
+struct WriteRequest {
+    struct Segment {
+        const char* base;  // nullptr: `offset` indexes `owned`
+        size_t offset;
+        size_t length;
+    };
+    uv_write_t req;
+    WriteTarget* target = nullptr;
+    class WritePool* pool = nullptr;
+    std::string owned;
+    std::vector<Segment> segments;
+    std::vector<BufferRef> refs;
+    std::vector<uv_buf_t> bufs;
+    size_t total = 0;
+
+    void clear();
+};
+
+class WritePool {
+public:
+    explicit WritePool(size_t max_cached = 256) : max_cached_(max_cached) {}
+    std::unique_ptr<WriteRequest> acquire();
+    void recycle(std::unique_ptr<WriteRequest> request);
+
+private:
+    std::vector<std::unique_ptr<WriteRequest>> free_;
+    size_t max_cached_;
+};
+
 // Bytes gathered while parsing one read, sent with a single uv_write (writev). Owned bytes (heads, chunk
 // framing) are copied in; body bytes are referenced in their read buffer.
 class WriteBatch {
 public:
+    explicit WriteBatch(WritePool& pool) : pool_(pool) {}
+    ~WriteBatch() { clear(); }
+    WriteBatch(const WriteBatch&) = delete;
+    WriteBatch& operator=(const WriteBatch&) = delete;
+
     void append_copy(std::string_view bytes);
+    // Lets `write(std::string&)` append bytes straight into the batch's own storage (no temporary string).
+    template <typename Writer>
+    void append_written(Writer&& write) {
+        WriteRequest& r = request();
+        size_t offset = r.owned.size();
+        write(r.owned);
+        add({nullptr, offset, r.owned.size() - offset});
+    }
     void append_static(std::string_view bytes);  // storage that outlives every write (literals)
     void append_ref(const BufferRef& buffer, std::string_view bytes);
-    bool empty() const { return segments_.empty(); }
-    size_t bytes() const { return total_; }
+    bool empty() const { return !current_ || current_->segments.empty(); }
+    size_t bytes() const { return current_ ? current_->total : 0; }
     void clear();
 
     // Starts the write; `target` hears of its completion. Returns the libuv error if it could not start
@@ -96,15 +140,17 @@ public:
     int flush(uv_stream_t* stream, WriteTarget* target);
 
 private:
-    struct Segment {
-        const char* base;  // nullptr: `offset` indexes owned_
-        size_t offset;
-        size_t length;
-    };
-    std::string owned_;
-    std::vector<Segment> segments_;
-    std::vector<BufferRef> refs_;
-    size_t total_ = 0;
+    WriteRequest& request() {
+        if (!current_) current_ = pool_.acquire();
+        return *current_;
+    }
+    void add(WriteRequest::Segment segment) {
+        current_->segments.push_back(segment);
+        current_->total += segment.length;
+    }
+
+    WritePool& pool_;
+    std::unique_ptr<WriteRequest> current_;
 };
 
 }  // namespace lb::core

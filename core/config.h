@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "health/health_config.h"
+#include "pool/balancer_options.h"
+
 namespace lb::core {
 
 using Millis = std::chrono::milliseconds;
@@ -20,6 +23,18 @@ struct BackendConfig {
     std::string address;  // "host:port" as written, used as the backend's name in logs and metrics
     HostPort endpoint;
     uint32_t weight = 1;
+    // Takes traffic only while no primary backend is eligible (nginx and HAProxy `backup`).
+    bool backup = false;
+    // Most requests in flight to it across all shards; 0 = unlimited (pool::Backend::max_connections).
+    uint32_t max_connections = 0;
+    // Its own `health:` keys (path, interval, timeout, rise, fall, port, host); unset ones take `health:`'s.
+    health::CheckOverrides health;
+};
+
+// The per-shard wait queue for requests that find every eligible backend at its max_connections.
+struct QueueConfig {
+    uint32_t size = 1024;   // requests waiting per shard; 0 = no queue: 503 at once
+    Millis timeout{5'000};  // longest wait in the queue, then 503
 };
 
 // Defaults follow what nginx, HAProxy and Envoy operators are used to; lb.yaml documents each.
@@ -54,6 +69,9 @@ struct Config {
     Limits limits;
     unsigned retries = 2;               // further attempts after the first, each on an untried backend
     unsigned upstream_keepalive = 32;   // idle connections kept per backend, per shard (nginx: keepalive 32)
+    pool::BalancerOptions balancer;     // `algorithm:` plus the `peak_ewma:` and `consistent_hash:` sections
+    QueueConfig queue;
+    health::HealthConfig health;
     AdminConfig admin;
     bool metrics_enabled = true;        // off only to measure what recording costs
 };

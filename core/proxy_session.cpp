@@ -45,7 +45,9 @@ ProxySession::ProxySession(Shard& shard)
     : shard_(shard),
       request_parser_(HTTP_REQUEST, *this, head_limits(shard.config())),
       response_sink_(*this),
-      response_parser_(HTTP_RESPONSE, response_sink_) {}
+      response_parser_(HTTP_RESPONSE, response_sink_),
+      to_client_(shard.writes()),
+      to_upstream_(shard.writes()) {}
 
 void ProxySession::accept(Shard& shard, uv_stream_t* listener) {
     // Owned by its two handles from here on: freed in on_close of the last one.
@@ -189,9 +191,7 @@ void ProxySession::on_body(std::string_view bytes) {
     }
     if (request_framing_ == http::BodyFraming::chunked) {
         // Each piece becomes one chunk: the client's chunk sizes and extensions are not passed on.
-        std::string size_line;
-        http::write_chunk_size(bytes.size(), size_line);
-        to_upstream_.append_copy(size_line);
+        to_upstream_.append_written([&](std::string& out) { http::write_chunk_size(bytes.size(), out); });
         to_upstream_.append_ref(current_client_buffer_, bytes);
         to_upstream_.append_static(http::kChunkEnd);
     } else {
@@ -352,9 +352,9 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
         // Interim responses (100 Continue) go to HTTP/1.1 clients as they are; the final one follows.
         interim_response_ = true;
         if (!request.is_http10()) {
-            std::string interim;
-            http::write_client_response_head(head, http::BodyFraming::none, false, true, interim);
-            to_client_.append_copy(interim);
+            to_client_.append_written([&](std::string& out) {
+                http::write_client_response_head(head, http::BodyFraming::none, false, true, out);
+            });
         }
         return http::HeadAction::proceed;
     }
@@ -365,17 +365,15 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
     if (response_framing_ == http::BodyFraming::until_close || !request_complete_ || draining_) {
         client_keep_alive_ = false;
     }
-    std::string response_head;
-    http::write_client_response_head(head, response_framing_, request.is_http10(), client_keep_alive_, response_head);
-    to_client_.append_copy(response_head);
+    to_client_.append_written([&](std::string& out) {
+        http::write_client_response_head(head, response_framing_, request.is_http10(), client_keep_alive_, out);
+    });
     return request.method == HTTP_HEAD ? http::HeadAction::skip_body : http::HeadAction::proceed;
 }
 
 void ProxySession::on_response_body(std::string_view bytes) {
     if (response_framing_ == http::BodyFraming::chunked) {
-        std::string size_line;
-        http::write_chunk_size(bytes.size(), size_line);
-        to_client_.append_copy(size_line);
+        to_client_.append_written([&](std::string& out) { http::write_chunk_size(bytes.size(), out); });
         to_client_.append_ref(current_upstream_buffer_, bytes);
         to_client_.append_static(http::kChunkEnd);
     } else {

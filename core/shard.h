@@ -49,6 +49,7 @@ public:
     pool::ShardPool& pool() { return pool_; }
     UpstreamPool& upstream_pool() { return upstream_pool_; }
     BufferPool& buffers() { return buffers_; }
+    WritePool& writes() { return writes_; }
     metrics::ShardMetrics& metrics() { return metrics_; }
     // Any thread may read it (single-writer atomics); only this shard writes it.
     const metrics::ShardMetrics& metrics() const { return metrics_; }
@@ -81,6 +82,7 @@ private:
     pool::ShardPool pool_;
     UpstreamPool upstream_pool_;
     BufferPool buffers_;
+    WritePool writes_;
     metrics::ShardMetrics metrics_;
     IntrusiveList<ProxySession> sessions_;
     bool draining_ = false;
