@@ -320,6 +320,32 @@ class MapReader {
         if (field) out = field_host_port(file_, *field, allow_port_zero);
     }
 
+    // Only the YAML 1.2 core spellings: "yes", "on" or "1" for a flag is more likely a slip than a choice.
+    void read_bool(std::string_view key, bool& out) const {
+        const Field* field = find(key);
+        if (!field) return;
+        std::string text = scalar(*field, "true or false");
+        if (text != "true" && text != "false") {
+            fail(*field, fmt::format("'{}' must be true or false, got {}", field->path, describe(field->value)));
+        }
+        out = text == "true";
+    }
+
+    // The same readers for a key that may be left unset (a backend's own health keys).
+    void read_duration(std::string_view key, std::optional<Millis>& out, Millis min = 1ms, Millis max = 24h) const {
+        if (!find(key)) return;
+        Millis value{};
+        read_duration(key, value, min, max);
+        out = value;
+    }
+    template <typename T>
+    void read_integer(std::string_view key, std::optional<T>& out, T min, T max) const {
+        if (!find(key)) return;
+        T value{};
+        read_integer(key, value, min, max);
+        out = value;
+    }
+
   private:
     void add_field(const YAML::Node& key, const YAML::Node& value) {
         std::string where = path_.empty() ? "at the top level" : fmt::format("in '{}'", path_);
@@ -366,16 +392,134 @@ unsigned read_workers(const MapReader& top) {
     return static_cast<unsigned>(*n);
 }
 
-// One backend: "host:port", or a map with address and weight.
+// ---------------------------------------------------------------------------------------------------------------
+// Health check keys, shared by the `health:` section and a backend's own `health:` map.
+
+constexpr uint32_t kMaxThreshold = 1000;
+
+// The request target of a check goes on the request line as written: an origin-form path, no spaces.
+void read_check_path(const MapReader& map, std::string_view key, std::string& out) {
+    const Field* field = map.find(key);
+    if (!field) return;
+    std::string path = map.scalar(*field, "a path such as /health");
+    if (!path.starts_with('/')) {
+        map.fail(*field, fmt::format("'{}' must start with '/', got '{}'", field->path, path));
+    }
+    for (char c : path) {
+        if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+            map.fail(*field, fmt::format("'{}' must not contain spaces or control characters", field->path));
+        }
+    }
+    out = std::move(path);
+}
+
+// The Host header of a check: a name or address, with an optional port ("svc.internal", "[::1]:8080").
+void read_check_host(const MapReader& map, std::string_view key, std::string& out) {
+    const Field* field = map.find(key);
+    if (!field) return;
+    std::string host = map.scalar(*field, "a host name");
+    if (host.empty()) map.fail(*field, fmt::format("'{}' must not be empty", field->path));
+    constexpr std::string_view kPunctuation = "-._:[]";  // names, IPv4, bracketed IPv6, an optional :port
+    for (char c : host) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && kPunctuation.find(c) == std::string_view::npos) {
+            map.fail(*field, fmt::format("'{}': invalid character '{}' in host '{}'", field->path, c, host));
+        }
+    }
+    out = std::move(host);
+}
+
+void read_check_port(const MapReader& map, std::string_view key, uint16_t& out) {
+    map.read_integer<uint16_t>(key, out, 1, 65535);
+}
+
+// "200", "200-399"; an unquoted 200 arrives as the same scalar.
+health::StatusRange parse_status_range(std::string_view text) {
+    auto code = [&](std::string_view part) {
+        std::optional<uint64_t> n = parse_decimal(part);
+        if (!n) {
+            throw std::invalid_argument(fmt::format(
+                "invalid status '{}': expected a code such as 200 or a range such as 200-399", text));
+        }
+        if (*n < 100 || *n > 599) throw std::invalid_argument(fmt::format("status {} is not in 100..599", *n));
+        return static_cast<int>(*n);
+    };
+    size_t dash = text.find('-');
+    if (dash == std::string_view::npos) {
+        int c = code(text);
+        return {c, c};
+    }
+    health::StatusRange range{code(text.substr(0, dash)), code(text.substr(dash + 1))};
+    if (range.low > range.high) throw std::invalid_argument(fmt::format("the range '{}' is reversed", text));
+    return range;
+}
+
+// A code, a range, or a list of them.
+void read_expected_statuses(const MapReader& map, std::vector<health::StatusRange>& out) {
+    const Field* field = map.find("expected_statuses");
+    if (!field) return;
+    constexpr std::string_view kExpected = "a status code or range (\"200-399\"), or a list of them";
+    std::vector<health::StatusRange> ranges;
+    if (field->value.IsSequence()) {
+        if (field->value.size() == 0) {
+            map.fail(*field, fmt::format("'{}' must not be an empty list", field->path));
+        }
+        size_t i = 0;
+        for (const YAML::Node& item : field->value) {
+            Field entry{fmt::format("{}[{}]", field->path, i++), item, item};
+            ranges.push_back(convert(map.file(), entry, parse_status_range, kExpected));
+        }
+    } else {
+        ranges.push_back(convert(map.file(), *field, parse_status_range, kExpected));
+    }
+    out = std::move(ranges);
+}
+
+// "10%" of the interval, or a duration.
+void read_jitter(const MapReader& map, health::Jitter& out) {
+    const Field* field = map.find("jitter");
+    if (!field) return;
+    std::string text = map.scalar(*field, "a percentage such as 10% or a duration such as 500ms");
+    if (text.ends_with('%')) {
+        std::optional<uint64_t> percent = parse_decimal(std::string_view(text).substr(0, text.size() - 1));
+        if (!percent || *percent > 50) {
+            map.fail(*field, fmt::format("'{}' must be a percentage from 0% to 50% or a duration, got '{}'",
+                                         field->path, text));
+        }
+        out = health::Jitter{true, static_cast<uint32_t>(*percent), Millis{0}};
+        return;
+    }
+    Millis duration = convert(map.file(), *field, parse_duration, "a percentage such as 10% or a duration");
+    if (duration > 24h) map.fail(*field, fmt::format("'{}' must be at most 24h, got '{}'", field->path, text));
+    out = health::Jitter{false, 0, duration};
+}
+
+// A backend's own `health:` keys.
+health::CheckOverrides read_check_overrides(const MapReader& backend) {
+    MapReader map = backend.section("health", {"path", "interval", "timeout", "rise", "fall", "port", "host"});
+    health::CheckOverrides own;
+    if (map.find("path")) read_check_path(map, "path", own.path.emplace());
+    map.read_duration("interval", own.interval);
+    map.read_duration("timeout", own.timeout);
+    map.read_integer<uint32_t>("rise", own.rise, 1, kMaxThreshold);
+    map.read_integer<uint32_t>("fall", own.fall, 1, kMaxThreshold);
+    if (map.find("port")) read_check_port(map, "port", own.port.emplace());
+    if (map.find("host")) read_check_host(map, "host", own.host.emplace());
+    return own;
+}
+
+// One backend: "host:port", or a map with its address and options.
 BackendConfig read_backend(const std::string& file, const YAML::Node& item, const std::string& path) {
     BackendConfig backend;
     if (item.IsMap()) {
-        MapReader map(file, item, path, {"address", "weight"});
+        MapReader map(file, item, path, {"address", "weight", "backup", "max_connections", "health"});
         const Field* address = map.find("address");
         if (!address) map.fail_here(fmt::format("'{}.address' is required", path));
         backend.address = map.scalar(*address, "a host:port string");
         backend.endpoint = field_host_port(file, *address, false);
         map.read_integer<uint32_t>("weight", backend.weight, 1, 1000);
+        map.read_bool("backup", backend.backup);
+        map.read_integer<uint32_t>("max_connections", backend.max_connections, 0, 1'000'000);
+        backend.health = read_check_overrides(map);
         return backend;
     }
     Field field{path, item, item};
@@ -440,8 +584,153 @@ Limits read_limits(const MapReader& top) {
     return l;
 }
 
+// `algorithm:` with its `peak_ewma:` and `consistent_hash:` sections. Each value is checked with the pool's own
+// check_balancer_options(), so the config accepts exactly what make_balancer() can build, and the message
+// points at the key that is wrong.
+pool::BalancerOptions read_balancer(const MapReader& top) {
+    pool::BalancerOptions options;
+    // Fails at `field` if the options so far, with this one value changed, are not something the pool can use.
+    auto check = [&](const Field& field) {
+        if (std::optional<std::string> error = pool::check_balancer_options(options)) {
+            top.fail(field, fmt::format("'{}': {}", field.path, *error));
+        }
+    };
+
+    if (const Field* field = top.find("algorithm")) {
+        options.algorithm = top.scalar(*field, "an algorithm name such as round_robin");
+        if (std::optional<std::string> error = pool::check_balancer_name(options.algorithm)) {
+            top.fail(*field, fmt::format("'algorithm': {}", *error));
+        }
+    }
+
+    MapReader ewma = top.section("peak_ewma", {"decay", "default_latency", "failure_penalty"});
+    Millis decay = std::chrono::duration_cast<Millis>(options.peak_ewma.decay);
+    Millis default_latency = std::chrono::duration_cast<Millis>(options.peak_ewma.default_latency);
+    Millis failure_penalty = std::chrono::duration_cast<Millis>(options.peak_ewma.failure_penalty);
+    ewma.read_duration("decay", decay);
+    ewma.read_duration("default_latency", default_latency, 0ms);
+    ewma.read_duration("failure_penalty", failure_penalty, 0ms);
+    options.peak_ewma.decay = decay;
+    options.peak_ewma.default_latency = default_latency;
+    options.peak_ewma.failure_penalty = failure_penalty;
+
+    MapReader hash = top.section("consistent_hash", {"key", "name", "table_size"});
+    pool::ConsistentHashOptions& ch = options.consistent_hash;
+    const Field* key = hash.find("key");
+    if (key) {
+        std::string text = hash.scalar(*key, "header, cookie, client_ip or path");
+        std::optional<pool::HashKeySource> source = pool::parse_hash_key_source(text);
+        if (!source) {
+            hash.fail(*key, fmt::format("'{}' must be header, cookie, client_ip or path, got {}", key->path,
+                                        describe(key->value)));
+        }
+        ch.key_source = *source;
+    }
+    bool named = ch.key_source == pool::HashKeySource::header || ch.key_source == pool::HashKeySource::cookie;
+    if (const Field* name = hash.find("name")) {
+        if (!named) {
+            hash.fail(*name, fmt::format("'{}' is only used with key header or cookie, and key is {}", name->path,
+                                         pool::hash_key_source_name(ch.key_source)));
+        }
+        ch.key_name = hash.scalar(*name, "a header or cookie name");
+        if (ch.key_name.empty()) hash.fail(*name, fmt::format("'{}' must not be empty", name->path));
+    } else if (named) {
+        hash.fail(*key, fmt::format("'consistent_hash.name' is required with key {}: the {} to hash",
+                                    pool::hash_key_source_name(ch.key_source),
+                                    pool::hash_key_source_name(ch.key_source)));
+    }
+    if (const Field* size = hash.find("table_size")) {
+        hash.read_integer<uint32_t>("table_size", ch.table_size, 3, std::numeric_limits<uint32_t>::max());
+        check(*size);
+    }
+
+    // Options for an algorithm that is not in use are most likely a forgotten `algorithm:` line.
+    for (std::string_view section : {"peak_ewma", "consistent_hash"}) {
+        const Field* field = top.find(section);
+        if (field && options.algorithm != section) {
+            fail_at(top.file(), field->key.Mark(),
+                    fmt::format("'{}' is set but 'algorithm' is '{}'; set 'algorithm: {}' or remove the section",
+                                section, options.algorithm, section));
+        }
+    }
+    if (std::optional<std::string> error = pool::check_balancer_options(options)) {
+        top.fail_here(fmt::format("algorithm options: {}", *error));  // the checks above should have caught it
+    }
+    return options;
+}
+
+QueueConfig read_queue(const MapReader& top) {
+    MapReader map = top.section("queue", {"size", "timeout"});
+    QueueConfig q;
+    map.read_integer<uint32_t>("size", q.size, 0, 1'000'000);
+    map.read_duration("timeout", q.timeout);
+    return q;
+}
+
+health::HealthConfig read_health(const MapReader& top) {
+    MapReader map = top.section("health", {"enabled", "path", "interval", "timeout", "rise", "fall",
+                                           "expected_statuses", "max_response_time", "host", "port", "jitter",
+                                           "initial_state", "passive", "slow_start", "panic"});
+    health::HealthConfig h;
+    map.read_bool("enabled", h.enabled);
+    read_check_path(map, "path", h.path);
+    map.read_duration("interval", h.interval);
+    map.read_duration("timeout", h.timeout);
+    map.read_integer<uint32_t>("rise", h.rise, 1, kMaxThreshold);
+    map.read_integer<uint32_t>("fall", h.fall, 1, kMaxThreshold);
+    read_expected_statuses(map, h.expected_statuses);
+    map.read_duration("max_response_time", h.max_response_time);
+    if (const Field* field = map.find("max_response_time"); field && *h.max_response_time > h.timeout) {
+        map.fail(*field, fmt::format("'{}' ({}) must not be above 'health.timeout' ({}): the timeout ends the check "
+                                     "first",
+                                     field->path, format_duration(*h.max_response_time), format_duration(h.timeout)));
+    }
+    read_check_host(map, "host", h.host);
+    read_check_port(map, "port", h.port);
+    read_jitter(map, h.jitter);
+    if (const Field* field = map.find("initial_state")) {
+        std::string text = map.scalar(*field, "healthy or unhealthy");
+        if (text != "healthy" && text != "unhealthy") {
+            map.fail(*field, fmt::format("'{}' must be healthy or unhealthy, got {}", field->path,
+                                         describe(field->value)));
+        }
+        h.initial_state = text == "healthy" ? health::InitialState::healthy : health::InitialState::unhealthy;
+    }
+
+    MapReader passive = map.section("passive", {"consecutive_failures", "base_ejection_time", "max_ejection_time",
+                                                "max_ejected_percent", "count_5xx"});
+    health::PassiveHealthConfig& p = h.passive;
+    passive.read_integer<uint32_t>("consecutive_failures", p.consecutive_failures, 0, kMaxThreshold);
+    passive.read_duration("base_ejection_time", p.base_ejection_time);
+    passive.read_duration("max_ejection_time", p.max_ejection_time);
+    passive.read_integer<uint32_t>("max_ejected_percent", p.max_ejected_percent, 0, 100);
+    passive.read_bool("count_5xx", p.count_5xx);
+    if (p.max_ejection_time < p.base_ejection_time) {
+        // Point at the one that was written; with both written, at the maximum.
+        const Field* field = passive.find("max_ejection_time");
+        if (!field) field = passive.find("base_ejection_time");
+        passive.fail(*field, fmt::format("'health.passive.max_ejection_time' ({}) must not be below "
+                                         "'health.passive.base_ejection_time' ({})",
+                                         format_duration(p.max_ejection_time), format_duration(p.base_ejection_time)));
+    }
+
+    map.read_duration("slow_start", h.slow_start, 0ms);
+    map.read_bool("panic", h.panic);
+    return h;
+}
+
+AdminConfig read_admin(const MapReader& top) {
+    MapReader map = top.section("admin", {"enabled", "listen"});
+    AdminConfig admin;
+    map.read_bool("enabled", admin.enabled);
+    map.read_host_port("listen", admin.listen, true);
+    return admin;
+}
+
 Config read_config(const std::string& source, const YAML::Node& root) {
-    MapReader top(source, root, "", {"listen", "workers", "backends", "timeouts", "limits", "retries", "upstream"});
+    MapReader top(source, root, "",
+                  {"listen", "workers", "backends", "timeouts", "limits", "retries", "upstream", "algorithm",
+                   "peak_ewma", "consistent_hash", "queue", "health", "admin"});
     Config config;
     config.source = source;
     top.read_host_port("listen", config.listen, true);
@@ -451,6 +740,10 @@ Config read_config(const std::string& source, const YAML::Node& root) {
     config.limits = read_limits(top);
     top.read_integer<unsigned>("retries", config.retries, 0, 10);
     top.section("upstream", {"keepalive"}).read_integer<unsigned>("keepalive", config.upstream_keepalive, 0, 10'000);
+    config.balancer = read_balancer(top);
+    config.queue = read_queue(top);
+    config.health = read_health(top);
+    config.admin = read_admin(top);
     return config;
 }
 

@@ -1,4 +1,4 @@
-// Plain rotation over the backends, skipping those the caller excludes.
+// Plain rotation over the backends, skipping those the caller excludes. Ignores weights.
 #pragma once
 
 #include "pool/balancer.h"

@@ -1,30 +1,161 @@
 #include "pool/shard_pool.h"
 
-namespace lb::pool {
+#include <algorithm>
+#include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 
-ShardPool::ShardPool(std::shared_ptr<const std::vector<Backend>> backends, std::unique_ptr<Balancer> balancer)
-    : backends_(std::move(backends)), states_(backends_->size()), balancer_(std::move(balancer)) {}
+namespace lb::pool {
+namespace {
+
+uint32_t share_of_limit(uint32_t total, const ShardPoolOptions& options) {
+    if (total == 0) return 0;
+    unsigned count = std::max(options.shard_count, 1u);
+    uint32_t share = total / count + (options.shard_index % count < total % count ? 1 : 0);
+    // A share of 0 would read as "unlimited"; 1 keeps every shard able to reach the backend.
+    return std::max<uint32_t>(share, 1);
+}
+
+}  // namespace
+
+ShardPool::ShardPool(std::shared_ptr<const std::vector<Backend>> backends, std::unique_ptr<Balancer> balancer,
+                     ShardPoolOptions options)
+    : backends_(std::move(backends)),
+      states_(backends_->size()),
+      balancer_(std::move(balancer)),
+      options_(options),
+      random_(options.seed) {
+    // make_balancer() returns none for an unknown name; config validation should have caught that.
+    if (!balancer_) throw std::invalid_argument("ShardPool needs a balancer");
+    refresh();
+}
+
+Selection ShardPool::choose(const BackendSet& tried, std::chrono::nanoseconds now, std::string_view hash_key) {
+    PickContext context{*backends_, states_, now, &random_, hash_key, weights_};
+    if (has_primaries_) {
+        if (auto id = choose_in_tier(context, excluded_from_primary_, tried, false)) {
+            return {SelectStatus::picked, *id};
+        }
+    }
+    if (has_backups_) {
+        if (auto id = choose_in_tier(context, excluded_from_backup_, tried, true)) return {SelectStatus::picked, *id};
+    }
+    return {why_none(tried), 0};
+}
 
 std::optional<BackendId> ShardPool::select(const BackendSet& tried) {
-    PickContext context{*backends_, states_};
-    BackendSet skip = tried;
-    // Each proposal the pool refuses is skipped next time, so this ends after at most size() proposals.
-    for (size_t attempt = 0; attempt < backends_->size(); ++attempt) {
-        auto id = balancer_->pick(context, skip);
+    Selection selection = choose(tried, std::chrono::nanoseconds{0});
+    if (!selection.picked()) return std::nullopt;
+    return selection.backend;
+}
+
+std::optional<BackendId> ShardPool::choose_in_tier(const PickContext& context, const BackendSet& excluded,
+                                                   const BackendSet& tried, bool backup_tier) {
+    skip_ = excluded;
+    // Ids beyond this snapshot (a caller that kept `tried` across a rebuild) would break the count below.
+    tried.for_each([this](BackendId id) {
+        if (id < backends_->size()) skip_.insert(id);
+    });
+    // Everything skipped: say so without asking, which would cost some algorithms a full scan.
+    if (skip_.size() >= backends_->size()) return std::nullopt;
+    // The skip set already holds everything but full backends, so a refusal here means "full". Each refused
+    // proposal is skipped next time, so the loop cannot propose the same backend twice.
+    for (int proposal = 0; proposal < kMaxProposals; ++proposal) {
+        auto id = balancer_->pick(context, skip_);
         if (!id) return std::nullopt;
-        if (eligible(*id)) return id;
-        skip.insert(*id);
+        if (acceptable(*id, tried, backup_tier)) return id;
+        skip_.insert(*id);
     }
+    for (BackendId id = 0; id < backends_->size(); ++id) {
+        if (!skip_.contains(id) && !acceptable(id, tried, backup_tier)) skip_.insert(id);
+    }
+    auto id = balancer_->pick(context, skip_);
+    if (id && acceptable(*id, tried, backup_tier)) return id;
     return std::nullopt;
 }
 
-void ShardPool::on_dispatch(BackendId id) { ++states_[id].in_flight; }
-
-void ShardPool::on_finish(BackendId id, Outcome outcome) {
-    --states_[id].in_flight;
-    balancer_->on_result(id, outcome);
+bool ShardPool::acceptable(BackendId id, const BackendSet& tried, bool backup_tier) const {
+    // Checks what the skip set should already have excluded too: an algorithm that ignored it must not be able
+    // to send a request to an unhealthy backend.
+    return id < backends_->size() && (*backends_)[id].backup == backup_tier && eligible(id) && !tried.contains(id);
 }
 
-void ShardPool::set_healthy(BackendId id, bool healthy) { states_[id].healthy = healthy; }
+SelectStatus ShardPool::why_none(const BackendSet& tried) const {
+    bool any_usable = false;
+    for (BackendId id = 0; id < backends_->size(); ++id) {
+        if (!usable(id)) continue;
+        any_usable = true;
+        // Usable and untried, yet not chosen: it is full.
+        if (!tried.contains(id)) return SelectStatus::all_full;
+    }
+    return any_usable ? SelectStatus::all_tried : SelectStatus::none_healthy;
+}
+
+void ShardPool::on_dispatch(BackendId id) {
+    if (id < states_.size()) ++states_[id].in_flight;
+}
+
+void ShardPool::on_finish(BackendId id, Outcome outcome) { on_finish(id, Result{outcome, std::nullopt, {}}); }
+
+void ShardPool::on_finish(BackendId id, const Result& result) {
+    if (id >= states_.size()) return;
+    // Never below zero, even if a caller finishes twice: a wrapped count would mark the backend full forever.
+    if (states_[id].in_flight > 0) --states_[id].in_flight;
+    balancer_->on_result(id, result);
+}
+
+void ShardPool::set_healthy(BackendId id, bool healthy) {
+    if (id >= states_.size() || states_[id].healthy == healthy) return;
+    states_[id].healthy = healthy;
+    refresh();
+}
+
+void ShardPool::set_draining(BackendId id, bool draining) {
+    if (id >= states_.size() || states_[id].draining == draining) return;
+    states_[id].draining = draining;
+    refresh();
+}
+
+std::vector<std::optional<BackendId>> ShardPool::rebuild(std::shared_ptr<const std::vector<Backend>> backends,
+                                                         std::unique_ptr<Balancer> balancer) {
+    if (!balancer) throw std::invalid_argument("ShardPool::rebuild needs a balancer");
+    // Names may repeat (the same host:port listed twice): the n-th old one maps to the n-th new one.
+    std::unordered_map<std::string_view, std::vector<BackendId>> new_ids_by_name;
+    for (BackendId id = static_cast<BackendId>(backends->size()); id-- > 0;) {
+        new_ids_by_name[(*backends)[id].name].push_back(id);
+    }
+    std::vector<std::optional<BackendId>> old_to_new(backends_->size());
+    std::vector<BackendState> states(backends->size());
+    for (BackendId old_id = 0; old_id < backends_->size(); ++old_id) {
+        auto found = new_ids_by_name.find((*backends_)[old_id].name);
+        if (found == new_ids_by_name.end() || found->second.empty()) continue;
+        BackendId new_id = found->second.back();
+        found->second.pop_back();
+        old_to_new[old_id] = new_id;
+        states[new_id] = states_[old_id];
+    }
+    backends_ = std::move(backends);
+    states_ = std::move(states);
+    balancer_ = std::move(balancer);
+    refresh();
+    return old_to_new;
+}
+
+void ShardPool::refresh() {
+    size_t n = backends_->size();
+    connection_limits_.resize(n);
+    weights_.resize(n);
+    has_primaries_ = has_backups_ = false;
+    excluded_from_primary_.clear();
+    excluded_from_backup_.clear();
+    for (BackendId id = 0; id < n; ++id) {
+        const Backend& backend = (*backends_)[id];
+        connection_limits_[id] = share_of_limit(backend.max_connections, options_);
+        weights_[id] = std::max<uint32_t>(backend.weight, 1);
+        (backend.backup ? has_backups_ : has_primaries_) = true;
+        if (backend.backup || !usable(id)) excluded_from_primary_.insert(id);
+        if (!backend.backup || !usable(id)) excluded_from_backup_.insert(id);
+    }
+}
 
 }  // namespace lb::pool

@@ -1,38 +1,123 @@
 // One shard's view of the server pool: the shared backend list, this shard's state for each backend and its own
 // balancer. Used only from the owning shard's loop, so nothing here takes a lock.
+//
+// The pool, not the algorithm, decides eligibility (Pingora's select_with, Envoy's host sets): a backend that is
+// unhealthy, draining, at its connection limit or already tried for the request is never returned, and backups
+// are used only while no primary is eligible. Unhealthy, draining and wrong-tier backends go into the skip set
+// before the algorithm is asked; a proposal that turns out full is added to it and the algorithm asked again, a
+// bounded number of times.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "pool/balancer.h"
+#include "pool/random_source.h"
 
 namespace lb::pool {
 
+struct ShardPoolOptions {
+    // Seeds this shard's RandomSource. Give each shard a different value (its index will do: the source mixes
+    // it), and pass the same value to make_balancer().
+    uint64_t seed = 0;
+    // Backend::max_connections is a total across shards; this shard enforces its share: total / shard_count,
+    // plus one for the first total % shard_count shards, and never less than 1 (so with fewer connections than
+    // shards the effective total is shard_count). nginx without a shared zone enforces max_conns per worker;
+    // this keeps the configured number meaningful without a shared counter on the pick path.
+    unsigned shard_index = 0;
+    unsigned shard_count = 1;
+};
+
+enum class SelectStatus {
+    picked,        // Selection::backend is the one to use
+    all_full,      // some healthy, untried backend exists but each is at its connection limit: waiting may help
+    all_tried,     // every healthy, non-draining backend was already tried for this request
+    none_healthy,  // every backend is unhealthy or draining (or there are none): answer 503 at once
+};
+
+struct Selection {
+    SelectStatus status = SelectStatus::none_healthy;
+    BackendId backend = 0;  // meaningful only when status == picked
+    bool picked() const { return status == SelectStatus::picked; }
+};
+
 class ShardPool {
 public:
-    ShardPool(std::shared_ptr<const std::vector<Backend>> backends, std::unique_ptr<Balancer> balancer);
+    // Throws std::invalid_argument when `balancer` is null (make_balancer() with an unknown name).
+    ShardPool(std::shared_ptr<const std::vector<Backend>> backends, std::unique_ptr<Balancer> balancer,
+              ShardPoolOptions options = {});
 
-    // Picks an eligible backend (healthy, not in `tried`), or nothing when none is left.
+    // Picks an eligible backend not in `tried`: a primary if any is eligible, else a backup. `now` is the
+    // caller's monotonic clock (uv_hrtime() will do) and `hash_key` the request's consistent-hash key; both
+    // reach the algorithm in PickContext. When nothing is eligible, says why.
+    Selection choose(const BackendSet& tried, std::chrono::nanoseconds now, std::string_view hash_key = {});
+    // The same with no clock and no key: for callers that have not moved to choose() yet.
     std::optional<BackendId> select(const BackendSet& tried);
 
-    // Bookkeeping around a request: dispatch when it is sent to `id`, finish with what happened.
+    // Bookkeeping around a request: dispatch when it is sent to `id`, finish with what happened. Every dispatch
+    // is matched by exactly one finish. The Result form carries the latency and the time, which peak_ewma
+    // learns from; the Outcome form says "not measured".
     void on_dispatch(BackendId id);
     void on_finish(BackendId id, Outcome outcome);
+    void on_finish(BackendId id, const Result& result);
 
     void set_healthy(BackendId id, bool healthy);
+    // A draining backend takes no new requests; its in-flight requests finish and are counted as usual.
+    void set_draining(BackendId id, bool draining);
+
+    // Switches to a new backend snapshot and the balancer built for it (make_balancer(options, *backends, seed)).
+    // A backend keeps its state (in flight, health, drain) when the new snapshot has one of the same name; a new
+    // name starts healthy, not draining, with nothing in flight. Returns, for each old id, its new id, or nothing
+    // if it was removed: ids held across the call (requests in flight, idle connections) must be translated
+    // through it, and a request in flight to a removed backend is not finished on the pool (its count left with
+    // it). The algorithm's own learning (rotation, weights, latency estimates) starts afresh.
+    std::vector<std::optional<BackendId>> rebuild(std::shared_ptr<const std::vector<Backend>> backends,
+                                                  std::unique_ptr<Balancer> balancer);
 
     size_t size() const { return backends_->size(); }
     const Backend& backend(BackendId id) const { return (*backends_)[id]; }
     const BackendState& state(BackendId id) const { return states_[id]; }
+    const std::shared_ptr<const std::vector<Backend>>& backends() const { return backends_; }
+    const Balancer& balancer() const { return *balancer_; }
+
+    // This shard's share of the backend's max_connections; 0 means unlimited.
+    uint32_t connection_limit(BackendId id) const { return connection_limits_[id]; }
+    bool full(BackendId id) const {
+        return connection_limits_[id] != 0 && states_[id].in_flight >= connection_limits_[id];
+    }
+    // Would take a new request now (ignoring `tried` and backup tiers).
+    bool eligible(BackendId id) const { return usable(id) && !full(id); }
 
 private:
-    bool eligible(BackendId id) const { return states_[id].healthy; }
+    // Bounded proposals per tier before the pool excludes every full backend at once (one O(backends) pass) and
+    // asks a last time. Ordinarily the first proposal is taken; this only bites with many backends at their limit.
+    static constexpr int kMaxProposals = 4;
+
+    bool usable(BackendId id) const { return states_[id].healthy && !states_[id].draining; }
+    std::optional<BackendId> choose_in_tier(const PickContext& context, const BackendSet& excluded,
+                                            const BackendSet& tried, bool backup_tier);
+    bool acceptable(BackendId id, const BackendSet& tried, bool backup_tier) const;
+    SelectStatus why_none(const BackendSet& tried) const;
+    // Recomputes the per-tier exclusion sets and the connection limits; after any change of health, drain or
+    // snapshot (rare events, so an O(backends) pass is fine).
+    void refresh();
 
     std::shared_ptr<const std::vector<Backend>> backends_;
     std::vector<BackendState> states_;
     std::unique_ptr<Balancer> balancer_;
+    ShardPoolOptions options_;
+    RandomSource random_;
+    std::vector<uint32_t> connection_limits_;
+    std::vector<uint32_t> weights_;  // PickContext::weights: Backend::weight, at least 1
+    bool has_primaries_ = false;
+    bool has_backups_ = false;
+    // What the algorithm must never see, per tier: unusable backends plus the other tier's.
+    BackendSet excluded_from_primary_;
+    BackendSet excluded_from_backup_;
+    BackendSet skip_;  // scratch for choose(), a member so that its storage is reused across requests
 };
 
 }  // namespace lb::pool

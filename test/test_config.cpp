@@ -90,6 +90,18 @@ TEST_CASE("the shipped lb.yaml loads and runs the three demo backends", "[config
     CHECK(config.limits.request_body_bytes == defaults.limits.request_body_bytes);
     CHECK(config.retries == defaults.retries);
     CHECK(config.upstream_keepalive == defaults.upstream_keepalive);
+    CHECK(config.balancer.algorithm == defaults.balancer.algorithm);
+    CHECK(config.queue.size == defaults.queue.size);
+    CHECK(config.queue.timeout == defaults.queue.timeout);
+    CHECK(config.health == defaults.health);
+    CHECK(config.admin.enabled == defaults.admin.enabled);
+    CHECK(config.admin.listen.host == defaults.admin.listen.host);
+    CHECK(config.admin.listen.port == defaults.admin.listen.port);
+    for (const auto& backend : config.backends) {
+        CHECK_FALSE(backend.backup);
+        CHECK(backend.max_connections == 0);
+        CHECK(backend.health == lb::health::CheckOverrides{});
+    }
 }
 #endif
 
@@ -279,9 +291,10 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
 
     CHECK(error_of("backends: [127.0.0.1:9001]\nlisten_on: 1.2.3.4:80\n") ==
           "t.yaml:2:1: unknown key 'listen_on' at the top level (expected one of: listen, workers, backends, "
-          "timeouts, limits, retries, upstream)");
+          "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin)");
     CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
-          "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight)");
+          "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight, backup, "
+          "max_connections, health)");
 }
 
 TEST_CASE("a repeated key is an error, not a silent override", "[config]") {
@@ -313,7 +326,7 @@ TEST_CASE("wrong types name the key and what was expected", "[config]") {
           "t.yaml:1:9: 'listen' must be a host:port string (quote IPv6 addresses: \"[::1]:8080\"), got a list");
     CHECK(error_of("- 127.0.0.1:9001\n") ==
           "t.yaml:1:1: the config must be a map with keys listen, workers, backends, timeouts, limits, retries, "
-          "upstream, got a list");
+          "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, got a list");
     CHECK(error_of("backends:\n  - [127.0.0.1, 9001]\n") ==
           "t.yaml:2:5: 'backends[0]' must be a host:port string or a map with 'address' and 'weight', got a list");
 }
@@ -393,4 +406,282 @@ TEST_CASE("load_config_file reads a file and names it in errors", "[config]") {
         std::filesystem::permissions(locked, std::filesystem::perms::none);
         CHECK_THROWS_WITH(load_config_file(locked), locked + ":0:0: cannot read config file: Permission denied");
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// algorithm, queue, health, admin and the backends' own options.
+
+TEST_CASE("the new sections default as lb.yaml documents them", "[config]") {
+    Config config = load_config_string(kOneBackend);
+    CHECK(config.backends[0].backup == false);
+    CHECK(config.backends[0].max_connections == 0);
+    CHECK(config.backends[0].health == lb::health::CheckOverrides{});
+
+    CHECK(config.balancer.algorithm == "round_robin");
+    CHECK(config.balancer.peak_ewma.decay == 10s);
+    CHECK(config.balancer.peak_ewma.default_latency == 30ms);
+    CHECK(config.balancer.peak_ewma.failure_penalty == 1s);
+    CHECK(config.balancer.consistent_hash.key_source == lb::pool::HashKeySource::client_ip);
+    CHECK(config.balancer.consistent_hash.key_name.empty());
+    CHECK(config.balancer.consistent_hash.table_size == 65537);
+
+    CHECK(config.queue.size == 1024);
+    CHECK(config.queue.timeout == 5s);
+
+    const lb::health::HealthConfig& h = config.health;
+    CHECK(h.enabled);
+    CHECK(h.path == "/health");
+    CHECK(h.interval == 10s);
+    CHECK(h.timeout == 2s);
+    CHECK(h.rise == 2);
+    CHECK(h.fall == 3);
+    CHECK(h.expected_statuses == std::vector<lb::health::StatusRange>{{200, 399}});
+    CHECK_FALSE(h.max_response_time);  // the timeout
+    CHECK(h.host.empty());
+    CHECK(h.port == 0);
+    CHECK(h.jitter.is_percent);
+    CHECK(h.jitter.percent == 10);
+    CHECK(h.initial_state == lb::health::InitialState::healthy);
+    CHECK(h.passive.consecutive_failures == 5);
+    CHECK(h.passive.base_ejection_time == 30s);
+    CHECK(h.passive.max_ejection_time == 300s);
+    CHECK(h.passive.max_ejected_percent == 50);
+    CHECK_FALSE(h.passive.count_5xx);
+    CHECK(h.slow_start == 0s);
+    CHECK_FALSE(h.panic);
+
+    CHECK(config.admin.enabled);
+    CHECK(config.admin.listen.host == "127.0.0.1");
+    CHECK(config.admin.listen.port == 9090);
+
+    // Written with no keys, sections keep their defaults too.
+    Config empty = load_config_string("backends: [127.0.0.1:9001]\nqueue:\nhealth:\n  passive:\nadmin:\n");
+    CHECK(empty.health == lb::health::HealthConfig{});
+    CHECK(empty.queue.size == 1024);
+    CHECK(empty.admin.listen.port == 9090);
+}
+
+TEST_CASE("every key of the new sections is read", "[config]") {
+    Config config = load_config_string(R"(
+backends:
+  - 10.0.0.1:80
+  - address: 10.0.0.2:80
+    backup: true
+    max_connections: 100
+    health:
+      path: /ready?deep=1
+      interval: 1s
+      timeout: 500ms
+      rise: 1
+      fall: 5
+      port: 8081
+      host: b2.internal
+algorithm: consistent_hash
+consistent_hash:
+  key: header
+  name: X-User-Id
+  table_size: 251
+queue:
+  size: 0
+  timeout: 250ms
+health:
+  enabled: false
+  path: /healthz
+  interval: 5s
+  timeout: 3s
+  rise: 3
+  fall: 4
+  expected_statuses: [200, "204", "300-302"]
+  max_response_time: 800ms
+  host: svc.example:8080
+  port: 9000
+  jitter: 2s
+  initial_state: unhealthy
+  passive:
+    consecutive_failures: 0
+    base_ejection_time: 10s
+    max_ejection_time: 10s
+    max_ejected_percent: 100
+    count_5xx: true
+  slow_start: 1m
+  panic: true
+admin:
+  enabled: false
+  listen: "[::1]:0"
+)");
+    REQUIRE(config.backends.size() == 2);
+    CHECK_FALSE(config.backends[0].backup);
+    CHECK(config.backends[1].backup);
+    CHECK(config.backends[1].max_connections == 100);
+    const lb::health::CheckOverrides& own = config.backends[1].health;
+    CHECK(own.path == "/ready?deep=1");
+    CHECK(own.interval == 1s);
+    CHECK(own.timeout == 500ms);
+    CHECK(own.rise == 1u);
+    CHECK(own.fall == 5u);
+    CHECK(own.port == 8081);
+    CHECK(own.host == "b2.internal");
+
+    CHECK(config.balancer.algorithm == "consistent_hash");
+    CHECK(config.balancer.consistent_hash.key_source == lb::pool::HashKeySource::header);
+    CHECK(config.balancer.consistent_hash.key_name == "X-User-Id");
+    CHECK(config.balancer.consistent_hash.table_size == 251);
+    CHECK(config.queue.size == 0);
+    CHECK(config.queue.timeout == 250ms);
+
+    const lb::health::HealthConfig& h = config.health;
+    CHECK_FALSE(h.enabled);
+    CHECK(h.path == "/healthz");
+    CHECK(h.interval == 5s);
+    CHECK(h.timeout == 3s);
+    CHECK(h.rise == 3);
+    CHECK(h.fall == 4);
+    CHECK(h.expected_statuses == std::vector<lb::health::StatusRange>{{200, 200}, {204, 204}, {300, 302}});
+    CHECK(h.max_response_time == 800ms);
+    CHECK(h.host == "svc.example:8080");
+    CHECK(h.port == 9000);
+    CHECK_FALSE(h.jitter.is_percent);
+    CHECK(h.jitter.duration == 2s);
+    CHECK(h.initial_state == lb::health::InitialState::unhealthy);
+    CHECK(h.passive.consecutive_failures == 0);
+    CHECK(h.passive.base_ejection_time == 10s);
+    CHECK(h.passive.max_ejection_time == 10s);
+    CHECK(h.passive.max_ejected_percent == 100);
+    CHECK(h.passive.count_5xx);
+    CHECK(h.slow_start == 1min);
+    CHECK(h.panic);
+    CHECK_FALSE(config.admin.enabled);
+    CHECK(config.admin.listen.host == "::1");
+    CHECK(config.admin.listen.port == 0);
+
+    // The backend's overrides over the pool's values, as the health monitor will use them.
+    lb::health::CheckSettings b2 = lb::health::resolve_check(h, own);
+    CHECK(b2.timeout == 500ms);
+    CHECK(b2.max_response_time == 500ms);
+    CHECK(b2.port == 8081);
+    lb::health::CheckSettings b1 = lb::health::resolve_check(h, config.backends[0].health);
+    CHECK(b1.path == "/healthz");
+    CHECK(b1.max_response_time == 800ms);
+    CHECK(b1.host == "svc.example:8080");
+
+    Config ewma = load_config_string(
+        "backends: [127.0.0.1:9001]\nalgorithm: peak_ewma\npeak_ewma:\n  decay: 2s\n  default_latency: 0ms\n"
+        "  failure_penalty: 5s\n");
+    CHECK(ewma.balancer.peak_ewma.decay == 2s);
+    CHECK(ewma.balancer.peak_ewma.default_latency == 0ms);
+    CHECK(ewma.balancer.peak_ewma.failure_penalty == 5s);
+    for (const char* name : {"round_robin", "weighted_round_robin", "least_connections", "random_two_choices",
+                             "peak_ewma", "consistent_hash"}) {
+        INFO(name);
+        CHECK(load_config_string(std::string(kOneBackend) + "algorithm: " + name + "\n").balancer.algorithm == name);
+    }
+    CHECK(load_config_string(std::string(kOneBackend) + "health:\n  expected_statuses: 200\n")
+              .health.expected_statuses == std::vector<lb::health::StatusRange>{{200, 200}});
+    CHECK(load_config_string(std::string(kOneBackend) + "health:\n  jitter: 0%\n").health.jitter.percent == 0);
+}
+
+TEST_CASE("health errors point at the key", "[config]") {
+    const std::string base = kOneBackend;  // line 1; `health:` is line 2
+    CHECK(error_of(base + "health:\n  rise: 0\n") ==
+          "t.yaml:3:9: 'health.rise' must be an integer between 1 and 1000, got '0'");
+    CHECK(error_of(base + "health:\n  interval: 0s\n") ==
+          "t.yaml:3:13: 'health.interval' must be between 1ms and 24h, got '0s'");
+    CHECK(error_of(base + "health:\n  path: health\n") ==
+          "t.yaml:3:9: 'health.path' must start with '/', got 'health'");
+    CHECK(error_of(base + "health:\n  path: \"/a b\"\n") ==
+          "t.yaml:3:9: 'health.path' must not contain spaces or control characters");
+    CHECK(error_of(base + "health:\n  expected_statuses: [200, \"600\"]\n") ==
+          "t.yaml:3:28: 'health.expected_statuses[1]': status 600 is not in 100..599");
+    CHECK(error_of(base + "health:\n  expected_statuses: \"399-200\"\n") ==
+          "t.yaml:3:22: 'health.expected_statuses': the range '399-200' is reversed");
+    CHECK(error_of(base + "health:\n  expected_statuses: [2xx]\n") ==
+          "t.yaml:3:23: 'health.expected_statuses[0]': invalid status '2xx': expected a code such as 200 or a range "
+          "such as 200-399");
+    CHECK(error_of(base + "health:\n  expected_statuses: []\n") ==
+          "t.yaml:3:22: 'health.expected_statuses' must not be an empty list");
+    CHECK(error_of(base + "health:\n  timeout: 1s\n  max_response_time: 2s\n") ==
+          "t.yaml:4:22: 'health.max_response_time' (2s) must not be above 'health.timeout' (1s): the timeout ends "
+          "the check first");
+    CHECK(error_of(base + "health:\n  jitter: 60%\n") ==
+          "t.yaml:3:11: 'health.jitter' must be a percentage from 0% to 50% or a duration, got '60%'");
+    CHECK(error_of(base + "health:\n  jitter: lots\n") ==
+          "t.yaml:3:11: 'health.jitter': invalid duration 'lots': expected a whole number followed by ms, s, m or h");
+    CHECK(error_of(base + "health:\n  initial_state: up\n") ==
+          "t.yaml:3:18: 'health.initial_state' must be healthy or unhealthy, got 'up'");
+    CHECK(error_of(base + "health:\n  host: \"a b\"\n") ==
+          "t.yaml:3:9: 'health.host': invalid character ' ' in host 'a b'");
+    CHECK(error_of(base + "health:\n  port: 0\n") ==
+          "t.yaml:3:9: 'health.port' must be an integer between 1 and 65535, got '0'");
+    CHECK(error_of(base + "health:\n  panic: yes\n") == "t.yaml:3:10: 'health.panic' must be true or false, got 'yes'");
+    CHECK(error_of(base + "health:\n  passive:\n    count_5xx:\n") ==
+          "t.yaml:4:5: 'health.passive.count_5xx' must be true or false, got nothing");
+    CHECK(error_of(base + "health:\n  passive:\n    max_ejected_percent: 101\n") ==
+          "t.yaml:4:26: 'health.passive.max_ejected_percent' must be an integer between 0 and 100, got '101'");
+    CHECK(error_of(base + "health:\n  passive:\n    base_ejection_time: 30s\n    max_ejection_time: 10s\n") ==
+          "t.yaml:5:24: 'health.passive.max_ejection_time' (10s) must not be below "
+          "'health.passive.base_ejection_time' (30s)");
+    // Only the base written: it is the one pointed at (the maximum is the 300s default).
+    CHECK(error_of(base + "health:\n  passive:\n    base_ejection_time: 10m\n") ==
+          "t.yaml:4:25: 'health.passive.max_ejection_time' (5m) must not be below "
+          "'health.passive.base_ejection_time' (10m)");
+    CHECK(error_of(base + "health:\n  passive:\n    ejection_time: 10s\n") ==
+          "t.yaml:4:5: unknown key 'ejection_time' in 'health.passive' (expected one of: consecutive_failures, "
+          "base_ejection_time, max_ejection_time, max_ejected_percent, count_5xx)");
+    CHECK(error_of(base + "health:\n  slow_start: 25h\n") ==
+          "t.yaml:3:15: 'health.slow_start' must be between 0ms and 24h, got '25h'");
+    CHECK(error_of(base + "health: on\n") ==
+          "t.yaml:2:9: 'health' must be a map with keys enabled, path, interval, timeout, rise, fall, "
+          "expected_statuses, max_response_time, host, port, jitter, initial_state, passive, slow_start, panic, "
+          "got 'on'");
+}
+
+TEST_CASE("a backend's own options are checked where they are written", "[config]") {
+    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    backup: maybe\n") ==
+          "t.yaml:3:13: 'backends[0].backup' must be true or false, got 'maybe'");
+    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    max_connections: -1\n") ==
+          "t.yaml:3:22: 'backends[0].max_connections' must be an integer between 0 and 1000000, got '-1'");
+    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      expected_statuses: [200]\n") ==
+          "t.yaml:4:7: unknown key 'expected_statuses' in 'backends[0].health' (expected one of: path, interval, "
+          "timeout, rise, fall, port, host)");
+    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      port: 70000\n") ==
+          "t.yaml:4:13: 'backends[0].health.port' must be an integer between 1 and 65535, got '70000'");
+    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      path: ready\n") ==
+          "t.yaml:4:13: 'backends[0].health.path' must start with '/', got 'ready'");
+    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      fall: 0\n") ==
+          "t.yaml:4:13: 'backends[0].health.fall' must be an integer between 1 and 1000, got '0'");
+}
+
+TEST_CASE("algorithm errors use the pool's own checks", "[config]") {
+    const std::string base = kOneBackend;
+    CHECK(error_of(base + "algorithm: fastest\n") ==
+          "t.yaml:2:12: 'algorithm': unknown load-balancing algorithm 'fastest'; expected one of: round_robin, "
+          "weighted_round_robin, least_connections, random_two_choices, peak_ewma, consistent_hash");
+    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  table_size: 65536\n") ==
+          "t.yaml:4:15: 'consistent_hash.table_size': consistent_hash table size 65536 is not prime; the next prime "
+          "is 65537");
+    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  table_size: 1\n") ==
+          "t.yaml:4:15: 'consistent_hash.table_size' must be an integer between 3 and 4294967295, got '1'");
+    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  key: ip\n") ==
+          "t.yaml:4:8: 'consistent_hash.key' must be header, cookie, client_ip or path, got 'ip'");
+    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  key: cookie\n") ==
+          "t.yaml:4:8: 'consistent_hash.name' is required with key cookie: the cookie to hash");
+    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  name: X-User\n") ==
+          "t.yaml:4:9: 'consistent_hash.name' is only used with key header or cookie, and key is client_ip");
+    CHECK(error_of(base + "peak_ewma:\n  decay: 5s\n") ==
+          "t.yaml:2:1: 'peak_ewma' is set but 'algorithm' is 'round_robin'; set 'algorithm: peak_ewma' or remove "
+          "the section");
+    CHECK(error_of(base + "algorithm: peak_ewma\npeak_ewma:\n  decay: 0s\n") ==
+          "t.yaml:4:10: 'peak_ewma.decay' must be between 1ms and 24h, got '0s'");
+}
+
+TEST_CASE("queue and admin errors point at the key", "[config]") {
+    const std::string base = kOneBackend;
+    CHECK(error_of(base + "queue:\n  size: 1000001\n") ==
+          "t.yaml:3:9: 'queue.size' must be an integer between 0 and 1000000, got '1000001'");
+    CHECK(error_of(base + "queue:\n  timeout: 0s\n") ==
+          "t.yaml:3:12: 'queue.timeout' must be between 1ms and 24h, got '0s'");
+    CHECK(error_of(base + "admin:\n  listen: 9090\n") ==
+          "t.yaml:3:11: 'admin.listen': invalid address '9090': expected host:port, e.g. 127.0.0.1:8080");
+    CHECK(error_of(base + "admin:\n  port: 9090\n") ==
+          "t.yaml:3:3: unknown key 'port' in 'admin' (expected one of: enabled, listen)");
 }

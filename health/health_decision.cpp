@@ -1,0 +1,215 @@
+#include "health/health_decision.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+namespace lb::health {
+
+std::string_view to_string(CheckResult result) {
+    switch (result) {
+        case CheckResult::ok:
+            return "ok";
+        case CheckResult::failed:
+            return "failed";
+        case CheckResult::timeout:
+            return "timeout";
+    }
+    return "?";
+}
+
+std::string_view to_string(PassiveOutcome outcome) {
+    switch (outcome) {
+        case PassiveOutcome::success:
+            return "success";
+        case PassiveOutcome::connect_failure:
+            return "connect failure";
+        case PassiveOutcome::timeout:
+            return "timeout";
+        case PassiveOutcome::reset:
+            return "reset";
+        case PassiveOutcome::status_5xx:
+            return "5xx response";
+    }
+    return "?";
+}
+
+bool is_passive_failure(const PassiveHealthConfig& config, PassiveOutcome outcome) {
+    switch (outcome) {
+        case PassiveOutcome::connect_failure:
+        case PassiveOutcome::timeout:
+        case PassiveOutcome::reset:
+            return true;
+        case PassiveOutcome::status_5xx:
+            return config.count_5xx;
+        case PassiveOutcome::success:
+            return false;
+    }
+    return false;
+}
+
+CheckOutcome judge_response(int status, Millis elapsed, const std::vector<StatusRange>& expected,
+                            Millis max_response_time) {
+    if (!status_expected(expected, status)) return {CheckResult::failed, fmt::format("status {}", status)};
+    if (elapsed > max_response_time) {
+        return {CheckResult::failed, fmt::format("response took {} ms, over max_response_time {} ms", elapsed.count(),
+                                                 max_response_time.count())};
+    }
+    return {CheckResult::ok, fmt::format("status {}", status)};
+}
+
+CheckOutcome timed_out(Millis timeout) {
+    return {CheckResult::timeout, fmt::format("timeout after {} ms", timeout.count())};
+}
+
+CheckOutcome failed(std::string reason) { return {CheckResult::failed, std::move(reason)}; }
+
+// ---------------------------------------------------------------------------------------------------------------
+
+RiseFall::RiseFall(uint32_t rise, uint32_t fall, InitialState initial)
+    : rise_(std::max(rise, 1u)), fall_(std::max(fall, 1u)), healthy_(initial == InitialState::healthy) {}
+
+bool RiseFall::record(bool passed) {
+    bool first = !checked_;
+    checked_ = true;
+    if (passed == healthy_) {
+        streak_ = 0;
+        return false;
+    }
+    ++streak_;
+    uint32_t needed = healthy_ ? fall_ : rise_;
+    // Never checked and starting down: one pass is enough, so start-up does not wait rise × interval.
+    if (first && !healthy_) needed = 1;
+    if (streak_ < needed) return false;
+    healthy_ = !healthy_;
+    last_flip_after_ = streak_;
+    streak_ = 0;
+    return true;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+Ejector::Ejector(const PassiveHealthConfig& config, size_t backend_count) : config_(config), backends_(backend_count) {
+    if (config_.max_ejected_percent > 0) {
+        max_ejected_ = std::max<size_t>(1, backend_count * config_.max_ejected_percent / 100);
+    }
+}
+
+Millis Ejector::ejection_time(const PassiveHealthConfig& config, uint32_t count) {
+    // Compare before multiplying: base × count must not overflow on a long-failing backend.
+    if (count == 0) count = 1;
+    if (config.base_ejection_time.count() > 0 && config.max_ejection_time / config.base_ejection_time < count) {
+        return config.max_ejection_time;
+    }
+    return std::min(config.base_ejection_time * count, config.max_ejection_time);
+}
+
+std::optional<Ejector::Ejection> Ejector::record(size_t backend, PassiveOutcome outcome, Millis now) {
+    if (config_.consecutive_failures == 0) return std::nullopt;
+    State& s = backends_[backend];
+    if (s.ejected) return std::nullopt;
+    if (!is_passive_failure(config_, outcome)) {
+        // A 5xx that does not count still proves the backend answers: it resets the run, as a success does.
+        s.failures = 0;
+        return std::nullopt;
+    }
+    if (s.failures < config_.consecutive_failures) ++s.failures;
+    if (s.failures < config_.consecutive_failures || ejected_count_ >= max_ejected_) return std::nullopt;
+
+    // The count decays by one per base_ejection_time spent un-ejected since the last ejection ended.
+    if (s.count > 0 && config_.base_ejection_time.count() > 0) {
+        auto clean = static_cast<uint64_t>(std::max<Millis::rep>(0, (now - s.returned_at).count()));
+        uint64_t decay = clean / static_cast<uint64_t>(config_.base_ejection_time.count());
+        s.count -= static_cast<uint32_t>(std::min<uint64_t>(s.count, decay));
+    }
+    ++s.count;
+    Ejection ejection{ejection_time(config_, s.count), s.failures, s.count};
+    s.ejected = true;
+    s.duration = ejection.duration;
+    s.failures = 0;
+    ++ejected_count_;
+    return ejection;
+}
+
+void Ejector::end(size_t backend, Millis now) {
+    State& s = backends_[backend];
+    if (!s.ejected) return;
+    s.ejected = false;
+    s.returned_at = now;
+    --ejected_count_;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+HealthDecider::HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends)
+    : ejector_(config.passive, backends.size()) {
+    active_.reserve(backends.size());
+    for (const CheckOverrides& own : backends) {
+        CheckSettings settings = resolve_check(config, own);
+        active_.emplace_back(settings.rise, settings.fall, config.initial_state);
+    }
+}
+
+std::optional<HealthDecider::Change> HealthDecider::on_check(size_t backend, const CheckOutcome& outcome) {
+    RiseFall& active = active_[backend];
+    if (!active.record(outcome.passed())) return std::nullopt;
+    // While ejected the backend is down whatever the checks say; the ejection's end reports the state then.
+    if (ejector_.ejected(backend)) return std::nullopt;
+    uint32_t n = active.last_flip_after();
+    std::string detail = active.healthy() ? fmt::format("{} consecutive passed check{}", n, n == 1 ? "" : "s")
+                                          : fmt::format("{} consecutive failed check{}", n, n == 1 ? "" : "s");
+    return Change{active.healthy(), outcome.reason, std::move(detail)};
+}
+
+HealthDecider::PassiveDecision HealthDecider::on_passive(size_t backend, PassiveOutcome outcome, Millis now) {
+    // A backend the checks hold down gets no traffic but in panic mode; what it does then says nothing new.
+    if (!healthy(backend)) return {};
+    std::optional<Ejector::Ejection> ejection = ejector_.record(backend, outcome, now);
+    if (!ejection) return {};
+    PassiveDecision decision;
+    decision.ejected_for = ejection->duration;
+    decision.change = Change{false,
+                             fmt::format("ejected for {} ms after {} consecutive failures (last: {})",
+                                         ejection->duration.count(), ejection->failures, to_string(outcome)),
+                             fmt::format("ejection {}, {} of at most {} ejected", ejection->count,
+                                         ejector_.ejected_count(), ejector_.max_ejected())};
+    return decision;
+}
+
+std::optional<HealthDecider::Change> HealthDecider::on_ejection_end(size_t backend, Millis now) {
+    if (!ejector_.ejected(backend)) return std::nullopt;
+    Millis lasted = ejector_.ejection_duration(backend);
+    ejector_.end(backend, now);
+    if (!active_[backend].healthy()) return std::nullopt;  // still down by its checks
+    return Change{true, fmt::format("ejection ended after {} ms", lasted.count()), "active checks passing"};
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+Millis jittered_interval(Millis interval, const Jitter& jitter, uint64_t random) {
+    Millis spread = jitter.max_for(interval);
+    if (spread.count() <= 0) return interval;
+    auto width = static_cast<uint64_t>(spread.count()) * 2 + 1;
+    auto offset = static_cast<Millis::rep>(random % width) - spread.count();
+    return interval + Millis(offset);
+}
+
+double slow_start_factor(Millis elapsed, Millis window) {
+    constexpr double kMinFactor = 0.1;
+    if (window.count() <= 0 || elapsed >= window) return 1.0;
+    double linear = elapsed.count() <= 0 ? 0.0 : static_cast<double>(elapsed.count()) / window.count();
+    return std::max(kMinFactor, linear);
+}
+
+uint32_t slow_start_weight(uint32_t weight, Millis elapsed, Millis window) {
+    if (weight == 0) weight = 1;
+    if (window.count() <= 0 || elapsed >= window) return weight;
+    // The same line as slow_start_factor() in integers, so that 30% of 10 is 3, not 2.9999.
+    auto w = static_cast<uint64_t>(weight);
+    auto e = static_cast<uint64_t>(std::max<Millis::rep>(elapsed.count(), 0));
+    auto win = static_cast<uint64_t>(window.count());
+    uint64_t scaled = std::max(w * e / win, w / 10);
+    return static_cast<uint32_t>(std::max<uint64_t>(scaled, 1));
+}
+
+}  // namespace lb::health

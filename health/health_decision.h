@@ -1,0 +1,166 @@
+// The health decisions, with no I/O, no clock and no random source of their own: whether a check passed, when
+// rise/fall thresholds flip a backend, when passive failures eject it and for how long, how jitter spreads the
+// waits and how slow start ramps a weight. HealthMonitor feeds them what its sockets and timers saw; the unit
+// tests feed them directly (test/test_health_decision.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "health/health_config.h"
+
+namespace lb::health {
+
+// What one active check found, by kind (the metrics split checks this way).
+enum class CheckResult : uint8_t { ok, failed, timeout };
+std::string_view to_string(CheckResult result);
+
+struct CheckOutcome {
+    CheckResult result = CheckResult::ok;
+    // Why, in words meant for a log line or a status page: "status 200", "status 500", "timeout after 2000 ms",
+    // "connection refused", "response took 312 ms, over max_response_time 200 ms".
+    std::string reason;
+    bool passed() const { return result == CheckResult::ok; }
+};
+
+// The verdict on a complete response that arrived `elapsed` after the check started. It fails on a status
+// outside `expected` ("status 500") or when slower than `max_response_time`.
+CheckOutcome judge_response(int status, Millis elapsed, const std::vector<StatusRange>& expected,
+                            Millis max_response_time);
+// A check that got no complete response within `timeout`: "timeout after 2000 ms".
+CheckOutcome timed_out(Millis timeout);
+// A check that failed without a usable response (connect error, reset, bad response): `reason` as given.
+CheckOutcome failed(std::string reason);
+
+// What a shard saw on one proxied request to a backend, reported through HealthMonitor::report_passive.
+enum class PassiveOutcome : uint8_t {
+    success,          // a response came back (any status below 500, or 5xx when count_5xx is off)
+    connect_failure,  // refused, unreachable or connect timeout
+    timeout,          // no response within timeouts.upstream_response
+    reset,            // connection lost before the response completed
+    status_5xx,       // a 5xx response: a failure only with passive.count_5xx
+};
+std::string_view to_string(PassiveOutcome outcome);
+// Whether `outcome` counts towards an ejection under `config` (a 5xx only with count_5xx). Any other outcome
+// resets the count.
+bool is_passive_failure(const PassiveHealthConfig& config, PassiveOutcome outcome);
+
+// Rise/fall hysteresis for one backend (HAProxy's check.c): the state flips only after `fall` consecutive
+// failures while up, or `rise` consecutive passes while down. A result that agrees with the state resets the
+// count. A backend that starts unhealthy comes up on its first pass (see InitialState).
+class RiseFall {
+  public:
+    RiseFall(uint32_t rise, uint32_t fall, InitialState initial);
+
+    // Records one check. Returns true when it flipped healthy().
+    bool record(bool passed);
+    bool healthy() const { return healthy_; }
+    // Consecutive results against the current state so far (passes while down, failures while up).
+    uint32_t streak() const { return streak_; }
+    // How many consecutive results made the last flip (rise, fall, or 1 for a first pass from unhealthy).
+    uint32_t last_flip_after() const { return last_flip_after_; }
+
+  private:
+    uint32_t rise_;
+    uint32_t fall_;
+    bool healthy_;
+    bool checked_ = false;  // a result has been recorded
+    uint32_t streak_ = 0;
+    uint32_t last_flip_after_ = 0;
+};
+
+// Passive ejection for a whole pool (Envoy's outlier detection): consecutive failures eject a backend for a
+// time that grows with its ejection count, and only while fewer than max_ejected() are ejected.
+class Ejector {
+  public:
+    struct Ejection {
+        Millis duration{0};     // how long this ejection lasts
+        uint32_t failures = 0;  // the consecutive failures that caused it
+        uint32_t count = 0;     // the backend's ejection count, this one included (after decay)
+    };
+
+    Ejector(const PassiveHealthConfig& config, size_t backend_count);
+
+    // Records one outcome for `backend` at `now` (any monotonic millisecond clock). Returns the ejection when
+    // this outcome ejects it. Outcomes for an ejected backend are ignored. At the threshold with the share
+    // used up, the backend stays at the threshold: the next failure after a slot frees ejects it.
+    std::optional<Ejection> record(size_t backend, PassiveOutcome outcome, Millis now);
+    // The ejection of `backend` has run its time (the caller's timer fired at `now`).
+    void end(size_t backend, Millis now);
+
+    bool ejected(size_t backend) const { return backends_[backend].ejected; }
+    Millis ejection_duration(size_t backend) const { return backends_[backend].duration; }
+    uint32_t ejection_count(size_t backend) const { return backends_[backend].count; }
+    uint32_t failures(size_t backend) const { return backends_[backend].failures; }
+    size_t ejected_count() const { return ejected_count_; }
+    // The most backends ejected at once: max_ejected_percent of the pool, rounded down, but at least one
+    // (Envoy's rule) unless the percentage is 0.
+    size_t max_ejected() const { return max_ejected_; }
+
+    // base × count, capped at max. count >= 1.
+    static Millis ejection_time(const PassiveHealthConfig& config, uint32_t count);
+
+  private:
+    struct State {
+        uint32_t failures = 0;
+        uint32_t count = 0;
+        bool ejected = false;
+        Millis duration{0};
+        Millis returned_at{0};  // when the last ejection ended
+    };
+    PassiveHealthConfig config_;
+    std::vector<State> backends_;
+    size_t ejected_count_ = 0;
+    size_t max_ejected_ = 0;
+};
+
+// Active and passive state combined for a pool: a backend is healthy when its rise/fall state is up and it is
+// not ejected. Every call returns a Change only when that combined state flips; HealthMonitor turns each into
+// one Transition, one log line and one broadcast.
+class HealthDecider {
+  public:
+    struct Change {
+        bool healthy = true;
+        std::string reason;  // the event that flipped it: "status 500", "ejection ended after 30000 ms", ...
+        std::string detail;  // context for the log line: "3 consecutive failed checks"
+    };
+    struct PassiveDecision {
+        std::optional<Change> change;
+        std::optional<Millis> ejected_for;  // set when this outcome ejected the backend: start its timer
+    };
+
+    // `backends` holds each backend's overrides (for rise and fall), in backend order.
+    HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends);
+
+    std::optional<Change> on_check(size_t backend, const CheckOutcome& outcome);
+    // Outcomes for a backend that is already down (active checks failing, or ejected) are ignored.
+    PassiveDecision on_passive(size_t backend, PassiveOutcome outcome, Millis now);
+    std::optional<Change> on_ejection_end(size_t backend, Millis now);
+
+    size_t size() const { return active_.size(); }
+    bool healthy(size_t backend) const { return active_[backend].healthy() && !ejector_.ejected(backend); }
+    bool active_healthy(size_t backend) const { return active_[backend].healthy(); }
+    const RiseFall& active(size_t backend) const { return active_[backend]; }
+    const Ejector& ejector() const { return ejector_; }
+
+  private:
+    std::vector<RiseFall> active_;
+    Ejector ejector_;
+};
+
+// The wait before a backend's next check: `interval` moved by a uniform amount in [-spread, +spread], with
+// spread = jitter.max_for(interval). `random` is one draw of the caller's random source.
+Millis jittered_interval(Millis interval, const Jitter& jitter, uint64_t random);
+
+// Slow start (Envoy's slow_start_config, linear, min_weight_percent 10): the share of its weight a backend that
+// became healthy `elapsed` ago should get, from 0.1 right after the transition to 1.0 at `window`. A window of
+// 0 means no slow start: always 1.0.
+double slow_start_factor(Millis elapsed, Millis window);
+// `weight` scaled by slow_start_factor(), rounded down but never below 1 (weight 0 counts as 1).
+uint32_t slow_start_weight(uint32_t weight, Millis elapsed, Millis window);
+
+}  // namespace lb::health

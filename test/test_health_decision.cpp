@@ -1,0 +1,351 @@
+// The health decisions without I/O: check verdicts, rise/fall, passive ejection (durations, decay, share),
+// the combined state, jitter and slow start. Time is passed in, so every expectation is exact.
+#include <catch2/catch.hpp>
+
+#include "health/health_decision.h"
+
+using namespace lb::health;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::vector<StatusRange> kDefaultExpected{StatusRange{200, 399}};
+
+PassiveHealthConfig passive(uint32_t failures, Millis base, Millis max, uint32_t percent = 50) {
+    PassiveHealthConfig p;
+    p.consecutive_failures = failures;
+    p.base_ejection_time = base;
+    p.max_ejection_time = max;
+    p.max_ejected_percent = percent;
+    return p;
+}
+
+}  // namespace
+
+TEST_CASE("a response passes on an expected status within max_response_time", "[health]") {
+    CheckOutcome ok = judge_response(200, 5ms, kDefaultExpected, 2000ms);
+    CHECK(ok.result == CheckResult::ok);
+    CHECK(ok.reason == "status 200");
+    CHECK(judge_response(399, 5ms, kDefaultExpected, 2000ms).passed());
+    CHECK(judge_response(204, 2000ms, kDefaultExpected, 2000ms).passed());  // at the limit still passes
+
+    CheckOutcome bad = judge_response(500, 5ms, kDefaultExpected, 2000ms);
+    CHECK(bad.result == CheckResult::failed);
+    CHECK(bad.reason == "status 500");
+    CHECK(judge_response(199, 5ms, kDefaultExpected, 2000ms).reason == "status 199");
+    CHECK(judge_response(400, 5ms, kDefaultExpected, 2000ms).reason == "status 400");
+
+    CheckOutcome slow = judge_response(200, 312ms, kDefaultExpected, 200ms);
+    CHECK(slow.result == CheckResult::failed);
+    CHECK(slow.reason == "response took 312 ms, over max_response_time 200 ms");
+    // A bad status is the more useful reason when both apply.
+    CHECK(judge_response(503, 312ms, kDefaultExpected, 200ms).reason == "status 503");
+
+    std::vector<StatusRange> custom{{200, 200}, {204, 204}, {300, 302}};
+    CHECK(judge_response(200, 1ms, custom, 1s).passed());
+    CHECK(judge_response(204, 1ms, custom, 1s).passed());
+    CHECK(judge_response(301, 1ms, custom, 1s).passed());
+    CHECK_FALSE(judge_response(201, 1ms, custom, 1s).passed());
+    CHECK_FALSE(judge_response(303, 1ms, custom, 1s).passed());
+
+    CHECK(timed_out(2000ms).result == CheckResult::timeout);
+    CHECK(timed_out(2000ms).reason == "timeout after 2000 ms");
+    CHECK(failed("connection refused").result == CheckResult::failed);
+    CHECK(failed("connection refused").reason == "connection refused");
+}
+
+TEST_CASE("rise and fall flip the state only on their thresholds", "[health]") {
+    RiseFall rf(2, 3, InitialState::healthy);
+    CHECK(rf.healthy());
+    CHECK_FALSE(rf.record(false));
+    CHECK_FALSE(rf.record(false));
+    CHECK(rf.streak() == 2);
+    CHECK_FALSE(rf.record(true));  // a pass resets the run of failures
+    CHECK(rf.streak() == 0);
+    CHECK_FALSE(rf.record(false));
+    CHECK_FALSE(rf.record(false));
+    CHECK(rf.record(false));  // third in a row: down
+    CHECK_FALSE(rf.healthy());
+    CHECK(rf.last_flip_after() == 3);
+    CHECK_FALSE(rf.record(false));  // agreeing results report nothing
+    CHECK_FALSE(rf.record(true));
+    CHECK_FALSE(rf.record(false));  // resets the run of passes
+    CHECK_FALSE(rf.record(true));
+    CHECK(rf.record(true));  // rise 2: up
+    CHECK(rf.healthy());
+    CHECK(rf.last_flip_after() == 2);
+    CHECK_FALSE(rf.record(true));
+}
+
+TEST_CASE("a backend that starts unhealthy comes up on a first passing check, else after rise", "[health]") {
+    RiseFall first_pass(3, 3, InitialState::unhealthy);
+    CHECK_FALSE(first_pass.healthy());
+    CHECK(first_pass.record(true));
+    CHECK(first_pass.healthy());
+    CHECK(first_pass.last_flip_after() == 1);
+
+    RiseFall failed_first(3, 3, InitialState::unhealthy);
+    CHECK_FALSE(failed_first.record(false));
+    CHECK_FALSE(failed_first.record(true));
+    CHECK_FALSE(failed_first.record(true));
+    CHECK(failed_first.record(true));
+
+    // The first-check rule is about leaving the unhealthy start only: a healthy start needs `fall` failures.
+    RiseFall healthy_start(3, 2, InitialState::healthy);
+    CHECK_FALSE(healthy_start.record(false));
+    CHECK(healthy_start.record(false));
+
+    // rise/fall of 1: every disagreeing result flips.
+    RiseFall twitchy(1, 1, InitialState::healthy);
+    CHECK(twitchy.record(false));
+    CHECK(twitchy.record(true));
+}
+
+TEST_CASE("consecutive passive failures eject; a success resets the run", "[health]") {
+    Ejector e(passive(3, 30s, 300s), 2);
+    CHECK_FALSE(e.record(0, PassiveOutcome::connect_failure, 0ms));
+    CHECK_FALSE(e.record(0, PassiveOutcome::timeout, 0ms));
+    CHECK_FALSE(e.record(0, PassiveOutcome::success, 0ms));
+    CHECK(e.failures(0) == 0);
+    CHECK_FALSE(e.record(0, PassiveOutcome::reset, 0ms));
+    CHECK_FALSE(e.record(0, PassiveOutcome::connect_failure, 0ms));
+    auto ejection = e.record(0, PassiveOutcome::connect_failure, 1000ms);
+    REQUIRE(ejection);
+    CHECK(ejection->duration == 30s);
+    CHECK(ejection->failures == 3);
+    CHECK(ejection->count == 1);
+    CHECK(e.ejected(0));
+    CHECK(e.ejected_count() == 1);
+    // While ejected nothing is counted.
+    CHECK_FALSE(e.record(0, PassiveOutcome::connect_failure, 2000ms));
+    CHECK(e.failures(0) == 0);
+    e.end(0, 31'000ms);
+    CHECK_FALSE(e.ejected(0));
+    CHECK(e.ejected_count() == 0);
+    e.end(0, 31'000ms);  // idempotent
+    CHECK(e.ejected_count() == 0);
+}
+
+TEST_CASE("5xx responses count only with count_5xx", "[health]") {
+    Ejector lenient(passive(2, 1s, 10s), 1);
+    CHECK_FALSE(lenient.record(0, PassiveOutcome::connect_failure, 0ms));
+    CHECK_FALSE(lenient.record(0, PassiveOutcome::status_5xx, 0ms));  // answers: resets
+    CHECK(lenient.failures(0) == 0);
+    CHECK_FALSE(lenient.record(0, PassiveOutcome::status_5xx, 0ms));
+    CHECK_FALSE(lenient.ejected(0));
+
+    PassiveHealthConfig strict_config = passive(2, 1s, 10s);
+    strict_config.count_5xx = true;
+    Ejector strict(strict_config, 1);
+    CHECK_FALSE(strict.record(0, PassiveOutcome::status_5xx, 0ms));
+    CHECK(strict.record(0, PassiveOutcome::status_5xx, 0ms));
+
+    Ejector off(passive(0, 1s, 10s), 1);
+    for (int i = 0; i < 100; ++i) CHECK_FALSE(off.record(0, PassiveOutcome::connect_failure, 0ms));
+}
+
+TEST_CASE("ejection time grows with repeated ejections, capped, and the count decays", "[health]") {
+    PassiveHealthConfig config = passive(1, 30s, 100s, 100);
+    CHECK(Ejector::ejection_time(config, 1) == 30s);
+    CHECK(Ejector::ejection_time(config, 3) == 90s);
+    CHECK(Ejector::ejection_time(config, 4) == 100s);
+    CHECK(Ejector::ejection_time(config, 4'000'000'000u) == 100s);  // no overflow
+
+    Ejector e(config, 1);
+    Millis now = 0ms;
+    auto eject_and_return = [&](Millis clean_time) {
+        auto ejection = e.record(0, PassiveOutcome::connect_failure, now);
+        REQUIRE(ejection);
+        now += ejection->duration;
+        e.end(0, now);
+        Millis lasted = ejection->duration;
+        now += clean_time;
+        return lasted;
+    };
+    // Failing again right after each return: 30, 60, 90, then capped at 100.
+    CHECK(eject_and_return(0ms) == 30s);
+    CHECK(eject_and_return(0ms) == 60s);
+    CHECK(eject_and_return(0ms) == 90s);
+    CHECK(eject_and_return(0ms) == 100s);
+    CHECK(e.ejection_count(0) == 4);
+    // 65 s clean: the count drops by two (one per 30 s), from 4 to 2, and this ejection is the third.
+    now += 65s;
+    CHECK(eject_and_return(0ms) == 90s);
+    CHECK(e.ejection_count(0) == 3);
+    // A long clean stretch forgets everything.
+    now += 1h;
+    CHECK(eject_and_return(0ms) == 30s);
+}
+
+TEST_CASE("at most max_ejected_percent of the pool is ejected at once", "[health]") {
+    CHECK(Ejector(passive(1, 1s, 1s, 50), 4).max_ejected() == 2);
+    CHECK(Ejector(passive(1, 1s, 1s, 50), 5).max_ejected() == 2);
+    CHECK(Ejector(passive(1, 1s, 1s, 10), 3).max_ejected() == 1);  // at least one
+    CHECK(Ejector(passive(1, 1s, 1s, 50), 1).max_ejected() == 1);
+    CHECK(Ejector(passive(1, 1s, 1s, 100), 3).max_ejected() == 3);
+    CHECK(Ejector(passive(1, 1s, 1s, 0), 3).max_ejected() == 0);
+
+    Ejector e(passive(2, 1s, 1s, 50), 4);
+    for (size_t b = 0; b < 4; ++b) {
+        CHECK_FALSE(e.record(b, PassiveOutcome::connect_failure, 0ms));
+    }
+    CHECK(e.record(0, PassiveOutcome::connect_failure, 0ms));
+    CHECK(e.record(1, PassiveOutcome::connect_failure, 0ms));
+    CHECK_FALSE(e.record(2, PassiveOutcome::connect_failure, 0ms));  // share used up
+    CHECK_FALSE(e.record(2, PassiveOutcome::connect_failure, 0ms));
+    CHECK(e.failures(2) == 2);  // held at the threshold
+    CHECK(e.ejected_count() == 2);
+    e.end(0, 1000ms);
+    // A slot is free: backend 2's next failure ejects it at once.
+    CHECK(e.record(2, PassiveOutcome::connect_failure, 1000ms));
+    CHECK_FALSE(e.record(3, PassiveOutcome::connect_failure, 1000ms));
+    CHECK(e.ejected_count() == 2);
+
+    Ejector none(passive(1, 1s, 1s, 0), 2);
+    CHECK_FALSE(none.record(0, PassiveOutcome::connect_failure, 0ms));
+}
+
+TEST_CASE("the combined state changes once per flip, whichever side causes it", "[health]") {
+    HealthConfig config;
+    config.rise = 2;
+    config.fall = 2;
+    config.passive = passive(2, 10s, 100s, 100);
+    HealthDecider d(config, std::vector<CheckOverrides>(2));
+    CHECK(d.size() == 2);
+    CHECK(d.healthy(0));
+
+    // Passive: ejected after 2 failures.
+    CHECK_FALSE(d.on_passive(0, PassiveOutcome::reset, 0ms).change);
+    auto ejected = d.on_passive(0, PassiveOutcome::connect_failure, 0ms);
+    REQUIRE(ejected.change);
+    CHECK_FALSE(ejected.change->healthy);
+    CHECK(ejected.change->reason == "ejected for 10000 ms after 2 consecutive failures (last: connect failure)");
+    REQUIRE(ejected.ejected_for);
+    CHECK(*ejected.ejected_for == 10s);
+    CHECK_FALSE(d.healthy(0));
+    CHECK(d.active_healthy(0));
+
+    // Active checks failing while ejected: no change, it is already down.
+    CHECK_FALSE(d.on_check(0, failed("connection refused")));
+    CHECK_FALSE(d.on_check(0, failed("connection refused")));
+    CHECK_FALSE(d.active_healthy(0));
+    // The ejection ends while the checks hold it down: still no change.
+    CHECK_FALSE(d.on_ejection_end(0, 10s));
+    CHECK_FALSE(d.healthy(0));
+    // Passive reports for a backend that is down are ignored.
+    CHECK_FALSE(d.on_passive(0, PassiveOutcome::connect_failure, 10s).change);
+    CHECK_FALSE(d.on_passive(0, PassiveOutcome::connect_failure, 10s).ejected_for);
+    // The checks bring it back after rise.
+    CHECK_FALSE(d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s)));
+    auto up = d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s));
+    REQUIRE(up);
+    CHECK(up->healthy);
+    CHECK(up->reason == "status 200");
+    CHECK(up->detail == "2 consecutive passed checks");
+
+    // Ejected while the checks pass: the ejection's end is the transition.
+    d.on_passive(1, PassiveOutcome::timeout, 20s);
+    REQUIRE(d.on_passive(1, PassiveOutcome::timeout, 20s).change);
+    CHECK_FALSE(d.on_check(1, judge_response(200, 1ms, kDefaultExpected, 1s)));
+    auto back = d.on_ejection_end(1, 30s);
+    REQUIRE(back);
+    CHECK(back->healthy);
+    CHECK(back->reason == "ejection ended after 10000 ms");
+    CHECK_FALSE(d.on_ejection_end(1, 30s));  // only once
+}
+
+TEST_CASE("per-backend overrides set rise and fall", "[health]") {
+    HealthConfig config;
+    config.fall = 3;
+    CheckOverrides quick;
+    quick.fall = 1;
+    HealthDecider d(config, {CheckOverrides{}, quick});
+    CHECK_FALSE(d.on_check(0, failed("x")));
+    auto down = d.on_check(1, failed("connection refused"));
+    REQUIRE(down);
+    CHECK(down->reason == "connection refused");
+    CHECK(down->detail == "1 consecutive failed check");
+}
+
+TEST_CASE("resolve_check applies a backend's overrides", "[health]") {
+    HealthConfig config;
+    config.max_response_time = 500ms;
+    CheckSettings plain = resolve_check(config, {});
+    CHECK(plain.path == "/health");
+    CHECK(plain.interval == 10s);
+    CHECK(plain.timeout == 2s);
+    CHECK(plain.max_response_time == 500ms);
+    CHECK(plain.rise == 2);
+    CHECK(plain.fall == 3);
+    CHECK(plain.port == 0);
+    CHECK(plain.host.empty());
+
+    CheckOverrides own;
+    own.path = "/ready";
+    own.timeout = 100ms;
+    own.port = 8081;
+    own.host = "svc.internal";
+    CheckSettings s = resolve_check(config, own);
+    CHECK(s.path == "/ready");
+    CHECK(s.timeout == 100ms);
+    CHECK(s.max_response_time == 100ms);  // never above the timeout
+    CHECK(s.port == 8081);
+    CHECK(s.host == "svc.internal");
+
+    HealthConfig unset;  // max_response_time follows each backend's timeout
+    CHECK(resolve_check(unset, own).max_response_time == 100ms);
+}
+
+TEST_CASE("jitter spreads each wait within its bounds", "[health]") {
+    Jitter ten_percent;  // the default: 10%
+    CHECK(ten_percent.max_for(1000ms) == 100ms);
+    CHECK(jittered_interval(1000ms, ten_percent, 0) == 900ms);
+    CHECK(jittered_interval(1000ms, ten_percent, 100) == 1000ms);
+    CHECK(jittered_interval(1000ms, ten_percent, 200) == 1100ms);
+    CHECK(jittered_interval(1000ms, ten_percent, 201) == 900ms);  // wraps: random % 201
+    for (uint64_t r = 0; r < 1000; r += 7) {
+        Millis wait = jittered_interval(1000ms, ten_percent, r * 0x9e3779b97f4a7c15ull);
+        CHECK(wait >= 900ms);
+        CHECK(wait <= 1100ms);
+    }
+
+    Jitter none;
+    none.percent = 0;
+    CHECK(jittered_interval(1000ms, none, 12345) == 1000ms);
+
+    Jitter fixed;
+    fixed.is_percent = false;
+    fixed.duration = 300ms;
+    CHECK(fixed.max_for(10s) == 300ms);
+    CHECK(fixed.max_for(400ms) == 200ms);  // at most half the interval
+    CHECK(jittered_interval(400ms, fixed, 0) == 200ms);
+    CHECK(jittered_interval(1ms, fixed, 99) == 1ms);
+}
+
+TEST_CASE("slow start ramps the weight linearly from 10% over the window", "[health]") {
+    CHECK(slow_start_factor(0ms, 0ms) == 1.0);  // off
+    CHECK(slow_start_factor(0ms, 10s) == Approx(0.1));
+    CHECK(slow_start_factor(500ms, 10s) == Approx(0.1));
+    CHECK(slow_start_factor(5s, 10s) == Approx(0.5));
+    CHECK(slow_start_factor(10s, 10s) == 1.0);
+    CHECK(slow_start_factor(1h, 10s) == 1.0);
+
+    CHECK(slow_start_weight(100, 0ms, 10s) == 10);
+    CHECK(slow_start_weight(100, 3s, 10s) == 30);
+    CHECK(slow_start_weight(10, 3s, 10s) == 3);
+    CHECK(slow_start_weight(100, 9999ms, 10s) == 99);
+    CHECK(slow_start_weight(100, 10s, 10s) == 100);
+    CHECK(slow_start_weight(100, 5s, 0ms) == 100);
+    CHECK(slow_start_weight(1, 0ms, 10s) == 1);  // never below 1
+    CHECK(slow_start_weight(0, 0ms, 10s) == 1);
+    CHECK(slow_start_weight(7, -5ms, 10s) == 1);
+
+    // Monotonic over the window.
+    uint32_t last = 0;
+    for (int ms = 0; ms <= 10'000; ms += 250) {
+        uint32_t w = slow_start_weight(1000, Millis(ms), 10s);
+        CHECK(w >= last);
+        last = w;
+    }
+    CHECK(last == 1000);
+}

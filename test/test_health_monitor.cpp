@@ -1,0 +1,585 @@
+// HealthMonitor against real sockets: in-process demo backends on port 0, dead backends on reserved-and-closed
+// ports, short intervals. Tests wait on what the monitor reports (transitions and checks, through condition
+// variables), never on sleeps, and every test ends with the health loop closed cleanly.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "demo/demo_backend.h"
+#include "health/health_monitor.h"
+#include "test/support/test_support.h"
+
+using namespace lb::health;
+using namespace std::chrono_literals;
+using lb::demo::DemoBackend;
+using lb::demo::DemoBackendOptions;
+using lb::test::reserve_closed_port;
+using lb::test::Watchdog;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+HealthTarget target(const std::string& name, uint16_t port) {
+    HealthTarget t;
+    t.name = name;
+    auto* in = reinterpret_cast<sockaddr_in*>(&t.address);
+    in->sin_family = AF_INET;
+    in->sin_port = htons(port);
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return t;
+}
+
+// Checks every 50 ms (± 10%), with thresholds small enough for tests and wide enough to see them at work.
+HealthConfig fast_config() {
+    HealthConfig c;
+    c.interval = 50ms;
+    c.timeout = 2s;
+    c.rise = 2;
+    c.fall = 3;
+    return c;
+}
+
+std::unique_ptr<DemoBackend> start_backend(const std::string& id, uint16_t port = 0) {
+    DemoBackendOptions options;
+    options.id = id;
+    options.port = port;
+    auto backend = std::make_unique<DemoBackend>(options);
+    backend->start();
+    return backend;
+}
+
+// Everything the health thread reports, in the order it reported it: checks and transitions interleaved.
+class Recorder {
+  public:
+    struct Event {
+        bool is_transition = false;
+        size_t backend = 0;
+        CheckOutcome check;     // for checks
+        Transition transition;  // for transitions
+        Clock::time_point at;
+    };
+
+    HealthMonitor::TransitionCallback on_transition() {
+        return [this](const Transition& t) {
+            std::lock_guard lock(mutex_);
+            events_.push_back(Event{true, t.backend, {}, t, Clock::now()});
+            changed_.notify_all();
+        };
+    }
+
+    HealthMonitorOptions options() {
+        HealthMonitorOptions o;
+        o.seed = 42;
+        o.log = [this](std::string_view line) {
+            std::lock_guard lock(mutex_);
+            log_.emplace_back(line);
+        };
+        o.on_check = [this](size_t backend, const CheckOutcome& outcome, Millis) {
+            std::lock_guard lock(mutex_);
+            events_.push_back(Event{false, backend, outcome, {}, Clock::now()});
+            changed_.notify_all();
+        };
+        return o;
+    }
+
+    // Waits until `n` transitions have arrived and returns all of them. Fails the test after `limit`.
+    std::vector<Transition> wait_transitions(size_t n, std::chrono::milliseconds limit = 10s) {
+        std::unique_lock lock(mutex_);
+        bool ok = changed_.wait_for(lock, limit, [&] { return count(true) >= n; });
+        if (!ok) FAIL_CHECK("waited " << limit.count() << " ms for " << n << " transitions, got " << count(true));
+        REQUIRE(ok);
+        return transitions_locked();
+    }
+
+    // Waits until `n` checks of `backend` have completed.
+    void wait_checks(size_t n, size_t backend = 0, std::chrono::milliseconds limit = 10s) {
+        std::unique_lock lock(mutex_);
+        auto done = [&] {
+            return static_cast<size_t>(std::count_if(events_.begin(), events_.end(), [&](const Event& e) {
+                       return !e.is_transition && e.backend == backend;
+                   })) >= n;
+        };
+        bool ok = changed_.wait_for(lock, limit, done);
+        if (!ok) FAIL_CHECK("waited " << limit.count() << " ms for " << n << " checks of backend " << backend);
+        REQUIRE(ok);
+    }
+
+    std::vector<Event> events() {
+        std::lock_guard lock(mutex_);
+        return events_;
+    }
+    std::vector<Transition> transitions() {
+        std::lock_guard lock(mutex_);
+        return transitions_locked();
+    }
+    std::vector<std::string> log() {
+        std::lock_guard lock(mutex_);
+        return log_;
+    }
+    Clock::time_point transition_time(size_t i) {
+        std::lock_guard lock(mutex_);
+        for (const Event& e : events_) {
+            if (e.is_transition && i-- == 0) return e.at;
+        }
+        FAIL("no transition " << i);
+        return {};
+    }
+
+    // The checks of `backend` right before transition `i` that agree with it (passes before an up, failures
+    // before a down): how many it took.
+    size_t checks_leading_to(size_t i) {
+        std::lock_guard lock(mutex_);
+        size_t seen = 0;
+        for (size_t at = 0; at < events_.size(); ++at) {
+            if (!events_[at].is_transition || seen++ != i) continue;
+            const Transition& t = events_[at].transition;
+            size_t n = 0;
+            for (size_t k = at; k-- > 0;) {
+                const Event& e = events_[k];
+                if (e.is_transition || e.backend != t.backend) continue;
+                if (e.check.passed() != t.healthy) break;
+                ++n;
+            }
+            return n;
+        }
+        return 0;
+    }
+
+  private:
+    size_t count(bool transitions) const {
+        return static_cast<size_t>(std::count_if(events_.begin(), events_.end(),
+                                                 [&](const Event& e) { return e.is_transition == transitions; }));
+    }
+    std::vector<Transition> transitions_locked() const {
+        std::vector<Transition> out;
+        for (const Event& e : events_) {
+            if (e.is_transition) out.push_back(e.transition);
+        }
+        return out;
+    }
+
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::vector<Event> events_;
+    std::vector<std::string> log_;
+};
+
+}  // namespace
+
+TEST_CASE("a stopped backend goes down after `fall` failed checks and comes back after `rise` passes", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{60}};
+    auto backend = start_backend("b1");
+    uint16_t port = backend->port();
+    Recorder recorder;
+    HealthMonitor monitor(fast_config(), {target("b1", port)}, recorder.on_transition(), recorder.options());
+    CHECK(monitor.initially_healthy());
+    monitor.start();
+
+    recorder.wait_checks(3);
+    CHECK(recorder.transitions().empty());  // healthy from the start: passes change nothing
+    // Keep-alive: every check so far went over one connection.
+    CHECK(backend->connections_accepted() == 1);
+
+    backend->stop();
+    std::vector<Transition> t = recorder.wait_transitions(1);
+    CHECK(t[0].backend == 0);
+    CHECK_FALSE(t[0].healthy);
+    CHECK(t[0].generation == 1);
+    CHECK(t[0].reason == "connection refused");
+    CHECK(recorder.checks_leading_to(0) == 3);
+
+    backend = start_backend("b1", port);  // the same port: the checks find it again
+    t = recorder.wait_transitions(2);
+    CHECK(t[1].backend == 0);
+    CHECK(t[1].healthy);
+    CHECK(t[1].generation == 2);
+    CHECK(t[1].reason == "status 200");
+    CHECK(recorder.checks_leading_to(1) == 2);
+
+    monitor.stop();
+    CHECK(monitor.closed_cleanly());
+    CHECK(recorder.transitions().size() == 2);  // only transitions are reported
+    std::vector<std::string> log = recorder.log();
+    REQUIRE(log.size() == 2);  // each transition logged once
+    CHECK(log[0] == "health: backend b1 is down: connection refused (3 consecutive failed checks)");
+    CHECK(log[1] == "health: backend b1 is up: status 200 (2 consecutive passed checks)");
+
+    std::vector<BackendHealth> status = monitor.snapshot();
+    REQUIRE(status.size() == 1);
+    CHECK(status[0].name == "b1");
+    CHECK(status[0].healthy);
+    CHECK(status[0].active_healthy);
+    CHECK(status[0].generation == 2);
+    CHECK(status[0].transition_reason == "status 200");
+    REQUIRE(status[0].last_result);
+    CHECK(*status[0].last_result == CheckResult::ok);
+    CHECK(status[0].last_reason == "status 200");
+    CHECK(status[0].checks_failed >= 3);
+    CHECK(status[0].checks_ok >= 5);
+    HealthCounters counters = monitor.counters();
+    CHECK(counters.checks_ok == status[0].checks_ok);
+    CHECK(counters.checks_failed == status[0].checks_failed);
+    CHECK(counters.checks_timeout == 0);
+    CHECK(counters.transitions == 2);
+}
+
+TEST_CASE("a check fails on a status outside expected_statuses", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    auto backend = start_backend("b1");
+    Recorder recorder;
+    HealthConfig config = fast_config();
+    config.path = "/health?status=500";
+    config.fall = 2;
+    HealthMonitor monitor(config, {target("b1", backend->port())}, recorder.on_transition(), recorder.options());
+    monitor.start();
+
+    std::vector<Transition> t = recorder.wait_transitions(1);
+    CHECK_FALSE(t[0].healthy);
+    CHECK(t[0].reason == "status 500");
+    CHECK(recorder.checks_leading_to(0) == 2);
+    monitor.stop();
+    CHECK(monitor.closed_cleanly());
+    CHECK(monitor.counters().checks_failed >= 2);
+    CHECK(monitor.counters().checks_ok == 0);
+    CHECK(backend->connections_accepted() == 1);  // an error status does not cost the connection
+
+    // With 500 expected, the same answer passes.
+    Recorder recorder2;
+    config.expected_statuses = {StatusRange{500, 500}};
+    config.initial_state = InitialState::unhealthy;
+    HealthMonitor monitor2(config, {target("b1", backend->port())}, recorder2.on_transition(), recorder2.options());
+    CHECK_FALSE(monitor2.initially_healthy());
+    CHECK_FALSE(monitor2.snapshot()[0].healthy);
+    monitor2.start();
+    t = recorder2.wait_transitions(1);
+    CHECK(t[0].healthy);
+    CHECK(t[0].reason == "status 500");
+    CHECK(recorder2.checks_leading_to(0) == 1);  // from the unhealthy start, one first pass is enough
+    monitor2.stop();
+    CHECK(monitor2.closed_cleanly());
+}
+
+TEST_CASE("a response slower than max_response_time fails the check", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    auto backend = start_backend("b1");
+    Recorder recorder;
+    HealthConfig config = fast_config();
+    config.path = "/health?delay_ms=250";
+    config.max_response_time = 100ms;
+    config.fall = 2;
+    HealthMonitor monitor(config, {target("b1", backend->port())}, recorder.on_transition(), recorder.options());
+    monitor.start();
+
+    std::vector<Transition> t = recorder.wait_transitions(1);
+    CHECK_FALSE(t[0].healthy);
+    CHECK_THAT(t[0].reason, Catch::Matchers::StartsWith("response took ") &&
+                                Catch::Matchers::EndsWith(" ms, over max_response_time 100 ms"));
+    monitor.stop();
+    CHECK(monitor.closed_cleanly());
+    CHECK(monitor.counters().checks_timeout == 0);
+    CHECK(monitor.counters().checks_failed >= 2);
+}
+
+TEST_CASE("a check without a response within the timeout fails as a timeout", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    auto backend = start_backend("b1");
+    Recorder recorder;
+    HealthConfig config = fast_config();
+    config.path = "/health?delay_ms=5000";
+    config.timeout = 100ms;
+    config.fall = 2;
+    HealthMonitor monitor(config, {target("b1", backend->port())}, recorder.on_transition(), recorder.options());
+    monitor.start();
+
+    std::vector<Transition> t = recorder.wait_transitions(1);
+    CHECK_FALSE(t[0].healthy);
+    CHECK(t[0].reason == "timeout after 100 ms");
+    monitor.stop();
+    CHECK(monitor.closed_cleanly());
+    HealthCounters counters = monitor.counters();
+    CHECK(counters.checks_timeout >= 2);
+    CHECK(counters.checks_failed == 0);
+    std::vector<BackendHealth> status = monitor.snapshot();
+    REQUIRE(status[0].last_result);
+    CHECK(*status[0].last_result == CheckResult::timeout);
+    // A late response must not be taken for the next check's: each timed-out check closed its connection.
+    CHECK(backend->connections_accepted() >= 2);
+}
+
+TEST_CASE("passive failures eject a backend at once and its ejection timer brings it back", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    auto b0 = start_backend("b0");
+    auto b1 = start_backend("b1");
+    Recorder recorder;
+    HealthConfig config = fast_config();
+    config.interval = 1h;  // one round of active checks only: ejection must not wait for them
+    config.passive.consecutive_failures = 3;
+    config.passive.base_ejection_time = 200ms;
+    config.passive.max_ejection_time = 1s;
+    HealthMonitor monitor(config, {target("b0", b0->port()), target("b1", b1->port())}, recorder.on_transition(),
+                          recorder.options());
+    monitor.start();
+    recorder.wait_checks(1, 0);
+    recorder.wait_checks(1, 1);
+
+    for (int i = 0; i < 3; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
+    std::vector<Transition> t = recorder.wait_transitions(1);
+    CHECK(t[0].backend == 0);
+    CHECK_FALSE(t[0].healthy);
+    CHECK(t[0].reason == "ejected for 200 ms after 3 consecutive failures (last: connect failure)");
+    CHECK(monitor.snapshot()[0].ejected);
+    CHECK(monitor.snapshot()[0].active_healthy);
+
+    t = recorder.wait_transitions(2);
+    CHECK(t[1].backend == 0);
+    CHECK(t[1].healthy);
+    CHECK(t[1].reason == "ejection ended after 200 ms");
+    // libuv timers count whole milliseconds from the loop's cached time: allow a little slack.
+    CHECK(recorder.transition_time(1) - recorder.transition_time(0) >= 190ms);
+
+    // Ejected again soon after: twice as long.
+    for (int i = 0; i < 3; ++i) monitor.report_passive(0, PassiveOutcome::reset);
+    t = recorder.wait_transitions(3);
+    CHECK(t[2].reason == "ejected for 400 ms after 3 consecutive failures (last: reset)");
+    CHECK(monitor.snapshot()[0].ejection_count == 2);
+    CHECK(monitor.counters().ejections == 2);
+
+    // Stopping with an ejection timer running leaves nothing behind.
+    monitor.stop();
+    CHECK(monitor.closed_cleanly());
+    CHECK(recorder.transitions().size() == 3);
+    for (const auto& tr : recorder.transitions()) CHECK(tr.backend == 0);
+}
+
+TEST_CASE("no more than max_ejected_percent of the backends are ejected at once", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Recorder recorder;
+    HealthConfig config = fast_config();
+    config.enabled = false;  // passive only: the targets are never connected to
+    config.passive.consecutive_failures = 2;
+    config.passive.base_ejection_time = 300ms;
+    config.passive.max_ejected_percent = 50;
+    std::vector<HealthTarget> targets;
+    for (int i = 0; i < 4; ++i) targets.push_back(target("b" + std::to_string(i), reserve_closed_port()));
+    HealthMonitor monitor(config, targets, recorder.on_transition(), recorder.options());
+    monitor.start();
+
+    for (size_t b = 0; b < 4; ++b) {
+        monitor.report_passive(b, PassiveOutcome::connect_failure);
+        monitor.report_passive(b, PassiveOutcome::connect_failure);
+    }
+    std::vector<Transition> t = recorder.wait_transitions(2);
+    CHECK(t[0].backend == 0);
+    CHECK(t[1].backend == 1);
+    CHECK_FALSE(t[0].healthy);
+    CHECK_FALSE(t[1].healthy);
+
+    // Both ejections end; backends 2 and 3 were held at the threshold meanwhile.
+    t = recorder.wait_transitions(4);
+    CHECK(t[2].healthy);
+    CHECK(t[3].healthy);
+    std::vector<BackendHealth> status = monitor.snapshot();
+    for (size_t b : {2, 3}) {
+        CHECK(status[b].healthy);
+        CHECK_FALSE(status[b].ejected);
+        CHECK(status[b].passive_failures == 2);
+    }
+    // With slots free, backend 2's next failure ejects it at once.
+    monitor.report_passive(2, PassiveOutcome::timeout);
+    t = recorder.wait_transitions(5);
+    CHECK(t[4].backend == 2);
+    CHECK_FALSE(t[4].healthy);
+    CHECK(t[4].reason == "ejected for 300 ms after 2 consecutive failures (last: timeout)");
+    monitor.stop();
+    CHECK(monitor.closed_cleanly());
+    CHECK(monitor.counters().ejections == 3);
+    CHECK(monitor.counters().checks_ok + monitor.counters().checks_failed + monitor.counters().checks_timeout == 0);
+}
+
+TEST_CASE("passive reports from many threads are all counted: the doorbell coalesces, the inbox does not", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{60}};
+    Recorder recorder;
+    HealthConfig config = fast_config();
+    config.enabled = false;
+    config.passive.consecutive_failures = 4000;
+    config.passive.base_ejection_time = 1h;
+    config.passive.max_ejection_time = 1h;
+    HealthMonitor monitor(config, {target("b0", reserve_closed_port())}, recorder.on_transition(), recorder.options());
+    // Reports before start() are kept and handled once it runs.
+    for (int i = 0; i < 1000; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
+    monitor.report_passive(7, PassiveOutcome::connect_failure);  // no such backend: ignored
+    monitor.start();
+    std::vector<std::thread> threads;
+    for (int n = 0; n < 3; ++n) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < 1000; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    std::vector<Transition> t = recorder.wait_transitions(1);
+    CHECK(t[0].reason == "ejected for 3600000 ms after 4000 consecutive failures (last: connect failure)");
+    monitor.stop();
+    CHECK(monitor.closed_cleanly());
+    monitor.report_passive(0, PassiveOutcome::connect_failure);  // after stop: ignored, no crash
+    monitor.stop();                                              // idempotent
+    CHECK(recorder.transitions().size() == 1);
+}
+
+TEST_CASE("report_passive queues only what can change a decision", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Recorder recorder;
+    HealthConfig config = fast_config();
+    config.enabled = false;
+    config.passive.consecutive_failures = 3;
+    config.passive.base_ejection_time = 1h;
+    config.passive.max_ejection_time = 1h;
+    HealthMonitor monitor(config, {target("b0", reserve_closed_port()), target("b1", reserve_closed_port())},
+                          recorder.on_transition(), recorder.options());
+    monitor.start();
+    auto queued = [&] { return monitor.counters().passive_reports_queued; };
+
+    // Successes with no failure pending: nothing to reset, nothing queued (the data path's common case).
+    for (int i = 0; i < 100; ++i) monitor.report_passive(0, PassiveOutcome::success);
+    CHECK(queued() == 0);
+    monitor.report_passive(0, PassiveOutcome::connect_failure);
+    CHECK(queued() == 1);
+    monitor.report_passive(0, PassiveOutcome::success);  // resets the pending failure: queued
+    CHECK(queued() == 2);
+    for (int i = 0; i < 100; ++i) monitor.report_passive(0, PassiveOutcome::success);
+    monitor.report_passive(0, PassiveOutcome::status_5xx);  // not a failure without count_5xx
+    CHECK(queued() == 2);
+
+    // Successes in between reset the run: five failures but never three in a row.
+    for (PassiveOutcome o : {PassiveOutcome::reset, PassiveOutcome::reset, PassiveOutcome::success,
+                             PassiveOutcome::timeout, PassiveOutcome::timeout, PassiveOutcome::status_5xx}) {
+        monitor.report_passive(1, o);
+    }
+    CHECK(queued() == 8);
+    for (int i = 0; i < 3; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
+    std::vector<Transition> t = recorder.wait_transitions(1);
+    CHECK(t[0].backend == 0);  // backend 1's reports were queued first and ejected nothing
+    CHECK(monitor.snapshot()[1].passive_failures == 0);
+    // While it is down, reports for it are dropped without the lock.
+    for (int i = 0; i < 100; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
+    CHECK(queued() == 11);
+    monitor.stop();
+    CHECK(monitor.closed_cleanly());
+    CHECK(recorder.transitions().size() == 1);
+
+    // Passive ejection off: nothing is ever queued.
+    config.passive.consecutive_failures = 0;
+    HealthMonitor off(config, {target("b0", reserve_closed_port())}, recorder.on_transition(), recorder.options());
+    off.start();
+    for (int i = 0; i < 100; ++i) off.report_passive(0, PassiveOutcome::connect_failure);
+    CHECK(off.counters().passive_reports_queued == 0);
+    off.stop();
+    CHECK(off.closed_cleanly());
+}
+
+TEST_CASE("the check request carries the path and Host header, to the override port", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    // A plain blocking server that records what it receives and answers each request with an empty 204.
+    int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener, 8) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    uint16_t port = ntohs(addr.sin_port);
+    std::mutex mutex;
+    std::string received;
+    std::thread server([&] {
+        int fd = ::accept(listener, nullptr, nullptr);
+        if (fd < 0) return;
+        char buffer[4096];
+        std::string pending;
+        for (;;) {
+            ssize_t n = ::read(fd, buffer, sizeof buffer);
+            if (n <= 0) break;
+            pending.append(buffer, static_cast<size_t>(n));
+            size_t end;
+            while ((end = pending.find("\r\n\r\n")) != std::string::npos) {
+                {
+                    std::lock_guard lock(mutex);
+                    received += pending.substr(0, end + 4);
+                }
+                pending.erase(0, end + 4);
+                const char response[] = "HTTP/1.1 204 No Content\r\n\r\n";
+                if (::write(fd, response, sizeof response - 1) < 0) break;
+            }
+        }
+        ::close(fd);
+    });
+
+    Recorder recorder;
+    HealthConfig config = fast_config();
+    config.interval = 1h;
+    config.initial_state = InitialState::unhealthy;
+    HealthTarget t = target("10.9.9.9:1234", reserve_closed_port());  // the checks must not go to this port
+    t.overrides.port = port;
+    t.overrides.path = "/ready?probe=1";
+    t.overrides.host = "svc.example";
+    HealthMonitor monitor(config, {t}, recorder.on_transition(), recorder.options());
+    monitor.start();
+    std::vector<Transition> transitions = recorder.wait_transitions(1);
+    CHECK(transitions[0].healthy);
+    CHECK(transitions[0].reason == "status 204");
+    monitor.stop();  // closes the connection: the server's read ends
+    CHECK(monitor.closed_cleanly());
+    server.join();
+    ::close(listener);
+    std::lock_guard lock(mutex);
+    CHECK(received ==
+          "GET /ready?probe=1 HTTP/1.1\r\nHost: svc.example\r\nUser-Agent: lb-health-check\r\n"
+          "Accept: */*\r\n\r\n");
+    CHECK(recorder.log() ==
+          std::vector<std::string>{"health: backend 10.9.9.9:1234 is up: status 204 (1 consecutive passed check)"});
+}
+
+TEST_CASE("stop() with checks, connects and timers in flight leaves no handle open", "[health]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    auto slow = start_backend("slow");
+    Recorder recorder;
+    HealthConfig config = fast_config();
+    config.path = "/health?delay_ms=10000";
+    config.timeout = 20s;
+    config.max_response_time = 20s;
+    config.passive.consecutive_failures = 1;
+    config.passive.base_ejection_time = 1h;
+    config.passive.max_ejection_time = 1h;
+    HealthMonitor monitor(config, {target("slow", slow->port()), target("dead", reserve_closed_port())},
+                          recorder.on_transition(), recorder.options());
+    monitor.start();
+    monitor.report_passive(0, PassiveOutcome::timeout);  // an ejection timer running
+    recorder.wait_transitions(1);
+    recorder.wait_checks(1, 1);  // the dead one is being checked round after round
+    auto before = Clock::now();
+    monitor.stop();
+    CHECK(Clock::now() - before < 2s);  // nothing waits for the slow response
+    CHECK(monitor.closed_cleanly());
+    monitor.stop();
+    CHECK(monitor.closed_cleanly());
+
+    // Never started: stop() and the destructor have nothing to do.
+    HealthMonitor idle(config, {target("slow", slow->port())}, recorder.on_transition(), recorder.options());
+    idle.stop();
+    CHECK(idle.closed_cleanly());
+    HealthMonitor never_stopped(config, {target("slow", slow->port())}, recorder.on_transition(), recorder.options());
+    never_stopped.start();  // the destructor stops it
+}
+
+TEST_CASE("a transition callback is required", "[health]") {
+    CHECK_THROWS_AS(HealthMonitor(HealthConfig{}, {}, nullptr), std::invalid_argument);
+}
