@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "core/hash_key.h"
 #include "core/log.h"
 #include "core/shard.h"
 #include "core/upstream_connection.h"
@@ -102,7 +103,10 @@ void ProxySession::parse_client_input() {
     while (!pending_.empty() && !closing_) {
         // One request at a time: a pipelined request waits in pending_ until the current response is done,
         // and body bytes wait until an upstream connection is ready.
-        if (phase_ == Phase::connecting || phase_ == Phase::lingering || phase_ == Phase::closing) break;
+        if (phase_ == Phase::queued || phase_ == Phase::connecting || phase_ == Phase::lingering ||
+            phase_ == Phase::closing) {
+            break;
+        }
         if (phase_ == Phase::exchanging && request_complete_) break;
         if (phase_ == Phase::idle) {
             phase_ = Phase::reading_head;
@@ -145,6 +149,7 @@ void ProxySession::update_client_reading() {
             want = pending_.empty() && !request_complete_ && upstream_ &&
                    upstream_->write_queue_size() < kWriteHighWater;
             break;
+        case Phase::queued:
         case Phase::connecting:
         case Phase::closing: want = false; break;
     }
@@ -209,16 +214,36 @@ void ProxySession::on_message_complete() {
 void ProxySession::dispatch() {
     phase_ = Phase::connecting;
     auto& pool = shard_.pool();
-    auto picked = pool.select(tried_);
-    if (!picked) {
-        fail_request(attempts_ == 0 ? http::ProxyError::no_backend : http::ProxyError::upstream_unreachable);
-        return;
+    const Config& config = shard_.config();
+    std::string_view hash_key;
+    if (config.balancer.algorithm == "consistent_hash") {
+        hash_key = request_hash_key(request_parser_.head(), config.balancer.consistent_hash, client_address_);
     }
-    backend_ = *picked;
+    uint64_t now = uv_hrtime();
+    pool::Selection selection = pool.choose(tried_, std::chrono::nanoseconds(now), hash_key);
+    switch (selection.status) {
+        case pool::SelectStatus::picked: break;
+        case pool::SelectStatus::all_full:
+            // Like HAProxy's maxconn queue: wait for a slot rather than overload a backend, within a bound.
+            if (shard_.enqueue(this)) {
+                phase_ = Phase::queued;
+                queued_ = true;
+                shard_.metrics().on_queue_wait();
+                arm_timer(config.queue.timeout.count());
+                return;
+            }
+            fail_request(http::ProxyError::no_backend);
+            return;
+        case pool::SelectStatus::all_tried: fail_request(http::ProxyError::upstream_unreachable); return;
+        case pool::SelectStatus::none_healthy:
+            fail_request(attempts_ == 0 ? http::ProxyError::no_backend : http::ProxyError::upstream_unreachable);
+            return;
+    }
+    backend_ = selection.backend;
     pool.on_dispatch(backend_);
     dispatched_ = true;
     if (attempts_ > 0) shard_.metrics().on_retry();
-    if (shard_.metrics().enabled()) dispatched_ns_ = uv_hrtime();
+    dispatched_ns_ = now;
     if (!fresh_connection_only_) {
         if (UpstreamConnection* idle = shard_.upstream_pool().take(backend_)) {
             upstream_ = idle;
@@ -400,7 +425,7 @@ void ProxySession::on_response_complete() {
 void ProxySession::finish_exchange(bool upstream_reusable) {
     bool reusable = upstream_reusable && upstream_keep_alive_ && request_complete_ &&
                     shard_.config().upstream_keepalive > 0;
-    release_upstream(pool::Outcome::success, reusable);
+    release_upstream(pool::Outcome::success, reusable, response_parser_.head().status);
     if (!client_keep_alive_) {
         close_after_flush();
         return;
@@ -446,21 +471,35 @@ void ProxySession::on_upstream_failed(pool::Outcome outcome) {
                                                     : http::ProxyError::upstream_unreachable);
 }
 
-void ProxySession::release_upstream(pool::Outcome outcome, bool reusable) {
+void ProxySession::release_upstream(pool::Outcome outcome, bool reusable, int status) {
+    if (queued_) {
+        shard_.dequeue(this);
+        queued_ = false;
+    }
+    if (upstream_) {
+        UpstreamConnection* connection = upstream_;
+        upstream_ = nullptr;
+        connection->detach();
+        if (reusable) {
+            connection->count_exchange();
+            shard_.upstream_pool().put(connection);
+        } else {
+            connection->close();
+        }
+    }
+    // After the connection is back in the pool, so that a request woken from the wait queue can reuse it.
     if (dispatched_) {
-        shard_.pool().on_finish(backend_, outcome);
         dispatched_ = false;
+        uint64_t now = uv_hrtime();
+        pool::Result result{outcome, std::chrono::nanoseconds(now - dispatched_ns_), std::chrono::nanoseconds(now)};
+        shard_.finish_request(backend_, result, status);
     }
-    if (!upstream_) return;
-    UpstreamConnection* connection = upstream_;
-    upstream_ = nullptr;
-    connection->detach();
-    if (reusable) {
-        connection->count_exchange();
-        shard_.upstream_pool().put(connection);
-    } else {
-        connection->close();
-    }
+}
+
+void ProxySession::on_slot_free() {
+    queued_ = false;
+    if (closing_ || phase_ != Phase::queued) return;
+    dispatch();
 }
 
 // ---- client output ----
@@ -548,6 +587,10 @@ void ProxySession::on_timer(uv_timer_t* timer) {
         case Phase::lingering:
         case Phase::closing: self->close(); break;
         case Phase::reading_head: self->fail_request(http::ProxyError::client_timeout); break;
+        case Phase::queued:
+            log(LogLevel::warn, "no connection slot freed within the queue timeout");
+            self->fail_request(http::ProxyError::no_backend);
+            break;
         case Phase::connecting:
             log(LogLevel::warn, "connect to backend {} timed out", self->shard_.backend_name(self->backend_));
             self->phase_timed_out_ = true;

@@ -40,6 +40,8 @@ public:
 
     // The shard is draining: an idle connection closes now, a busy one after its current response.
     void begin_drain();
+    // From the shard's wait queue: a connection slot may be free now.
+    void on_slot_free();
     void close();
 
     // Request parser events.
@@ -51,6 +53,7 @@ private:
     enum class Phase {
         idle,         // between requests (or before the first): nothing of a request received
         reading_head, // some bytes of a request head received
+        queued,       // head parsed, every eligible backend at its connection limit: waiting for a slot
         connecting,   // head parsed, waiting for an upstream connection
         exchanging,   // upstream attached: request body and response flowing
         lingering,    // final response written, discarding input until the client closes
@@ -98,7 +101,7 @@ private:
     // Endings.
     void fail_request(http::ProxyError error);
     void record_error(http::ProxyError error);
-    void release_upstream(pool::Outcome outcome, bool reusable);
+    void release_upstream(pool::Outcome outcome, bool reusable, int status = 0);
     void close_after_flush();
     void arm_timer(uint64_t ms);
     void start_next_request();
@@ -144,6 +147,7 @@ private:
     bool client_keep_alive_ = false;
     bool upstream_keep_alive_ = false;
     bool phase_timed_out_ = false;   // the connect in progress failed by timing out
+    bool queued_ = false;            // in the shard's wait queue
     uint64_t request_started_ns_ = 0;  // first byte of the request (uv_hrtime), when metrics are on
     uint64_t dispatched_ns_ = 0;       // the request was given to backend_
     BufferRef current_upstream_buffer_;  // the read whose bytes the response callbacks reference

@@ -35,16 +35,13 @@ void Server::start() {
     const Config& config = context_->config;
     auto backends = std::make_shared<std::vector<pool::Backend>>();
     for (const auto& b : config.backends) {
-        backends->push_back({b.address, b.weight});
+        backends->push_back({b.address, b.weight, b.max_connections, b.backup});
         context_->backend_addresses.push_back(resolve(b.endpoint));
     }
     context_->backends = std::move(backends);
     control_metrics_ = std::make_unique<metrics::ShardMetrics>(config.backends.size(), config.metrics_enabled);
-    for (size_t i = 0; i < config.backends.size(); ++i) {
-        backend_names_.push_back(config.backends[i].address);
-        control_metrics_->set_backend_up(static_cast<metrics::BackendIndex>(i), true);
-        control_metrics_->set_backend_weight(static_cast<metrics::BackendIndex>(i), config.backends[i].weight);
-    }
+    for (size_t i = 0; i < config.backends.size(); ++i) backend_names_.push_back(config.backends[i].address);
+    if (config.health.enabled) start_health_monitor();
     start_time_seconds_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (config.admin.enabled) {
         admin_ = std::make_unique<AdminServer>(
@@ -74,6 +71,7 @@ void Server::start() {
     }
     port_ = listen_address.port();
     for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
+    if (health_) health_->start();
     if (admin_) admin_->start();
 }
 
@@ -125,6 +123,51 @@ void Server::request_shutdown() {
 void Server::wait() {
     for (auto& t : threads_) t.join();
     threads_.clear();
+    if (health_) health_->stop();
+}
+
+void Server::start_health_monitor() {
+    const Config& config = context_->config;
+    std::vector<health::HealthTarget> targets;
+    for (size_t i = 0; i < config.backends.size(); ++i) {
+        health::HealthTarget target;
+        target.name = config.backends[i].address;
+        target.address = context_->backend_addresses[i].storage;
+        target.overrides = config.backends[i].health;
+        targets.push_back(std::move(target));
+    }
+    health::HealthMonitorOptions options;
+    options.seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    options.log = [](std::string_view line) { log(LogLevel::info, "{}", line); };
+    // The health thread is the only writer of the control block's health counters.
+    options.on_check = [this](size_t backend, const health::CheckOutcome& outcome, std::chrono::milliseconds) {
+        auto id = static_cast<metrics::BackendIndex>(backend);
+        switch (outcome.result) {
+            case health::CheckResult::ok: control_metrics_->on_health_check(id, metrics::HealthResult::success); break;
+            case health::CheckResult::timeout:
+                control_metrics_->on_health_check(id, metrics::HealthResult::timeout);
+                break;
+            case health::CheckResult::failed:
+                control_metrics_->on_health_check(id, metrics::HealthResult::bad_status);
+                break;
+        }
+    };
+    health_ = std::make_unique<health::HealthMonitor>(
+        config.health, std::move(targets), [this](const health::Transition& t) { broadcast_health(t); }, options);
+    context_->health = health_.get();
+    context_->initially_healthy = health_->initially_healthy();
+}
+
+void Server::broadcast_health(const health::Transition& transition) {
+    // On the health thread. Each shard applies it on its own loop; posting never blocks on a shard.
+    if (transition.reason.rfind("ejected", 0) == 0) {
+        control_metrics_->on_passive_ejection(static_cast<metrics::BackendIndex>(transition.backend));
+    }
+    for (auto& shard : shards_) {
+        shard->post([t = transition](Shard& s) {
+            s.apply_health(static_cast<pool::BackendId>(t.backend), t.healthy, t.generation);
+        });
+    }
 }
 
 void Server::shutdown() {
@@ -167,8 +210,10 @@ void Server::run_on_every_shard(const std::function<void(Shard&)>& task) {
 }
 
 void Server::set_backend_health(size_t backend, bool healthy) {
-    control_metrics_->set_backend_up(static_cast<metrics::BackendIndex>(backend), healthy);
-    run_on_every_shard([=](Shard& shard) { shard.pool().set_healthy(static_cast<pool::BackendId>(backend), healthy); });
+    uint64_t generation = ++manual_health_generation_;
+    run_on_every_shard([=](Shard& shard) {
+        shard.apply_health(static_cast<pool::BackendId>(backend), healthy, generation);
+    });
 }
 
 }  // namespace lb::core

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
 
 namespace lb::core {
@@ -43,6 +44,8 @@ public:
     size_t shard_count() const { return shards_.size(); }
     uint64_t connections_accepted(size_t shard) const;
     uint64_t idle_upstream_connections() const;
+    // Null when health checks are off.
+    health::HealthMonitor* health_monitor() { return health_.get(); }
     // After wait(): whether every shard's loop closed with no handle left open.
     bool closed_cleanly() const;
 
@@ -54,6 +57,9 @@ public:
     void set_backend_health(size_t backend, bool healthy);
 
 private:
+    void start_health_monitor();
+    void broadcast_health(const health::Transition& transition);
+
     std::unique_ptr<ServerContext> context_;
     std::vector<std::unique_ptr<Shard>> shards_;
     std::vector<std::thread> threads_;
@@ -62,6 +68,8 @@ private:
     std::vector<std::string> backend_names_;
     double start_time_seconds_ = 0;
     std::unique_ptr<AdminServer> admin_;
+    std::unique_ptr<health::HealthMonitor> health_;
+    std::atomic<uint64_t> manual_health_generation_{0};
     uint16_t port_ = 0;
     std::atomic<bool> shutdown_requested_{false};
 };

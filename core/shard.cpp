@@ -5,7 +5,8 @@
 #include <stdexcept>
 
 #include "core/log.h"
-#include "pool/round_robin.h"
+#include "health/health_decision.h"
+#include "pool/balancer.h"
 
 namespace lb::core {
 
@@ -13,8 +14,10 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     : index_(index),
       context_(context),
       listen_fd_(listen_fd),
-      // Each shard starts its rotation at a different backend, so shards do not hit backend 0 together.
-      pool_(context.backends, std::make_unique<pool::RoundRobin>(index)),
+      // Each shard seeds its balancer differently (rotation start, random choices), so shards do not all hit
+      // backend 0 together after a start or a change.
+      pool_(context.backends, pool::make_balancer(context.config.balancer, *context.backends, index),
+            pool::ShardPoolOptions{index, index, context.config.workers}),
       upstream_pool_(context.backends->size(), context.config.upstream_keepalive,
                      static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())),
       metrics_(context.backends->size()) {
@@ -23,6 +26,16 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     uv_tcp_init(&loop_, &listener_);
     inbox_.init(&loop_, *this);
     uv_timer_init(&loop_, &drain_timer_);
+    uv_timer_init(&loop_, &slow_start_timer_);
+    slow_start_timer_.data = this;
+    size_t backends = context.backends->size();
+    healthy_.assign(backends, context.initially_healthy);
+    health_generation_.assign(backends, 0);
+    ramp_started_ms_.assign(backends, 0);
+    refresh_pool_health();
+    for (pool::BackendId id = 0; id < backends; ++id) {
+        metrics_.set_backend_weight(id, (*context.backends)[id].weight);
+    }
     listener_.data = this;
     drain_timer_.data = this;
     int rc = uv_tcp_open(&listener_, listen_fd_);
@@ -36,6 +49,7 @@ Shard::~Shard() {
         uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
         inbox_.close();
         uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);
         uv_loop_close(&loop_);
     }
@@ -90,6 +104,111 @@ void Shard::finish_if_drained() {
     upstream_pool_.close_all();
     inbox_.close();
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
+}
+
+void Shard::finish_request(pool::BackendId backend, const pool::Result& result, int status) {
+    pool_.on_finish(backend, result);
+    if (context_.health) {
+        using health::PassiveOutcome;
+        switch (result.outcome) {
+            case pool::Outcome::success:
+                context_.health->report_passive(backend, status >= 500 ? PassiveOutcome::status_5xx
+                                                                       : PassiveOutcome::success);
+                break;
+            case pool::Outcome::connect_failure:
+                context_.health->report_passive(backend, PassiveOutcome::connect_failure);
+                break;
+            case pool::Outcome::timeout: context_.health->report_passive(backend, PassiveOutcome::timeout); break;
+            case pool::Outcome::reset: context_.health->report_passive(backend, PassiveOutcome::reset); break;
+            case pool::Outcome::cancelled: break;  // says nothing about the backend
+        }
+    }
+    wake_queued();
+}
+
+bool Shard::enqueue(ProxySession* session) {
+    if (queue_.size() >= context_.config.queue.size) return false;
+    queue_.push_back(session);
+    return true;
+}
+
+void Shard::dequeue(ProxySession* session) { queue_.remove(session); }
+
+void Shard::wake_queued() {
+    // One finished request frees at most one slot: wake one waiter, the oldest.
+    if (queue_.empty()) return;
+    ProxySession* next = queue_.front();
+    queue_.pop_front();
+    next->on_slot_free();
+}
+
+void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generation) {
+    if (backend >= healthy_.size() || generation < health_generation_[backend]) return;
+    health_generation_[backend] = generation;
+    bool came_back = healthy && !healthy_[backend];
+    healthy_[backend] = healthy;
+    refresh_pool_health();
+    if (came_back) start_slow_start(backend);
+    if (healthy) {
+        // A backend came back: requests waiting for a slot may find one there.
+        while (!queue_.empty() && pool_.eligible(backend)) {
+            size_t before = queue_.size();
+            wake_queued();
+            if (queue_.size() >= before) break;
+        }
+    }
+}
+
+void Shard::refresh_pool_health() {
+    bool any_healthy = false;
+    for (bool h : healthy_) any_healthy = any_healthy || h;
+    // Panic mode (Envoy's): with no healthy backend at all, spreading over every backend beats refusing
+    // everything, since health checks can be wrong while traffic still succeeds.
+    bool panic = context_.config.health.panic && !any_healthy && !healthy_.empty();
+    if (panic != panic_ && index_ == 0) {
+        log(panic ? LogLevel::warn : LogLevel::info, "{}",
+            panic ? "no backend is healthy: panic mode, using all of them"
+                  : "a backend is healthy again: leaving panic mode");
+    }
+    panic_ = panic;
+    for (pool::BackendId id = 0; id < healthy_.size(); ++id) {
+        pool_.set_healthy(id, panic || healthy_[id]);
+        metrics_.set_backend_up(id, healthy_[id]);
+    }
+}
+
+void Shard::start_slow_start(pool::BackendId backend) {
+    auto window = context_.config.health.slow_start;
+    if (window.count() <= 0) return;
+    ramp_started_ms_[backend] = uv_now(&loop_);
+    uint32_t weight = health::slow_start_weight((*context_.backends)[backend].weight, health::Millis{0}, window);
+    pool_.set_weight(backend, weight);
+    metrics_.set_backend_weight(backend, weight);
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&slow_start_timer_))) {
+        uint64_t tick = std::max<uint64_t>(50, static_cast<uint64_t>(window.count()) / 20);
+        uv_timer_start(&slow_start_timer_, &Shard::on_slow_start_tick, tick, tick);
+    }
+}
+
+void Shard::on_slow_start_tick(uv_timer_t* timer) {
+    auto* self = static_cast<Shard*>(timer->data);
+    auto window = self->context_.config.health.slow_start;
+    bool ramping = false;
+    uint64_t now = uv_now(&self->loop_);
+    for (pool::BackendId id = 0; id < self->ramp_started_ms_.size(); ++id) {
+        if (self->ramp_started_ms_[id] == 0) continue;
+        health::Millis elapsed{static_cast<int64_t>(now - self->ramp_started_ms_[id])};
+        uint32_t weight = health::slow_start_weight((*self->context_.backends)[id].weight, elapsed, window);
+        self->pool_.set_weight(id, weight);
+        self->metrics_.set_backend_weight(id, weight);
+        if (elapsed >= window) {
+            self->ramp_started_ms_[id] = 0;
+        } else {
+            ramping = true;
+        }
+    }
+    if (!ramping) uv_timer_stop(timer);
 }
 
 }  // namespace lb::core

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <atomic>
+#include <list>
 #include <memory>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "core/proxy_session.h"
 #include "core/shard_inbox.h"
 #include "core/upstream_pool.h"
+#include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
 #include "pool/shard_pool.h"
 
@@ -26,6 +28,8 @@ struct ServerContext {
     Config config;
     std::shared_ptr<const std::vector<pool::Backend>> backends;
     std::vector<SocketAddress> backend_addresses;
+    health::HealthMonitor* health = nullptr;  // passive reports go here; null when health checks are off
+    bool initially_healthy = true;
 };
 
 class Shard {
@@ -60,6 +64,17 @@ public:
     void add_session(ProxySession* session);
     void remove_session(ProxySession* session);
 
+    // A request to `backend` finished: the pool learns the outcome, the health loop hears of it (passive
+    // checks), and a request waiting for a connection slot may go.
+    void finish_request(pool::BackendId backend, const pool::Result& result, int status);
+    // Applies a health transition decided on the health loop (through the inbox). Transitions older than one
+    // already applied to the backend are dropped.
+    void apply_health(pool::BackendId backend, bool healthy, uint64_t generation);
+
+    // The wait queue for requests that found every eligible backend at its connection limit.
+    bool enqueue(ProxySession* session);  // false when the queue is full
+    void dequeue(ProxySession* session);
+
     // Any thread: counters for tests and operators (each written only by this shard).
     uint64_t connections_accepted() const { return accepted_.load(std::memory_order_relaxed); }
     uint64_t idle_upstream_connections() const { return upstream_pool_.idle_total(); }
@@ -71,6 +86,10 @@ private:
     static void on_drain_timeout(uv_timer_t* timer);
     void begin_drain();
     void finish_if_drained();
+    void wake_queued();
+    void refresh_pool_health();
+    void start_slow_start(pool::BackendId backend);
+    static void on_slow_start_tick(uv_timer_t* timer);
 
     unsigned index_;
     const ServerContext& context_;
@@ -79,12 +98,19 @@ private:
     uv_tcp_t listener_;
     ShardInbox inbox_;
     uv_timer_t drain_timer_;
+    uv_timer_t slow_start_timer_;
     pool::ShardPool pool_;
     UpstreamPool upstream_pool_;
     BufferPool buffers_;
     WritePool writes_;
     metrics::ShardMetrics metrics_;
     IntrusiveList<ProxySession> sessions_;
+    std::list<ProxySession*> queue_;
+    // Health as decided on the health loop; the pool's own view differs only in panic mode.
+    std::vector<bool> healthy_;
+    std::vector<uint64_t> health_generation_;
+    std::vector<uint64_t> ramp_started_ms_;  // slow start: when the backend came back (uv_now), 0 = not ramping
+    bool panic_ = false;
     bool draining_ = false;
     bool stopping_ = false;  // the last handles are closing
     bool stopped_ = false;

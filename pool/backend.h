@@ -30,6 +30,7 @@ struct BackendState {
     uint32_t in_flight = 0;  // requests this shard has dispatched and not yet finished
     bool healthy = true;
     bool draining = false;  // takes no new requests; those in flight finish normally
+    uint32_t weight_override = 0;  // slow start's reduced weight; 0 = the configured weight
 };
 
 enum class Outcome {

@@ -141,6 +141,11 @@ std::vector<std::optional<BackendId>> ShardPool::rebuild(std::shared_ptr<const s
     return old_to_new;
 }
 
+void ShardPool::set_weight(BackendId id, uint32_t weight) {
+    states_[id].weight_override = weight == (*backends_)[id].weight ? 0 : weight;
+    weights_[id] = std::max<uint32_t>(weight ? weight : (*backends_)[id].weight, 1);
+}
+
 void ShardPool::refresh() {
     size_t n = backends_->size();
     connection_limits_.resize(n);
@@ -151,7 +156,8 @@ void ShardPool::refresh() {
     for (BackendId id = 0; id < n; ++id) {
         const Backend& backend = (*backends_)[id];
         connection_limits_[id] = share_of_limit(backend.max_connections, options_);
-        weights_[id] = std::max<uint32_t>(backend.weight, 1);
+        uint32_t weight = states_[id].weight_override ? states_[id].weight_override : backend.weight;
+        weights_[id] = std::max<uint32_t>(weight, 1);
         (backend.backup ? has_backups_ : has_primaries_) = true;
         if (backend.backup || !usable(id)) excluded_from_primary_.insert(id);
         if (!backend.backup || !usable(id)) excluded_from_backup_.insert(id);

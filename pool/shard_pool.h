@@ -67,6 +67,8 @@ public:
     void set_healthy(BackendId id, bool healthy);
     // A draining backend takes no new requests; its in-flight requests finish and are counted as usual.
     void set_draining(BackendId id, bool draining);
+    // The weight the algorithms see for `id` (slow start ramps it up); 0 restores the configured weight.
+    void set_weight(BackendId id, uint32_t weight);
 
     // Switches to a new backend snapshot and the balancer built for it (make_balancer(options, *backends, seed)).
     // A backend keeps its state (in flight, health, drain) when the new snapshot has one of the same name; a new

@@ -18,7 +18,7 @@ namespace {
 // request has reached the backend.
 std::string minimal_config(uint16_t listen_port, uint16_t backend_port) {
     return "listen: 127.0.0.1:" + std::to_string(listen_port) + "\nworkers: 2\nbackends:\n  - 127.0.0.1:" +
-           std::to_string(backend_port) + "\nupstream:\n  keepalive: 0\nadmin:\n  listen: 127.0.0.1:0\n";
+           std::to_string(backend_port) + "\nupstream:\n  keepalive: 0\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n";
 }
 
 }  // namespace

@@ -53,7 +53,7 @@ TEST_CASE("1 GiB streams each way through lb with bounded memory", "[streaming][
     std::string config = write_temp_file("large.yaml", "listen: 127.0.0.1:" + std::to_string(port) +
                                                            "\nworkers: 1\nbackends:\n  - 127.0.0.1:" +
                                                            std::to_string(backend.port()) +
-                                                           "\nadmin:\n  listen: 127.0.0.1:0\n");
+                                                           "\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n");
     Process lb({LB_BINARY, "-c", config}, write_temp_file("large.log", ""));
     wait_for_port(port);
 
