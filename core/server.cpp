@@ -1,6 +1,7 @@
 #include "core/server.h"
 
 #include <signal.h>
+#include <uv.h>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -41,7 +42,8 @@ void Server::start() {
     context_->backends = std::move(backends);
     control_metrics_ = std::make_unique<metrics::ShardMetrics>(config.backends.size(), config.metrics_enabled);
     for (size_t i = 0; i < config.backends.size(); ++i) backend_names_.push_back(config.backends[i].address);
-    if (config.health.enabled) start_health_monitor();
+    // Passive ejection works with active checks off too; only with both off is there nothing to run.
+    if (config.health.enabled || config.health.passive.consecutive_failures > 0) start_health_monitor();
     start_time_seconds_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (config.admin.enabled) {
         admin_ = std::make_unique<AdminServer>(
@@ -73,6 +75,15 @@ void Server::start() {
     for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
     if (health_) health_->start();
     if (admin_) admin_->start();
+}
+
+std::vector<bool> Server::shard_views_of_backend(size_t backend) const {
+    std::vector<bool> views;
+    for (const auto& shard : shards_) {
+        const metrics::ShardMetrics* block = &shard->metrics();
+        views.push_back(metrics::merge(std::span(&block, 1)).backends[backend].up != 0);
+    }
+    return views;
 }
 
 uint16_t Server::admin_port() const { return admin_ ? admin_->port() : 0; }
@@ -160,6 +171,7 @@ void Server::start_health_monitor() {
 
 void Server::broadcast_health(const health::Transition& transition) {
     // On the health thread. Each shard applies it on its own loop; posting never blocks on a shard.
+    last_transition_ns_.store(uv_hrtime(), std::memory_order_release);
     if (transition.reason.rfind("ejected", 0) == 0) {
         control_metrics_->on_passive_ejection(static_cast<metrics::BackendIndex>(transition.backend));
     }

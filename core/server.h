@@ -46,6 +46,11 @@ public:
     uint64_t idle_upstream_connections() const;
     // Null when health checks are off.
     health::HealthMonitor* health_monitor() { return health_.get(); }
+    // Any thread: whether each shard's pool currently counts `backend` as up, in shard order. How tests see a
+    // health transition arrive on every shard.
+    std::vector<bool> shard_views_of_backend(size_t backend) const;
+    // Any thread: uv_hrtime() of the last transition the health loop broadcast (0: none yet).
+    uint64_t last_health_transition_ns() const { return last_transition_ns_.load(std::memory_order_acquire); }
     // After wait(): whether every shard's loop closed with no handle left open.
     bool closed_cleanly() const;
 
@@ -70,6 +75,7 @@ private:
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<health::HealthMonitor> health_;
     std::atomic<uint64_t> manual_health_generation_{0};
+    std::atomic<uint64_t> last_transition_ns_{0};
     uint16_t port_ = 0;
     std::atomic<bool> shutdown_requested_{false};
 };

@@ -19,6 +19,8 @@ struct BackendState {
     // Written by the loop threads, read from anywhere. Also the source of connection serials (X-Conn-Id).
     std::atomic<uint64_t> connections_accepted{0};
     std::atomic<uint64_t> requests_served{0};
+    // Added to every response's delay: makes this backend slow as a whole (tests of latency-aware balancing).
+    std::atomic<uint64_t> extra_delay_ms{0};
 };
 
 }  // namespace lb::demo

@@ -95,4 +95,8 @@ uint64_t DemoBackend::connections_accepted() const {
 
 uint64_t DemoBackend::requests_served() const { return state_->requests_served.load(std::memory_order_relaxed); }
 
+void DemoBackend::set_extra_delay(std::chrono::milliseconds ms) {
+    state_->extra_delay_ms.store(static_cast<uint64_t>(ms.count()), std::memory_order_relaxed);
+}
+
 }  // namespace lb::demo

@@ -4,6 +4,7 @@
 // lb-demo-backend executable by the run command and benchmarks.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -41,6 +42,8 @@ class DemoBackend {
     uint16_t port() const { return port_; }
     uint64_t connections_accepted() const;
     uint64_t requests_served() const;  // responses started, error responses included; drops are not counted
+    // Any thread: delays every later response by `ms` more (0 restores normal speed).
+    void set_extra_delay(std::chrono::milliseconds ms);
     const DemoBackendOptions& options() const { return options_; }
 
   private:

@@ -444,9 +444,10 @@ void Connection::start_response() {
     all_queued_ = false;
     build_head(status, true, close_wanted);
 
-    if (!error && controls_.delay_ms > 0) {
+    const uint64_t delay = controls_.delay_ms + backend_.extra_delay_ms.load(std::memory_order_relaxed);
+    if (!error && delay > 0) {
         delay_pending_ = true;
-        uv_timer_start(&timer_, on_timer, controls_.delay_ms, 0);
+        uv_timer_start(&timer_, on_timer, delay, 0);
         return;
     }
     pump();

@@ -12,6 +12,7 @@ core::Config make_config(const std::vector<uint16_t>& backend_ports, unsigned wo
     config.admin.listen = {"127.0.0.1", 0};
     // Health checks would open connections of their own to the backends; tests that want them turn them on.
     config.health.enabled = false;
+    config.health.passive.consecutive_failures = 0;
     for (uint16_t port : backend_ports) {
         core::BackendConfig b;
         b.endpoint = {"127.0.0.1", port};

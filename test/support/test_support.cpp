@@ -299,6 +299,8 @@ CommandResult run_command(const std::string& shell_command) {
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output};
 }
 
+void poll_pause() { ::poll(nullptr, 0, 1); }
+
 std::string write_temp_file(const std::string& name, const std::string& content) {
     static std::string dir = [] {
         char templ[] = "/tmp/lb-test-XXXXXX";

@@ -2,6 +2,7 @@
 // responses, child processes, and port utilities. Readiness is always found by connecting, never by sleeping.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -112,7 +113,25 @@ struct CommandResult {
 };
 CommandResult run_command(const std::string& shell_command);
 
+// A pause of about a millisecond between two checks of a condition (see wait_until).
+void poll_pause();
+
 // Writes `content` to a fresh file under the test temp directory and returns its path.
 std::string write_temp_file(const std::string& name, const std::string& content);
+
+}  // namespace lb::test
+
+namespace lb::test {
+
+// Re-checks `condition` (yielding between checks) until it holds; fails the test after `limit`. For state that
+// changes asynchronously (a health transition, a connection returning to a pool), never a guessed sleep.
+template <typename Condition>
+void wait_until(Condition&& condition, const char* what, std::chrono::milliseconds limit = std::chrono::seconds{20}) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!condition()) {
+        if (std::chrono::steady_clock::now() > deadline) FAIL("timed out waiting until " << what);
+        poll_pause();
+    }
+}
 
 }  // namespace lb::test
