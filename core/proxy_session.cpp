@@ -455,12 +455,16 @@ void ProxySession::on_upstream_failed(pool::Outcome outcome) {
     }
     bool was_reused = upstream_ && upstream_->reused();
     release_upstream(outcome, false);
-    // A reused keep-alive connection may have been closed by the backend just as we sent: nothing was
-    // processed. A request whose body is empty can be sent again whole, on a fresh connection; one with body
-    // bytes cannot (they were streamed, not kept), whatever its method.
-    if (was_reused && request_complete_ && request_body_bytes_ == 0 && attempts_ <= shard_.config().retries) {
+    // No response byte came back, so the request can be sent again if it is whole in hand (no body bytes: they
+    // were streamed, not kept) and repeating it is safe: either the connection was a reused keep-alive one the
+    // backend closed just as we sent (nothing was processed), or the method is idempotent.
+    bool resendable = request_complete_ && request_body_bytes_ == 0 && attempts_ <= shard_.config().retries;
+    if (resendable && (was_reused || http::is_idempotent(request_parser_.head().method))) {
         ++attempts_;
-        fresh_connection_only_ = true;
+        // A stale pooled connection says nothing against its backend: retry it on a fresh connection. A fresh
+        // connection that failed does: go elsewhere.
+        fresh_connection_only_ = was_reused;
+        if (!was_reused) tried_.insert(backend_);
         to_upstream_.clear();
         to_upstream_.append_copy(upstream_head_);
         if (request_framing_ == http::BodyFraming::chunked) to_upstream_.append_static(http::kLastChunk);

@@ -194,3 +194,16 @@ TEST_CASE("a pooled connection the backend closed while idle is dropped, not use
     while (proxy.server().idle_upstream_connections() != 0) std::this_thread::yield();
     SUCCEED("the idle connection was dropped");
 }
+
+TEST_CASE("an idempotent request cut off before any response byte is retried on another backend",
+          "[errors][retry]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(2, [](lb::core::Config& c) { c.retries = 2; });
+    // Both backends drop the request: the GET is tried on each once, then lb gives up with 502.
+    expect_rejected(proxy.port(), "GET /?drop=1 HTTP/1.1\r\nHost: t\r\n\r\n", 502);
+    CHECK(proxy.backend(0).connections_accepted() == 1);
+    CHECK(proxy.backend(1).connections_accepted() == 1);
+    // A POST is not repeated: one backend saw it.
+    expect_rejected(proxy.port(), "POST /?drop=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", 502);
+    CHECK(proxy.backend(0).connections_accepted() + proxy.backend(1).connections_accepted() == 3);
+}

@@ -37,6 +37,14 @@ ProxyFixture::ProxyFixture(size_t backends, const std::function<void(core::Confi
     server_->start();
 }
 
+void ProxyFixture::restart_backend(size_t i) {
+    demo::DemoBackendOptions options = backends_[i]->options();
+    options.port = backends_[i]->port();
+    backends_[i]->stop();
+    backends_[i] = std::make_unique<demo::DemoBackend>(options);
+    backends_[i]->start();
+}
+
 void ProxyFixture::stop() {
     if (!server_) return;
     server_->shutdown();

@@ -25,6 +25,8 @@ public:
     uint16_t port() const { return server_->port(); }
     core::Server& server() { return *server_; }
     demo::DemoBackend& backend(size_t i) { return *backends_[i]; }
+    // Stops backend `i` and starts a fresh one (same id) on the same port: a backend that died and came back.
+    void restart_backend(size_t i);
     // Stops the balancer (graceful) and checks that every loop closed with no handle open.
     void stop();
 
