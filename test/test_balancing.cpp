@@ -113,7 +113,9 @@ TEST_CASE("consistent_hash keeps a key on one backend, and different keys spread
 TEST_CASE("max_connections: a request waits in the queue for a slot, then is served", "[balancing][queue]") {
     Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) { c.backends[0].max_connections = 1; });
-    auto slow = std::async(std::launch::async, [&] { return http_get(proxy.port(), "/?delay_ms=300").status; });
+    auto slow = std::async(std::launch::async, [&] {
+        return status_of(proxy.port(), "GET /?delay_ms=300 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    });
     wait_until([&] { return proxy.backend(0).connections_accepted() == 1; }, "the slow request reached the backend");
     // The backend is at its limit: this one waits for the slow one to finish instead of being refused.
     CHECK(http_get(proxy.port(), "/").status == 200);
@@ -128,7 +130,9 @@ TEST_CASE("max_connections: a request that waits too long gets 503", "[balancing
         c.backends[0].max_connections = 1;
         c.queue.timeout = 150ms;
     });
-    auto slow = std::async(std::launch::async, [&] { return http_get(proxy.port(), "/?delay_ms=1500").status; });
+    auto slow = std::async(std::launch::async, [&] {
+        return status_of(proxy.port(), "GET /?delay_ms=1500 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    });
     wait_until([&] { return proxy.backend(0).connections_accepted() == 1; }, "the slow request reached the backend");
     CHECK(http_get(proxy.port(), "/").status == 503);
     CHECK(slow.get() == 200);

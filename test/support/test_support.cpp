@@ -207,6 +207,28 @@ Response http_get(uint16_t port, const std::string& target, const std::string& e
                          "GET " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" + extra_headers + "\r\n");
 }
 
+int status_of(uint16_t port, const std::string& request) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    timeval tv{15, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    auto addr = loopback(port);
+    int status = -1;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+        ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+        char head[16] = {};
+        size_t got = 0;
+        while (got < 12) {
+            ssize_t n = ::recv(fd, head + got, 12 - got, 0);
+            if (n <= 0) break;
+            got += static_cast<size_t>(n);
+        }
+        if (got == 12 && std::string_view(head, 5) == "HTTP/") status = std::atoi(head + 9);
+    }
+    ::close(fd);
+    return status;
+}
+
 uint16_t reserve_closed_port() {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);

@@ -79,6 +79,10 @@ Response http_exchange(uint16_t port, const std::string& request);
 // A plain GET with Host and Connection: close.
 Response http_get(uint16_t port, const std::string& target, const std::string& extra_headers = "");
 
+// For background threads, where Catch's assertions must not be used (they are not thread-safe): sends
+// `request` on a new connection and returns the response's status, or -1 on any failure. No Catch calls.
+int status_of(uint16_t port, const std::string& request);
+
 // A port on 127.0.0.1 that was bound and then closed: connecting to it is refused.
 uint16_t reserve_closed_port();
 // Polls by connecting until something accepts on 127.0.0.1:port, or fails the test.
