@@ -93,8 +93,27 @@ int WriteBatch::flush(uv_stream_t* stream, WriteTarget* target) {
         const char* base = s.base ? s.base : write->owned.data() + s.offset;
         write->bufs.push_back(uv_buf_init(const_cast<char*>(base), static_cast<unsigned>(s.length)));
     }
+    // Most writes fit in the socket buffer: try them straight away. A write that completes here needs no
+    // request in libuv's queue, no callback and no epoll_ctl (uv_write re-arms the watcher even when it
+    // writes everything at once).
+    int written = uv_try_write(stream, write->bufs.data(), static_cast<unsigned>(write->bufs.size()));
+    if (written < 0 && written != UV_EAGAIN) {
+        pool_.recycle(std::move(write));
+        return written;
+    }
+    size_t done = written > 0 ? static_cast<size_t>(written) : 0;
+    if (done == write->total) {
+        pool_.recycle(std::move(write));
+        return 0;
+    }
+    // Queue what is left, from the first byte not yet written.
+    size_t skip = 0;
+    while (done >= write->bufs[skip].len) done -= write->bufs[skip++].len;
+    write->bufs[skip].base += done;
+    write->bufs[skip].len -= static_cast<unsigned>(done);
     write->req.data = write.get();
-    int rc = uv_write(&write->req, stream, write->bufs.data(), static_cast<unsigned>(write->bufs.size()), on_write);
+    int rc = uv_write(&write->req, stream, write->bufs.data() + skip, static_cast<unsigned>(write->bufs.size() - skip),
+                      on_write);
     if (rc == 0) {
         write.release();  // on_write owns it from here
     } else {

@@ -135,8 +135,9 @@ public:
     size_t bytes() const { return current_ ? current_->total : 0; }
     void clear();
 
-    // Starts the write; `target` hears of its completion. Returns the libuv error if it could not start
-    // (then no callback comes). The batch is empty afterwards either way.
+    // Writes what the socket takes at once and queues the rest; `target` hears of the completion of a queued
+    // remainder only (a write that went out whole completes silently). Returns the libuv error if it could not
+    // write or queue (then no callback comes). The batch is empty afterwards either way.
     int flush(uv_stream_t* stream, WriteTarget* target);
 
 private:

@@ -68,7 +68,7 @@ struct Config {
     Timeouts timeouts;
     Limits limits;
     unsigned retries = 2;               // further attempts after the first, each on an untried backend
-    unsigned upstream_keepalive = 32;   // idle connections kept per backend, per shard (nginx: keepalive 32)
+    unsigned upstream_keepalive = 128;  // idle connections kept per backend, per shard (nginx: keepalive 32; see lb.yaml)
     pool::BalancerOptions balancer;     // `algorithm:` plus the `peak_ewma:` and `consistent_hash:` sections
     QueueConfig queue;
     health::HealthConfig health;

@@ -84,8 +84,17 @@ void ProxySession::on_client_read(uv_stream_t* stream, ssize_t nread, const uv_b
     BufferRef buffer = std::move(self->client_read_buffer_);
     if (nread == 0) return;
     if (nread < 0) {
-        // EOF or error: in every phase the client is gone (or done), and nothing more can be sent to it
-        // reliably; a request cut short cannot be completed.
+        // A client may half-close once its request is complete: its response still goes out, then the
+        // connection ends. Otherwise (an error, or EOF in the middle of a request) the client is gone.
+        bool awaiting_response = self->request_complete_ && (self->phase_ == Phase::exchanging ||
+                                                              self->phase_ == Phase::connecting ||
+                                                              self->phase_ == Phase::queued);
+        if (nread == UV_EOF && awaiting_response) {
+            self->client_eof_ = true;
+            self->client_keep_alive_ = false;
+            self->update_client_reading();
+            return;
+        }
         self->close();
         return;
     }
@@ -140,17 +149,20 @@ void ProxySession::parse_client_input() {
 
 void ProxySession::update_client_reading() {
     if (closing_) return;
-    bool want = false;
+    // Reading stays on while there is room: starting and stopping it costs an epoll_ctl each. Bytes that
+    // cannot be parsed yet (a pipelined request, a body before the backend connection is ready) wait in
+    // pending_, and reading stops until they are consumed: at most one read buffer is held per client.
+    bool want = pending_.empty() && !client_eof_;
     switch (phase_) {
         case Phase::idle:
         case Phase::reading_head:
-        case Phase::lingering: want = pending_.empty(); break;
-        case Phase::exchanging:
-            want = pending_.empty() && !request_complete_ && upstream_ &&
-                   upstream_->write_queue_size() < kWriteHighWater;
-            break;
+        case Phase::lingering:
         case Phase::queued:
-        case Phase::connecting:
+        case Phase::connecting: break;
+        case Phase::exchanging:
+            // While a body streams up, the backend's write queue decides (backpressure).
+            want = want && (request_complete_ || (upstream_ && upstream_->write_queue_size() < kWriteHighWater));
+            break;
         case Phase::closing: want = false; break;
     }
     if (want && !client_reading_) {
@@ -427,7 +439,13 @@ void ProxySession::finish_exchange(bool upstream_reusable) {
                     shard_.config().upstream_keepalive > 0;
     release_upstream(pool::Outcome::success, reusable, response_parser_.head().status);
     if (!client_keep_alive_) {
-        close_after_flush();
+        // Nothing unread is left (the request was read whole, nothing pipelined after it): close as soon as
+        // the response is out, without the shutdown-and-linger an error response needs.
+        if (request_complete_ && pending_.empty()) {
+            close_when_flushed();
+        } else {
+            close_after_flush();
+        }
         return;
     }
     start_next_request();
@@ -514,10 +532,24 @@ void ProxySession::flush_client() {
     if (to_client_.flush(client(), this) != 0) close();
 }
 
+void ProxySession::close_when_flushed() {
+    phase_ = Phase::closing;
+    update_client_reading();
+    if (client_.write_queue_size == 0) {
+        close();  // every byte is with the kernel already: closing sends it, then FIN
+    } else {
+        close_when_flushed_ = true;
+    }
+}
+
 void ProxySession::on_write_done(int status) {
     if (closing_) return;
     if (status < 0) {
         close();
+        return;
+    }
+    if (close_when_flushed_) {
+        if (client_.write_queue_size == 0) close();
         return;
     }
     if (upstream_ && phase_ == Phase::exchanging && client_.write_queue_size <= kWriteHighWater / 2) {

@@ -103,6 +103,7 @@ private:
     void record_error(http::ProxyError error);
     void release_upstream(pool::Outcome outcome, bool reusable, int status = 0);
     void close_after_flush();
+    void close_when_flushed();
     void arm_timer(uint64_t ms);
     void start_next_request();
 
@@ -148,6 +149,8 @@ private:
     bool upstream_keep_alive_ = false;
     bool phase_timed_out_ = false;   // the connect in progress failed by timing out
     bool queued_ = false;            // in the shard's wait queue
+    bool client_eof_ = false;        // the client half-closed after its request
+    bool close_when_flushed_ = false;
     uint64_t request_started_ns_ = 0;  // first byte of the request (uv_hrtime), when metrics are on
     uint64_t dispatched_ns_ = 0;       // the request was given to backend_
     BufferRef current_upstream_buffer_;  // the read whose bytes the response callbacks reference

@@ -36,10 +36,7 @@ void UpstreamConnection::on_connect(uv_connect_t* req, int status) {
 
 void UpstreamConnection::attach(ProxySession* session) { session_ = session; }
 
-void UpstreamConnection::detach() {
-    stop_reading();
-    session_ = nullptr;
-}
+void UpstreamConnection::detach() { session_ = nullptr; }
 
 void UpstreamConnection::start_reading() {
     if (reading_ || closing_) return;
@@ -63,7 +60,7 @@ void UpstreamConnection::unpark() {
     parked_ = false;
     shard_.metrics().on_upstream_reused(backend_);
     uv_timer_stop(&idle_timer_);
-    stop_reading();
+    // Reading stays on: the next session takes the connection as it is (no epoll_ctl round trip).
 }
 
 void UpstreamConnection::on_idle_timeout(uv_timer_t* timer) { static_cast<UpstreamConnection*>(timer->data)->close(); }

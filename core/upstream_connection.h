@@ -27,7 +27,7 @@ public:
     int connect(const sockaddr* address);
 
     void attach(ProxySession* session);
-    void detach();  // cuts the link both ways' this side; the session forgets its own pointer
+    void detach();  // forgets the session (which forgets this connection); reading stays as it is
 
     int write(WriteBatch& batch) { return batch.flush(stream(), this); }
     void start_reading();

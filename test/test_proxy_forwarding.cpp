@@ -160,3 +160,16 @@ TEST_CASE("curl sees traffic flow through lb", "[forwarding][curl]") {
     CHECK(result.exit_code == 0);
     CHECK(result.output == "b1\nb2\n");
 }
+
+TEST_CASE("a client that half-closes after its request still gets the response", "[forwarding][halfclose]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(1);
+    Client client(proxy.port());
+    client.send("GET /?delay_ms=50 HTTP/1.1\r\nHost: t\r\n\r\n");
+    client.shutdown_write();
+    Response r = client.read_response();
+    CHECK(r.status == 200);
+    CHECK(r.body == "b1\n");
+    CHECK(r.header("Connection") == "close");
+    CHECK(client.wait_closed());
+}
