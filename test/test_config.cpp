@@ -125,14 +125,14 @@ TEST_CASE("keys left out take the documented defaults", "[config]") {
     CHECK(config.limits.uri_bytes == 8 * 1024);
     CHECK(config.limits.request_body_bytes == 1ULL << 30);
     CHECK(config.retries == 2);
-    CHECK(config.upstream_keepalive == 32);
+    CHECK(config.upstream_keepalive == 128);
 }
 
 TEST_CASE("sections written with no keys keep their defaults", "[config]") {
     Config config = load_config_string("backends: [127.0.0.1:9001]\ntimeouts:\nlimits:\nupstream:\n");
     CHECK(config.timeouts.connect == 5s);
     CHECK(config.limits.header_count == 100);
-    CHECK(config.upstream_keepalive == 32);
+    CHECK(config.upstream_keepalive == 128);
 }
 
 TEST_CASE("every key is read", "[config]") {
