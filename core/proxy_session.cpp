@@ -42,13 +42,12 @@ std::string peer_address(uv_tcp_t* tcp) {
 
 }  // namespace
 
-ProxySession::ProxySession(Shard& shard)
-    : shard_(shard),
-      request_parser_(HTTP_REQUEST, *this, head_limits(shard.config())),
-      response_sink_(*this),
-      response_parser_(HTTP_RESPONSE, response_sink_),
-      to_client_(shard.writes()),
-      to_upstream_(shard.writes()) {}
+ProxySession::ProxySession(Shard& shard) : shard_(shard) {}
+
+ProxySession::Exchange& ProxySession::exchange() {
+    if (!exchange_) exchange_ = std::make_unique<Exchange>(*this, shard_.writes(), head_limits(shard_.config()));
+    return *exchange_;
+}
 
 void ProxySession::accept(Shard& shard, uv_stream_t* listener) {
     // Owned by its two handles from here on: freed in on_close of the last one.
@@ -120,16 +119,16 @@ void ProxySession::parse_client_input() {
         if (phase_ == Phase::idle) {
             phase_ = Phase::reading_head;
             arm_timer(shard_.config().timeouts.client_header.count());
-            if (shard_.metrics().enabled()) request_started_ns_ = uv_hrtime();
+            if (shard_.metrics().enabled()) exchange().request_started_ns = uv_hrtime();
         }
-        current_client_buffer_ = pending_buffer_;
-        http::FeedResult result = request_parser_.feed(pending_);
+        exchange_->current_client_buffer = pending_buffer_;
+        http::FeedResult result = exchange_->request_parser.feed(pending_);
         pending_.remove_prefix(result.consumed);
         if (result.status == http::FeedStatus::error) {
             fail_request(request_error_ != http::ProxyError::none ? request_error_ : result.error);
             return;
         }
-        if (result.status == http::FeedStatus::paused) request_parser_.resume();
+        if (result.status == http::FeedStatus::paused) exchange_->request_parser.resume();
         if (closing_) return;
         if (request_error_ != http::ProxyError::none) {
             fail_request(request_error_);
@@ -141,7 +140,7 @@ void ProxySession::parse_client_input() {
             if (closing_) return;
         }
     }
-    current_client_buffer_.reset();
+    if (exchange_) exchange_->current_client_buffer.reset();
     if (pending_.empty()) pending_buffer_.reset();
     flush_upstream();
     update_client_reading();
@@ -189,10 +188,10 @@ http::HeadAction ProxySession::on_head(const http::MessageHead& head) {
     client_keep_alive_ = head.keep_alive && !draining_;
     request_complete_ = false;
     request_body_bytes_ = 0;
-    upstream_head_.clear();
-    http::write_upstream_request_head(head, {client_address_, "http"}, shard_.config().upstream_keepalive > 0,
-                                      upstream_head_);
-    to_upstream_.append_copy(upstream_head_);
+    exchange_->to_upstream.append_written([&](std::string& out) {
+        http::write_upstream_request_head(head, {client_address_, "http"}, shard_.config().upstream_keepalive > 0,
+                                          out);
+    });
     head_ready_ = true;
     return http::HeadAction::proceed;
 }
@@ -208,16 +207,16 @@ void ProxySession::on_body(std::string_view bytes) {
     }
     if (request_framing_ == http::BodyFraming::chunked) {
         // Each piece becomes one chunk: the client's chunk sizes and extensions are not passed on.
-        to_upstream_.append_written([&](std::string& out) { http::write_chunk_size(bytes.size(), out); });
-        to_upstream_.append_ref(current_client_buffer_, bytes);
-        to_upstream_.append_static(http::kChunkEnd);
+        exchange_->to_upstream.append_written([&](std::string& out) { http::write_chunk_size(bytes.size(), out); });
+        exchange_->to_upstream.append_ref(exchange_->current_client_buffer, bytes);
+        exchange_->to_upstream.append_static(http::kChunkEnd);
     } else {
-        to_upstream_.append_ref(current_client_buffer_, bytes);
+        exchange_->to_upstream.append_ref(exchange_->current_client_buffer, bytes);
     }
 }
 
 void ProxySession::on_message_complete() {
-    if (request_framing_ == http::BodyFraming::chunked) to_upstream_.append_static(http::kLastChunk);
+    if (request_framing_ == http::BodyFraming::chunked) exchange_->to_upstream.append_static(http::kLastChunk);
     request_complete_ = true;
 }
 
@@ -229,10 +228,10 @@ void ProxySession::dispatch() {
     const Config& config = shard_.config();
     std::string_view hash_key;
     if (config.balancer.algorithm == "consistent_hash") {
-        hash_key = request_hash_key(request_parser_.head(), config.balancer.consistent_hash, client_address_);
+        hash_key = request_hash_key(exchange_->request_parser.head(), config.balancer.consistent_hash, client_address_);
     }
     uint64_t now = uv_hrtime();
-    pool::Selection selection = pool.choose(tried_, std::chrono::nanoseconds(now), hash_key);
+    pool::Selection selection = pool.choose(exchange_->tried, std::chrono::nanoseconds(now), hash_key);
     switch (selection.status) {
         case pool::SelectStatus::picked: break;
         case pool::SelectStatus::all_full:
@@ -255,7 +254,7 @@ void ProxySession::dispatch() {
     pool.on_dispatch(backend_);
     dispatched_ = true;
     if (attempts_ > 0) shard_.metrics().on_retry();
-    dispatched_ns_ = now;
+    exchange_->dispatched_ns = now;
     if (!fresh_connection_only_) {
         if (UpstreamConnection* idle = shard_.upstream_pool().take(backend_)) {
             upstream_ = idle;
@@ -291,7 +290,7 @@ void ProxySession::on_connect_failed() {
                                                : metrics::ErrorKind::connect_refused);
     phase_timed_out_ = false;
     release_upstream(pool::Outcome::connect_failure, false);
-    tried_.insert(backend_);
+    exchange_->tried.insert(backend_);
     // A failed connect sent nothing: the request may go to another backend whatever its method.
     if (++attempts_ > shard_.config().retries) {
         fail_request(http::ProxyError::upstream_unreachable);
@@ -302,20 +301,21 @@ void ProxySession::on_connect_failed() {
 
 void ProxySession::on_upstream_ready() {
     phase_ = Phase::exchanging;
-    response_parser_.reset();
+    upstream_->response_parser().reset();
+    upstream_->response_parser().set_sink(exchange_->response_sink);
     response_started_ = false;
     response_complete_ = false;
     interim_response_ = false;
     bad_response_ = false;
     arm_timer(shard_.config().timeouts.upstream_response.count());
     upstream_->start_reading();
-    // Body bytes that arrived with the head are already in to_upstream_; parse whatever else is pending.
+    // Body bytes that arrived with the head are already in exchange_->to_upstream; parse whatever else is pending.
     parse_client_input();
 }
 
 void ProxySession::flush_upstream() {
-    if (to_upstream_.empty() || !upstream_ || phase_ != Phase::exchanging) return;
-    if (upstream_->write(to_upstream_) != 0) on_upstream_failed(pool::Outcome::reset);
+    if (!exchange_ || exchange_->to_upstream.empty() || !upstream_ || phase_ != Phase::exchanging) return;
+    if (upstream_->write(exchange_->to_upstream) != 0) on_upstream_failed(pool::Outcome::reset);
 }
 
 void ProxySession::on_upstream_write_done(int status) {
@@ -334,9 +334,9 @@ void ProxySession::on_upstream_read(ssize_t nread, const BufferRef& buffer) {
     if (closing_ || !upstream_) return;
     if (nread < 0) {
         // EOF completes a response delimited by the connection's close; anything else was cut short.
-        if (nread == UV_EOF && response_parser_.head_complete() && response_parser_.in_message()) {
-            current_upstream_buffer_.reset();
-            if (response_parser_.finish() && response_complete_) {
+        if (nread == UV_EOF && upstream_->response_parser().head_complete() && upstream_->response_parser().in_message()) {
+            exchange_->current_upstream_buffer.reset();
+            if (upstream_->response_parser().finish() && response_complete_) {
                 flush_client();
                 finish_exchange(false);
                 return;
@@ -346,15 +346,15 @@ void ProxySession::on_upstream_read(ssize_t nread, const BufferRef& buffer) {
         return;
     }
     arm_timer(shard_.config().timeouts.upstream_response.count());
-    current_upstream_buffer_ = buffer;
+    exchange_->current_upstream_buffer = buffer;
     std::string_view bytes(buffer.data(), static_cast<size_t>(nread));
     while (!bytes.empty()) {
-        http::FeedResult result = response_parser_.feed(bytes);
+        http::FeedResult result = upstream_->response_parser().feed(bytes);
         bytes.remove_prefix(result.consumed);
         if (result.status == http::FeedStatus::error || bad_response_) {
-            current_upstream_buffer_.reset();
+            exchange_->current_upstream_buffer.reset();
             log(LogLevel::warn, "invalid response from backend {}: {}", shard_.backend_name(backend_),
-                response_parser_.error_reason());
+                upstream_->response_parser().error_reason());
             if (response_started_) {
                 close();
             } else {
@@ -364,11 +364,11 @@ void ProxySession::on_upstream_read(ssize_t nread, const BufferRef& buffer) {
             return;
         }
         if (result.status == http::FeedStatus::paused) {
-            response_parser_.resume();
+            upstream_->response_parser().resume();
             if (response_complete_) break;
         }
     }
-    current_upstream_buffer_.reset();
+    exchange_->current_upstream_buffer.reset();
     flush_client();
     if (closing_) return;
     if (response_complete_) {
@@ -380,7 +380,7 @@ void ProxySession::on_upstream_read(ssize_t nread, const BufferRef& buffer) {
 }
 
 http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
-    const http::MessageHead& request = request_parser_.head();
+    const http::MessageHead& request = exchange_->request_parser.head();
     if (head.status / 100 == 1) {
         if (head.status == 101) {
             bad_response_ = true;  // never asked for: Upgrade is not forwarded
@@ -389,7 +389,7 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
         // Interim responses (100 Continue) go to HTTP/1.1 clients as they are; the final one follows.
         interim_response_ = true;
         if (!request.is_http10()) {
-            to_client_.append_written([&](std::string& out) {
+            exchange_->to_client.append_written([&](std::string& out) {
                 http::write_client_response_head(head, http::BodyFraming::none, false, true, out);
             });
         }
@@ -402,7 +402,7 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
     if (response_framing_ == http::BodyFraming::until_close || !request_complete_ || draining_) {
         client_keep_alive_ = false;
     }
-    to_client_.append_written([&](std::string& out) {
+    exchange_->to_client.append_written([&](std::string& out) {
         http::write_client_response_head(head, response_framing_, request.is_http10(), client_keep_alive_, out);
     });
     return request.method == HTTP_HEAD ? http::HeadAction::skip_body : http::HeadAction::proceed;
@@ -410,11 +410,11 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
 
 void ProxySession::on_response_body(std::string_view bytes) {
     if (response_framing_ == http::BodyFraming::chunked) {
-        to_client_.append_written([&](std::string& out) { http::write_chunk_size(bytes.size(), out); });
-        to_client_.append_ref(current_upstream_buffer_, bytes);
-        to_client_.append_static(http::kChunkEnd);
+        exchange_->to_client.append_written([&](std::string& out) { http::write_chunk_size(bytes.size(), out); });
+        exchange_->to_client.append_ref(exchange_->current_upstream_buffer, bytes);
+        exchange_->to_client.append_static(http::kChunkEnd);
     } else {
-        to_client_.append_ref(current_upstream_buffer_, bytes);
+        exchange_->to_client.append_ref(exchange_->current_upstream_buffer, bytes);
     }
 }
 
@@ -423,21 +423,21 @@ void ProxySession::on_response_complete() {
         interim_response_ = false;
         return;
     }
-    if (response_framing_ == http::BodyFraming::chunked) to_client_.append_static(http::kLastChunk);
+    if (response_framing_ == http::BodyFraming::chunked) exchange_->to_client.append_static(http::kLastChunk);
     response_complete_ = true;
     auto& metrics = shard_.metrics();
     if (metrics.enabled()) {
         uint64_t now = uv_hrtime();
-        metrics.on_backend_response(backend_, metrics::method_class(llhttp_method_name(request_parser_.head().method)),
-                                    static_cast<unsigned>(response_parser_.head().status), now - dispatched_ns_);
-        metrics.on_request_done(now - request_started_ns_);
+        metrics.on_backend_response(backend_, metrics::method_class(llhttp_method_name(exchange_->request_parser.head().method)),
+                                    static_cast<unsigned>(upstream_->response_parser().head().status), now - exchange_->dispatched_ns);
+        metrics.on_request_done(now - exchange_->request_started_ns);
     }
 }
 
 void ProxySession::finish_exchange(bool upstream_reusable) {
     bool reusable = upstream_reusable && upstream_keep_alive_ && request_complete_ &&
                     shard_.config().upstream_keepalive > 0;
-    release_upstream(pool::Outcome::success, reusable, response_parser_.head().status);
+    release_upstream(pool::Outcome::success, reusable, upstream_->response_parser().head().status);
     if (!client_keep_alive_) {
         // Nothing unread is left (the request was read whole, nothing pipelined after it): close as soon as
         // the response is out, without the shutdown-and-linger an error response needs.
@@ -452,12 +452,20 @@ void ProxySession::finish_exchange(bool upstream_reusable) {
 }
 
 void ProxySession::start_next_request() {
+    if (closing_) return;
     phase_ = Phase::idle;
-    tried_.clear();
     attempts_ = 0;
     fresh_connection_only_ = false;
     request_error_ = http::ProxyError::none;
     arm_timer(shard_.config().timeouts.client_keepalive.count());
+    if (pending_.empty()) {
+        // Nothing pipelined: the connection goes idle and gives its exchange back. No callback of the exchange's
+        // parser is running here (this is reached from the backend's read callback, after its parse).
+        exchange_.reset();
+        update_client_reading();
+        return;
+    }
+    exchange_->tried.clear();
     parse_client_input();
 }
 
@@ -477,15 +485,19 @@ void ProxySession::on_upstream_failed(pool::Outcome outcome) {
     // were streamed, not kept) and repeating it is safe: either the connection was a reused keep-alive one the
     // backend closed just as we sent (nothing was processed), or the method is idempotent.
     bool resendable = request_complete_ && request_body_bytes_ == 0 && attempts_ <= shard_.config().retries;
-    if (resendable && (was_reused || http::is_idempotent(request_parser_.head().method))) {
+    if (resendable && (was_reused || http::is_idempotent(exchange_->request_parser.head().method))) {
         ++attempts_;
         // A stale pooled connection says nothing against its backend: retry it on a fresh connection. A fresh
         // connection that failed does: go elsewhere.
         fresh_connection_only_ = was_reused;
-        if (!was_reused) tried_.insert(backend_);
-        to_upstream_.clear();
-        to_upstream_.append_copy(upstream_head_);
-        if (request_framing_ == http::BodyFraming::chunked) to_upstream_.append_static(http::kLastChunk);
+        if (!was_reused) exchange_->tried.insert(backend_);
+        exchange_->to_upstream.clear();
+        // The request head is still parsed and whole (the next request is not read before this one ends).
+        exchange_->to_upstream.append_written([&](std::string& out) {
+            http::write_upstream_request_head(exchange_->request_parser.head(), {client_address_, "http"},
+                                              shard_.config().upstream_keepalive > 0, out);
+        });
+        if (request_framing_ == http::BodyFraming::chunked) exchange_->to_upstream.append_static(http::kLastChunk);
         dispatch();
         return;
     }
@@ -513,7 +525,7 @@ void ProxySession::release_upstream(pool::Outcome outcome, bool reusable, int st
     if (dispatched_) {
         dispatched_ = false;
         uint64_t now = uv_hrtime();
-        pool::Result result{outcome, std::chrono::nanoseconds(now - dispatched_ns_), std::chrono::nanoseconds(now)};
+        pool::Result result{outcome, std::chrono::nanoseconds(now - exchange_->dispatched_ns), std::chrono::nanoseconds(now)};
         shard_.finish_request(backend_, result, status);
     }
 }
@@ -527,9 +539,9 @@ void ProxySession::on_slot_free() {
 // ---- client output ----
 
 void ProxySession::flush_client() {
-    if (to_client_.empty() || closing_) return;
-    shard_.metrics().on_client_bytes_sent(to_client_.bytes());
-    if (to_client_.flush(client(), this) != 0) close();
+    if (!exchange_ || exchange_->to_client.empty() || closing_) return;
+    shard_.metrics().on_client_bytes_sent(exchange_->to_client.bytes());
+    if (exchange_->to_client.flush(client(), this) != 0) close();
 }
 
 void ProxySession::close_when_flushed() {
@@ -561,9 +573,10 @@ void ProxySession::fail_request(http::ProxyError error) {
     log(LogLevel::info, "{} answered {}: {}", client_address_, http::status_for(error), http::to_string(error));
     record_error(error);
     release_upstream(pool::Outcome::cancelled, false);
-    to_upstream_.clear();
-    to_client_.clear();
-    to_client_.append_static(http::error_response(error));
+    exchange();
+    exchange_->to_upstream.clear();
+    exchange_->to_client.clear();
+    exchange_->to_client.append_static(http::error_response(error));
     flush_client();
     close_after_flush();
 }
@@ -584,7 +597,7 @@ void ProxySession::record_error(http::ProxyError error) {
         case http::ProxyError::upstream_unreachable:
         case http::ProxyError::none: break;
     }
-    if (request_started_ns_ != 0) metrics.on_request_done(uv_hrtime() - request_started_ns_);
+    if (exchange_ && exchange_->request_started_ns != 0) metrics.on_request_done(uv_hrtime() - exchange_->request_started_ns);
 }
 
 void ProxySession::close_after_flush() {
@@ -593,9 +606,9 @@ void ProxySession::close_after_flush() {
     update_client_reading();
     pending_ = {};
     pending_buffer_.reset();
-    shutdown_req_.data = this;
+    exchange().shutdown_req.data = this;
     // The shutdown completes once every queued write is out; then we linger.
-    if (uv_shutdown(&shutdown_req_, client(), &ProxySession::on_shutdown) != 0) close();
+    if (uv_shutdown(&exchange_->shutdown_req, client(), &ProxySession::on_shutdown) != 0) close();
 }
 
 void ProxySession::on_shutdown(uv_shutdown_t* req, int status) {
@@ -658,8 +671,11 @@ void ProxySession::close() {
     pending_ = {};
     pending_buffer_.reset();
     client_read_buffer_.reset();
-    to_client_.clear();
-    to_upstream_.clear();
+    // The exchange itself goes with the session, in on_close: a parser callback may be running right now.
+    if (exchange_) {
+        exchange_->to_client.clear();
+        exchange_->to_upstream.clear();
+    }
     shard_.remove_session(this);
     shard_.metrics().on_client_closed();
     uv_close(reinterpret_cast<uv_handle_t*>(&client_), &ProxySession::on_close);

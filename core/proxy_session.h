@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -107,15 +108,33 @@ private:
     void arm_timer(uint64_t ms);
     void start_next_request();
 
+    // What a request needs while it is in progress: made when a request's first byte arrives, dropped when
+    // the connection goes idle again. An idle keep-alive connection then holds little beyond its two handles,
+    // as an nginx connection holds no request pool between requests.
+    struct Exchange {
+        Exchange(ProxySession& session, WritePool& writes, http::HeadLimits limits)
+            : request_parser(HTTP_REQUEST, session, limits),
+              response_sink(session),
+              to_client(writes),
+              to_upstream(writes) {}
+        http::MessageParser request_parser;
+        ResponseSink response_sink;
+        pool::BackendSet tried;           // backends whose connect failed for this request
+        WriteBatch to_client;
+        WriteBatch to_upstream;
+        BufferRef current_client_buffer;    // the read whose bytes the request callbacks reference
+        BufferRef current_upstream_buffer;  // the read whose bytes the response callbacks reference
+        uv_shutdown_t shutdown_req;
+        uint64_t request_started_ns = 0;  // first byte of the request (uv_hrtime), when metrics are on
+        uint64_t dispatched_ns = 0;       // the request was given to backend_
+    };
+    Exchange& exchange();  // the current one, made if there is none
+
     Shard& shard_;
     uv_tcp_t client_;
     uv_timer_t timer_;
-    uv_shutdown_t shutdown_req_;
-    int open_handles_ = 0;
-    Phase phase_ = Phase::idle;
-    bool closing_ = false;
-    bool client_reading_ = false;
-    bool draining_ = false;
+    std::unique_ptr<Exchange> exchange_;
+    UpstreamConnection* upstream_ = nullptr;
     std::string client_address_;
 
     // Client input: the read buffer handed to libuv, and bytes read but not parsed yet (a pipelined request).
@@ -123,22 +142,20 @@ private:
     BufferRef pending_buffer_;
     std::string_view pending_;
 
-    http::MessageParser request_parser_;
-    ResponseSink response_sink_;
-    http::MessageParser response_parser_;
-
-    // The current exchange.
-    UpstreamConnection* upstream_ = nullptr;
+    // The current exchange's state that is cheap to keep.
+    uint64_t request_body_bytes_ = 0;
     pool::BackendId backend_ = 0;
-    bool dispatched_ = false;        // backend_ counts this request in flight
-    pool::BackendSet tried_;         // backends whose connect failed for this request
-    unsigned attempts_ = 0;
-    bool fresh_connection_only_ = false;  // a reused connection failed: the retry must not take another
-    std::string upstream_head_;      // kept to resend it on a retry
+    uint8_t open_handles_ = 0;
+    uint8_t attempts_ = 0;
+    Phase phase_ = Phase::idle;
     http::BodyFraming request_framing_ = http::BodyFraming::none;
     http::BodyFraming response_framing_ = http::BodyFraming::none;
     http::ProxyError request_error_ = http::ProxyError::none;
-    uint64_t request_body_bytes_ = 0;
+    bool closing_ = false;
+    bool client_reading_ = false;
+    bool draining_ = false;
+    bool dispatched_ = false;        // backend_ counts this request in flight
+    bool fresh_connection_only_ = false;  // a reused connection failed: the retry must not take another
     bool head_ready_ = false;        // a head was parsed and waits for dispatch
     bool request_complete_ = false;
     bool response_started_ = false;  // response bytes went to the client: no retry, no error status
@@ -151,12 +168,6 @@ private:
     bool queued_ = false;            // in the shard's wait queue
     bool client_eof_ = false;        // the client half-closed after its request
     bool close_when_flushed_ = false;
-    uint64_t request_started_ns_ = 0;  // first byte of the request (uv_hrtime), when metrics are on
-    uint64_t dispatched_ns_ = 0;       // the request was given to backend_
-    BufferRef current_upstream_buffer_;  // the read whose bytes the response callbacks reference
-    BufferRef current_client_buffer_;    // the read whose bytes the request callbacks reference
-    WriteBatch to_client_;
-    WriteBatch to_upstream_;
 };
 
 }  // namespace lb::core

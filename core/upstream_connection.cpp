@@ -7,7 +7,21 @@
 
 namespace lb::core {
 
-UpstreamConnection::UpstreamConnection(Shard& shard, pool::BackendId backend) : shard_(shard), backend_(backend) {}
+namespace {
+
+// Where a connection's response parser points while no session is attached (nothing is parsed then).
+class NoSession final : public http::MessageSink {
+public:
+    http::HeadAction on_head(const http::MessageHead&) override { return http::HeadAction::pause; }
+    void on_body(std::string_view) override {}
+    void on_message_complete() override {}
+};
+NoSession no_session;
+
+}  // namespace
+
+UpstreamConnection::UpstreamConnection(Shard& shard, pool::BackendId backend)
+    : shard_(shard), backend_(backend), response_parser_(HTTP_RESPONSE, no_session) {}
 
 UpstreamConnection* UpstreamConnection::create(Shard& shard, pool::BackendId backend) {
     // Owned by its handles from here on: freed in on_close of the last one.
@@ -36,7 +50,10 @@ void UpstreamConnection::on_connect(uv_connect_t* req, int status) {
 
 void UpstreamConnection::attach(ProxySession* session) { session_ = session; }
 
-void UpstreamConnection::detach() { session_ = nullptr; }
+void UpstreamConnection::detach() {
+    session_ = nullptr;
+    response_parser_.set_sink(no_session);
+}
 
 void UpstreamConnection::start_reading() {
     if (reading_ || closing_) return;

@@ -10,6 +10,7 @@
 
 #include "core/buffer_pool.h"
 #include "core/intrusive_list.h"
+#include "http/message_parser.h"
 #include "pool/backend.h"
 
 namespace lb::core {
@@ -45,6 +46,8 @@ public:
     bool reused() const { return exchanges_ > 0; }
     void count_exchange() { ++exchanges_; }
     bool closing() const { return closing_; }
+    // Parses this connection's responses; the attached session points it at its own sink.
+    http::MessageParser& response_parser() { return response_parser_; }
 
     void on_write_done(int status) override;
 
@@ -64,6 +67,7 @@ private:
     uv_timer_t idle_timer_;
     uv_connect_t connect_req_;
     BufferRef read_buffer_;
+    http::MessageParser response_parser_;
     ProxySession* session_ = nullptr;
     int open_handles_ = 0;
     uint32_t exchanges_ = 0;

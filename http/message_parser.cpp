@@ -44,23 +44,28 @@ void MessageHead::clear() {
     status = 0;
 }
 
-MessageParser::MessageParser(llhttp_type_t type, MessageSink& sink, HeadLimits limits)
-    : sink_(sink), limits_(limits) {
-    llhttp_settings_init(&settings_);
-    settings_.on_message_begin = &MessageParser::on_message_begin;
-    settings_.on_url = &MessageParser::on_url;
-    settings_.on_status = &MessageParser::on_status;
-    settings_.on_header_field = &MessageParser::on_header_field;
-    settings_.on_header_value = &MessageParser::on_header_value;
-    settings_.on_headers_complete = &MessageParser::on_headers_complete;
-    settings_.on_body = &MessageParser::on_body;
-    settings_.on_chunk_header = &MessageParser::on_chunk_header;
-    settings_.on_chunk_complete = &MessageParser::on_chunk_complete;
-    settings_.on_message_complete = &MessageParser::on_message_complete;
-    llhttp_init(&parser_, type, &settings_);
+const llhttp_settings_t& MessageParser::settings() {
+    static const llhttp_settings_t table = [] {
+        llhttp_settings_t s;
+        llhttp_settings_init(&s);
+        s.on_message_begin = &MessageParser::on_message_begin;
+        s.on_url = &MessageParser::on_url;
+        s.on_status = &MessageParser::on_status;
+        s.on_header_field = &MessageParser::on_header_field;
+        s.on_header_value = &MessageParser::on_header_value;
+        s.on_headers_complete = &MessageParser::on_headers_complete;
+        s.on_body = &MessageParser::on_body;
+        s.on_chunk_header = &MessageParser::on_chunk_header;
+        s.on_chunk_complete = &MessageParser::on_chunk_complete;
+        s.on_message_complete = &MessageParser::on_message_complete;
+        return s;
+    }();
+    return table;
+}
+
+MessageParser::MessageParser(llhttp_type_t type, MessageSink& sink, HeadLimits limits) : sink_(&sink), limits_(limits) {
+    llhttp_init(&parser_, type, &settings());
     parser_.data = this;
-    head_.storage_.reserve(1024);
-    head_.fields_.reserve(16);
 }
 
 FeedResult MessageParser::feed(std::string_view bytes) {
@@ -113,6 +118,9 @@ int MessageParser::append(MessageHead::Span& span, const char* at, size_t len) {
 int MessageParser::on_message_begin(llhttp_t* p) {
     auto& s = self(p);
     s.head_.clear();
+    // One allocation for a typical head instead of a string doubling its way up.
+    if (s.head_.storage_.capacity() < 512) s.head_.storage_.reserve(512);
+    if (s.head_.fields_.capacity() < 16) s.head_.fields_.reserve(16);
     s.limit_error_ = ProxyError::none;
     s.in_message_ = true;
     s.head_complete_ = false;
@@ -177,7 +185,7 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
         if (h.method == HTTP_CONNECT) return s.fail(ProxyError::bad_request);
         p->upgrade = 0;
     }
-    switch (s.sink_.on_head(h)) {
+    switch (s.sink_->on_head(h)) {
         case HeadAction::proceed: return 0;
         case HeadAction::skip_body: return 1;
         case HeadAction::pause: return HPE_PAUSED;
@@ -186,24 +194,24 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
 }
 
 int MessageParser::on_body(llhttp_t* p, const char* at, size_t len) {
-    self(p).sink_.on_body({at, len});
+    self(p).sink_->on_body({at, len});
     return 0;
 }
 
 int MessageParser::on_chunk_header(llhttp_t* p) {
-    self(p).sink_.on_chunk_header(p->content_length);
+    self(p).sink_->on_chunk_header(p->content_length);
     return 0;
 }
 
 int MessageParser::on_chunk_complete(llhttp_t* p) {
-    self(p).sink_.on_chunk_complete();
+    self(p).sink_->on_chunk_complete();
     return 0;
 }
 
 int MessageParser::on_message_complete(llhttp_t* p) {
     auto& s = self(p);
     s.in_message_ = false;
-    s.sink_.on_message_complete();
+    s.sink_->on_message_complete();
     return HPE_PAUSED;
 }
 
