@@ -227,7 +227,7 @@ void ProxySession::dispatch() {
     auto& pool = shard_.pool();
     const Config& config = shard_.config();
     std::string_view hash_key;
-    if (config.balancer.algorithm == "consistent_hash") {
+    if (shard_.picks_by_hash_key()) {
         hash_key = request_hash_key(exchange_->request_parser.head(), config.balancer.consistent_hash, client_address_);
     }
     uint64_t now = uv_hrtime();

@@ -28,6 +28,7 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     uv_timer_init(&loop_, &drain_timer_);
     uv_timer_init(&loop_, &slow_start_timer_);
     slow_start_timer_.data = this;
+    picks_by_hash_key_ = context.config.balancer.algorithm == "consistent_hash";
     size_t backends = context.backends->size();
     healthy_.assign(backends, context.initially_healthy);
     health_generation_.assign(backends, 0);

@@ -60,6 +60,8 @@ public:
     const sockaddr* backend_address(pool::BackendId id) const { return context_.backend_addresses[id].get(); }
     const std::string& backend_name(pool::BackendId id) const { return pool_.backend(id).name; }
     unsigned index() const { return index_; }
+    // Whether requests need a consistent-hash key computed (decided once, not per request).
+    bool picks_by_hash_key() const { return picks_by_hash_key_; }
     bool draining() const { return draining_; }
     void add_session(ProxySession* session);
     void remove_session(ProxySession* session);
@@ -111,6 +113,7 @@ private:
     std::vector<uint64_t> health_generation_;
     std::vector<uint64_t> ramp_started_ms_;  // slow start: when the backend came back (uv_now), 0 = not ramping
     bool panic_ = false;
+    bool picks_by_hash_key_ = false;
     bool draining_ = false;
     bool stopping_ = false;  // the last handles are closing
     bool stopped_ = false;
