@@ -19,9 +19,6 @@ namespace {
 
 // Above this many bytes queued towards one side, stop reading from the other until it drains.
 constexpr size_t kWriteHighWater = 256 * 1024;
-// How long a connection closed after an error response keeps discarding input, so the client reads the
-// response instead of a reset.
-constexpr uint64_t kLingerMs = 2000;
 
 http::HeadLimits head_limits(const Config& config) {
     return {config.limits.header_bytes, config.limits.header_count, config.limits.uri_bytes};
@@ -53,10 +50,8 @@ void ProxySession::accept(Shard& shard, uv_stream_t* listener) {
     // Owned by its two handles from here on: freed in on_close of the last one.
     auto* session = new ProxySession(shard);
     uv_tcp_init(shard.loop(), &session->client_);
-    uv_timer_init(shard.loop(), &session->timer_);
     session->client_.data = session;
-    session->timer_.data = session;
-    session->open_handles_ = 2;
+    session->open_handles_ = 1;
     shard.add_session(session);
     shard.metrics().on_client_accepted();
     if (uv_accept(listener, session->client()) != 0) {
@@ -66,7 +61,7 @@ void ProxySession::accept(Shard& shard, uv_stream_t* listener) {
     uv_tcp_nodelay(&session->client_, 1);
     session->client_address_ = peer_address(&session->client_);
     // The first request gets the header timeout from the moment the connection opens.
-    session->arm_timer(shard.config().timeouts.client_header.count());
+    session->arm_timer(Lane::client_header);
     session->update_client_reading();
 }
 
@@ -102,7 +97,7 @@ void ProxySession::on_client_read(uv_stream_t* stream, ssize_t nread, const uv_b
     self->pending_buffer_ = std::move(buffer);
     self->pending_ = {self->pending_buffer_.data(), static_cast<size_t>(nread)};
     if (self->phase_ == Phase::exchanging) {
-        self->arm_timer(self->shard_.config().timeouts.upstream_response.count());
+        self->arm_timer(Lane::upstream_response);
     }
     self->parse_client_input();
 }
@@ -118,7 +113,7 @@ void ProxySession::parse_client_input() {
         if (phase_ == Phase::exchanging && request_complete_) break;
         if (phase_ == Phase::idle) {
             phase_ = Phase::reading_head;
-            arm_timer(shard_.config().timeouts.client_header.count());
+            arm_timer(Lane::client_header);
             if (shard_.metrics().enabled()) exchange().request_started_ns = uv_hrtime();
         }
         exchange_->current_client_buffer = pending_buffer_;
@@ -240,7 +235,7 @@ void ProxySession::dispatch() {
                 phase_ = Phase::queued;
                 queued_ = true;
                 shard_.metrics().on_queue_wait();
-                arm_timer(config.queue.timeout.count());
+                arm_timer(Lane::queue);
                 return;
             }
             fail_request(http::ProxyError::no_backend);
@@ -273,7 +268,7 @@ void ProxySession::start_connect(pool::BackendId backend) {
         on_connect_failed();
         return;
     }
-    arm_timer(shard_.config().timeouts.connect.count());
+    arm_timer(Lane::connect);
 }
 
 void ProxySession::on_upstream_connected(int status) {
@@ -307,7 +302,7 @@ void ProxySession::on_upstream_ready() {
     response_complete_ = false;
     interim_response_ = false;
     bad_response_ = false;
-    arm_timer(shard_.config().timeouts.upstream_response.count());
+    arm_timer(Lane::upstream_response);
     upstream_->start_reading();
     // Body bytes that arrived with the head are already in exchange_->to_upstream; parse whatever else is pending.
     parse_client_input();
@@ -324,7 +319,7 @@ void ProxySession::on_upstream_write_done(int status) {
         on_upstream_failed(pool::Outcome::reset);
         return;
     }
-    if (!response_started_) arm_timer(shard_.config().timeouts.upstream_response.count());
+    if (!response_started_) arm_timer(Lane::upstream_response);
     update_client_reading();
 }
 
@@ -345,7 +340,7 @@ void ProxySession::on_upstream_read(ssize_t nread, const BufferRef& buffer) {
         on_upstream_failed(pool::Outcome::reset);
         return;
     }
-    arm_timer(shard_.config().timeouts.upstream_response.count());
+    arm_timer(Lane::upstream_response);
     exchange_->current_upstream_buffer = buffer;
     std::string_view bytes(buffer.data(), static_cast<size_t>(nread));
     while (!bytes.empty()) {
@@ -457,7 +452,7 @@ void ProxySession::start_next_request() {
     attempts_ = 0;
     fresh_connection_only_ = false;
     request_error_ = http::ProxyError::none;
-    arm_timer(shard_.config().timeouts.client_keepalive.count());
+    arm_timer(Lane::client_keepalive);
     if (pending_.empty()) {
         // Nothing pipelined: the connection goes idle and gives its exchange back. No callback of the exchange's
         // parser is running here (this is reached from the backend's read callback, after its parse).
@@ -621,16 +616,16 @@ void ProxySession::on_shutdown(uv_shutdown_t* req, int status) {
     // Keep reading (and discarding) until the client closes, so unread request bytes do not make the
     // kernel answer with a reset that destroys the response before the client reads it.
     self->phase_ = Phase::lingering;
-    self->arm_timer(kLingerMs);
+    self->arm_timer(Lane::linger);
     self->update_client_reading();
 }
 
 // ---- timers, drain, close ----
 
-void ProxySession::arm_timer(uint64_t ms) { uv_timer_start(&timer_, &ProxySession::on_timer, ms, 0); }
+void ProxySession::arm_timer(Lane lane) { shard_.deadlines().arm(*this, lane); }
 
-void ProxySession::on_timer(uv_timer_t* timer) {
-    auto* self = static_cast<ProxySession*>(timer->data);
+void ProxySession::on_deadline(DeadlineHook& hook) {
+    auto* self = static_cast<ProxySession*>(&hook);
     switch (self->phase_) {
         case Phase::idle:
         case Phase::lingering:
@@ -678,8 +673,8 @@ void ProxySession::close() {
     }
     shard_.remove_session(this);
     shard_.metrics().on_client_closed();
+    shard_.deadlines().disarm(*this);
     uv_close(reinterpret_cast<uv_handle_t*>(&client_), &ProxySession::on_close);
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &ProxySession::on_close);
 }
 
 void ProxySession::on_close(uv_handle_t* handle) {

@@ -1,6 +1,6 @@
 // One client connection and the exchanges on it, one request at a time (pipelined requests wait their turn).
-// It owns the client socket, its timer and both parsers, and is freed only in the close callback of its last
-// handle. An UpstreamConnection is attached for the length of one exchange, then handed back to the shard's
+// It owns the client socket and the current exchange's parser, and is freed only in the close callback of
+// its handle. An UpstreamConnection is attached for the length of one exchange, then handed back to the shard's
 // idle pool or closed; the link is cut on both sides either way.
 //
 // Paths that reach close(): client EOF or error, a timeout, an error response written (after a lingering
@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "core/buffer_pool.h"
+#include "core/deadline_queue.h"
 #include "core/intrusive_list.h"
 #include "http/message_parser.h"
 #include "http/request_head.h"
@@ -26,7 +27,10 @@ namespace lb::core {
 class Shard;
 class UpstreamConnection;
 
-class ProxySession final : public WriteTarget, public http::MessageSink, public IntrusiveList<ProxySession>::Hook {
+class ProxySession final : public WriteTarget,
+                           public http::MessageSink,
+                           public IntrusiveList<ProxySession>::Hook,
+                           public DeadlineHook {
 public:
     // Accepts one connection from `listener` into a new session owned by its handles.
     static void accept(Shard& shard, uv_stream_t* listener);
@@ -44,6 +48,8 @@ public:
     // From the shard's wait queue: a connection slot may be free now.
     void on_slot_free();
     void close();
+    // The shard's deadline queue calls this when the session's current timeout falls due.
+    static void on_deadline(DeadlineHook& hook);
 
     // Request parser events.
     http::HeadAction on_head(const http::MessageHead& head) override;
@@ -78,7 +84,6 @@ private:
 
     static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
     static void on_client_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-    static void on_timer(uv_timer_t* timer);
     static void on_shutdown(uv_shutdown_t* req, int status);
     static void on_close(uv_handle_t* handle);
 
@@ -105,7 +110,7 @@ private:
     void release_upstream(pool::Outcome outcome, bool reusable, int status = 0);
     void close_after_flush();
     void close_when_flushed();
-    void arm_timer(uint64_t ms);
+    void arm_timer(Lane lane);
     void start_next_request();
 
     // What a request needs while it is in progress: made when a request's first byte arrives, dropped when
@@ -132,7 +137,6 @@ private:
 
     Shard& shard_;
     uv_tcp_t client_;
-    uv_timer_t timer_;
     std::unique_ptr<Exchange> exchange_;
     UpstreamConnection* upstream_ = nullptr;
     std::string client_address_;

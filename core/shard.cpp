@@ -10,6 +10,26 @@
 
 namespace lb::core {
 
+namespace {
+
+// How long a connection closed after an error response keeps discarding input, so the client reads the
+// response instead of a reset.
+constexpr uint64_t kLingerMs = 2000;
+
+DeadlineQueue::Durations lane_durations(const Config& config) {
+    DeadlineQueue::Durations d{};
+    auto ms = [](Millis m) { return static_cast<uint64_t>(m.count()); };
+    d[static_cast<size_t>(Lane::client_header)] = ms(config.timeouts.client_header);
+    d[static_cast<size_t>(Lane::client_keepalive)] = ms(config.timeouts.client_keepalive);
+    d[static_cast<size_t>(Lane::connect)] = ms(config.timeouts.connect);
+    d[static_cast<size_t>(Lane::upstream_response)] = ms(config.timeouts.upstream_response);
+    d[static_cast<size_t>(Lane::queue)] = ms(config.queue.timeout);
+    d[static_cast<size_t>(Lane::linger)] = kLingerMs;
+    return d;
+}
+
+}  // namespace
+
 Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     : index_(index),
       context_(context),
@@ -23,6 +43,7 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
       metrics_(context.backends->size()) {
     static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
     if (uv_loop_init(&loop_) != 0) throw std::runtime_error("uv_loop_init failed");
+    deadlines_.emplace(&loop_, lane_durations(context.config), &ProxySession::on_deadline);
     uv_tcp_init(&loop_, &listener_);
     inbox_.init(&loop_, *this);
     uv_timer_init(&loop_, &drain_timer_);
@@ -49,6 +70,7 @@ Shard::~Shard() {
         // run() never ran: close the handles here so the loop can be closed.
         uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
         inbox_.close();
+        deadlines_->close();
         uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
         uv_run(&loop_, UV_RUN_DEFAULT);
@@ -104,6 +126,7 @@ void Shard::finish_if_drained() {
     stopping_ = true;
     upstream_pool_.close_all();
     inbox_.close();
+    deadlines_->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
 }

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <list>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/buffer_pool.h"
@@ -54,6 +55,7 @@ public:
     UpstreamPool& upstream_pool() { return upstream_pool_; }
     BufferPool& buffers() { return buffers_; }
     WritePool& writes() { return writes_; }
+    DeadlineQueue& deadlines() { return *deadlines_; }
     metrics::ShardMetrics& metrics() { return metrics_; }
     // Any thread may read it (single-writer atomics); only this shard writes it.
     const metrics::ShardMetrics& metrics() const { return metrics_; }
@@ -105,6 +107,7 @@ private:
     UpstreamPool upstream_pool_;
     BufferPool buffers_;
     WritePool writes_;
+    std::optional<DeadlineQueue> deadlines_;  // made once the loop exists
     metrics::ShardMetrics metrics_;
     IntrusiveList<ProxySession> sessions_;
     std::list<ProxySession*> queue_;

@@ -1,0 +1,76 @@
+#include "core/deadline_queue.h"
+
+namespace lb::core {
+
+DeadlineQueue::DeadlineQueue(uv_loop_t* loop, const Durations& durations, Fire fire)
+    : loop_(loop), durations_(durations), fire_(fire) {
+    uv_timer_init(loop_, &timer_);
+    timer_.data = this;
+    // The timer alone must not keep a drained loop alive: connections hold it alive through their handles.
+    uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
+}
+
+void DeadlineQueue::arm(DeadlineHook& hook, Lane lane) {
+    disarm(hook);
+    auto index = static_cast<size_t>(lane);
+    List& list = lanes_[index];
+    hook.lane_ = static_cast<uint8_t>(index);
+    hook.due_ms_ = uv_now(loop_) + durations_[index];
+    hook.prev_ = list.tail;
+    hook.next_ = nullptr;
+    if (list.tail) {
+        list.tail->next_ = &hook;
+    } else {
+        list.head = &hook;
+    }
+    list.tail = &hook;
+    if (list.head == &hook) schedule(hook.due_ms_);
+}
+
+void DeadlineQueue::disarm(DeadlineHook& hook) {
+    if (!hook.armed()) return;
+    List& list = lanes_[hook.lane_];
+    if (hook.prev_) {
+        hook.prev_->next_ = hook.next_;
+    } else {
+        list.head = hook.next_;
+    }
+    if (hook.next_) {
+        hook.next_->prev_ = hook.prev_;
+    } else {
+        list.tail = hook.prev_;
+    }
+    hook.prev_ = hook.next_ = nullptr;
+    hook.lane_ = DeadlineHook::kNone;
+    // The timer stays set: if it was for this hook it fires early, finds nothing due and re-aims.
+}
+
+void DeadlineQueue::schedule(uint64_t due_ms) {
+    if (scheduled_due_ms_ != 0 && scheduled_due_ms_ <= due_ms) return;
+    scheduled_due_ms_ = due_ms;
+    uint64_t now = uv_now(loop_);
+    uv_timer_start(&timer_, &DeadlineQueue::on_timer, due_ms > now ? due_ms - now : 0, 0);
+}
+
+void DeadlineQueue::on_timer(uv_timer_t* timer) { static_cast<DeadlineQueue*>(timer->data)->expire(); }
+
+void DeadlineQueue::expire() {
+    scheduled_due_ms_ = 0;
+    uint64_t now = uv_now(loop_);
+    for (List& list : lanes_) {
+        while (list.head && list.head->due_ms_ <= now) {
+            DeadlineHook& due = *list.head;
+            disarm(due);
+            fire_(due);
+        }
+    }
+    uint64_t earliest = 0;
+    for (const List& list : lanes_) {
+        if (list.head && (earliest == 0 || list.head->due_ms_ < earliest)) earliest = list.head->due_ms_;
+    }
+    if (earliest != 0) schedule(earliest);
+}
+
+void DeadlineQueue::close() { uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr); }
+
+}  // namespace lb::core

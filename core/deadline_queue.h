@@ -1,0 +1,66 @@
+// Timeouts for many connections on one uv_timer_t. Every timeout of a given kind (a "lane") has the same
+// duration, so a lane's deadlines are armed in the order they fall due: each lane is a FIFO list, arming is an
+// append and disarming an unlink, both O(1) without allocation, and the one timer only ever needs the earliest
+// head. A connection carries a 24-byte hook instead of a 152-byte uv_timer_t (and skips its heap operations).
+// Owner loop only.
+#pragma once
+
+#include <uv.h>
+
+#include <array>
+#include <cstdint>
+
+namespace lb::core {
+
+enum class Lane : uint8_t { client_header, client_keepalive, connect, upstream_response, queue, linger, count };
+
+class DeadlineQueue;
+
+// Embedded in whatever can time out.
+class DeadlineHook {
+public:
+    bool armed() const { return lane_ != kNone; }
+
+private:
+    friend class DeadlineQueue;
+    static constexpr uint8_t kNone = 0xff;
+    DeadlineHook* prev_ = nullptr;
+    DeadlineHook* next_ = nullptr;
+    uint64_t due_ms_ = 0;
+    uint8_t lane_ = kNone;
+};
+
+class DeadlineQueue {
+public:
+    using Fire = void (*)(DeadlineHook& hook);
+    using Durations = std::array<uint64_t, static_cast<size_t>(Lane::count)>;  // milliseconds per lane
+
+    // `fire` is called for each hook that falls due, after it has been disarmed; it may arm or disarm hooks.
+    DeadlineQueue(uv_loop_t* loop, const Durations& durations, Fire fire);
+    DeadlineQueue(const DeadlineQueue&) = delete;
+    DeadlineQueue& operator=(const DeadlineQueue&) = delete;
+
+    // (Re)arms `hook` to fall due one lane's duration from now, replacing any deadline it had.
+    void arm(DeadlineHook& hook, Lane lane);
+    void disarm(DeadlineHook& hook);
+    // Closes the timer handle; nothing fires after this.
+    void close();
+
+private:
+    struct List {
+        DeadlineHook* head = nullptr;
+        DeadlineHook* tail = nullptr;
+    };
+    static void on_timer(uv_timer_t* timer);
+    void schedule(uint64_t due_ms);
+    void expire();
+
+    uv_loop_t* loop_;
+    uv_timer_t timer_;
+    Durations durations_;
+    Fire fire_;
+    std::array<List, static_cast<size_t>(Lane::count)> lanes_;
+    uint64_t scheduled_due_ms_ = 0;  // when the timer is set to fire; 0 = not set
+};
+
+}  // namespace lb::core
