@@ -6,12 +6,6 @@ namespace lb::core {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
 // The value of cookie `name` in a Cookie header ("a=1; b=2"), or empty.
 std::string_view cookie_value(const http::MessageHead& request, std::string_view name) {
     for (size_t i = 0; i < request.field_count(); ++i) {
@@ -20,7 +14,7 @@ std::string_view cookie_value(const http::MessageHead& request, std::string_view
         std::string_view rest = field.value;
         while (!rest.empty()) {
             size_t semicolon = rest.find(';');
-            std::string_view pair = trim(rest.substr(0, semicolon));
+            std::string_view pair = http::trim_ows(rest.substr(0, semicolon));
             size_t equals = pair.find('=');
             if (equals != std::string_view::npos && pair.substr(0, equals) == name) return pair.substr(equals + 1);
             if (semicolon == std::string_view::npos) break;

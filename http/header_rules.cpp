@@ -19,18 +19,18 @@ bool is_hop_by_hop(std::string_view name) {
     return false;
 }
 
-namespace {
-
-std::string_view trim(std::string_view s) {
+std::string_view trim_ows(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
     return s;
 }
 
+namespace {
+
 bool list_contains(std::string_view list, std::string_view token) {
     while (!list.empty()) {
         size_t comma = list.find(',');
-        std::string_view item = trim(list.substr(0, comma));
+        std::string_view item = trim_ows(list.substr(0, comma));
         if (equals_ignore_case(item, token)) return true;
         if (comma == std::string_view::npos) break;
         list.remove_prefix(comma + 1);
@@ -66,7 +66,7 @@ bool is_idempotent(llhttp_method_t method) {
 
 bool expects_continue(const MessageHead& head) {
     std::string_view value;
-    return head.find("expect", value) && equals_ignore_case(trim(value), "100-continue");
+    return head.find("expect", value) && equals_ignore_case(trim_ows(value), "100-continue");
 }
 
 }  // namespace lb::http

@@ -10,6 +10,9 @@ namespace lb::http {
 
 bool equals_ignore_case(std::string_view a, std::string_view b);
 
+// `s` without leading and trailing spaces and tabs (RFC 9110's OWS).
+std::string_view trim_ows(std::string_view s);
+
 // Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade.
 bool is_hop_by_hop(std::string_view name);
 

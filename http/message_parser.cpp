@@ -1,14 +1,10 @@
 #include "http/message_parser.h"
 
-#include <strings.h>
+#include "http/header_rules.h"
 
 namespace lb::http {
 
 namespace {
-
-bool equals_ignore_case(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
 // Every header field costs its name and value plus ": " and CRLF on the wire.
 constexpr uint64_t kFieldFraming = 4;
