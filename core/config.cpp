@@ -730,7 +730,7 @@ AdminConfig read_admin(const MapReader& top) {
 Config read_config(const std::string& source, const YAML::Node& root) {
     MapReader top(source, root, "",
                   {"listen", "workers", "backends", "timeouts", "limits", "retries", "upstream", "algorithm",
-                   "peak_ewma", "consistent_hash", "queue", "health", "admin"});
+                   "peak_ewma", "consistent_hash", "queue", "health", "admin", "metrics"});
     Config config;
     config.source = source;
     top.read_host_port("listen", config.listen, true);
@@ -744,6 +744,7 @@ Config read_config(const std::string& source, const YAML::Node& root) {
     config.queue = read_queue(top);
     config.health = read_health(top);
     config.admin = read_admin(top);
+    top.section("metrics", {"enabled"}).read_bool("enabled", config.metrics_enabled);
     return config;
 }
 

@@ -291,7 +291,7 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
 
     CHECK(error_of("backends: [127.0.0.1:9001]\nlisten_on: 1.2.3.4:80\n") ==
           "t.yaml:2:1: unknown key 'listen_on' at the top level (expected one of: listen, workers, backends, "
-          "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin)");
+          "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, metrics)");
     CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
           "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight, backup, "
           "max_connections, health)");
