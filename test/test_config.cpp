@@ -326,7 +326,7 @@ TEST_CASE("wrong types name the key and what was expected", "[config]") {
           "t.yaml:1:9: 'listen' must be a host:port string (quote IPv6 addresses: \"[::1]:8080\"), got a list");
     CHECK(error_of("- 127.0.0.1:9001\n") ==
           "t.yaml:1:1: the config must be a map with keys listen, workers, backends, timeouts, limits, retries, "
-          "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, got a list");
+          "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, metrics, got a list");
     CHECK(error_of("backends:\n  - [127.0.0.1, 9001]\n") ==
           "t.yaml:2:5: 'backends[0]' must be a host:port string or a map with 'address' and 'weight', got a list");
 }
