@@ -54,10 +54,9 @@ TEST_CASE("SIGTERM lets an in-flight slow request finish, then lb exits 0", "[li
     Watchdog watchdog;
     lb::demo::DemoBackend backend({});
     backend.start();
-    uint16_t port = reserve_closed_port();
-    Process lb({LB_BINARY, "-c", write_temp_file("drain.yaml", minimal_config(port, backend.port()))},
-               write_temp_file("drain.log", ""));
-    wait_for_port(port);
+    std::string log = write_temp_file("drain.log", "");
+    Process lb({LB_BINARY, "-c", write_temp_file("drain.yaml", minimal_config(0, backend.port()))}, log);
+    uint16_t port = wait_for_lb_port(log);
 
     Client slow(port);
     Client idle(port);

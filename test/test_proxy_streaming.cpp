@@ -49,13 +49,12 @@ TEST_CASE("1 GiB streams each way through lb with bounded memory", "[streaming][
     Watchdog watchdog(std::chrono::seconds{110});
     lb::demo::DemoBackend backend({});
     backend.start();
-    uint16_t port = reserve_closed_port();
-    std::string config = write_temp_file("large.yaml", "listen: 127.0.0.1:" + std::to_string(port) +
-                                                           "\nworkers: 1\nbackends:\n  - 127.0.0.1:" +
+    std::string config = write_temp_file("large.yaml", "listen: 127.0.0.1:0\nworkers: 1\nbackends:\n  - 127.0.0.1:" +
                                                            std::to_string(backend.port()) +
                                                            "\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n");
-    Process lb({LB_BINARY, "-c", config}, write_temp_file("large.log", ""));
-    wait_for_port(port);
+    std::string log = write_temp_file("large.log", "");
+    Process lb({LB_BINARY, "-c", config}, log);
+    uint16_t port = wait_for_lb_port(log);
 
     const uint64_t gib = 1ULL << 30;
     auto download = run_command("curl -s --max-time 90 -o /dev/null -w '%{http_code} %{size_download}' '" +

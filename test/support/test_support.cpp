@@ -254,6 +254,24 @@ void wait_for_port(uint16_t port, std::chrono::milliseconds limit) {
     }
 }
 
+uint16_t wait_for_lb_port(const std::string& log_path, std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    const std::string marker = "listening on ";
+    for (;;) {
+        std::ifstream log(log_path);
+        std::string line;
+        while (std::getline(log, line)) {
+            size_t at = line.find(marker);
+            if (at == std::string::npos) continue;
+            std::string address = line.substr(at + marker.size());
+            address = address.substr(0, address.find(' '));
+            return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+        }
+        if (std::chrono::steady_clock::now() > deadline) FAIL("lb did not log its listening address in " << log_path);
+        poll_pause();
+    }
+}
+
 Process::Process(std::vector<std::string> argv, const std::string& log_path) {
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
