@@ -113,10 +113,13 @@ std::string Server::render_status() const {
     metrics::Snapshot snapshot = merge_all(shards_, control_metrics_.get());
     StatusInput status;
     status.version = LB_VERSION;
+    std::vector<health::BackendHealth> health;
+    if (health_) health = health_->snapshot();
     for (size_t i = 0; i < backend_names_.size(); ++i) {
         const auto& b = snapshot.backends[i];
+        std::string last_check = i < health.size() ? health[i].last_reason : "";
         status.backends.push_back({backend_names_[i], static_cast<uint32_t>(b.weight), b.up != 0,
-                                   b.upstream_connections_active, b.upstream_connections_idle, ""});
+                                   b.upstream_connections_active, b.upstream_connections_idle, last_check});
     }
     for (const auto& shard : shards_) {
         const metrics::ShardMetrics* block = &shard->metrics();

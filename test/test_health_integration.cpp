@@ -109,6 +109,10 @@ TEST_CASE("a backend answering 500 on its health path is marked down", "[health]
     wait_until([&] { return every_shard_sees(proxy.server(), 1, false); }, "b2 is down");
     CHECK(every_shard_sees(proxy.server(), 0, true));
     CHECK(proxy.server().health_monitor()->snapshot()[1].last_reason == "status 500");
+    // The status page shows the state and the last check's result.
+    std::string status = http_get(proxy.server().admin_port(), "/status").body;
+    CHECK(status.find("\"state\":\"down\",") != std::string::npos);
+    CHECK(status.find("\"last_check\":\"status 500\"") != std::string::npos);
     CHECK(tally(proxy.port(), 4)["b1"] == 4);
 }
 

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -276,6 +277,8 @@ Process::Process(std::vector<std::string> argv, const std::string& log_path) {
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
+        // If the test process dies (a watchdog abort), its children go with it instead of holding ports.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (!log_path.empty()) {
             int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (fd >= 0) {
