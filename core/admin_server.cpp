@@ -1,12 +1,11 @@
 #include "core/admin_server.h"
 
-#include <uv.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include <memory>
 #include <stdexcept>
-#include <unistd.h>
 
 #include "core/intrusive_list.h"
 #include "http/message_parser.h"
@@ -32,7 +31,7 @@ namespace {
 
 // One admin request: read the head, answer, close. Owned by its handle; freed in its close callback.
 class AdminConnection final : public http::MessageSink, public IntrusiveList<AdminConnection>::Hook {
-public:
+  public:
     static void accept(AdminServer::Loop& server) {
         auto* connection = new AdminConnection(server);  // owned by its handle from here
         uv_tcp_init(&server.loop, &connection->tcp_);
@@ -70,9 +69,8 @@ public:
     void on_body(std::string_view) override {}
     void on_message_complete() override {}
 
-private:
-    explicit AdminConnection(AdminServer::Loop& server)
-        : server_(server), parser_(HTTP_REQUEST, *this) {}
+  private:
+    explicit AdminConnection(AdminServer::Loop& server) : server_(server), parser_(HTTP_REQUEST, *this) {}
     uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
     static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
@@ -104,9 +102,8 @@ private:
         int rc = uv_write(&write_req_, stream(), &buf, 1, [](uv_write_t* req, int) {
             auto* self = static_cast<AdminConnection*>(req->data);
             self->shutdown_req_.data = self;
-            if (uv_shutdown(&self->shutdown_req_, self->stream(), [](uv_shutdown_t* req, int) {
-                    static_cast<AdminConnection*>(req->data)->close();
-                }) != 0) {
+            if (uv_shutdown(&self->shutdown_req_, self->stream(),
+                            [](uv_shutdown_t* req, int) { static_cast<AdminConnection*>(req->data)->close(); }) != 0) {
                 self->close();
             }
         });

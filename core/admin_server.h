@@ -13,7 +13,7 @@
 namespace lb::core {
 
 class AdminServer {
-public:
+  public:
     struct Page {
         std::string content_type;
         std::function<std::string()> render;  // called on the admin thread
@@ -31,7 +31,7 @@ public:
 
     struct Loop;  // the admin thread's loop and handles (admin_server.cpp)
 
-private:
+  private:
     std::unique_ptr<Loop> loop_;
     std::thread thread_;
     uint16_t port_ = 0;

@@ -16,11 +16,11 @@ class BufferPool;
 
 // A fixed-size, reference-counted read buffer. Lives in its pool's free list when unused.
 class Buffer {
-public:
+  public:
     static constexpr size_t kSize = 64 * 1024;
     char* data() { return bytes_; }
 
-private:
+  private:
     friend class BufferPool;
     friend class BufferRef;
     BufferPool* pool_ = nullptr;
@@ -30,7 +30,7 @@ private:
 
 // Shared ownership of a Buffer within one shard (no atomics: a buffer never leaves its shard).
 class BufferRef {
-public:
+  public:
     BufferRef() = default;
     BufferRef(const BufferRef& other) : buffer_(other.buffer_) { retain(); }
     BufferRef(BufferRef&& other) noexcept : buffer_(other.buffer_) { other.buffer_ = nullptr; }
@@ -44,7 +44,7 @@ public:
     char* data() const { return buffer_->data(); }
     explicit operator bool() const { return buffer_ != nullptr; }
 
-private:
+  private:
     friend class BufferPool;
     explicit BufferRef(Buffer* buffer) : buffer_(buffer) { retain(); }
     void retain() {
@@ -54,7 +54,7 @@ private:
 };
 
 class BufferPool {
-public:
+  public:
     explicit BufferPool(size_t max_cached = 64) : max_cached_(max_cached) {}
     ~BufferPool();
     BufferPool(const BufferPool&) = delete;
@@ -63,7 +63,7 @@ public:
     BufferRef acquire();
     size_t cached() const { return free_.size(); }
 
-private:
+  private:
     friend class BufferRef;
     void recycle(Buffer* buffer);
 
@@ -73,10 +73,10 @@ private:
 
 // Receives the completion of a write it queued.
 class WriteTarget {
-public:
+  public:
     virtual void on_write_done(int status) = 0;
 
-protected:
+  protected:
     ~WriteTarget() = default;
 };
 
@@ -101,12 +101,12 @@ struct WriteRequest {
 };
 
 class WritePool {
-public:
+  public:
     explicit WritePool(size_t max_cached = 256) : max_cached_(max_cached) {}
     std::unique_ptr<WriteRequest> acquire();
     void recycle(std::unique_ptr<WriteRequest> request);
 
-private:
+  private:
     std::vector<std::unique_ptr<WriteRequest>> free_;
     size_t max_cached_;
 };
@@ -114,7 +114,7 @@ private:
 // Bytes gathered while parsing one read, sent with a single uv_write (writev). Owned bytes (heads, chunk
 // framing) are copied in; body bytes are referenced in their read buffer.
 class WriteBatch {
-public:
+  public:
     explicit WriteBatch(WritePool& pool) : pool_(pool) {}
     ~WriteBatch() { clear(); }
     WriteBatch(const WriteBatch&) = delete;
@@ -140,7 +140,7 @@ public:
     // write or queue (then no callback comes). The batch is empty afterwards either way.
     int flush(uv_stream_t* stream, WriteTarget* target);
 
-private:
+  private:
     WriteRequest& request() {
         if (!current_) current_ = pool_.acquire();
         return *current_;

@@ -18,10 +18,10 @@ class DeadlineQueue;
 
 // Embedded in whatever can time out.
 class DeadlineHook {
-public:
+  public:
     bool armed() const { return lane_ != kNone; }
 
-private:
+  private:
     friend class DeadlineQueue;
     static constexpr uint8_t kNone = 0xff;
     DeadlineHook* prev_ = nullptr;
@@ -31,7 +31,7 @@ private:
 };
 
 class DeadlineQueue {
-public:
+  public:
     using Fire = void (*)(DeadlineHook& hook);
     using Durations = std::array<uint64_t, static_cast<size_t>(Lane::count)>;  // milliseconds per lane
 
@@ -46,7 +46,7 @@ public:
     // Closes the timer handle; nothing fires after this.
     void close();
 
-private:
+  private:
     struct List {
         DeadlineHook* head = nullptr;
         DeadlineHook* tail = nullptr;

@@ -29,13 +29,15 @@ std::string_view cookie_value(const http::MessageHead& request, std::string_view
 std::string_view request_hash_key(const http::MessageHead& request, const pool::ConsistentHashOptions& options,
                                   std::string_view client_address) {
     switch (options.key_source) {
-        case pool::HashKeySource::client_ip: return client_address;
+        case pool::HashKeySource::client_ip:
+            return client_address;
         case pool::HashKeySource::header: {
             std::string_view value;
             request.find(options.key_name, value);
             return value;
         }
-        case pool::HashKeySource::cookie: return cookie_value(request, options.key_name);
+        case pool::HashKeySource::cookie:
+            return cookie_value(request, options.key_name);
         case pool::HashKeySource::path: {
             std::string_view target = request.target();
             return target.substr(0, target.find('?'));

@@ -8,14 +8,14 @@ namespace lb::core {
 
 template <typename T>
 class IntrusiveList {
-public:
+  public:
     class Hook {
         friend class IntrusiveList;
         T* prev_ = nullptr;
         T* next_ = nullptr;
         bool linked_ = false;
 
-    public:
+      public:
         bool linked() const { return linked_; }
     };
 
@@ -32,8 +32,10 @@ public:
     void remove(T* item) {
         Hook& h = *item;
         if (!h.linked_) return;
-        if (h.prev_) static_cast<Hook&>(*h.prev_).next_ = h.next_;
-        else head_ = h.next_;
+        if (h.prev_)
+            static_cast<Hook&>(*h.prev_).next_ = h.next_;
+        else
+            head_ = h.next_;
         if (h.next_) static_cast<Hook&>(*h.next_).prev_ = h.prev_;
         h.prev_ = h.next_ = nullptr;
         h.linked_ = false;
@@ -60,7 +62,7 @@ public:
     bool empty() const { return head_ == nullptr; }
     size_t size() const { return size_; }
 
-private:
+  private:
     T* head_ = nullptr;
     size_t size_ = 0;
 };

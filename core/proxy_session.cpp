@@ -80,9 +80,9 @@ void ProxySession::on_client_read(uv_stream_t* stream, ssize_t nread, const uv_b
     if (nread < 0) {
         // A client may half-close once its request is complete: its response still goes out, then the
         // connection ends. Otherwise (an error, or EOF in the middle of a request) the client is gone.
-        bool awaiting_response = self->request_complete_ && (self->phase_ == Phase::exchanging ||
-                                                              self->phase_ == Phase::connecting ||
-                                                              self->phase_ == Phase::queued);
+        bool awaiting_response =
+            self->request_complete_ &&
+            (self->phase_ == Phase::exchanging || self->phase_ == Phase::connecting || self->phase_ == Phase::queued);
         if (nread == UV_EOF && awaiting_response) {
             self->client_eof_ = true;
             self->client_keep_alive_ = false;
@@ -152,12 +152,15 @@ void ProxySession::update_client_reading() {
         case Phase::reading_head:
         case Phase::lingering:
         case Phase::queued:
-        case Phase::connecting: break;
+        case Phase::connecting:
+            break;
         case Phase::exchanging:
             // While a body streams up, the backend's write queue decides (backpressure).
             want = want && (request_complete_ || (upstream_ && upstream_->write_queue_size() < kWriteHighWater));
             break;
-        case Phase::closing: want = false; break;
+        case Phase::closing:
+            want = false;
+            break;
     }
     if (want && !client_reading_) {
         client_reading_ = uv_read_start(client(), &ProxySession::on_alloc, &ProxySession::on_client_read) == 0;
@@ -184,8 +187,7 @@ http::HeadAction ProxySession::on_head(const http::MessageHead& head) {
     request_complete_ = false;
     request_body_bytes_ = 0;
     exchange_->to_upstream.append_written([&](std::string& out) {
-        http::write_upstream_request_head(head, {client_address_, "http"}, shard_.config().upstream_keepalive > 0,
-                                          out);
+        http::write_upstream_request_head(head, {client_address_, "http"}, shard_.config().upstream_keepalive > 0, out);
     });
     head_ready_ = true;
     return http::HeadAction::proceed;
@@ -228,7 +230,8 @@ void ProxySession::dispatch() {
     uint64_t now = uv_hrtime();
     pool::Selection selection = pool.choose(exchange_->tried, std::chrono::nanoseconds(now), hash_key);
     switch (selection.status) {
-        case pool::SelectStatus::picked: break;
+        case pool::SelectStatus::picked:
+            break;
         case pool::SelectStatus::all_full:
             // Like HAProxy's maxconn queue: wait for a slot rather than overload a backend, within a bound.
             if (shard_.enqueue(this)) {
@@ -240,7 +243,9 @@ void ProxySession::dispatch() {
             }
             fail_request(http::ProxyError::no_backend);
             return;
-        case pool::SelectStatus::all_tried: fail_request(http::ProxyError::upstream_unreachable); return;
+        case pool::SelectStatus::all_tried:
+            fail_request(http::ProxyError::upstream_unreachable);
+            return;
         case pool::SelectStatus::none_healthy:
             fail_request(attempts_ == 0 ? http::ProxyError::no_backend : http::ProxyError::upstream_unreachable);
             return;
@@ -329,7 +334,8 @@ void ProxySession::on_upstream_read(ssize_t nread, const BufferRef& buffer) {
     if (closing_ || !upstream_) return;
     if (nread < 0) {
         // EOF completes a response delimited by the connection's close; anything else was cut short.
-        if (nread == UV_EOF && upstream_->response_parser().head_complete() && upstream_->response_parser().in_message()) {
+        if (nread == UV_EOF && upstream_->response_parser().head_complete() &&
+            upstream_->response_parser().in_message()) {
             exchange_->current_upstream_buffer.reset();
             if (upstream_->response_parser().finish() && response_complete_) {
                 flush_client();
@@ -423,15 +429,16 @@ void ProxySession::on_response_complete() {
     auto& metrics = shard_.metrics();
     if (metrics.enabled()) {
         uint64_t now = uv_hrtime();
-        metrics.on_backend_response(backend_, metrics::method_class(llhttp_method_name(exchange_->request_parser.head().method)),
-                                    static_cast<unsigned>(upstream_->response_parser().head().status), now - exchange_->dispatched_ns);
+        metrics.on_backend_response(
+            backend_, metrics::method_class(llhttp_method_name(exchange_->request_parser.head().method)),
+            static_cast<unsigned>(upstream_->response_parser().head().status), now - exchange_->dispatched_ns);
         metrics.on_request_done(now - exchange_->request_started_ns);
     }
 }
 
 void ProxySession::finish_exchange(bool upstream_reusable) {
-    bool reusable = upstream_reusable && upstream_keep_alive_ && request_complete_ &&
-                    shard_.config().upstream_keepalive > 0;
+    bool reusable =
+        upstream_reusable && upstream_keep_alive_ && request_complete_ && shard_.config().upstream_keepalive > 0;
     release_upstream(pool::Outcome::success, reusable, upstream_->response_parser().head().status);
     if (!client_keep_alive_) {
         // Nothing unread is left (the request was read whole, nothing pipelined after it): close as soon as
@@ -497,7 +504,7 @@ void ProxySession::on_upstream_failed(pool::Outcome outcome) {
         return;
     }
     fail_request(outcome == pool::Outcome::timeout ? http::ProxyError::upstream_timeout
-                                                    : http::ProxyError::upstream_unreachable);
+                                                   : http::ProxyError::upstream_unreachable);
 }
 
 void ProxySession::release_upstream(pool::Outcome outcome, bool reusable, int status) {
@@ -520,7 +527,8 @@ void ProxySession::release_upstream(pool::Outcome outcome, bool reusable, int st
     if (dispatched_) {
         dispatched_ = false;
         uint64_t now = uv_hrtime();
-        pool::Result result{outcome, std::chrono::nanoseconds(now - exchange_->dispatched_ns), std::chrono::nanoseconds(now)};
+        pool::Result result{outcome, std::chrono::nanoseconds(now - exchange_->dispatched_ns),
+                            std::chrono::nanoseconds(now)};
         shard_.finish_request(backend_, result, status);
     }
 }
@@ -580,19 +588,37 @@ void ProxySession::record_error(http::ProxyError error) {
     auto& metrics = shard_.metrics();
     if (!metrics.enabled()) return;
     switch (error) {
-        case http::ProxyError::bad_request: metrics.on_error(metrics::ErrorKind::client_parse_error); break;
-        case http::ProxyError::headers_too_large: metrics.on_error(metrics::ErrorKind::header_limit); break;
-        case http::ProxyError::uri_too_long: metrics.on_error(metrics::ErrorKind::uri_limit); break;
-        case http::ProxyError::body_too_large: metrics.on_error(metrics::ErrorKind::body_limit); break;
-        case http::ProxyError::client_timeout: metrics.on_error(metrics::ErrorKind::client_timeout); break;
-        case http::ProxyError::upstream_timeout: metrics.on_error(metrics::ErrorKind::upstream_timeout); break;
-        case http::ProxyError::no_backend: metrics.on_error(metrics::ErrorKind::no_backend); break;
-        case http::ProxyError::bad_response: metrics.on_error(metrics::ErrorKind::bad_response); break;
+        case http::ProxyError::bad_request:
+            metrics.on_error(metrics::ErrorKind::client_parse_error);
+            break;
+        case http::ProxyError::headers_too_large:
+            metrics.on_error(metrics::ErrorKind::header_limit);
+            break;
+        case http::ProxyError::uri_too_long:
+            metrics.on_error(metrics::ErrorKind::uri_limit);
+            break;
+        case http::ProxyError::body_too_large:
+            metrics.on_error(metrics::ErrorKind::body_limit);
+            break;
+        case http::ProxyError::client_timeout:
+            metrics.on_error(metrics::ErrorKind::client_timeout);
+            break;
+        case http::ProxyError::upstream_timeout:
+            metrics.on_error(metrics::ErrorKind::upstream_timeout);
+            break;
+        case http::ProxyError::no_backend:
+            metrics.on_error(metrics::ErrorKind::no_backend);
+            break;
+        case http::ProxyError::bad_response:
+            metrics.on_error(metrics::ErrorKind::bad_response);
+            break;
         // Counted per failed attempt (connect_refused, connect_timeout, upstream_reset) where it happened.
         case http::ProxyError::upstream_unreachable:
-        case http::ProxyError::none: break;
+        case http::ProxyError::none:
+            break;
     }
-    if (exchange_ && exchange_->request_started_ns != 0) metrics.on_request_done(uv_hrtime() - exchange_->request_started_ns);
+    if (exchange_ && exchange_->request_started_ns != 0)
+        metrics.on_request_done(uv_hrtime() - exchange_->request_started_ns);
 }
 
 void ProxySession::close_after_flush() {
@@ -629,8 +655,12 @@ void ProxySession::on_deadline(DeadlineHook& hook) {
     switch (self->phase_) {
         case Phase::idle:
         case Phase::lingering:
-        case Phase::closing: self->close(); break;
-        case Phase::reading_head: self->fail_request(http::ProxyError::client_timeout); break;
+        case Phase::closing:
+            self->close();
+            break;
+        case Phase::reading_head:
+            self->fail_request(http::ProxyError::client_timeout);
+            break;
         case Phase::queued:
             log(LogLevel::warn, "no connection slot freed within the queue timeout");
             self->fail_request(http::ProxyError::no_backend);

@@ -31,7 +31,7 @@ class ProxySession final : public WriteTarget,
                            public http::MessageSink,
                            public IntrusiveList<ProxySession>::Hook,
                            public DeadlineHook {
-public:
+  public:
     // Accepts one connection from `listener` into a new session owned by its handles.
     static void accept(Shard& shard, uv_stream_t* listener);
 
@@ -56,26 +56,26 @@ public:
     void on_body(std::string_view bytes) override;
     void on_message_complete() override;
 
-private:
+  private:
     enum class Phase {
-        idle,         // between requests (or before the first): nothing of a request received
-        reading_head, // some bytes of a request head received
-        queued,       // head parsed, every eligible backend at its connection limit: waiting for a slot
-        connecting,   // head parsed, waiting for an upstream connection
-        exchanging,   // upstream attached: request body and response flowing
-        lingering,    // final response written, discarding input until the client closes
+        idle,          // between requests (or before the first): nothing of a request received
+        reading_head,  // some bytes of a request head received
+        queued,        // head parsed, every eligible backend at its connection limit: waiting for a slot
+        connecting,    // head parsed, waiting for an upstream connection
+        exchanging,    // upstream attached: request body and response flowing
+        lingering,     // final response written, discarding input until the client closes
         closing,
     };
 
     // Response parser events, kept apart from the request's.
     class ResponseSink final : public http::MessageSink {
-    public:
+      public:
         explicit ResponseSink(ProxySession& session) : session_(session) {}
         http::HeadAction on_head(const http::MessageHead& head) override { return session_.on_response_head(head); }
         void on_body(std::string_view bytes) override { session_.on_response_body(bytes); }
         void on_message_complete() override { session_.on_response_complete(); }
 
-    private:
+      private:
         ProxySession& session_;
     };
 
@@ -124,7 +124,7 @@ private:
               to_upstream(writes) {}
         http::MessageParser request_parser;
         ResponseSink response_sink;
-        pool::BackendSet tried;           // backends whose connect failed for this request
+        pool::BackendSet tried;  // backends whose connect failed for this request
         WriteBatch to_client;
         WriteBatch to_upstream;
         BufferRef current_client_buffer;    // the read whose bytes the request callbacks reference
@@ -158,9 +158,9 @@ private:
     bool closing_ = false;
     bool client_reading_ = false;
     bool draining_ = false;
-    bool dispatched_ = false;        // backend_ counts this request in flight
+    bool dispatched_ = false;             // backend_ counts this request in flight
     bool fresh_connection_only_ = false;  // a reused connection failed: the retry must not take another
-    bool head_ready_ = false;        // a head was parsed and waits for dispatch
+    bool head_ready_ = false;             // a head was parsed and waits for dispatch
     bool request_complete_ = false;
     bool response_started_ = false;  // response bytes went to the client: no retry, no error status
     bool response_complete_ = false;
@@ -168,9 +168,9 @@ private:
     bool bad_response_ = false;      // the backend answered something lb cannot forward
     bool client_keep_alive_ = false;
     bool upstream_keep_alive_ = false;
-    bool phase_timed_out_ = false;   // the connect in progress failed by timing out
-    bool queued_ = false;            // in the shard's wait queue
-    bool client_eof_ = false;        // the client half-closed after its request
+    bool phase_timed_out_ = false;  // the connect in progress failed by timing out
+    bool queued_ = false;           // in the shard's wait queue
+    bool client_eof_ = false;       // the client half-closed after its request
     bool close_when_flushed_ = false;
 };
 

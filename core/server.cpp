@@ -1,20 +1,21 @@
 #include "core/server.h"
 
 #include <signal.h>
+#include <unistd.h>
 #include <uv.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
-#include <unistd.h>
 
 #include "core/admin_server.h"
 #include "core/listener.h"
+#include "core/log.h"
+#include "core/shard.h"
 #include "core/status_page.h"
 #include "metrics/exposition.h"
 #include "metrics/process_stats.h"
 #include "metrics/snapshot.h"
-#include "core/log.h"
-#include "core/shard.h"
 
 namespace lb::core {
 
@@ -157,7 +158,9 @@ void Server::start_health_monitor() {
     options.on_check = [this](size_t backend, const health::CheckOutcome& outcome, std::chrono::milliseconds) {
         auto id = static_cast<metrics::BackendIndex>(backend);
         switch (outcome.result) {
-            case health::CheckResult::ok: control_metrics_->on_health_check(id, metrics::HealthResult::success); break;
+            case health::CheckResult::ok:
+                control_metrics_->on_health_check(id, metrics::HealthResult::success);
+                break;
             case health::CheckResult::timeout:
                 control_metrics_->on_health_check(id, metrics::HealthResult::timeout);
                 break;
@@ -226,9 +229,8 @@ void Server::run_on_every_shard(const std::function<void(Shard&)>& task) {
 
 void Server::set_backend_health(size_t backend, bool healthy) {
     uint64_t generation = ++manual_health_generation_;
-    run_on_every_shard([=](Shard& shard) {
-        shard.apply_health(static_cast<pool::BackendId>(backend), healthy, generation);
-    });
+    run_on_every_shard(
+        [=](Shard& shard) { shard.apply_health(static_cast<pool::BackendId>(backend), healthy, generation); });
 }
 
 }  // namespace lb::core

@@ -19,7 +19,7 @@ class AdminServer;
 struct ServerContext;
 
 class Server {
-public:
+  public:
     explicit Server(Config config);
     ~Server();  // shutdown() if still running
     Server(const Server&) = delete;
@@ -61,7 +61,7 @@ public:
     // one control thread at a time (the health loop, or a test).
     void set_backend_health(size_t backend, bool healthy);
 
-private:
+  private:
     void start_health_monitor();
     void broadcast_health(const health::Transition& transition);
 

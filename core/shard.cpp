@@ -137,15 +137,20 @@ void Shard::finish_request(pool::BackendId backend, const pool::Result& result, 
         using health::PassiveOutcome;
         switch (result.outcome) {
             case pool::Outcome::success:
-                context_.health->report_passive(backend, status >= 500 ? PassiveOutcome::status_5xx
-                                                                       : PassiveOutcome::success);
+                context_.health->report_passive(backend,
+                                                status >= 500 ? PassiveOutcome::status_5xx : PassiveOutcome::success);
                 break;
             case pool::Outcome::connect_failure:
                 context_.health->report_passive(backend, PassiveOutcome::connect_failure);
                 break;
-            case pool::Outcome::timeout: context_.health->report_passive(backend, PassiveOutcome::timeout); break;
-            case pool::Outcome::reset: context_.health->report_passive(backend, PassiveOutcome::reset); break;
-            case pool::Outcome::cancelled: break;  // says nothing about the backend
+            case pool::Outcome::timeout:
+                context_.health->report_passive(backend, PassiveOutcome::timeout);
+                break;
+            case pool::Outcome::reset:
+                context_.health->report_passive(backend, PassiveOutcome::reset);
+                break;
+            case pool::Outcome::cancelled:
+                break;  // says nothing about the backend
         }
     }
     wake_queued();

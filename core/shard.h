@@ -34,7 +34,7 @@ struct ServerContext {
 };
 
 class Shard {
-public:
+  public:
     // `listen_fd` is a bound, listening socket this shard takes ownership of.
     Shard(unsigned index, const ServerContext& context, int listen_fd);
     ~Shard();
@@ -85,7 +85,7 @@ public:
     // After run(): whether the loop closed with no handle left open.
     bool closed_cleanly() const { return closed_cleanly_; }
 
-private:
+  private:
     static void on_connection(uv_stream_t* listener, int status);
     static void on_drain_timeout(uv_timer_t* timer);
     void begin_drain();
@@ -122,7 +122,6 @@ private:
     bool stopped_ = false;
     bool closed_cleanly_ = false;
     std::atomic<uint64_t> accepted_{0};
-
 };
 
 }  // namespace lb::core

@@ -13,7 +13,7 @@ namespace lb::core {
 class Shard;
 
 class ShardInbox {
-public:
+  public:
     using Task = std::function<void(Shard&)>;
 
     // Any thread. Returns false once the inbox is closed (the shard has stopped): the task will not run.
@@ -23,7 +23,7 @@ public:
     void init(uv_loop_t* loop, Shard& shard);
     void close();
 
-private:
+  private:
     static void on_wakeup(uv_async_t* async);
 
     std::mutex mutex_;

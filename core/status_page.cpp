@@ -10,11 +10,21 @@ std::string json_string(std::string_view text) {
     std::string out = "\"";
     for (char c : text) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (static_cast<unsigned char>(c) < 0x20) {
                     fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
@@ -40,8 +50,9 @@ std::string render_status_json(const StatusInput& status) {
     out += "],\"shards\":[";
     for (size_t i = 0; i < status.shards.size(); ++i) {
         const auto& s = status.shards[i];
-        fmt::format_to(std::back_inserter(out), "{}{{\"index\":{},\"active_connections\":{},\"accepted_connections\":{}}}",
-                       i ? "," : "", s.index, s.active_connections, s.accepted_connections);
+        fmt::format_to(std::back_inserter(out),
+                       "{}{{\"index\":{},\"active_connections\":{},\"accepted_connections\":{}}}", i ? "," : "",
+                       s.index, s.active_connections, s.accepted_connections);
     }
     out += "]}\n";
     return out;

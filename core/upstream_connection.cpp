@@ -11,7 +11,7 @@ namespace {
 
 // Where a connection's response parser points while no session is attached (nothing is parsed then).
 class NoSession final : public http::MessageSink {
-public:
+  public:
     http::HeadAction on_head(const http::MessageHead&) override { return http::HeadAction::pause; }
     void on_body(std::string_view) override {}
     void on_message_complete() override {}

@@ -19,7 +19,7 @@ class Shard;
 class ProxySession;
 
 class UpstreamConnection final : public WriteTarget, public IntrusiveList<UpstreamConnection>::Hook {
-public:
+  public:
     // A new, unconnected connection owned by itself (freed after close()).
     static UpstreamConnection* create(Shard& shard, pool::BackendId backend);
 
@@ -51,7 +51,7 @@ public:
 
     void on_write_done(int status) override;
 
-private:
+  private:
     UpstreamConnection(Shard& shard, pool::BackendId backend);
     uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 

@@ -11,7 +11,7 @@
 namespace lb::core {
 
 class UpstreamPool {
-public:
+  public:
     UpstreamPool(size_t backends, size_t max_idle_per_backend, uint64_t idle_timeout_ms);
 
     // An idle connection to `backend`, detached from the pool, or nullptr.
@@ -25,7 +25,7 @@ public:
     // Any thread: idle connections over all backends (written only by the owning shard).
     uint64_t idle_total() const { return idle_total_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     void count(int64_t delta) {
         idle_total_.store(idle_total_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
     }

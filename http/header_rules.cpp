@@ -59,8 +59,10 @@ bool is_idempotent(llhttp_method_t method) {
         case HTTP_PUT:
         case HTTP_DELETE:
         case HTTP_OPTIONS:
-        case HTTP_TRACE: return true;
-        default: return false;
+        case HTTP_TRACE:
+            return true;
+        default:
+            return false;
     }
 }
 

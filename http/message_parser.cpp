@@ -182,9 +182,12 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
         p->upgrade = 0;
     }
     switch (s.sink_->on_head(h)) {
-        case HeadAction::proceed: return 0;
-        case HeadAction::skip_body: return 1;
-        case HeadAction::pause: return HPE_PAUSED;
+        case HeadAction::proceed:
+            return 0;
+        case HeadAction::skip_body:
+            return 1;
+        case HeadAction::pause:
+            return HPE_PAUSED;
     }
     return 0;
 }

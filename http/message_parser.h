@@ -16,7 +16,7 @@ namespace lb::http {
 
 // A parsed request or response head. Views stay valid until the next message begins.
 class MessageHead {
-public:
+  public:
     struct Field {
         std::string_view name;
         std::string_view value;
@@ -29,7 +29,7 @@ public:
     bool chunked = false;
     bool has_content_length = false;
     uint64_t content_length = 0;
-    bool keep_alive = false;   // by the version's default and the Connection header
+    bool keep_alive = false;  // by the version's default and the Connection header
 
     std::string_view target() const { return view(target_); }
     std::string_view reason() const { return view(reason_); }
@@ -40,7 +40,7 @@ public:
     size_t count(std::string_view name) const;
     bool is_http10() const { return version_major == 1 && version_minor == 0; }
 
-private:
+  private:
     friend class MessageParser;
     struct Span {
         uint32_t offset = 0;
@@ -73,7 +73,7 @@ enum class HeadAction {
 };
 
 class MessageSink {
-public:
+  public:
     virtual ~MessageSink() = default;
     virtual HeadAction on_head(const MessageHead& head) = 0;
     virtual void on_body(std::string_view bytes) = 0;
@@ -85,9 +85,9 @@ public:
 };
 
 enum class FeedStatus {
-    consumed_all,    // every byte was parsed
-    paused,          // stopped at a message boundary or by the sink; `consumed` says where
-    error,           // malformed or over a limit; `error` says which
+    consumed_all,  // every byte was parsed
+    paused,        // stopped at a message boundary or by the sink; `consumed` says where
+    error,         // malformed or over a limit; `error` says which
 };
 
 struct FeedResult {
@@ -97,7 +97,7 @@ struct FeedResult {
 };
 
 class MessageParser {
-public:
+  public:
     MessageParser(llhttp_type_t type, MessageSink& sink, HeadLimits limits = {});
     // Events go to `sink` from now on (a backend connection's parser serves one session after another).
     void set_sink(MessageSink& sink) { sink_ = &sink; }
@@ -117,7 +117,7 @@ public:
     bool head_complete() const { return head_complete_; }
     const char* error_reason() const { return llhttp_get_error_reason(&parser_); }
 
-private:
+  private:
     static MessageParser& self(llhttp_t* p) { return *static_cast<MessageParser*>(p->data); }
     static int on_message_begin(llhttp_t* p);
     static int on_url(llhttp_t* p, const char* at, size_t len);
@@ -144,7 +144,7 @@ private:
     bool head_complete_ = false;
     bool in_trailers_ = false;
     bool last_was_value_ = false;
-    const char* input_end_ = nullptr;         // end of the bytes being fed
+    const char* input_end_ = nullptr;  // end of the bytes being fed
     bool value_piece_reached_input_end_ = false;
 };
 
