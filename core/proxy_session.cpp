@@ -114,7 +114,8 @@ void ProxySession::parse_client_input() {
         if (phase_ == Phase::idle) {
             phase_ = Phase::reading_head;
             arm_timer(Lane::client_header);
-            if (shard_.metrics().enabled()) exchange().request_started_ns = uv_hrtime();
+            exchange();
+            if (shard_.metrics().enabled()) exchange_->request_started_ns = uv_hrtime();
         }
         exchange_->current_client_buffer = pending_buffer_;
         http::FeedResult result = exchange_->request_parser.feed(pending_);
@@ -339,6 +340,7 @@ void ProxySession::on_upstream_read(ssize_t nread, const BufferRef& buffer) {
             exchange_->current_upstream_buffer.reset();
             if (upstream_->response_parser().finish() && response_complete_) {
                 flush_client();
+                if (closing_) return;  // the client went away as the last bytes were written
                 finish_exchange(false);
                 return;
             }
@@ -624,6 +626,8 @@ void ProxySession::record_error(http::ProxyError error) {
 void ProxySession::close_after_flush() {
     if (closing_ || phase_ == Phase::lingering || phase_ == Phase::closing) return;
     phase_ = Phase::closing;
+    // A client that stops reading would hold the shutdown (and this session) forever behind unsent bytes.
+    arm_timer(Lane::linger);
     update_client_reading();
     pending_ = {};
     pending_buffer_.reset();

@@ -40,7 +40,7 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
             pool::ShardPoolOptions{index, index, context.config.workers}),
       upstream_pool_(context.backends->size(), context.config.upstream_keepalive,
                      static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())),
-      metrics_(context.backends->size()) {
+      metrics_(context.backends->size(), context.config.metrics_enabled) {
     static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
     if (uv_loop_init(&loop_) != 0) throw std::runtime_error("uv_loop_init failed");
     deadlines_.emplace(&loop_, lane_durations(context.config), &ProxySession::on_deadline);
@@ -118,7 +118,9 @@ void Shard::begin_drain() {
 void Shard::on_drain_timeout(uv_timer_t* timer) {
     auto* self = static_cast<Shard*>(timer->data);
     log(LogLevel::warn, "shard {}: drain timeout, closing {} connections", self->index_, self->sessions_.size());
-    self->sessions_.for_each([](ProxySession* session) { session->close(); });
+    // close() unlinks the session it is called on, and may close others (a woken queued request failing): take
+    // the front each time rather than walking links that can change under the walk.
+    while (!self->sessions_.empty()) self->sessions_.front()->close();
 }
 
 void Shard::finish_if_drained() {

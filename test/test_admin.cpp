@@ -154,3 +154,12 @@ TEST_CASE("the admin listener answers only its own paths", "[admin]") {
     // The traffic port forwards /metrics to the backend like any other path.
     CHECK(http_get(proxy.port(), "/metrics").header("X-Backend-Id") == "b1");
 }
+
+TEST_CASE("with metrics recording off, traffic flows and /metrics shows zeros", "[admin][metrics]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(2, [](lb::core::Config& c) { c.metrics_enabled = false; });
+    for (int i = 0; i < 5; ++i) REQUIRE(http_get(proxy.port(), "/").status == 200);
+    std::string text = scrape(proxy.server().admin_port(), "/metrics");
+    CHECK(sum_samples(text, "lb_backend_requests_total") == 0);
+    CHECK(sum_samples(text, "lb_client_connections_accepted_total") == 0);
+}

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -108,4 +109,17 @@ TEST_CASE("each shard starts its rotation at a different backend", "[lifecycle][
         }
     }
     CHECK(first_per_shard.size() == 3);
+}
+
+TEST_CASE("the drain timeout closes requests still in flight, and the shards stop", "[lifecycle][shutdown]") {
+    Watchdog watchdog;
+    ProxyFixture proxy(1, [](lb::core::Config& c) { c.timeouts.drain = std::chrono::milliseconds{200}; }, 2);
+    std::vector<std::unique_ptr<Client>> clients;
+    for (int i = 0; i < 4; ++i) {
+        clients.push_back(std::make_unique<Client>(proxy.port()));
+        clients.back()->send("GET /?delay_ms=5000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    wait_until([&] { return proxy.backend(0).connections_accepted() == 4; }, "every request reached the backend");
+    proxy.stop();  // returns only once every shard has stopped, with no handle left (checked inside)
+    for (auto& client : clients) CHECK(client->read_until_closed().empty());
 }
