@@ -45,7 +45,6 @@ class UpstreamConnection final : public WriteTarget, public IntrusiveList<Upstre
     bool connected() const { return connected_; }
     bool reused() const { return exchanges_ > 0; }
     void count_exchange() { ++exchanges_; }
-    bool closing() const { return closing_; }
     // Parses this connection's responses; the attached session points it at its own sink.
     http::MessageParser& response_parser() { return response_parser_; }
 

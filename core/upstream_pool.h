@@ -21,7 +21,6 @@ class UpstreamPool {
     // Called by a connection that closes while idle.
     void forget(UpstreamConnection* connection);
     void close_all();
-    size_t idle_count(pool::BackendId backend) const { return idle_[backend].size(); }
     // Any thread: idle connections over all backends (written only by the owning shard).
     uint64_t idle_total() const { return idle_total_.load(std::memory_order_relaxed); }
 

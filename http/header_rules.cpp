@@ -66,9 +66,4 @@ bool is_idempotent(llhttp_method_t method) {
     }
 }
 
-bool expects_continue(const MessageHead& head) {
-    std::string_view value;
-    return head.find("expect", value) && equals_ignore_case(trim_ows(value), "100-continue");
-}
-
 }  // namespace lb::http

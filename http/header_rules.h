@@ -23,11 +23,8 @@ bool connection_lists(const MessageHead& head, std::string_view name);
 // writes its own framing fields).
 bool is_dropped_when_forwarding(const MessageHead& head, std::string_view name);
 
-// Requests whose effects are the same when repeated (RFC 9110 §9.2.2); only these may be retried after their
-// body was sent.
+// Requests whose effects are the same when repeated (RFC 9110 §9.2.2): a body-less one cut off before any
+// response byte may be sent again to another backend.
 bool is_idempotent(llhttp_method_t method);
-
-// A request that asks for an interim 100 (Continue) before sending its body.
-bool expects_continue(const MessageHead& head);
 
 }  // namespace lb::http

@@ -8,44 +8,31 @@
 
 namespace lb::metrics {
 
-std::string escape_label_value(std::string_view value) {
+namespace {
+
+// The text format escapes backslash and line feed everywhere, and double quotes in label values only.
+std::string escape(std::string_view text, bool quotes) {
     std::string escaped;
-    escaped.reserve(value.size());
-    for (char c : value) {
-        switch (c) {
-            case '\\':
-                escaped += "\\\\";
-                break;
-            case '"':
-                escaped += "\\\"";
-                break;
-            case '\n':
-                escaped += "\\n";
-                break;
-            default:
-                escaped += c;
+    escaped.reserve(text.size());
+    for (char c : text) {
+        if (c == '\\') {
+            escaped += "\\\\";
+        } else if (c == '\n') {
+            escaped += "\\n";
+        } else if (c == '"' && quotes) {
+            escaped += "\\\"";
+        } else {
+            escaped += c;
         }
     }
     return escaped;
 }
 
-std::string escape_help(std::string_view help) {
-    std::string escaped;
-    escaped.reserve(help.size());
-    for (char c : help) {
-        switch (c) {
-            case '\\':
-                escaped += "\\\\";
-                break;
-            case '\n':
-                escaped += "\\n";
-                break;
-            default:
-                escaped += c;
-        }
-    }
-    return escaped;
-}
+}  // namespace
+
+std::string escape_label_value(std::string_view value) { return escape(value, true); }
+
+std::string escape_help(std::string_view help) { return escape(help, false); }
 
 namespace {
 

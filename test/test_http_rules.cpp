@@ -132,7 +132,7 @@ TEST_CASE("response framing follows what the client can take", "[http][framing]"
     CHECK(out == "HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: keep-alive\r\n\r\n");
 }
 
-TEST_CASE("idempotent methods and Expect", "[http][headers]") {
+TEST_CASE("idempotent methods", "[http][headers]") {
     CHECK(is_idempotent(HTTP_GET));
     CHECK(is_idempotent(HTTP_PUT));
     CHECK_FALSE(is_idempotent(HTTP_POST));

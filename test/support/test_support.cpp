@@ -241,20 +241,6 @@ uint16_t reserve_closed_port() {
     return ntohs(addr.sin_port);
 }
 
-void wait_for_port(uint16_t port, std::chrono::milliseconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        auto addr = loopback(port);
-        int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-        ::close(fd);
-        if (rc == 0) return;
-        if (std::chrono::steady_clock::now() > deadline) FAIL("nothing accepted on port " << port);
-        std::this_thread::yield();
-        ::poll(nullptr, 0, 5);  // back off a little between connection attempts, not a readiness guess
-    }
-}
-
 uint16_t wait_for_lb_port(const std::string& log_path, std::chrono::milliseconds limit) {
     auto deadline = std::chrono::steady_clock::now() + limit;
     const std::string marker = "listening on ";

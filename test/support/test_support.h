@@ -85,8 +85,6 @@ int status_of(uint16_t port, const std::string& request);
 
 // A port on 127.0.0.1 that was bound and then closed: connecting to it is refused.
 uint16_t reserve_closed_port();
-// Polls by connecting until something accepts on 127.0.0.1:port, or fails the test.
-void wait_for_port(uint16_t port, std::chrono::milliseconds limit = std::chrono::seconds{10});
 
 // Waits for an lb started with `listen: ...:0` to log "listening on HOST:PORT" into `log_path` and returns the
 // port. No port is reserved in advance, so no other process can take it in between.
