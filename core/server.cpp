@@ -195,6 +195,8 @@ void Server::shutdown() {
 
 uint64_t Server::connections_accepted(size_t shard) const { return shards_[shard]->connections_accepted(); }
 
+uint64_t Server::health_applied_ns(size_t shard) const { return shards_[shard]->health_applied_ns(); }
+
 uint64_t Server::idle_upstream_connections() const {
     uint64_t total = 0;
     for (const auto& shard : shards_) total += shard->idle_upstream_connections();

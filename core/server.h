@@ -51,6 +51,8 @@ class Server {
     std::vector<bool> shard_views_of_backend(size_t backend) const;
     // Any thread: uv_hrtime() of the last transition the health loop broadcast (0: none yet).
     uint64_t last_health_transition_ns() const { return last_transition_ns_.load(std::memory_order_acquire); }
+    // Any thread: uv_hrtime() when `shard` last applied a health transition (0: never).
+    uint64_t health_applied_ns(size_t shard) const;
     // After wait(): whether every shard's loop closed with no handle left open.
     bool closed_cleanly() const;
 

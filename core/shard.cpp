@@ -189,6 +189,7 @@ void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generat
             if (queue_.size() >= before) break;
         }
     }
+    health_applied_ns_.store(uv_hrtime(), std::memory_order_release);
 }
 
 void Shard::refresh_pool_health() {

@@ -74,6 +74,8 @@ class Shard {
     // Applies a health transition decided on the health loop (through the inbox). Transitions older than one
     // already applied to the backend are dropped.
     void apply_health(pool::BackendId backend, bool healthy, uint64_t generation);
+    // Any thread: uv_hrtime() when this shard last applied a health transition (0: never).
+    uint64_t health_applied_ns() const { return health_applied_ns_.load(std::memory_order_acquire); }
 
     // The wait queue for requests that found every eligible backend at its connection limit.
     bool enqueue(ProxySession* session);  // false when the queue is full
@@ -122,6 +124,7 @@ class Shard {
     bool stopped_ = false;
     bool closed_cleanly_ = false;
     std::atomic<uint64_t> accepted_{0};
+    std::atomic<uint64_t> health_applied_ns_{0};
 };
 
 }  // namespace lb::core

@@ -447,6 +447,8 @@ void Connection::start_response() {
     const uint64_t delay = controls_.delay_ms + backend_.extra_delay_ms.load(std::memory_order_relaxed);
     if (!error && delay > 0) {
         delay_pending_ = true;
+        // The loop's clock is cached from the start of this iteration; a stale one would cut the delay short.
+        uv_update_time(tcp_.loop);
         uv_timer_start(&timer_, on_timer, delay, 0);
         return;
     }

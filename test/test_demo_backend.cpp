@@ -402,7 +402,8 @@ TEST_CASE("close, mid_close, delay and malformed requests", "[demo]") {
         auto start = std::chrono::steady_clock::now();
         Response r = lb::test::http_get(server.port(), "/?delay_ms=100");
         CHECK(r.status == 200);
-        CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds{100});
+        // libuv's timer clock counts whole milliseconds, so a 100 ms timer may fire up to 1 ms early.
+        CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds{99});
     }
     {
         Client client(server.port());
@@ -445,9 +446,8 @@ TEST_CASE("stop() closes everything and can be followed by start()", "[demo]") {
     // Wait until both requests are being served: readiness by counters, not by sleeping.
     while (backend.requests_served() < 3) std::this_thread::yield();
 
-    auto start = std::chrono::steady_clock::now();
+    // stop() must not wait for the 60 s delay: the 30 s watchdog fails the test if it does.
     backend.stop();  // aborts the process if a loop still has handles
-    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds{5});
     CHECK(idle.wait_closed());
     CHECK(waiting.wait_closed());
     backend.stop();  // idempotent

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <thread>
@@ -157,7 +158,7 @@ TEST_CASE("slow start ramps a returning backend's weight up to its configured we
     Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) {
         fast_checks(c);
-        c.health.slow_start = 1500ms;
+        c.health.slow_start = 4000ms;  // long enough that 20 requests land early in the ramp even under TSan
         c.balancer.algorithm = "weighted_round_robin";
         c.backends[0].weight = 10;
         c.backends[1].weight = 10;
@@ -196,8 +197,17 @@ TEST_CASE("a health transition reaches every one of 4 shards within a few millis
     proxy.backend(1).stop();
     wait_until([&] { return proxy.server().last_health_transition_ns() != 0; }, "the transition is decided");
     wait_until([&] { return every_shard_sees(proxy.server(), 1, false); }, "every shard applied it");
-    double elapsed_ms = static_cast<double>(uv_hrtime() - proxy.server().last_health_transition_ns()) / 1e6;
-    WARN("decided-to-applied on all 4 shards (upper bound, includes this thread's polling): " << elapsed_ms << " ms");
-    // Generous for sanitizer builds on a loaded 2-core machine; a plain build sees well under a millisecond.
-    CHECK(elapsed_ms < 100);
+    // Each shard stamps the moment it applied the transition, so this is the broadcast's own latency, without
+    // this thread's polling.
+    const uint64_t decided = proxy.server().last_health_transition_ns();
+    uint64_t last_applied = 0;
+    for (size_t shard = 0; shard < 4; ++shard) {
+        last_applied = std::max(last_applied, proxy.server().health_applied_ns(shard));
+    }
+    REQUIRE(last_applied >= decided);
+    double elapsed_ms = static_cast<double>(last_applied - decided) / 1e6;
+    WARN("decided-to-applied on the last of 4 shards: " << elapsed_ms << " ms");
+    // The issue asks for "a few milliseconds"; a plain build sees about 0.1 ms. The bound is loose because TSan
+    // runs this on 2 loaded cores, where a woken shard thread can wait a scheduler tick or two.
+    CHECK(elapsed_ms < 50);
 }
