@@ -113,6 +113,7 @@ void ProxySession::parse_client_input() {
         if (phase_ == Phase::exchanging && request_complete_) break;
         if (phase_ == Phase::idle) {
             phase_ = Phase::reading_head;
+            awaiting_first_request_ = false;
             arm_timer(Lane::client_header);
             exchange();
             if (shard_.metrics().enabled()) exchange_->request_started_ns = uv_hrtime();
@@ -689,7 +690,11 @@ void ProxySession::on_deadline(DeadlineHook& hook) {
 void ProxySession::begin_drain() {
     draining_ = true;
     client_keep_alive_ = false;
-    if (phase_ == Phase::idle) close();
+    // A connection still waiting for its first request was accepted just before the listener closed (a reload
+    // or a shutdown racing a connect): its client is sending a request, so it is served, with Connection:
+    // close, rather than dropped. The header timeout and the drain timeout bound the wait. Only a connection
+    // idle between requests is closed at once, which HTTP/1.1 clients expect of keep-alive.
+    if (phase_ == Phase::idle && !awaiting_first_request_) close();
 }
 
 void ProxySession::close() {

@@ -158,6 +158,7 @@ class ProxySession final : public WriteTarget,
     bool closing_ = false;
     bool client_reading_ = false;
     bool draining_ = false;
+    bool awaiting_first_request_ = true;  // no byte of a request has arrived on this connection yet
     bool dispatched_ = false;             // backend_ counts this request in flight
     bool fresh_connection_only_ = false;  // a reused connection failed: the retry must not take another
     bool head_ready_ = false;             // a head was parsed and waits for dispatch
