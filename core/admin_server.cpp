@@ -123,7 +123,7 @@ class AdminConnection final : public http::MessageSink, public IntrusiveList<Adm
 
 }  // namespace
 
-AdminServer::AdminServer(const SocketAddress& address, Page metrics, Page status) : loop_(std::make_unique<Loop>()) {
+AdminServer::AdminServer(int listen_fd, Page metrics, Page status) : loop_(std::make_unique<Loop>()) {
     loop_->metrics = std::move(metrics);
     loop_->status = std::move(status);
     uv_loop_init(&loop_->loop);
@@ -136,7 +136,8 @@ AdminServer::AdminServer(const SocketAddress& address, Page metrics, Page status
         uv_close(reinterpret_cast<uv_handle_t*>(&loop->stop), nullptr);
         loop->connections.for_each([](AdminConnection* c) { c->close(); });
     });
-    int rc = uv_tcp_bind(&loop_->listener, address.get(), 0);
+    int rc = uv_tcp_open(&loop_->listener, listen_fd);
+    if (rc != 0) ::close(listen_fd);  // not the handle's yet
     if (rc == 0) {
         rc = uv_listen(reinterpret_cast<uv_stream_t*>(&loop_->listener), 128, [](uv_stream_t* listener, int status) {
             if (status == 0) AdminConnection::accept(*static_cast<Loop*>(listener->data));
@@ -147,14 +148,10 @@ AdminServer::AdminServer(const SocketAddress& address, Page metrics, Page status
         uv_close(reinterpret_cast<uv_handle_t*>(&loop_->stop), nullptr);
         uv_run(&loop_->loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop_->loop);
-        throw std::runtime_error(fmt::format("cannot listen on {} (admin): {}", address.to_string(), uv_strerror(rc)));
+        throw std::runtime_error(fmt::format("cannot listen (admin): {}", uv_strerror(rc)));
     }
-    sockaddr_storage bound{};
-    int length = sizeof bound;
-    uv_tcp_getsockname(&loop_->listener, reinterpret_cast<sockaddr*>(&bound), &length);
-    SocketAddress bound_address;
-    bound_address.storage = bound;
-    port_ = bound_address.port();
+    listen_fd_ = listen_fd;
+    port_ = bound_address(listen_fd).port();
 }
 
 void AdminServer::start() {
@@ -173,6 +170,7 @@ void AdminServer::stop() {
     }
     uv_loop_close(&loop_->loop);
     loop_.reset();
+    listen_fd_ = -1;
 }
 
 AdminServer::~AdminServer() { stop(); }

@@ -19,8 +19,9 @@ class AdminServer {
         std::function<std::string()> render;  // called on the admin thread
     };
 
-    // Binds `address` now (throws std::runtime_error on failure) and serves once start() runs.
-    AdminServer(const SocketAddress& address, Page metrics, Page status);
+    // Takes ownership of `listen_fd`, a listening socket, and serves it once start() runs. Throws
+    // std::runtime_error (the socket is closed then too).
+    AdminServer(int listen_fd, Page metrics, Page status);
     ~AdminServer();  // stop()
     AdminServer(const AdminServer&) = delete;
     AdminServer& operator=(const AdminServer&) = delete;
@@ -28,12 +29,15 @@ class AdminServer {
     void start();
     void stop();  // closes the listener and open connections, joins the thread
     uint16_t port() const { return port_; }
+    // The listening socket, for a successor to duplicate (valid until stop()).
+    int listen_fd() const { return listen_fd_; }
 
     struct Loop;  // the admin thread's loop and handles (admin_server.cpp)
 
   private:
     std::unique_ptr<Loop> loop_;
     std::thread thread_;
+    int listen_fd_ = -1;
     uint16_t port_ = 0;
 };
 

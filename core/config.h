@@ -17,6 +17,7 @@ using Millis = std::chrono::milliseconds;
 struct HostPort {
     std::string host;  // a literal IPv4/IPv6 address or a name, resolved when the balancer starts
     uint16_t port = 0;
+    bool operator==(const HostPort&) const = default;
 };
 
 struct BackendConfig {

@@ -60,6 +60,12 @@ int open_reuseport_listener(const SocketAddress& address, int backlog) {
     return fd;
 }
 
+int duplicate_listener(int fd) {
+    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) throw std::runtime_error(fmt::format("cannot take over a listening socket: {}", std::strerror(errno)));
+    return copy;
+}
+
 SocketAddress bound_address(int fd) {
     SocketAddress address;
     address.length = sizeof address.storage;

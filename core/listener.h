@@ -27,6 +27,10 @@ SocketAddress resolve(const HostPort& endpoint);
 // std::runtime_error naming the address and the reason.
 int open_reuseport_listener(const SocketAddress& address, int backlog);
 
+// A second descriptor for a listening socket (close-on-exec), sharing its accept queue. Throws
+// std::runtime_error.
+int duplicate_listener(int fd);
+
 // The address a socket is bound to.
 SocketAddress bound_address(int fd);
 

@@ -1,4 +1,5 @@
-// lb: the command line. Loads lb.yaml, starts the shards, and turns SIGINT/SIGTERM into a graceful drain.
+// lb: the command line. Loads lb.yaml, starts the shards, turns SIGHUP into a reload and SIGINT/SIGTERM into a
+// graceful drain.
 #include <uv.h>
 
 #include <cstdio>
@@ -8,7 +9,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
-#include "core/server.h"
+#include "core/supervisor.h"
 
 namespace {
 
@@ -18,6 +19,8 @@ constexpr const char* kUsage = R"(Usage: lb [-c FILE] [--check]
   -h, --help         show this help
   -V, --version      show the version
 
+SIGHUP reloads FILE: new connections go to the new configuration at once, connections in progress finish
+under the old one (up to its timeouts.drain). A file with an error is reported and the old configuration kept.
 SIGINT or SIGTERM stops accepting, lets in-flight requests finish (up to timeouts.drain), then exits 0.
 A second signal exits at once.
 )";
@@ -27,48 +30,56 @@ struct Options {
     bool check_only = false;
 };
 
-int run(const lb::core::Config& config) {
-    lb::core::Server server(config);
+int run(const std::string& config_path, lb::core::Config config) {
+    lb::core::Supervisor supervisor(config_path, std::move(config));
     try {
-        server.start();
+        supervisor.start();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "lb: %s\n", e.what());
         return 1;
     }
-    lb::core::log(lb::core::LogLevel::info, "lb {} listening on {}:{} with {} workers and {} backends", LB_VERSION,
-                  config.listen.host, server.port(), server.shard_count(), config.backends.size());
-
-    // The main thread only waits for signals; the shards do all the work.
+    // The main thread only handles signals; the shards do all the work.
     uv_loop_t loop;
     uv_loop_init(&loop);
-    uv_signal_t sigint, sigterm;
-    uv_signal_init(&loop, &sigint);
-    uv_signal_init(&loop, &sigterm);
-    sigint.data = sigterm.data = &server;
-    auto on_signal = [](uv_signal_t* handle, int signum) {
-        static bool stopping = false;
-        if (stopping) {
+    struct Control {
+        lb::core::Supervisor& supervisor;
+        uv_async_t drained{};
+        std::thread waiter;  // started by the first SIGINT/SIGTERM
+    } control{supervisor, {}, {}};
+    uv_async_init(&loop, &control.drained, [](uv_async_t* handle) { uv_stop(handle->loop); });
+    control.drained.data = &control;
+
+    uv_signal_t sigint, sigterm, sighup;
+    for (uv_signal_t* handle : {&sigint, &sigterm, &sighup}) {
+        uv_signal_init(&loop, handle);
+        handle->data = &control;
+    }
+    auto on_stop_signal = [](uv_signal_t* handle, int signum) {
+        auto& control = *static_cast<Control*>(handle->data);
+        if (control.waiter.joinable()) {
             lb::core::log(lb::core::LogLevel::warn, "second signal: exiting without waiting for the drain");
             std::_Exit(1);
         }
-        stopping = true;
         lb::core::log(lb::core::LogLevel::info, "{}: draining connections", strsignal(signum));
-        static_cast<lb::core::Server*>(handle->data)->request_shutdown();
+        control.supervisor.request_shutdown();
+        // The generations end on their own once drained; this thread tells the loop.
+        control.waiter = std::thread([&control] {
+            control.supervisor.wait();
+            uv_async_send(&control.drained);
+        });
     };
-    uv_signal_start(&sigint, on_signal, SIGINT);
-    uv_signal_start(&sigterm, on_signal, SIGTERM);
-    // The shards end on their own once drained; a thread waiting for them ends this loop.
-    uv_async_t done;
-    uv_async_init(&loop, &done, [](uv_async_t* handle) { uv_stop(handle->loop); });
-    std::thread waiter([&] {
-        server.wait();
-        uv_async_send(&done);
-    });
+    uv_signal_start(&sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&sighup, [](uv_signal_t* handle, int) {
+        auto& control = *static_cast<Control*>(handle->data);
+        if (control.waiter.joinable()) return;  // already stopping
+        lb::core::log(lb::core::LogLevel::info, "SIGHUP: reloading the configuration");
+        control.supervisor.reload();
+    }, SIGHUP);
     uv_run(&loop, UV_RUN_DEFAULT);
-    waiter.join();
-    uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&done), nullptr);
+    control.waiter.join();
+    for (uv_signal_t* handle : {&sigint, &sigterm, &sighup}) uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&control.drained), nullptr);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     lb::core::log(lb::core::LogLevel::info, "stopped");
@@ -110,5 +121,5 @@ int main(int argc, char** argv) {
         std::printf("%s: OK (%zu backends)\n", options.config_path.c_str(), config.backends.size());
         return 0;
     }
-    return run(config);
+    return run(options.config_path, std::move(config));
 }

@@ -31,7 +31,7 @@ Server::~Server() {
     if (admin_) admin_->stop();
 }
 
-void Server::start() {
+void Server::start(const Server* predecessor) {
     // A client that goes away mid-write must cost an EPIPE, not the process.
     ::signal(SIGPIPE, SIG_IGN);
     const Config& config = context_->config;
@@ -47,17 +47,29 @@ void Server::start() {
     if (config.health.enabled || config.health.passive.consecutive_failures > 0) start_health_monitor();
     start_time_seconds_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (config.admin.enabled) {
+        int admin_fd = -1;
+        if (predecessor && predecessor->admin_ && predecessor->config().admin.listen == config.admin.listen) {
+            admin_fd = duplicate_listener(predecessor->admin_->listen_fd());
+        } else {
+            admin_fd = open_reuseport_listener(resolve(config.admin.listen), 128);
+        }
         admin_ = std::make_unique<AdminServer>(
-            resolve(config.admin.listen),
-            AdminServer::Page{std::string(metrics::kContentType), [this] { return render_metrics(); }},
+            admin_fd, AdminServer::Page{std::string(metrics::kContentType), [this] { return render_metrics(); }},
             AdminServer::Page{"application/json", [this] { return render_status(); }});
     }
 
-    SocketAddress listen_address = resolve(config.listen);
+    // A successor on the same address takes over its predecessor's sockets, one per shard, so the connections
+    // waiting in their accept queues are served, not reset. Extra shards join with sockets of their own.
+    const bool inherits = predecessor && predecessor->config().listen == config.listen;
+    SocketAddress listen_address = inherits ? predecessor->bound_listen_address() : resolve(config.listen);
     std::vector<int> fds;
     try {
         for (unsigned i = 0; i < config.workers; ++i) {
-            fds.push_back(open_reuseport_listener(listen_address, 4096));
+            if (inherits && i < predecessor->shards_.size()) {
+                fds.push_back(duplicate_listener(predecessor->shards_[i]->listen_fd()));
+            } else {
+                fds.push_back(open_reuseport_listener(listen_address, 4096));
+            }
             // Port 0: the first bind picks the port, and every other shard joins that one.
             if (i == 0) listen_address = bound_address(fds[0]);
         }
@@ -128,6 +140,15 @@ std::string Server::render_status() const {
         status.shards.push_back({shard->index(), own.global.client_connections_active, shard->connections_accepted()});
     }
     return render_status_json(status);
+}
+
+const Config& Server::config() const { return context_->config; }
+
+SocketAddress Server::bound_listen_address() const { return bound_address(shards_.front()->listen_fd()); }
+
+void Server::retire() {
+    if (admin_) admin_->stop();
+    request_shutdown();
 }
 
 void Server::request_shutdown() {

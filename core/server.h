@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/listener.h"
 #include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
 
@@ -26,16 +27,22 @@ class Server {
     Server& operator=(const Server&) = delete;
 
     // Binds every listener and starts the shard threads; connections are accepted when it returns.
-    // Throws std::runtime_error (address in use, unresolvable backend, ...).
-    void start();
+    // With a running `predecessor` (a reload), listeners on an unchanged address are taken over from it rather
+    // than bound anew; the predecessor keeps serving until it is retired. Throws std::runtime_error (address in
+    // use, unresolvable backend, ...), leaving the predecessor untouched.
+    void start(const Server* predecessor = nullptr);
     // Starts a graceful drain on every shard and returns at once. Safe from any thread.
     void request_shutdown();
+    // Hands over to a successor started from this one: closes the admin listener now (the successor answers
+    // scrapes from here on), then drains like request_shutdown().
+    void retire();
     // Waits for every shard to finish draining.
     void wait();
     // request_shutdown() then wait().
     void shutdown();
 
     uint16_t port() const { return port_; }
+    const Config& config() const;
     // The admin listener's port (0 when admin is disabled).
     uint16_t admin_port() const;
     // The Prometheus text of every shard's metrics merged, and the /status JSON. Any thread.
@@ -65,6 +72,7 @@ class Server {
 
   private:
     void start_health_monitor();
+    SocketAddress bound_listen_address() const;
     void broadcast_health(const health::Transition& transition);
 
     std::unique_ptr<ServerContext> context_;

@@ -62,6 +62,8 @@ class Shard {
     const sockaddr* backend_address(pool::BackendId id) const { return context_.backend_addresses[id].get(); }
     const std::string& backend_name(pool::BackendId id) const { return pool_.backend(id).name; }
     unsigned index() const { return index_; }
+    // The listening socket, for a successor to duplicate; valid until the drain begins.
+    int listen_fd() const { return listen_fd_; }
     // Whether requests need a consistent-hash key computed (decided once, not per request).
     bool picks_by_hash_key() const { return picks_by_hash_key_; }
     bool draining() const { return draining_; }

@@ -1,0 +1,78 @@
+#include "core/supervisor.h"
+
+#include "core/log.h"
+
+namespace lb::core {
+
+Supervisor::Supervisor(std::string config_path, Config config)
+    : config_path_(std::move(config_path)), current_(std::make_unique<Server>(std::move(config))) {}
+
+Supervisor::~Supervisor() {
+    request_shutdown();
+    wait();
+}
+
+void Supervisor::start() {
+    current_->start();
+    log_listening("lb " LB_VERSION);
+}
+
+void Supervisor::log_listening(const std::string& what) const {
+    const Config& config = current_->config();
+    std::string admin =
+        current_->admin_port() ? fmt::format("; admin on {}:{}", config.admin.listen.host, current_->admin_port()) : "";
+    log(LogLevel::info, "{} listening on {}:{} with {} workers and {} backends{}", what, config.listen.host,
+        current_->port(), current_->shard_count(), config.backends.size(), admin);
+}
+
+bool Supervisor::reload() {
+    reap_drained();
+    Config config;
+    try {
+        config = load_config_file(config_path_);
+    } catch (const ConfigError& e) {
+        log(LogLevel::error, "reload failed, keeping the running configuration: {}", e.what());
+        return false;
+    }
+    auto next = std::make_unique<Server>(std::move(config));
+    try {
+        next->start(current_.get());
+    } catch (const std::exception& e) {
+        log(LogLevel::error, "reload failed, keeping the running configuration: {}", e.what());
+        return false;
+    }
+    // The new generation already accepts on the shared sockets; only now may the old one let go of them.
+    current_->retire();
+    Retiring old{std::move(current_), std::make_shared<std::atomic<bool>>(false), {}};
+    old.waiter = std::thread([server = old.server.get(), drained = old.drained, generation = generation_] {
+        server->wait();
+        drained->store(true, std::memory_order_release);
+        log(LogLevel::info, "configuration generation {} drained", generation);
+    });
+    retiring_.push_back(std::move(old));
+    current_ = std::move(next);
+    ++generation_;
+    log_listening(fmt::format("reloaded {}: generation {}", config_path_, generation_));
+    return true;
+}
+
+void Supervisor::request_shutdown() {
+    current_->request_shutdown();
+    for (auto& old : retiring_) old.server->request_shutdown();
+}
+
+void Supervisor::wait() {
+    current_->wait();
+    for (auto& old : retiring_) old.waiter.join();
+    retiring_.clear();
+}
+
+void Supervisor::reap_drained() {
+    std::erase_if(retiring_, [](Retiring& old) {
+        if (!old.drained->load(std::memory_order_acquire)) return false;
+        old.waiter.join();
+        return true;
+    });
+}
+
+}  // namespace lb::core

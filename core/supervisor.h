@@ -1,0 +1,51 @@
+// Runs one Server generation at a time and replaces it on reload (SIGHUP), the way nginx swaps its workers: the
+// new generation is built from the re-read file and takes over the listening sockets, then the old one stops
+// taking connections and drains in the background under its own timeouts. A file that does not load, or a
+// generation that does not start, leaves the running one exactly as it was.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/config.h"
+#include "core/server.h"
+
+namespace lb::core {
+
+class Supervisor {
+  public:
+    // `config` is what `config_path` held at start-up; reload() reads the path again.
+    Supervisor(std::string config_path, Config config);
+    ~Supervisor();  // drains and waits for every generation still running
+    Supervisor(const Supervisor&) = delete;
+    Supervisor& operator=(const Supervisor&) = delete;
+
+    // Starts the first generation. Throws std::runtime_error.
+    void start();
+    // Re-reads the file and switches to a new generation. Returns false, having logged why, when the running
+    // configuration is kept. Call from one control thread, never after request_shutdown().
+    bool reload();
+    // Drains every generation: the current one and any still finishing after a reload.
+    void request_shutdown();
+    // Waits until every generation has drained.
+    void wait();
+
+  private:
+    struct Retiring {
+        std::unique_ptr<Server> server;
+        std::shared_ptr<std::atomic<bool>> drained;
+        std::thread waiter;
+    };
+    void reap_drained();
+    void log_listening(const std::string& what) const;
+
+    std::string config_path_;
+    std::unique_ptr<Server> current_;
+    std::vector<Retiring> retiring_;
+    unsigned generation_ = 1;
+};
+
+}  // namespace lb::core
