@@ -32,12 +32,6 @@ struct Options {
 
 int run(const std::string& config_path, lb::core::Config config) {
     lb::core::Supervisor supervisor(config_path, std::move(config));
-    try {
-        supervisor.start();
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "lb: %s\n", e.what());
-        return 1;
-    }
     // The main thread only handles signals; the shards do all the work.
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -49,6 +43,8 @@ int run(const std::string& config_path, lb::core::Config config) {
     uv_async_init(&loop, &control.drained, [](uv_async_t* handle) { uv_stop(handle->loop); });
     control.drained.data = &control;
 
+    // Handlers are in place before lb says it is listening, so a SIGHUP sent on that line is a reload, not the
+    // default action (exit). Signals wait for uv_run.
     uv_signal_t sigint, sigterm, sighup;
     for (uv_signal_t* handle : {&sigint, &sigterm, &sighup}) {
         uv_signal_init(&loop, handle);
@@ -76,14 +72,24 @@ int run(const std::string& config_path, lb::core::Config config) {
         lb::core::log(lb::core::LogLevel::info, "SIGHUP: reloading the configuration");
         control.supervisor.reload();
     }, SIGHUP);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    control.waiter.join();
+
+    int exit_code = 0;
+    try {
+        supervisor.start();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "lb: %s\n", e.what());
+        exit_code = 1;
+    }
+    if (exit_code == 0) {
+        uv_run(&loop, UV_RUN_DEFAULT);
+        control.waiter.join();
+    }
     for (uv_signal_t* handle : {&sigint, &sigterm, &sighup}) uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&control.drained), nullptr);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    lb::core::log(lb::core::LogLevel::info, "stopped");
-    return 0;
+    if (exit_code == 0) lb::core::log(lb::core::LogLevel::info, "stopped");
+    return exit_code;
 }
 
 }  // namespace

@@ -27,17 +27,12 @@ void Supervisor::log_listening(const std::string& what) const {
 
 bool Supervisor::reload() {
     reap_drained();
-    Config config;
+    std::unique_ptr<Server> next;
     try {
-        config = load_config_file(config_path_);
-    } catch (const ConfigError& e) {
-        log(LogLevel::error, "reload failed, keeping the running configuration: {}", e.what());
-        return false;
-    }
-    auto next = std::make_unique<Server>(std::move(config));
-    try {
+        next = std::make_unique<Server>(load_config_file(config_path_));
         next->start(current_.get());
     } catch (const std::exception& e) {
+        // A ConfigError names file:line:column; a start error names the address or backend.
         log(LogLevel::error, "reload failed, keeping the running configuration: {}", e.what());
         return false;
     }
