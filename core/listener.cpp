@@ -46,12 +46,12 @@ SocketAddress resolve(const HostPort& endpoint) {
     return address;
 }
 
-int open_reuseport_listener(const SocketAddress& address, int backlog) {
+int open_listener(const SocketAddress& address, int backlog, PortSharing sharing) {
     int fd = ::socket(address.storage.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw std::runtime_error(fmt::format("socket(): {}", std::strerror(errno)));
     int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+    if ((sharing == PortSharing::shared && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
         ::bind(fd, address.get(), address.length) != 0 || ::listen(fd, backlog) != 0) {
         int err = errno;
         ::close(fd);
@@ -61,8 +61,15 @@ int open_reuseport_listener(const SocketAddress& address, int backlog) {
 }
 
 int duplicate_listener(int fd) {
-    int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (copy < 0) throw std::runtime_error(fmt::format("cannot take over a listening socket: {}", std::strerror(errno)));
+    // dup3() onto a number that socket() just handed out, rather than fcntl(F_DUPFD): libuv closes sockets with a
+    // raw syscall that ThreadSanitizer does not see, so a number it last saw from another thread's accept() would
+    // read as a race. socket() makes the number new in its eyes; the kernel needs none of this.
+    int copy = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (copy < 0 || ::dup3(fd, copy, O_CLOEXEC) < 0) {
+        int err = errno;
+        if (copy >= 0) ::close(copy);
+        throw std::runtime_error(fmt::format("cannot take over a listening socket: {}", std::strerror(err)));
+    }
     return copy;
 }
 

@@ -23,12 +23,17 @@ struct SocketAddress {
 // Resolves host:port (a literal address or a name) to its first address. Throws std::runtime_error.
 SocketAddress resolve(const HostPort& endpoint);
 
-// A non-blocking listening socket on `address` with SO_REUSEADDR and SO_REUSEPORT set. Throws
-// std::runtime_error naming the address and the reason.
-int open_reuseport_listener(const SocketAddress& address, int backlog);
+enum class PortSharing {
+    shared,     // SO_REUSEPORT: every shard binds its own socket and the kernel spreads connections
+    exclusive,  // a second bind fails: the admin port, where two processes answering scrapes would mislead
+};
 
-// A second descriptor for a listening socket (close-on-exec), sharing its accept queue. Throws
-// std::runtime_error.
+// A non-blocking listening socket on `address` with SO_REUSEADDR (and SO_REUSEPORT when shared). Throws
+// std::runtime_error naming the address and the reason.
+int open_listener(const SocketAddress& address, int backlog, PortSharing sharing);
+
+// A second descriptor for a listening socket (close-on-exec), sharing its accept queue: how a reload takes
+// over the sockets. Throws std::runtime_error.
 int duplicate_listener(int fd);
 
 // The address a socket is bound to.

@@ -690,10 +690,10 @@ void ProxySession::on_deadline(DeadlineHook& hook) {
 void ProxySession::begin_drain() {
     draining_ = true;
     client_keep_alive_ = false;
-    // A connection still waiting for its first request was accepted just before the listener closed (a reload
-    // or a shutdown racing a connect): its client is sending a request, so it is served, with Connection:
-    // close, rather than dropped. The header timeout and the drain timeout bound the wait. Only a connection
-    // idle between requests is closed at once, which HTTP/1.1 clients expect of keep-alive.
+    // A connection still waiting for its first request may have been accepted just before the listener closed
+    // (a reload or a shutdown racing a connect), with its request on the way: the shard gives it a short grace
+    // to arrive, then serves it with Connection: close. A connection idle between requests is closed at once,
+    // which HTTP/1.1 clients expect of keep-alive.
     if (phase_ == Phase::idle && !awaiting_first_request_) close();
 }
 

@@ -43,8 +43,11 @@ class ProxySession final : public WriteTarget,
     // Client writes.
     void on_write_done(int status) override;
 
-    // The shard is draining: an idle connection closes now, a busy one after its current response.
+    // The shard is draining: a connection idle between requests closes now, a busy one after its current
+    // response, one that has sent nothing yet when the shard's grace for a first request ends.
     void begin_drain();
+    // Idle with no byte of a request received since the connection opened.
+    bool awaiting_first_request() const { return phase_ == Phase::idle && awaiting_first_request_ && !closing_; }
     // From the shard's wait queue: a connection slot may be free now.
     void on_slot_free();
     void close();

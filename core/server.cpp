@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <utility>
 
 #include "core/admin_server.h"
 #include "core/listener.h"
@@ -48,10 +49,14 @@ void Server::start(const Server* predecessor) {
     start_time_seconds_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (config.admin.enabled) {
         int admin_fd = -1;
-        if (predecessor && predecessor->admin_ && predecessor->config().admin.listen == config.admin.listen) {
-            admin_fd = duplicate_listener(predecessor->admin_->listen_fd());
-        } else {
-            admin_fd = open_reuseport_listener(resolve(config.admin.listen), 128);
+        try {
+            if (predecessor && predecessor->admin_ && predecessor->config().admin.listen == config.admin.listen) {
+                admin_fd = duplicate_listener(predecessor->admin_->listen_fd());
+            } else {
+                admin_fd = open_listener(resolve(config.admin.listen), 128, PortSharing::exclusive);
+            }
+        } catch (const std::exception& e) {
+            throw std::runtime_error(fmt::format("admin.listen: {}", e.what()));
         }
         admin_ = std::make_unique<AdminServer>(
             admin_fd, AdminServer::Page{std::string(metrics::kContentType), [this] { return render_metrics(); }},
@@ -68,14 +73,14 @@ void Server::start(const Server* predecessor) {
             if (inherits && i < predecessor->shards_.size()) {
                 fds.push_back(duplicate_listener(predecessor->shards_[i]->listen_fd()));
             } else {
-                fds.push_back(open_reuseport_listener(listen_address, 4096));
+                fds.push_back(open_listener(listen_address, 4096, PortSharing::shared));
             }
             // Port 0: the first bind picks the port, and every other shard joins that one.
             if (i == 0) listen_address = bound_address(fds[0]);
         }
         for (unsigned i = 0; i < config.workers; ++i) {
-            shards_.push_back(std::make_unique<Shard>(i, *context_, fds[i]));
-            fds[i] = -1;
+            int fd = std::exchange(fds[i], -1);  // the shard's from here, even if it throws
+            shards_.push_back(std::make_unique<Shard>(i, *context_, fd));
         }
     } catch (...) {
         for (int fd : fds) {
@@ -85,9 +90,11 @@ void Server::start(const Server* predecessor) {
         throw;
     }
     port_ = listen_address.port();
-    for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
+    // The shards last: once one runs it serves traffic (on a reload, next to the old generation), so nothing
+    // that can fail may come after it.
     if (health_) health_->start();
     if (admin_) admin_->start();
+    for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
 }
 
 std::vector<bool> Server::shard_views_of_backend(size_t backend) const {
@@ -148,7 +155,9 @@ SocketAddress Server::bound_listen_address() const { return bound_address(shards
 
 void Server::retire() {
     if (admin_) admin_->stop();
-    request_shutdown();
+    if (shutdown_requested_.exchange(true)) return;
+    // Waits until every shard has closed its listener, so that from the return on, only the successor accepts.
+    run_on_every_shard([](Shard& shard) { shard.begin_drain(); });
 }
 
 void Server::request_shutdown() {

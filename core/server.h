@@ -33,8 +33,8 @@ class Server {
     void start(const Server* predecessor = nullptr);
     // Starts a graceful drain on every shard and returns at once. Safe from any thread.
     void request_shutdown();
-    // Hands over to a successor started from this one: closes the admin listener now (the successor answers
-    // scrapes from here on), then drains like request_shutdown().
+    // Hands over to a successor started from this one: closes the admin listener and every shard's listener
+    // before it returns (from then on only the successor accepts), and drains like request_shutdown().
     void retire();
     // Waits for every shard to finish draining.
     void wait();

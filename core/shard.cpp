@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 #include "core/log.h"
 #include "health/health_decision.h"
@@ -15,6 +17,11 @@ namespace {
 // How long a connection closed after an error response keeps discarding input, so the client reads the
 // response instead of a reset.
 constexpr uint64_t kLingerMs = 2000;
+
+// How long a drain waits for the first request of a connection that has sent nothing yet. One accepted just
+// before the listener closed usually has its request on the way, and a second covers a round trip anywhere; a
+// preconnected socket that stays silent does not hold the drain for the whole header timeout.
+constexpr uint64_t kFirstRequestGraceMs = 1000;
 
 DeadlineQueue::Durations lane_durations(const Config& config) {
     DeadlineQueue::Durations d{};
@@ -42,11 +49,15 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
                      static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())),
       metrics_(context.backends->size(), context.config.metrics_enabled) {
     static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
-    if (uv_loop_init(&loop_) != 0) throw std::runtime_error("uv_loop_init failed");
+    if (uv_loop_init(&loop_) != 0) {
+        ::close(listen_fd_);
+        throw std::runtime_error("uv_loop_init failed");
+    }
     deadlines_.emplace(&loop_, lane_durations(context.config), &ProxySession::on_deadline);
     uv_tcp_init(&loop_, &listener_);
     inbox_.init(&loop_, *this);
     uv_timer_init(&loop_, &drain_timer_);
+    uv_timer_init(&loop_, &first_request_grace_timer_);
     uv_timer_init(&loop_, &slow_start_timer_);
     slow_start_timer_.data = this;
     picks_by_hash_key_ = context.config.balancer.algorithm == "consistent_hash";
@@ -60,22 +71,31 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     }
     listener_.data = this;
     drain_timer_.data = this;
+    first_request_grace_timer_.data = this;
     int rc = uv_tcp_open(&listener_, listen_fd_);
+    if (rc != 0) ::close(listen_fd_);  // not the handle's yet
     if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 4096, &Shard::on_connection);
-    if (rc != 0) throw std::runtime_error(fmt::format("shard {}: cannot listen: {}", index, uv_strerror(rc)));
+    if (rc != 0) {
+        // No destructor runs for a constructor that throws: free the loop here.
+        close_handles_before_run();
+        throw std::runtime_error(fmt::format("shard {}: cannot listen: {}", index, uv_strerror(rc)));
+    }
 }
 
 Shard::~Shard() {
-    if (!stopped_) {
-        // run() never ran: close the handles here so the loop can be closed.
-        uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-        inbox_.close();
-        deadlines_->close();
-        uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
-        uv_run(&loop_, UV_RUN_DEFAULT);
-        uv_loop_close(&loop_);
-    }
+    if (!stopped_) close_handles_before_run();
+}
+
+void Shard::close_handles_before_run() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    inbox_.close();
+    deadlines_->close();
+    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&first_request_grace_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
+    stopped_ = true;
 }
 
 void Shard::run() {
@@ -110,9 +130,23 @@ void Shard::begin_drain() {
     if (draining_) return;
     draining_ = true;
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
-    uv_timer_start(&drain_timer_, &Shard::on_drain_timeout, context_.config.timeouts.drain.count(), 0);
+    const auto drain_ms = static_cast<uint64_t>(context_.config.timeouts.drain.count());
+    const auto header_ms = static_cast<uint64_t>(context_.config.timeouts.client_header.count());
+    uv_timer_start(&drain_timer_, &Shard::on_drain_timeout, drain_ms, 0);
+    uv_timer_start(&first_request_grace_timer_, &Shard::on_first_request_grace_end,
+                   std::min({kFirstRequestGraceMs, header_ms, drain_ms}), 0);
     sessions_.for_each([](ProxySession* session) { session->begin_drain(); });
     finish_if_drained();
+}
+
+void Shard::on_first_request_grace_end(uv_timer_t* timer) {
+    auto* self = static_cast<Shard*>(timer->data);
+    // Collected first: close() unlinks the session from the list being walked.
+    std::vector<ProxySession*> silent;
+    self->sessions_.for_each([&](ProxySession* session) {
+        if (session->awaiting_first_request()) silent.push_back(session);
+    });
+    for (ProxySession* session : silent) session->close();
 }
 
 void Shard::on_drain_timeout(uv_timer_t* timer) {
@@ -130,6 +164,7 @@ void Shard::finish_if_drained() {
     inbox_.close();
     deadlines_->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&first_request_grace_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
 }
 

@@ -35,7 +35,7 @@ struct ServerContext {
 
 class Shard {
   public:
-    // `listen_fd` is a bound, listening socket this shard takes ownership of.
+    // `listen_fd` is a bound, listening socket this shard takes ownership of (it is closed if this throws).
     Shard(unsigned index, const ServerContext& context, int listen_fd);
     ~Shard();
     Shard(const Shard&) = delete;
@@ -45,6 +45,8 @@ class Shard {
     void run();
     // Any thread: stop accepting, finish in-flight requests (up to the drain timeout), then stop.
     void request_drain();
+    // Owner loop only: the same, at once. Closes the listener before it returns.
+    void begin_drain();
     // Any thread: runs `task` on this shard's loop. False once the shard has stopped.
     bool post(ShardInbox::Task task) { return inbox_.post(std::move(task)); }
 
@@ -92,7 +94,8 @@ class Shard {
   private:
     static void on_connection(uv_stream_t* listener, int status);
     static void on_drain_timeout(uv_timer_t* timer);
-    void begin_drain();
+    static void on_first_request_grace_end(uv_timer_t* timer);
+    void close_handles_before_run();
     void finish_if_drained();
     void wake_queued();
     void refresh_pool_health();
@@ -106,6 +109,7 @@ class Shard {
     uv_tcp_t listener_;
     ShardInbox inbox_;
     uv_timer_t drain_timer_;
+    uv_timer_t first_request_grace_timer_;
     uv_timer_t slow_start_timer_;
     pool::ShardPool pool_;
     UpstreamPool upstream_pool_;

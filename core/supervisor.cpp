@@ -1,5 +1,7 @@
 #include "core/supervisor.h"
 
+#include <utility>
+
 #include "core/log.h"
 
 namespace lb::core {
@@ -26,6 +28,10 @@ void Supervisor::log_listening(const std::string& what) const {
 }
 
 bool Supervisor::reload() {
+    if (stopping_) {
+        log(LogLevel::warn, "reload ignored: lb is stopping");
+        return false;
+    }
     reap_drained();
     std::unique_ptr<Server> next;
     try {
@@ -38,20 +44,20 @@ bool Supervisor::reload() {
     }
     // The new generation already accepts on the shared sockets; only now may the old one let go of them.
     current_->retire();
-    Retiring old{std::move(current_), std::make_shared<std::atomic<bool>>(false), {}};
+    auto& old = retiring_.emplace_back(Retiring{std::exchange(current_, std::move(next)),
+                                                std::make_shared<std::atomic<bool>>(false), {}});
     old.waiter = std::thread([server = old.server.get(), drained = old.drained, generation = generation_] {
         server->wait();
         drained->store(true, std::memory_order_release);
         log(LogLevel::info, "configuration generation {} drained", generation);
     });
-    retiring_.push_back(std::move(old));
-    current_ = std::move(next);
     ++generation_;
     log_listening(fmt::format("reloaded {}: generation {}", config_path_, generation_));
     return true;
 }
 
 void Supervisor::request_shutdown() {
+    stopping_ = true;
     current_->request_shutdown();
     for (auto& old : retiring_) old.server->request_shutdown();
 }

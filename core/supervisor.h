@@ -26,7 +26,7 @@ class Supervisor {
     // Starts the first generation. Throws std::runtime_error.
     void start();
     // Re-reads the file and switches to a new generation. Returns false, having logged why, when the running
-    // configuration is kept. Call from one control thread, never after request_shutdown().
+    // configuration is kept (also once request_shutdown() has run). Call from one control thread.
     bool reload();
     // Drains every generation: the current one and any still finishing after a reload.
     void request_shutdown();
@@ -46,6 +46,7 @@ class Supervisor {
     std::unique_ptr<Server> current_;
     std::vector<Retiring> retiring_;
     unsigned generation_ = 1;
+    bool stopping_ = false;
 };
 
 }  // namespace lb::core

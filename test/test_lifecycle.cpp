@@ -123,3 +123,27 @@ TEST_CASE("the drain timeout closes requests still in flight, and the shards sto
     proxy.stop();  // returns only once every shard has stopped, with no handle left (checked inside)
     for (auto& client : clients) CHECK(client->read_until_closed().empty());
 }
+
+TEST_CASE("a drain serves a connection's first request if it comes soon, and closes one that stays silent",
+          "[lifecycle][shutdown]") {
+    Watchdog watchdog;
+    // Header and drain timeouts far longer than the client's read timeout: only the drain's short grace for a
+    // first request can close the silent connection in time.
+    ProxyFixture proxy(1, [](lb::core::Config& c) {
+        c.timeouts.client_header = std::chrono::seconds{60};
+        c.timeouts.drain = std::chrono::seconds{60};
+    }, 2);
+    Client silent(proxy.port(), std::chrono::seconds{10});
+    Client late(proxy.port());  // connected before the drain, its request sent after the listeners closed
+    wait_until([&] { return proxy.server().connections_accepted(0) + proxy.server().connections_accepted(1) == 2; },
+               "both connections are accepted");
+    proxy.server().retire();  // returns once every shard is draining with its listener closed
+
+    late.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    Response r = late.read_response();
+    CHECK(r.status == 200);
+    CHECK(r.header("Connection") == "close");
+    CHECK(late.wait_closed());
+    CHECK(silent.wait_closed());
+    proxy.stop();
+}

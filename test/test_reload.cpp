@@ -90,14 +90,18 @@ TEST_CASE("a reload with a broken file names file, line and column, and keeps th
     kept.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     CHECK(kept.read_response().body == "b1\n");
 
-    // A file that parses but cannot start (its listen address is taken) is refused the same way.
+    // A file that parses but cannot start is refused the same way: its listen address, or its admin address,
+    // is taken (the admin port is never shared, so two balancers cannot split the scrapes).
     lb::demo::DemoBackend squatter({.id = "squatter"});
     squatter.start();
-    std::string taken = "listen: 127.0.0.1:" + std::to_string(squatter.port()) + "\nbackends:\n  - 127.0.0.1:" +
-                        std::to_string(b1.port()) + "\nhealth:\n  enabled: false\n";
-    lb.reload(taken);
-    CHECK(read_file(lb.log_path).find("reload failed, keeping the running configuration: cannot listen on 127.0.0.1:" +
-                                      std::to_string(squatter.port())) != std::string::npos);
+    const std::string squatted = "127.0.0.1:" + std::to_string(squatter.port());
+    const std::string backends = "backends:\n  - 127.0.0.1:" + std::to_string(b1.port()) + "\n";
+    lb.reload("listen: " + squatted + "\n" + backends + "admin:\n  enabled: false\n");
+    CHECK(read_file(lb.log_path).find("reload failed, keeping the running configuration: cannot listen on " + squatted) !=
+          std::string::npos);
+    lb.reload("listen: 127.0.0.1:0\n" + backends + "admin:\n  listen: " + squatted + "\n");
+    CHECK(read_file(lb.log_path).find("reload failed, keeping the running configuration: admin.listen: cannot listen on " +
+                                      squatted) != std::string::npos);
     CHECK(http_get(lb.port, "/").body == "b1\n");
 
     lb.process.signal(SIGTERM);
@@ -114,20 +118,22 @@ TEST_CASE("a reload sends new connections to the new backends while a request in
     ReloadableLb lb(config_with_backend(b1.port()));
     const uint16_t admin_port = logged_admin_port(read_file(lb.log_path));
 
-    Client slow(lb.port);
-    slow.send("GET /?delay_ms=500 HTTP/1.1\r\nHost: t\r\n\r\n");
-    wait_until([&] { return b1.connections_accepted() > 0; }, "the slow request reaches b1");
-
+    // A request whose body is still arriving when the reload happens: the old generation has it in flight to
+    // b1, so the old generation finishes it, and closes the connection since it is draining.
+    Client in_flight(lb.port);
+    in_flight.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab");
+    wait_until([&] { return b1.connections_accepted() > 0; }, "the request reaches b1");
     lb.reload(config_with_backend(b2.port()));
     REQUIRE(read_file(lb.log_path).find("reloaded " + lb.config_path + ": generation 2 listening on 127.0.0.1:" +
                                         std::to_string(lb.port)) != std::string::npos);
     CHECK(http_get(lb.port, "/").body == "b2\n");
 
-    Response in_flight = slow.read_response();
-    CHECK(in_flight.status == 200);
-    CHECK(in_flight.body == "b1\n");
-    CHECK(in_flight.header("Connection") == "close");  // the old generation is draining
-    CHECK(slow.wait_closed());
+    in_flight.send("cd");
+    Response finished = in_flight.read_response();
+    CHECK(finished.status == 200);
+    CHECK(finished.body == "b1\n");
+    CHECK(finished.header("Connection") == "close");
+    CHECK(in_flight.wait_closed());
 
     // The admin port is taken over too, and now reports the new backend.
     std::string metrics = http_get(admin_port, "/metrics").body;
@@ -152,6 +158,17 @@ TEST_CASE("no connection is refused or reset while lb reloads under traffic", "[
     std::atomic<int> ok{0};
     std::atomic<int> failed{0};
     std::vector<std::thread> clients;
+    // Joined on every way out, a failed REQUIRE included: a joinable thread's destructor ends the process.
+    struct JoinAll {
+        std::atomic<bool>& stop;
+        std::vector<std::thread>& threads;
+        ~JoinAll() {
+            stop = true;
+            for (auto& t : threads) {
+                if (t.joinable()) t.join();
+            }
+        }
+    } join_all{stop, clients};
     for (int t = 0; t < 4; ++t) {
         clients.emplace_back([&] {
             while (!stop.load()) {
