@@ -146,6 +146,34 @@ TEST_CASE("a reload sends new connections to the new backends while a request in
     CHECK(lb.process.wait() == 0);
 }
 
+TEST_CASE("a reload can add workers and move the listener", "[reload]") {
+    Watchdog watchdog;
+    lb::demo::DemoBackend b1({.id = "b1"});
+    b1.start();
+    ReloadableLb lb(config_with_backend(b1.port()));
+
+    std::string more_workers = config_with_backend(b1.port());
+    more_workers.replace(more_workers.find("workers: 2"), 10, "workers: 3");
+    lb.reload(more_workers);
+    REQUIRE(read_file(lb.log_path).find("generation 2 listening on 127.0.0.1:" + std::to_string(lb.port) +
+                                        " with 3 workers") != std::string::npos);
+    for (int i = 0; i < 10; ++i) CHECK(http_get(lb.port, "/").body == "b1\n");
+
+    // A different address: the new generation binds sockets of its own, and the old port is given up.
+    const uint16_t new_port = reserve_closed_port();
+    std::string moved = more_workers;
+    moved.replace(moved.find("listen: 127.0.0.1:0"), 19, "listen: 127.0.0.1:" + std::to_string(new_port));
+    lb.reload(moved);
+    REQUIRE(read_file(lb.log_path).find("generation 3 listening on 127.0.0.1:" + std::to_string(new_port)) !=
+            std::string::npos);
+    CHECK(new_port != lb.port);
+    CHECK(http_get(new_port, "/").body == "b1\n");
+    CHECK(status_of(lb.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n") == -1);  // refused
+
+    lb.process.signal(SIGTERM);
+    CHECK(lb.process.wait() == 0);
+}
+
 TEST_CASE("no connection is refused or reset while lb reloads under traffic", "[reload]") {
     Watchdog watchdog;
     lb::demo::DemoBackend b1({.id = "b1"});
