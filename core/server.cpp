@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <utility>
 
@@ -45,7 +46,8 @@ void Server::start(const Server* predecessor) {
     control_metrics_ = std::make_unique<metrics::ShardMetrics>(config.backends.size(), config.metrics_enabled);
     for (size_t i = 0; i < config.backends.size(); ++i) backend_names_.push_back(config.backends[i].address);
     // Passive ejection works with active checks off too; only with both off is there nothing to run.
-    if (config.health.enabled || config.health.passive.consecutive_failures > 0) start_health_monitor();
+    context_->initially_healthy.assign(config.backends.size(), true);
+    if (config.health.enabled || config.health.passive.consecutive_failures > 0) start_health_monitor(predecessor);
     start_time_seconds_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (config.admin.enabled) {
         int admin_fd = -1;
@@ -171,14 +173,22 @@ void Server::wait() {
     if (health_) health_->stop();
 }
 
-void Server::start_health_monitor() {
+void Server::start_health_monitor(const Server* predecessor) {
     const Config& config = context_->config;
+    // A reload keeps what the old generation knew of each backend it shares with the new one (by address), so
+    // a backend known to be down gets no traffic until checks bring it back. Only with active checks on: with
+    // passive ejection alone, nothing would ever bring a carried-over down state back up.
+    std::map<std::string, bool> known;
+    if (predecessor && predecessor->health_ && config.health.enabled) {
+        for (const health::BackendHealth& b : predecessor->health_->snapshot()) known[b.name] = b.healthy;
+    }
     std::vector<health::HealthTarget> targets;
     for (size_t i = 0; i < config.backends.size(); ++i) {
         health::HealthTarget target;
         target.name = config.backends[i].address;
         target.address = context_->backend_addresses[i].storage;
         target.overrides = config.backends[i].health;
+        if (auto it = known.find(target.name); it != known.end()) target.known_healthy = it->second;
         targets.push_back(std::move(target));
     }
     health::HealthMonitorOptions options;
@@ -202,7 +212,7 @@ void Server::start_health_monitor() {
     health_ = std::make_unique<health::HealthMonitor>(
         config.health, std::move(targets), [this](const health::Transition& t) { broadcast_health(t); }, options);
     context_->health = health_.get();
-    context_->initially_healthy = health_->initially_healthy();
+    for (size_t i = 0; i < config.backends.size(); ++i) context_->initially_healthy[i] = health_->initially_healthy(i);
 }
 
 void Server::broadcast_health(const health::Transition& transition) {

@@ -71,7 +71,7 @@ class Server {
     void set_backend_health(size_t backend, bool healthy);
 
   private:
-    void start_health_monitor();
+    void start_health_monitor(const Server* predecessor);
     SocketAddress bound_listen_address() const;
     void broadcast_health(const health::Transition& transition);
 

@@ -62,7 +62,7 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     slow_start_timer_.data = this;
     picks_by_hash_key_ = context.config.balancer.algorithm == "consistent_hash";
     size_t backends = context.backends->size();
-    healthy_.assign(backends, context.initially_healthy);
+    healthy_ = context.initially_healthy;
     health_generation_.assign(backends, 0);
     ramp_started_ms_.assign(backends, 0);
     refresh_pool_health();

@@ -30,7 +30,7 @@ struct ServerContext {
     std::shared_ptr<const std::vector<pool::Backend>> backends;
     std::vector<SocketAddress> backend_addresses;
     health::HealthMonitor* health = nullptr;  // passive reports go here; null when health checks are off
-    bool initially_healthy = true;
+    std::vector<bool> initially_healthy;  // per backend, before the first health transition
 };
 
 class Shard {

@@ -141,12 +141,13 @@ void Ejector::end(size_t backend, Millis now) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-HealthDecider::HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends)
+HealthDecider::HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
+                             const std::vector<InitialState>& initial)
     : ejector_(config.passive, backends.size()) {
     active_.reserve(backends.size());
-    for (const CheckOverrides& own : backends) {
-        CheckSettings settings = resolve_check(config, own);
-        active_.emplace_back(settings.rise, settings.fall, config.initial_state);
+    for (size_t i = 0; i < backends.size(); ++i) {
+        CheckSettings settings = resolve_check(config, backends[i]);
+        active_.emplace_back(settings.rise, settings.fall, i < initial.size() ? initial[i] : config.initial_state);
     }
 }
 

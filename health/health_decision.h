@@ -133,8 +133,11 @@ class HealthDecider {
         std::optional<Millis> ejected_for;  // set when this outcome ejected the backend: start its timer
     };
 
-    // `backends` holds each backend's overrides (for rise and fall), in backend order.
-    HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends);
+    // `backends` holds each backend's overrides (for rise and fall), in backend order. `initial` gives each
+    // backend's starting state where it differs from config.initial_state (a reload carrying a known state);
+    // empty means config.initial_state for all.
+    HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
+                  const std::vector<InitialState>& initial = {});
 
     std::optional<Change> on_check(size_t backend, const CheckOutcome& outcome);
     // Outcomes for a backend that is already down (active checks failing, or ejected) are ignored.

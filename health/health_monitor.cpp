@@ -93,6 +93,11 @@ class CheckConnection final : public http::MessageSink {
 
 namespace detail {
 
+InitialState initial_state_of(const HealthConfig& config, const HealthTarget& target) {
+    if (!target.known_healthy) return config.initial_state;
+    return *target.known_healthy ? InitialState::healthy : InitialState::unhealthy;
+}
+
 struct MonitorState {
     MonitorState(HealthConfig config_in, std::vector<HealthTarget> targets_in,
                  HealthMonitor::TransitionCallback callback, HealthMonitorOptions options_in);
@@ -491,15 +496,20 @@ MonitorState::MonitorState(HealthConfig config_in, std::vector<HealthTarget> tar
                   std::vector<CheckOverrides> overrides;
                   for (const HealthTarget& t : targets) overrides.push_back(t.overrides);
                   return overrides;
+              }(),
+              [&] {
+                  std::vector<InitialState> initial;
+                  for (const HealthTarget& t : targets) initial.push_back(initial_state_of(config, t));
+                  return initial;
               }()),
       random(options.seed) {
     if (!options.log) options.log = default_log;
-    bool healthy = config.initial_state == InitialState::healthy;
     gates = std::make_unique<PassiveGate[]>(targets.size());
-    for (size_t i = 0; i < targets.size(); ++i) gates[i].down.store(!healthy, std::memory_order_relaxed);
-    for (const HealthTarget& t : targets) {
+    for (size_t i = 0; i < targets.size(); ++i) {
+        bool healthy = initial_state_of(config, targets[i]) == InitialState::healthy;
+        gates[i].down.store(!healthy, std::memory_order_relaxed);
         BackendHealth b;
-        b.name = t.name;
+        b.name = targets[i].name;
         b.healthy = healthy;
         b.active_healthy = healthy;
         status.push_back(std::move(b));
@@ -718,6 +728,8 @@ HealthCounters HealthMonitor::counters() const {
             m.transitions.load(std::memory_order_relaxed),    m.passive_queued.load(std::memory_order_relaxed)};
 }
 
-bool HealthMonitor::initially_healthy() const { return impl_->config.initial_state == InitialState::healthy; }
+bool HealthMonitor::initially_healthy(size_t backend) const {
+    return detail::initial_state_of(impl_->config, impl_->targets[backend]) == InitialState::healthy;
+}
 
 }  // namespace lb::health

@@ -42,6 +42,9 @@ struct HealthTarget {
     std::string name;            // "host:port" as written in lb.yaml: logs, snapshot, default Host header
     sockaddr_storage address{};  // resolved address (AF_INET or AF_INET6) with the backend's port
     CheckOverrides overrides;    // the backend's own `health:` keys
+    // The state a previous monitor decided for this backend (a reload), used instead of config.initial_state so
+    // a reload neither sends traffic to a backend known to be down nor holds back one known to be up.
+    std::optional<bool> known_healthy;
 };
 
 // A change of one backend's combined health state.
@@ -130,9 +133,9 @@ class HealthMonitor {
     std::vector<BackendHealth> snapshot() const;
     // Any thread.
     HealthCounters counters() const;
-    // The state every backend starts in, before any transition (config.initial_state): core applies it to the
-    // shards' pools before they serve.
-    bool initially_healthy() const;
+    // The state `backend` starts in, before any transition (its known_healthy, else config.initial_state): core
+    // applies it to the shards' pools before they serve.
+    bool initially_healthy(size_t backend) const;
 
   private:
     std::unique_ptr<detail::MonitorState> impl_;

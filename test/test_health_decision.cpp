@@ -349,3 +349,16 @@ TEST_CASE("slow start ramps the weight linearly from 10% over the window", "[hea
     }
     CHECK(last == 1000);
 }
+
+TEST_CASE("a backend's own initial state overrides the pool's (a reload carrying what was known)", "[health]") {
+    HealthConfig config;
+    config.rise = 2;
+    config.fall = 2;
+    HealthDecider d(config, std::vector<CheckOverrides>(2), {InitialState::unhealthy, InitialState::healthy});
+    CHECK_FALSE(d.healthy(0));
+    CHECK(d.healthy(1));
+    // One that starts down, like initial_state: unhealthy, comes up on its first passed check.
+    auto up = d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s));
+    REQUIRE(up);
+    CHECK(up->healthy);
+}

@@ -181,7 +181,7 @@ TEST_CASE("a stopped backend goes down after `fall` failed checks and comes back
     uint16_t port = backend->port();
     Recorder recorder;
     HealthMonitor monitor(fast_config(), {target("b1", port)}, recorder.on_transition(), recorder.options());
-    CHECK(monitor.initially_healthy());
+    CHECK(monitor.initially_healthy(0));
     monitor.start();
 
     recorder.wait_checks(3);
@@ -257,7 +257,7 @@ TEST_CASE("a check fails on a status outside expected_statuses", "[health]") {
     config.expected_statuses = {StatusRange{500, 500}};
     config.initial_state = InitialState::unhealthy;
     HealthMonitor monitor2(config, {target("b1", backend->port())}, recorder2.on_transition(), recorder2.options());
-    CHECK_FALSE(monitor2.initially_healthy());
+    CHECK_FALSE(monitor2.initially_healthy(0));
     CHECK_FALSE(monitor2.snapshot()[0].healthy);
     monitor2.start();
     t = recorder2.wait_transitions(1);

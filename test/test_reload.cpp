@@ -174,6 +174,36 @@ TEST_CASE("a reload can add workers and move the listener", "[reload]") {
     CHECK(lb.process.wait() == 0);
 }
 
+TEST_CASE("a reload keeps what health checks knew: a backend known to be down stays down", "[reload][health]") {
+    Watchdog watchdog;
+    lb::demo::DemoBackend b1({.id = "b1"});
+    b1.start();
+    const std::string up = "127.0.0.1:" + std::to_string(b1.port());
+    const std::string dead = "127.0.0.1:" + std::to_string(reserve_closed_port());
+    auto config = [&](const std::string& interval) {
+        return "listen: 127.0.0.1:0\nworkers: 2\nbackends:\n  - " + up + "\n  - " + dead +
+               "\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  interval: " + interval +
+               "\n  timeout: 500ms\n  rise: 2\n  fall: 2\n";
+    };
+    ReloadableLb lb(config("100ms"));
+    const uint16_t admin_port = logged_admin_port(read_file(lb.log_path));
+    wait_until([&] { return read_file(lb.log_path).find("backend " + dead + " is down") != std::string::npos; },
+               "the dead backend is found down");
+
+    // With a 60 s interval and fall 2, the new generation's own checks could not find it down for a minute: the
+    // state it starts with is the one carried over.
+    lb.reload(config("60s"));
+    std::string metrics = http_get(admin_port, "/metrics").body;
+    CHECK(metrics.find("lb_backend_up{backend=\"" + dead + "\"} 0") != std::string::npos);
+    CHECK(metrics.find("lb_backend_up{backend=\"" + up + "\"} 1") != std::string::npos);
+    for (int i = 0; i < 10; ++i) CHECK(http_get(lb.port, "/").body == "b1\n");
+    metrics = http_get(admin_port, "/metrics").body;
+    CHECK(metrics.find("lb_backend_requests_total{backend=\"" + dead) == std::string::npos);
+
+    lb.process.signal(SIGTERM);
+    CHECK(lb.process.wait() == 0);
+}
+
 TEST_CASE("no connection is refused or reset while lb reloads under traffic", "[reload]") {
     Watchdog watchdog;
     lb::demo::DemoBackend b1({.id = "b1"});
