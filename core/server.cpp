@@ -176,9 +176,12 @@ void Server::wait() {
 void Server::start_health_monitor(const Server* predecessor) {
     const Config& config = context_->config;
     // A reload keeps what the old generation knew of each backend it shares with the new one (by address), so
-    // a backend known to be down gets no traffic until checks bring it back. Only with active checks on: with
-    // passive ejection alone, nothing would ever bring a carried-over down state back up.
+    // a backend known to be down gets no traffic until checks bring it back. A backend the reload adds gets none
+    // until its first check passes (which runs at once), as Envoy treats hosts added to a running cluster, as
+    // long as a known backend is up to serve meanwhile. Only with active checks on: with passive ejection alone,
+    // nothing would ever bring such a backend up.
     std::map<std::string, bool> known;
+    bool known_up = false;
     if (predecessor && predecessor->health_ && config.health.enabled) {
         for (const health::BackendHealth& b : predecessor->health_->snapshot()) known[b.name] = b.healthy;
     }
@@ -188,8 +191,16 @@ void Server::start_health_monitor(const Server* predecessor) {
         target.name = config.backends[i].address;
         target.address = context_->backend_addresses[i].storage;
         target.overrides = config.backends[i].health;
-        if (auto it = known.find(target.name); it != known.end()) target.known_healthy = it->second;
+        if (auto it = known.find(target.name); it != known.end()) {
+            target.starts_healthy = it->second;
+            known_up = known_up || it->second;
+        }
         targets.push_back(std::move(target));
+    }
+    if (known_up) {
+        for (auto& target : targets) {
+            if (!target.starts_healthy) target.starts_healthy = false;
+        }
     }
     health::HealthMonitorOptions options;
     options.seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());

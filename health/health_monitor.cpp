@@ -94,8 +94,8 @@ class CheckConnection final : public http::MessageSink {
 namespace detail {
 
 InitialState initial_state_of(const HealthConfig& config, const HealthTarget& target) {
-    if (!target.known_healthy) return config.initial_state;
-    return *target.known_healthy ? InitialState::healthy : InitialState::unhealthy;
+    if (!target.starts_healthy) return config.initial_state;
+    return *target.starts_healthy ? InitialState::healthy : InitialState::unhealthy;
 }
 
 struct MonitorState {

@@ -42,9 +42,9 @@ struct HealthTarget {
     std::string name;            // "host:port" as written in lb.yaml: logs, snapshot, default Host header
     sockaddr_storage address{};  // resolved address (AF_INET or AF_INET6) with the backend's port
     CheckOverrides overrides;    // the backend's own `health:` keys
-    // The state a previous monitor decided for this backend (a reload), used instead of config.initial_state so
-    // a reload neither sends traffic to a backend known to be down nor holds back one known to be up.
-    std::optional<bool> known_healthy;
+    // The state to start in instead of config.initial_state: on a reload, what the previous monitor knew of this
+    // backend (or false for one the reload adds, until its first check passes).
+    std::optional<bool> starts_healthy;
 };
 
 // A change of one backend's combined health state.
@@ -133,7 +133,7 @@ class HealthMonitor {
     std::vector<BackendHealth> snapshot() const;
     // Any thread.
     HealthCounters counters() const;
-    // The state `backend` starts in, before any transition (its known_healthy, else config.initial_state): core
+    // The state `backend` starts in, before any transition (its starts_healthy, else config.initial_state): core
     // applies it to the shards' pools before they serve.
     bool initially_healthy(size_t backend) const;
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -174,16 +175,24 @@ TEST_CASE("a reload can add workers and move the listener", "[reload]") {
     CHECK(lb.process.wait() == 0);
 }
 
-TEST_CASE("a reload keeps what health checks knew: a backend known to be down stays down", "[reload][health]") {
+TEST_CASE("a reload keeps what health checks knew, and a backend it adds waits for its first passed check",
+          "[reload][health]") {
     Watchdog watchdog;
     lb::demo::DemoBackend b1({.id = "b1"});
+    lb::demo::DemoBackend b3({.id = "b3"});
+    lb::demo::DemoBackend b4({.id = "b4"});
     b1.start();
+    b3.start();
+    b4.start();
     const std::string up = "127.0.0.1:" + std::to_string(b1.port());
     const std::string dead = "127.0.0.1:" + std::to_string(reserve_closed_port());
-    auto config = [&](const std::string& interval) {
-        return "listen: 127.0.0.1:0\nworkers: 2\nbackends:\n  - " + up + "\n  - " + dead +
-               "\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  interval: " + interval +
+    auto config = [&](const std::string& interval, const std::string& more_backends = "") {
+        return "listen: 127.0.0.1:0\nworkers: 2\nbackends:\n  - " + up + "\n  - " + dead + "\n" + more_backends +
+               "admin:\n  listen: 127.0.0.1:0\nhealth:\n  interval: " + interval +
                "\n  timeout: 500ms\n  rise: 2\n  fall: 2\n";
+    };
+    auto is_up = [&](const std::string& metrics, const std::string& backend) {
+        return metrics.find("lb_backend_up{backend=\"" + backend + "\"} 1") != std::string::npos;
     };
     ReloadableLb lb(config("100ms"));
     const uint16_t admin_port = logged_admin_port(read_file(lb.log_path));
@@ -197,8 +206,20 @@ TEST_CASE("a reload keeps what health checks knew: a backend known to be down st
     CHECK(metrics.find("lb_backend_up{backend=\"" + dead + "\"} 0") != std::string::npos);
     CHECK(metrics.find("lb_backend_up{backend=\"" + up + "\"} 1") != std::string::npos);
     for (int i = 0; i < 10; ++i) CHECK(http_get(lb.port, "/").body == "b1\n");
-    metrics = http_get(admin_port, "/metrics").body;
-    CHECK(metrics.find("lb_backend_requests_total{backend=\"" + dead) == std::string::npos);
+
+    // Added by a reload: b3 answers traffic but fails its check, b4 passes. Both start out of rotation; b4 joins
+    // on its first check, run at once; b3 never does (with fall 2 and a 60 s interval it would otherwise take
+    // traffic for a minute).
+    const std::string failing = "127.0.0.1:" + std::to_string(b3.port());
+    const std::string passing = "127.0.0.1:" + std::to_string(b4.port());
+    lb.reload(config("60s", "  - address: " + failing + "\n    health:\n      path: /?status=503\n  - " + passing +
+                                "\n"));
+    wait_until([&] { return is_up(http_get(admin_port, "/metrics").body, passing); }, "b4 passes its first check");
+    std::map<std::string, int> answered;
+    for (int i = 0; i < 20; ++i) ++answered[http_get(lb.port, "/").body];
+    CHECK(answered["b3\n"] == 0);
+    CHECK(answered["b1\n"] + answered["b4\n"] == 20);
+    CHECK_FALSE(is_up(http_get(admin_port, "/metrics").body, failing));
 
     lb.process.signal(SIGTERM);
     CHECK(lb.process.wait() == 0);
