@@ -45,6 +45,11 @@ uint16_t logged_admin_port(const std::string& log) {
     return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
 }
 
+// A demo backend already accepting, answering "<id>\n".
+struct StartedBackend : lb::demo::DemoBackend {
+    explicit StartedBackend(std::string id) : DemoBackend({.id = std::move(id)}) { start(); }
+};
+
 // An lb process on a config file it can be told to reload.
 struct ReloadableLb {
     explicit ReloadableLb(const std::string& config)
@@ -76,8 +81,7 @@ struct ReloadableLb {
 TEST_CASE("a reload with a broken file names file, line and column, and keeps the running configuration",
           "[reload]") {
     Watchdog watchdog;
-    lb::demo::DemoBackend b1({.id = "b1"});
-    b1.start();
+    StartedBackend b1("b1");
     ReloadableLb lb(config_with_backend(b1.port()));
     Client kept(lb.port);  // a keep-alive connection open across the failed reload
     kept.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -93,8 +97,7 @@ TEST_CASE("a reload with a broken file names file, line and column, and keeps th
 
     // A file that parses but cannot start is refused the same way: its listen address, or its admin address,
     // is taken (the admin port is never shared, so two balancers cannot split the scrapes).
-    lb::demo::DemoBackend squatter({.id = "squatter"});
-    squatter.start();
+    StartedBackend squatter("squatter");
     const std::string squatted = "127.0.0.1:" + std::to_string(squatter.port());
     const std::string backends = "backends:\n  - 127.0.0.1:" + std::to_string(b1.port()) + "\n";
     lb.reload("listen: " + squatted + "\n" + backends + "admin:\n  enabled: false\n");
@@ -112,10 +115,8 @@ TEST_CASE("a reload with a broken file names file, line and column, and keeps th
 TEST_CASE("a reload sends new connections to the new backends while a request in flight finishes on the old",
           "[reload]") {
     Watchdog watchdog;
-    lb::demo::DemoBackend b1({.id = "b1"});
-    lb::demo::DemoBackend b2({.id = "b2"});
-    b1.start();
-    b2.start();
+    StartedBackend b1("b1");
+    StartedBackend b2("b2");
     ReloadableLb lb(config_with_backend(b1.port()));
     const uint16_t admin_port = logged_admin_port(read_file(lb.log_path));
 
@@ -149,8 +150,7 @@ TEST_CASE("a reload sends new connections to the new backends while a request in
 
 TEST_CASE("a reload can add workers and move the listener", "[reload]") {
     Watchdog watchdog;
-    lb::demo::DemoBackend b1({.id = "b1"});
-    b1.start();
+    StartedBackend b1("b1");
     ReloadableLb lb(config_with_backend(b1.port()));
 
     std::string more_workers = config_with_backend(b1.port());
@@ -178,12 +178,9 @@ TEST_CASE("a reload can add workers and move the listener", "[reload]") {
 TEST_CASE("a reload keeps what health checks knew, and a backend it adds waits for its first passed check",
           "[reload][health]") {
     Watchdog watchdog;
-    lb::demo::DemoBackend b1({.id = "b1"});
-    lb::demo::DemoBackend b3({.id = "b3"});
-    lb::demo::DemoBackend b4({.id = "b4"});
-    b1.start();
-    b3.start();
-    b4.start();
+    StartedBackend b1("b1");
+    StartedBackend b3("b3");
+    StartedBackend b4("b4");
     const std::string up = "127.0.0.1:" + std::to_string(b1.port());
     const std::string dead = "127.0.0.1:" + std::to_string(reserve_closed_port());
     auto config = [&](const std::string& interval, const std::string& more_backends = "") {
@@ -227,10 +224,8 @@ TEST_CASE("a reload keeps what health checks knew, and a backend it adds waits f
 
 TEST_CASE("no connection is refused or reset while lb reloads under traffic", "[reload]") {
     Watchdog watchdog;
-    lb::demo::DemoBackend b1({.id = "b1"});
-    lb::demo::DemoBackend b2({.id = "b2"});
-    b1.start();
-    b2.start();
+    StartedBackend b1("b1");
+    StartedBackend b2("b2");
     ReloadableLb lb(config_with_backend(b1.port()));
 
     std::atomic<bool> stop{false};
