@@ -7,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-#include "core/config.h"
+#include "core/config/config.h"
 
 using Catch::Matchers::Contains;
 using lb::core::Config;

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "core/deadline_queue.h"
+#include "core/shard/deadline_queue.h"
 #include "test/support/test_support.h"
 
 using namespace lb::core;

@@ -1,7 +1,7 @@
 // Where the consistent-hash key comes from: client address, a header, a cookie or the path.
 #include <catch2/catch.hpp>
 
-#include "core/hash_key.h"
+#include "route/hash_key.h"
 
 using namespace lb;
 
@@ -28,11 +28,11 @@ TEST_CASE("the hash key is taken from where the config says", "[hash_key]") {
     parser.feed("GET /cart/items?page=2 HTTP/1.1\r\nHost: h\r\nX-User: alice\r\n"
                 "Cookie: theme=dark; session = s-42 ;lang=en\r\n\r\n");
     const auto& head = parser.head();
-    CHECK(core::request_hash_key(head, keyed(pool::HashKeySource::client_ip), "192.0.2.1") == "192.0.2.1");
-    CHECK(core::request_hash_key(head, keyed(pool::HashKeySource::path), "") == "/cart/items");
-    CHECK(core::request_hash_key(head, keyed(pool::HashKeySource::header, "x-user"), "") == "alice");
-    CHECK(core::request_hash_key(head, keyed(pool::HashKeySource::header, "X-Missing"), "").empty());
-    CHECK(core::request_hash_key(head, keyed(pool::HashKeySource::cookie, "lang"), "") == "en");
-    CHECK(core::request_hash_key(head, keyed(pool::HashKeySource::cookie, "theme"), "") == "dark");
-    CHECK(core::request_hash_key(head, keyed(pool::HashKeySource::cookie, "nope"), "").empty());
+    CHECK(route::request_hash_key(head, keyed(pool::HashKeySource::client_ip), "192.0.2.1") == "192.0.2.1");
+    CHECK(route::request_hash_key(head, keyed(pool::HashKeySource::path), "") == "/cart/items");
+    CHECK(route::request_hash_key(head, keyed(pool::HashKeySource::header, "x-user"), "") == "alice");
+    CHECK(route::request_hash_key(head, keyed(pool::HashKeySource::header, "X-Missing"), "").empty());
+    CHECK(route::request_hash_key(head, keyed(pool::HashKeySource::cookie, "lang"), "") == "en");
+    CHECK(route::request_hash_key(head, keyed(pool::HashKeySource::cookie, "theme"), "") == "dark");
+    CHECK(route::request_hash_key(head, keyed(pool::HashKeySource::cookie, "nope"), "").empty());
 }

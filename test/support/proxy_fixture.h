@@ -6,8 +6,8 @@
 #include <memory>
 #include <vector>
 
-#include "core/config.h"
-#include "core/server.h"
+#include "core/config/config.h"
+#include "core/runtime/server.h"
 #include "demo/demo_backend.h"
 
 namespace lb::test {

@@ -11,13 +11,13 @@
 #include <optional>
 #include <vector>
 
-#include "core/buffer_pool.h"
-#include "core/config.h"
-#include "core/intrusive_list.h"
-#include "core/listener.h"
-#include "core/proxy_session.h"
-#include "core/shard_inbox.h"
-#include "core/upstream_pool.h"
+#include "core/transport/buffers.h"
+#include "core/config/config.h"
+#include "core/shard/intrusive_list.h"
+#include "core/shard/listener.h"
+#include "core/proxy/proxy_session.h"
+#include "core/shard/shard_inbox.h"
+#include "core/proxy/idle_upstreams.h"
 #include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
 #include "pool/shard_pool.h"
@@ -54,7 +54,7 @@ class Shard {
     uv_loop_t* loop() { return &loop_; }
     const Config& config() const { return context_.config; }
     pool::ShardPool& pool() { return pool_; }
-    UpstreamPool& upstream_pool() { return upstream_pool_; }
+    IdleUpstreams& idle_upstreams() { return idle_upstreams_; }
     BufferPool& buffers() { return buffers_; }
     WritePool& writes() { return writes_; }
     DeadlineQueue& deadlines() { return *deadlines_; }
@@ -87,7 +87,7 @@ class Shard {
 
     // Any thread: counters for tests and operators (each written only by this shard).
     uint64_t connections_accepted() const { return accepted_.load(std::memory_order_relaxed); }
-    uint64_t idle_upstream_connections() const { return upstream_pool_.idle_total(); }
+    uint64_t idle_upstream_connections() const { return idle_upstreams_.idle_total(); }
     // After run(): whether the loop closed with no handle left open.
     bool closed_cleanly() const { return closed_cleanly_; }
 
@@ -112,7 +112,7 @@ class Shard {
     uv_timer_t first_request_grace_timer_;
     uv_timer_t slow_start_timer_;
     pool::ShardPool pool_;
-    UpstreamPool upstream_pool_;
+    IdleUpstreams idle_upstreams_;
     BufferPool buffers_;
     WritePool writes_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists

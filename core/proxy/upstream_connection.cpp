@@ -1,9 +1,9 @@
-#include "core/upstream_connection.h"
+#include "core/proxy/upstream_connection.h"
 
 #include <memory>
 
-#include "core/proxy_session.h"
-#include "core/shard.h"
+#include "core/proxy/proxy_session.h"
+#include "core/shard/shard.h"
 
 namespace lb::core {
 
@@ -108,7 +108,7 @@ void UpstreamConnection::close() {
     if (closing_) return;
     closing_ = true;
     shard_.metrics().on_upstream_closed(backend_, parked_);
-    if (parked_) shard_.upstream_pool().forget(this);
+    if (parked_) shard_.idle_upstreams().forget(this);
     parked_ = false;
     session_ = nullptr;
     read_buffer_.reset();

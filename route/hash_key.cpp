@@ -1,8 +1,8 @@
-#include "core/hash_key.h"
+#include "route/hash_key.h"
 
 #include "http/header_rules.h"
 
-namespace lb::core {
+namespace lb::route {
 
 namespace {
 
@@ -46,4 +46,4 @@ std::string_view request_hash_key(const http::MessageHead& request, const pool::
     return {};
 }
 
-}  // namespace lb::core
+}  // namespace lb::route

@@ -10,8 +10,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/config.h"
-#include "core/server.h"
+#include "core/config/config.h"
+#include "core/runtime/server.h"
 
 namespace lb::core {
 

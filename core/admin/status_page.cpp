@@ -1,4 +1,4 @@
-#include "core/status_page.h"
+#include "core/admin/status_page.h"
 
 #include <fmt/format.h>
 

@@ -1,8 +1,8 @@
-#include "core/supervisor.h"
+#include "core/runtime/supervisor.h"
 
 #include <utility>
 
-#include "core/log.h"
+#include "core/runtime/log.h"
 
 namespace lb::core {
 

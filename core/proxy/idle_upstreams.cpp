@@ -1,11 +1,11 @@
-#include "core/upstream_pool.h"
+#include "core/proxy/idle_upstreams.h"
 
 namespace lb::core {
 
-UpstreamPool::UpstreamPool(size_t backends, size_t max_idle_per_backend, uint64_t idle_timeout_ms)
+IdleUpstreams::IdleUpstreams(size_t backends, size_t max_idle_per_backend, uint64_t idle_timeout_ms)
     : idle_(backends), max_idle_(max_idle_per_backend), idle_timeout_ms_(idle_timeout_ms) {}
 
-UpstreamConnection* UpstreamPool::take(pool::BackendId backend) {
+UpstreamConnection* IdleUpstreams::take(pool::BackendId backend) {
     UpstreamConnection* connection = idle_[backend].pop_front();
     if (connection) {
         count(-1);
@@ -14,7 +14,7 @@ UpstreamConnection* UpstreamPool::take(pool::BackendId backend) {
     return connection;
 }
 
-void UpstreamPool::put(UpstreamConnection* connection) {
+void IdleUpstreams::put(UpstreamConnection* connection) {
     auto& list = idle_[connection->backend()];
     if (list.size() >= max_idle_) {
         connection->close();
@@ -25,13 +25,13 @@ void UpstreamPool::put(UpstreamConnection* connection) {
     connection->park(idle_timeout_ms_);
 }
 
-void UpstreamPool::forget(UpstreamConnection* connection) {
+void IdleUpstreams::forget(UpstreamConnection* connection) {
     if (!connection->linked()) return;
     idle_[connection->backend()].remove(connection);
     count(-1);
 }
 
-void UpstreamPool::close_all() {
+void IdleUpstreams::close_all() {
     for (auto& list : idle_) {
         while (UpstreamConnection* connection = list.pop_front()) {
             count(-1);

@@ -1,4 +1,4 @@
-#include "core/shard.h"
+#include "core/shard/shard.h"
 
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/log.h"
+#include "core/runtime/log.h"
 #include "health/health_decision.h"
 #include "pool/balancer.h"
 
@@ -45,7 +45,7 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
       // backend 0 together after a start or a change.
       pool_(context.backends, pool::make_balancer(context.config.balancer, *context.backends, index),
             pool::ShardPoolOptions{index, index, context.config.workers}),
-      upstream_pool_(context.backends->size(), context.config.upstream_keepalive,
+      idle_upstreams_(context.backends->size(), context.config.upstream_keepalive,
                      static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())),
       metrics_(context.backends->size(), context.config.metrics_enabled) {
     static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
@@ -160,7 +160,7 @@ void Shard::on_drain_timeout(uv_timer_t* timer) {
 void Shard::finish_if_drained() {
     if (!sessions_.empty() || stopping_) return;
     stopping_ = true;
-    upstream_pool_.close_all();
+    idle_upstreams_.close_all();
     inbox_.close();
     deadlines_->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);

@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include "core/listener.h"
+#include "core/shard/listener.h"
 
 namespace lb::core {
 

@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/config.h"
-#include "core/listener.h"
+#include "core/config/config.h"
+#include "core/shard/listener.h"
 #include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
 

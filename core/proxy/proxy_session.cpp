@@ -1,14 +1,14 @@
-#include "core/proxy_session.h"
+#include "core/proxy/proxy_session.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <memory>
 
-#include "core/hash_key.h"
-#include "core/log.h"
-#include "core/shard.h"
-#include "core/upstream_connection.h"
+#include "route/hash_key.h"
+#include "core/runtime/log.h"
+#include "core/shard/shard.h"
+#include "core/proxy/upstream_connection.h"
 #include "http/error_response.h"
 #include "http/header_rules.h"
 #include "metrics/stats.h"
@@ -227,7 +227,7 @@ void ProxySession::dispatch() {
     const Config& config = shard_.config();
     std::string_view hash_key;
     if (shard_.picks_by_hash_key()) {
-        hash_key = request_hash_key(exchange_->request_parser.head(), config.balancer.consistent_hash, client_address_);
+        hash_key = route::request_hash_key(exchange_->request_parser.head(), config.balancer.consistent_hash, client_address_);
     }
     uint64_t now = uv_hrtime();
     pool::Selection selection = pool.choose(exchange_->tried, std::chrono::nanoseconds(now), hash_key);
@@ -258,7 +258,7 @@ void ProxySession::dispatch() {
     if (attempts_ > 0) shard_.metrics().on_retry();
     exchange_->dispatched_ns = now;
     if (!fresh_connection_only_) {
-        if (UpstreamConnection* idle = shard_.upstream_pool().take(backend_)) {
+        if (UpstreamConnection* idle = shard_.idle_upstreams().take(backend_)) {
             upstream_ = idle;
             upstream_->attach(this);
             on_upstream_ready();
@@ -521,7 +521,7 @@ void ProxySession::release_upstream(pool::Outcome outcome, bool reusable, int st
         connection->detach();
         if (reusable) {
             connection->count_exchange();
-            shard_.upstream_pool().put(connection);
+            shard_.idle_upstreams().put(connection);
         } else {
             connection->close();
         }

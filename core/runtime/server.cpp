@@ -1,4 +1,4 @@
-#include "core/server.h"
+#include "core/runtime/server.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -10,11 +10,11 @@
 #include <mutex>
 #include <utility>
 
-#include "core/admin_server.h"
-#include "core/listener.h"
-#include "core/log.h"
-#include "core/shard.h"
-#include "core/status_page.h"
+#include "core/admin/admin_server.h"
+#include "core/shard/listener.h"
+#include "core/runtime/log.h"
+#include "core/shard/shard.h"
+#include "core/admin/status_page.h"
 #include "metrics/exposition.h"
 #include "metrics/process_stats.h"
 #include "metrics/snapshot.h"

@@ -1,4 +1,4 @@
-#include "core/listener.h"
+#include "core/shard/listener.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -8,8 +8,8 @@
 
 #include <uv.h>
 
-#include "core/buffer_pool.h"
-#include "core/intrusive_list.h"
+#include "core/transport/buffers.h"
+#include "core/shard/intrusive_list.h"
 #include "http/message_parser.h"
 #include "pool/backend.h"
 

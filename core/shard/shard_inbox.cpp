@@ -1,4 +1,4 @@
-#include "core/shard_inbox.h"
+#include "core/shard/shard_inbox.h"
 
 namespace lb::core {
 

@@ -1,6 +1,6 @@
 // Loading lb.yaml: parse with yaml-cpp, then walk the tree with MapReader, which checks a map's keys against an allowed
 // list and reads typed fields. Every error names the key path and points at the node that caused it.
-#include "core/config.h"
+#include "core/config/config.h"
 
 #include <arpa/inet.h>
 #include <fmt/format.h>

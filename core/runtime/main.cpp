@@ -7,9 +7,9 @@
 #include <string>
 #include <thread>
 
-#include "core/config.h"
-#include "core/log.h"
-#include "core/supervisor.h"
+#include "core/config/config.h"
+#include "core/runtime/log.h"
+#include "core/runtime/supervisor.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "core/buffer_pool.h"
+#include "core/transport/buffers.h"
 
 namespace lb::core {
 

@@ -5,14 +5,14 @@
 #include <atomic>
 #include <vector>
 
-#include "core/intrusive_list.h"
-#include "core/upstream_connection.h"
+#include "core/shard/intrusive_list.h"
+#include "core/proxy/upstream_connection.h"
 
 namespace lb::core {
 
-class UpstreamPool {
+class IdleUpstreams {
   public:
-    UpstreamPool(size_t backends, size_t max_idle_per_backend, uint64_t idle_timeout_ms);
+    IdleUpstreams(size_t backends, size_t max_idle_per_backend, uint64_t idle_timeout_ms);
 
     // An idle connection to `backend`, detached from the pool, or nullptr.
     UpstreamConnection* take(pool::BackendId backend);

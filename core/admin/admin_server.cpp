@@ -1,4 +1,4 @@
-#include "core/admin_server.h"
+#include "core/admin/admin_server.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <memory>
 #include <stdexcept>
 
-#include "core/intrusive_list.h"
+#include "core/shard/intrusive_list.h"
 #include "http/message_parser.h"
 
 namespace lb::core {

@@ -1,4 +1,4 @@
-#include "core/deadline_queue.h"
+#include "core/shard/deadline_queue.h"
 
 namespace lb::core {
 

@@ -1,4 +1,4 @@
-#include "core/log.h"
+#include "core/runtime/log.h"
 
 #include <unistd.h>
 
