@@ -491,17 +491,18 @@ MonitorState::MonitorState(HealthConfig config_in, std::vector<HealthTarget> tar
       targets(std::move(targets_in)),
       on_transition(std::move(callback)),
       options(std::move(options_in)),
-      decider(config,
-              [&] {
-                  std::vector<CheckOverrides> overrides;
-                  for (const HealthTarget& t : targets) overrides.push_back(t.overrides);
-                  return overrides;
-              }(),
-              [&] {
-                  std::vector<InitialState> initial;
-                  for (const HealthTarget& t : targets) initial.push_back(initial_state_of(config, t));
-                  return initial;
-              }()),
+      decider(
+          config,
+          [&] {
+              std::vector<CheckOverrides> overrides;
+              for (const HealthTarget& t : targets) overrides.push_back(t.overrides);
+              return overrides;
+          }(),
+          [&] {
+              std::vector<InitialState> initial;
+              for (const HealthTarget& t : targets) initial.push_back(initial_state_of(config, t));
+              return initial;
+          }()),
       random(options.seed) {
     if (!options.log) options.log = default_log;
     gates = std::make_unique<PassiveGate[]>(targets.size());

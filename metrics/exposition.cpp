@@ -51,7 +51,7 @@ std::string_view type_name(MetricType type) {
 // Appends the text format line by line. Labels are passed as pre-rendered `key="escaped value"` pieces, either of
 // which may be empty, so a per-backend family renders its backend label once per backend, not once per sample.
 class Writer {
-public:
+  public:
     explicit Writer(fmt::memory_buffer& out) : out_(out) {}
 
     void header(std::string_view name, MetricType type, std::string_view help) {
@@ -123,7 +123,7 @@ public:
         sample(name, "_count", labels, {}, std::string_view{count.data(), count.size()});
     }
 
-private:
+  private:
     fmt::memory_buffer& out_;
 };
 

@@ -49,7 +49,7 @@ struct alignas(kCacheLine) BackendStats {
 // the counters. It cannot change after construction, so gauges never end up unbalanced (an increment recorded
 // before a switch, its decrement dropped after it).
 class alignas(kCacheLine) ShardMetrics {
-public:
+  public:
     // `backend_count`: size of the configured backend list; backend indexes passed below must be smaller.
     explicit ShardMetrics(size_t backend_count, bool enabled = true);
     ShardMetrics(const ShardMetrics&) = delete;
@@ -153,7 +153,7 @@ public:
     const GlobalStats& global() const { return global_; }
     const BackendStats& backend(BackendIndex backend) const { return backends_[backend]; }
 
-private:
+  private:
     BackendStats& at(BackendIndex backend) {
         assert(backend < backends_.size());
         return backends_[backend];

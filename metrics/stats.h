@@ -29,24 +29,24 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free && std::atomic<int64_t>
 // fetch_add: with a single writer no increment can be lost, and a plain store costs no locked instruction on the
 // hot path. The atomic type is there only so that the scraper's concurrent read is not a data race (TSan agrees).
 class Counter {
-public:
+  public:
     void add(uint64_t n) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
     void inc() { add(1); }
     uint64_t load() const { return value_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<uint64_t> value_{0};
 };
 
 // A value that goes up and down, one writer, same reasoning as Counter. Signed so that a shard's transient view can
 // be summed with others without wrapping.
 class Gauge {
-public:
+  public:
     void add(int64_t delta) { value_.store(value_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed); }
     void set(int64_t value) { value_.store(value, std::memory_order_relaxed); }
     int64_t load() const { return value_.load(std::memory_order_relaxed); }
 
-private:
+  private:
     std::atomic<int64_t> value_{0};
 };
 
@@ -93,7 +93,7 @@ static_assert(HistogramBuckets::index(0) == 0 && HistogramBuckets::index(100'000
 // no separate count: it is derived from the buckets at read time, so `_count` always equals the +Inf bucket even when
 // a scrape races a recording (a separately stored count could be read one behind or ahead of the buckets).
 class Histogram {
-public:
+  public:
     void record(uint64_t ns) {
         buckets_[HistogramBuckets::index(ns)].inc();
         sum_ns_.add(ns);
@@ -101,7 +101,7 @@ public:
     uint64_t bucket(size_t i) const { return buckets_[i].load(); }
     uint64_t sum_ns() const { return sum_ns_.load(); }
 
-private:
+  private:
     std::array<Counter, HistogramBuckets::kBuckets> buckets_;
     Counter sum_ns_;  // integer nanoseconds: exact, and 584 years of summed latency before it wraps
 };

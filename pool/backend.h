@@ -29,7 +29,7 @@ struct Backend {
 struct BackendState {
     uint32_t in_flight = 0;  // requests this shard has dispatched and not yet finished
     bool healthy = true;
-    bool draining = false;  // takes no new requests; those in flight finish normally
+    bool draining = false;         // takes no new requests; those in flight finish normally
     uint32_t weight_override = 0;  // slow start's reduced weight; 0 = the configured weight
 };
 
@@ -54,7 +54,7 @@ struct Result {
 // Copy-assigning into an existing set reuses its storage, so a set kept as a member does not allocate on
 // the request path once it has grown to its working size.
 class BackendSet {
-public:
+  public:
     // Inline: every algorithm calls it once per backend it considers, usually on an empty set.
     bool contains(BackendId id) const {
         if (size_ == 0) return false;
@@ -84,7 +84,7 @@ public:
         }
     }
 
-private:
+  private:
     static constexpr size_t kInline = 8;
     std::array<BackendId, kInline> inline_{};
     std::vector<uint64_t> bits_;  // used once more than kInline ids are held

@@ -38,7 +38,7 @@ struct PickContext {
 // One selection algorithm, owned by one shard and used only from that shard's loop. Built for one backend
 // snapshot (see make_balancer); a new snapshot gets a new balancer.
 class Balancer {
-public:
+  public:
     virtual ~Balancer() = default;
     // Proposes a backend not in `skip`, or nothing when every backend is in `skip`. An algorithm must not
     // return nothing while a backend outside `skip` exists: the pool relies on that to tell "all full" from

@@ -19,7 +19,7 @@
 namespace lb::pool {
 
 class ConsistentHash final : public Balancer {
-public:
+  public:
     // `table_size` is raised to the next prime at least as large as it and as the backend count, so a table
     // always exists (check_balancer_options() rejects a non-prime before this). Weights set each backend's
     // share of slots, Envoy-style: a backend of half the largest weight takes a turn every second round.
@@ -38,7 +38,7 @@ public:
     // The key hash used by pick(); stable across processes and builds (no std::hash).
     static uint64_t hash_key(std::string_view key);
 
-private:
+  private:
     // A key whose slot names a skipped backend, or backends without any slot, when the probes run out.
     std::optional<BackendId> fall_back(const PickContext& context, const BackendSet& skip, uint64_t key_hash) const;
 

@@ -9,12 +9,12 @@
 namespace lb::pool {
 
 class LeastConnections final : public Balancer {
-public:
+  public:
     // `start` is where tie-breaking begins, different per shard.
     explicit LeastConnections(size_t start = 0) : cursor_(start) {}
     std::optional<BackendId> pick(const PickContext& context, const BackendSet& skip) override;
 
-private:
+  private:
     size_t cursor_;  // the scan starts here; moves past each winner
 };
 

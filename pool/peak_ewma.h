@@ -13,7 +13,7 @@
 namespace lb::pool {
 
 class PeakEwma final : public Balancer {
-public:
+  public:
     PeakEwma(std::span<const Backend> backends, const PeakEwmaOptions& options);
     std::optional<BackendId> pick(const PickContext& context, const BackendSet& skip) override;
     // Success with a latency: that latency is observed. Connect failure, timeout, reset: the failure penalty
@@ -25,7 +25,7 @@ public:
     // What pick() compares: the estimate times (in_flight + 1), divided by the weight.
     double cost(const PickContext& context, BackendId backend) const;
 
-private:
+  private:
     struct Estimate {
         double latency_ns;
         std::chrono::nanoseconds updated_at{0};

@@ -9,7 +9,7 @@ namespace lb::pool {
 // SplitMix64 (Steele, Lea and Flood): one add and a few multiply-xorshifts per draw, passes BigCrush, and any
 // 64-bit seed, including 0 and small consecutive ones, gives a well-mixed stream. Not for anything secret.
 class RandomSource {
-public:
+  public:
     explicit RandomSource(uint64_t seed = 0) : state_(seed) {}
 
     uint64_t next() {
@@ -25,7 +25,7 @@ public:
         return static_cast<uint64_t>((static_cast<unsigned __int128>(next()) * bound) >> 64);
     }
 
-private:
+  private:
     uint64_t state_;
 };
 

@@ -9,11 +9,11 @@
 namespace lb::pool {
 
 class RandomTwoChoices final : public Balancer {
-public:
+  public:
     explicit RandomTwoChoices(std::span<const Backend> backends) : sampler_(backends) {}
     std::optional<BackendId> pick(const PickContext& context, const BackendSet& skip) override;
 
-private:
+  private:
     CandidateSampler sampler_;
 };
 

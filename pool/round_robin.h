@@ -6,13 +6,13 @@
 namespace lb::pool {
 
 class RoundRobin final : public Balancer {
-public:
+  public:
     // `start` is where the rotation begins: each shard starts at a different backend so that shards do not all
     // hit backend 0 together.
     explicit RoundRobin(size_t start = 0) : cursor_(start) {}
     std::optional<BackendId> pick(const PickContext& context, const BackendSet& skip) override;
 
-private:
+  private:
     size_t cursor_;
 };
 

@@ -45,7 +45,7 @@ struct Selection {
 };
 
 class ShardPool {
-public:
+  public:
     // Throws std::invalid_argument when `balancer` is null (make_balancer() with an unknown name).
     ShardPool(std::shared_ptr<const std::vector<Backend>> backends, std::unique_ptr<Balancer> balancer,
               ShardPoolOptions options = {});
@@ -93,7 +93,7 @@ public:
     // Would take a new request now (ignoring `tried` and backup tiers).
     bool eligible(BackendId id) const { return usable(id) && !full(id); }
 
-private:
+  private:
     // Bounded proposals per tier before the pool excludes every full backend at once (one O(backends) pass) and
     // asks a last time. Ordinarily the first proposal is taken; this only bites with many backends at their limit.
     static constexpr int kMaxProposals = 4;

@@ -18,14 +18,14 @@ struct TwoCandidates {
 // separate the two candidates (both idle, say) the first draw wins and shares follow the weights, as they would
 // with weighted round robin.
 class CandidateSampler {
-public:
+  public:
     explicit CandidateSampler(std::span<const Backend> backends);
 
     // A few rejection draws, then a scan from a random offset, so the cost stays bounded however large `skip`
     // grows. context.random must be set; context.backends must be the snapshot given to the constructor.
     TwoCandidates draw_two(const PickContext& context, const BackendSet& skip) const;
 
-private:
+  private:
     std::optional<BackendId> draw_one(const PickContext& context, const BackendSet& skip,
                                       std::optional<BackendId> other) const;
     BackendId draw_any(const PickContext& context) const;

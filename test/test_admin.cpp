@@ -1,7 +1,6 @@
 // The admin listener through real scrapes: /metrics merged from every shard (exact sums, errors by kind, valid
 // Prometheus text) and /status as JSON.
 #include <catch2/catch.hpp>
-
 #include <sstream>
 
 #include "test/support/proxy_fixture.h"
@@ -139,7 +138,8 @@ TEST_CASE("/status is JSON that matches the pool", "[admin][status]") {
     auto parsed = run_command(
         "python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); "
         "print(len(s[\"backends\"]), s[\"backends\"][0][\"state\"], s[\"backends\"][1][\"state\"], len(s[\"shards\"]), "
-        "sum(x[\"accepted_connections\"] for x in s[\"shards\"]))' " + file);
+        "sum(x[\"accepted_connections\"] for x in s[\"shards\"]))' " +
+        file);
     INFO(json);
     CHECK(parsed.exit_code == 0);
     CHECK(parsed.output == "2 up down 2 1\n");

@@ -1,7 +1,6 @@
 // The selection algorithms through the real proxy: exact order with one shard, distribution with several, and
 // the pool's rules around them (connection limits with the wait queue, backups).
 #include <catch2/catch.hpp>
-
 #include <future>
 #include <map>
 #include <set>
@@ -67,7 +66,8 @@ TEST_CASE("least_connections favours the backend with fewer long requests", "[ba
 
 TEST_CASE("random_two_choices spreads requests over every backend and every shard", "[balancing]") {
     Watchdog watchdog;
-    ProxyFixture proxy(3, [](lb::core::Config& c) { c.balancer.algorithm = "random_two_choices"; }, 2);
+    ProxyFixture proxy(
+        3, [](lb::core::Config& c) { c.balancer.algorithm = "random_two_choices"; }, 2);
     auto counts = tally(proxy.port(), 300);
     for (const char* id : {"b1", "b2", "b3"}) {
         INFO(id);
@@ -95,11 +95,14 @@ TEST_CASE("peak_ewma steers traffic away from a backend that slows down", "[bala
 
 TEST_CASE("consistent_hash keeps a key on one backend, and different keys spread", "[balancing]") {
     Watchdog watchdog;
-    ProxyFixture proxy(3, [](lb::core::Config& c) {
-        c.balancer.algorithm = "consistent_hash";
-        c.balancer.consistent_hash.key_source = lb::pool::HashKeySource::header;
-        c.balancer.consistent_hash.key_name = "X-User";
-    }, 2);
+    ProxyFixture proxy(
+        3,
+        [](lb::core::Config& c) {
+            c.balancer.algorithm = "consistent_hash";
+            c.balancer.consistent_hash.key_source = lb::pool::HashKeySource::header;
+            c.balancer.consistent_hash.key_name = "X-User";
+        },
+        2);
     std::set<std::string> used;
     for (int user = 0; user < 30; ++user) {
         std::string header = "X-User: user-" + std::to_string(user) + "\r\n";

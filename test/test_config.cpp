@@ -575,8 +575,9 @@ admin:
         INFO(name);
         CHECK(load_config_string(std::string(kOneBackend) + "algorithm: " + name + "\n").balancer.algorithm == name);
     }
-    CHECK(load_config_string(std::string(kOneBackend) + "health:\n  expected_statuses: 200\n")
-              .health.expected_statuses == std::vector<lb::health::StatusRange>{{200, 200}});
+    CHECK(
+        load_config_string(std::string(kOneBackend) + "health:\n  expected_statuses: 200\n").health.expected_statuses ==
+        std::vector<lb::health::StatusRange>{{200, 200}});
     CHECK(load_config_string(std::string(kOneBackend) + "health:\n  jitter: 0%\n").health.jitter.percent == 0);
 }
 

@@ -1,7 +1,6 @@
 // The shard's timeout queue on a real loop: deadlines fire in order across lanes, re-arming moves a deadline,
 // disarming cancels it, and the loop closes clean.
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -49,7 +48,8 @@ TEST_CASE("deadlines fire in due order across lanes; re-arming and disarming mov
         // Keeps the loop alive until the last deadline (the queue's own timer does not).
         uv_timer_t keep_alive;
         uv_timer_init(&loop, &keep_alive);
-        uv_timer_start(&keep_alive, [](uv_timer_t*) {}, 150, 0);
+        uv_timer_start(
+            &keep_alive, [](uv_timer_t*) {}, 150, 0);
         uv_run(&loop, UV_RUN_DEFAULT);
         CHECK(order == std::vector<std::string>{"c", "a", "b"});
         CHECK_FALSE(a.armed());

@@ -25,8 +25,9 @@ pool::ConsistentHashOptions keyed(pool::HashKeySource source, std::string name =
 TEST_CASE("the hash key is taken from where the config says", "[hash_key]") {
     Ignore sink;
     http::MessageParser parser(HTTP_REQUEST, sink);
-    parser.feed("GET /cart/items?page=2 HTTP/1.1\r\nHost: h\r\nX-User: alice\r\n"
-                "Cookie: theme=dark; session = s-42 ;lang=en\r\n\r\n");
+    parser.feed(
+        "GET /cart/items?page=2 HTTP/1.1\r\nHost: h\r\nX-User: alice\r\n"
+        "Cookie: theme=dark; session = s-42 ;lang=en\r\n\r\n");
     const auto& head = parser.head();
     CHECK(route::request_hash_key(head, keyed(pool::HashKeySource::client_ip), "192.0.2.1") == "192.0.2.1");
     CHECK(route::request_hash_key(head, keyed(pool::HashKeySource::path), "") == "/cart/items");

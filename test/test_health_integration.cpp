@@ -1,11 +1,10 @@
 // Health through the whole balancer: active checks take a backend out of rotation and bring it back, passive
 // ejection reacts to real traffic, slow start and panic mode, and the broadcast reaching every shard.
-#include <catch2/catch.hpp>
-
 #include <uv.h>
 
 #include <algorithm>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <map>
 #include <thread>
 
@@ -149,8 +148,8 @@ TEST_CASE("passive ejection after consecutive connect failures, then the ejectio
     for (int i = 0; i < 10; ++i) CHECK(http_get(proxy.port(), "/").status == 200);
     // Ejected: no request tried it.
     CHECK(metric(proxy.server().admin_port(), "lb_errors_total{kind=\"connect_refused\"}") == refused);
-    CHECK(metric(proxy.server().admin_port(), "lb_backend_passive_ejections_total{backend=\"127.0.0.1:" +
-                                                  std::to_string(dead) + "\"}") == 1);
+    CHECK(metric(proxy.server().admin_port(),
+                 "lb_backend_passive_ejections_total{backend=\"127.0.0.1:" + std::to_string(dead) + "\"}") == 1);
     wait_until([&] { return every_shard_sees(proxy.server(), 1, true); }, "the ejection ends");
 }
 

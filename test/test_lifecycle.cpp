@@ -1,7 +1,6 @@
 // The lb command line and process lifecycle: --check, --help, --version, graceful shutdown on SIGTERM, and
 // SO_REUSEPORT shards sharing the accepted connections.
 #include <catch2/catch.hpp>
-
 #include <csignal>
 #include <memory>
 #include <set>
@@ -18,8 +17,9 @@ namespace {
 // No upstream keep-alive: each request opens its own backend connection, which is how the test sees that a
 // request has reached the backend.
 std::string minimal_config(uint16_t listen_port, uint16_t backend_port) {
-    return "listen: 127.0.0.1:" + std::to_string(listen_port) + "\nworkers: 2\nbackends:\n  - 127.0.0.1:" +
-           std::to_string(backend_port) + "\nupstream:\n  keepalive: 0\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n";
+    return "listen: 127.0.0.1:" + std::to_string(listen_port) +
+           "\nworkers: 2\nbackends:\n  - 127.0.0.1:" + std::to_string(backend_port) +
+           "\nupstream:\n  keepalive: 0\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n";
 }
 
 }  // namespace
@@ -30,7 +30,8 @@ TEST_CASE("lb --check accepts a valid file and rejects a bad one with file, line
     CHECK(good.exit_code == 0);
     CHECK(good.output.find("OK") != std::string::npos);
 
-    std::string bad = write_temp_file("bad.yaml", "listen: 127.0.0.1:8080\nbackends:\n  - 127.0.0.1:9001\nretires: 3\n");
+    std::string bad =
+        write_temp_file("bad.yaml", "listen: 127.0.0.1:8080\nbackends:\n  - 127.0.0.1:9001\nretires: 3\n");
     auto result = run_command(std::string(LB_BINARY) + " --check -c " + bad);
     CHECK(result.exit_code == 1);
     CHECK(result.output.find(bad + ":4:1: unknown key 'retires'") != std::string::npos);
@@ -113,7 +114,8 @@ TEST_CASE("each shard starts its rotation at a different backend", "[lifecycle][
 
 TEST_CASE("the drain timeout closes requests still in flight, and the shards stop", "[lifecycle][shutdown]") {
     Watchdog watchdog;
-    ProxyFixture proxy(1, [](lb::core::Config& c) { c.timeouts.drain = std::chrono::milliseconds{200}; }, 2);
+    ProxyFixture proxy(
+        1, [](lb::core::Config& c) { c.timeouts.drain = std::chrono::milliseconds{200}; }, 2);
     std::vector<std::unique_ptr<Client>> clients;
     for (int i = 0; i < 4; ++i) {
         clients.push_back(std::make_unique<Client>(proxy.port()));
@@ -129,10 +131,13 @@ TEST_CASE("a drain serves a connection's first request if it comes soon, and clo
     Watchdog watchdog;
     // Header and drain timeouts far longer than the client's read timeout: only the drain's short grace for a
     // first request can close the silent connection in time.
-    ProxyFixture proxy(1, [](lb::core::Config& c) {
-        c.timeouts.client_header = std::chrono::seconds{60};
-        c.timeouts.drain = std::chrono::seconds{60};
-    }, 2);
+    ProxyFixture proxy(
+        1,
+        [](lb::core::Config& c) {
+            c.timeouts.client_header = std::chrono::seconds{60};
+            c.timeouts.drain = std::chrono::seconds{60};
+        },
+        2);
     Client silent(proxy.port(), std::chrono::seconds{10});
     Client late(proxy.port());  // connected before the drain, its request sent after the listeners closed
     wait_until([&] { return proxy.server().connections_accepted(0) + proxy.server().connections_accepted(1) == 2; },

@@ -1,7 +1,6 @@
 // Every error status lb sends, each provoked for real, and the request-smuggling shapes that must never reach
 // a backend.
 #include <catch2/catch.hpp>
-
 #include <thread>
 
 #include "test/support/proxy_fixture.h"
@@ -32,8 +31,10 @@ TEST_CASE("malformed and ambiguous requests get 400 and never reach a backend", 
         {"garbage request line", "NOT HTTP AT ALL\r\n\r\n"},
         {"Content-Length with Transfer-Encoding",
          "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
-        {"two different Content-Lengths", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"},
-        {"invalid chunk size", "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"},
+        {"two different Content-Lengths",
+         "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"},
+        {"invalid chunk size",
+         "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"},
         {"bare LF line endings", "GET / HTTP/1.1\nHost: t\n\n"},
         {"obs-fold header continuation", "GET / HTTP/1.1\r\nHost: t\r\nX-A: one\r\n two\r\n\r\n"},
         {"HTTP/1.1 without Host", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n"},
@@ -195,8 +196,7 @@ TEST_CASE("a pooled connection the backend closed while idle is dropped, not use
     SUCCEED("the idle connection was dropped");
 }
 
-TEST_CASE("an idempotent request cut off before any response byte is retried on another backend",
-          "[errors][retry]") {
+TEST_CASE("an idempotent request cut off before any response byte is retried on another backend", "[errors][retry]") {
     Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) { c.retries = 2; });
     // Both backends drop the request: the GET is tried on each once, then lb gives up with 502.

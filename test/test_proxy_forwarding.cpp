@@ -38,9 +38,10 @@ TEST_CASE("pipelined requests are answered in order", "[forwarding][pipelining]"
     ProxyFixture proxy(3);
     Client client(proxy.port());
     // The first is the slowest: answers must still come back in request order.
-    client.send("GET /?delay_ms=100 HTTP/1.1\r\nHost: test\r\n\r\n"
-                "GET /second HTTP/1.1\r\nHost: test\r\n\r\n"
-                "GET /third HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    client.send(
+        "GET /?delay_ms=100 HTTP/1.1\r\nHost: test\r\n\r\n"
+        "GET /second HTTP/1.1\r\nHost: test\r\n\r\n"
+        "GET /third HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     CHECK(client.read_response().header("X-Backend-Id") == "b1");
     CHECK(client.read_response().header("X-Backend-Id") == "b2");
     Response last = client.read_response();
@@ -49,7 +50,8 @@ TEST_CASE("pipelined requests are answered in order", "[forwarding][pipelining]"
     CHECK(client.wait_closed());
 }
 
-TEST_CASE("hop-by-hop headers stay on their hop, X-Forwarded-* are set and Host is preserved", "[forwarding][headers]") {
+TEST_CASE("hop-by-hop headers stay on their hop, X-Forwarded-* are set and Host is preserved",
+          "[forwarding][headers]") {
     Watchdog watchdog;
     ProxyFixture proxy(1);
     Response r = http_exchange(proxy.port(),

@@ -1,6 +1,5 @@
 // Bodies stream in both directions as they arrive, chunked or not, with bounded memory.
 #include <catch2/catch.hpp>
-
 #include <csignal>
 
 #include "demo/demo_backend.h"
@@ -49,9 +48,9 @@ TEST_CASE("1 GiB streams each way through lb with bounded memory", "[streaming][
     Watchdog watchdog(std::chrono::seconds{110});
     lb::demo::DemoBackend backend({});
     backend.start();
-    std::string config = write_temp_file("large.yaml", "listen: 127.0.0.1:0\nworkers: 1\nbackends:\n  - 127.0.0.1:" +
-                                                           std::to_string(backend.port()) +
-                                                           "\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n");
+    std::string config = write_temp_file(
+        "large.yaml", "listen: 127.0.0.1:0\nworkers: 1\nbackends:\n  - 127.0.0.1:" + std::to_string(backend.port()) +
+                          "\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n");
     std::string log = write_temp_file("large.log", "");
     Process lb({LB_BINARY, "-c", config}, log);
     uint16_t port = wait_for_lb_port(log);

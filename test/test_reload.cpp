@@ -1,9 +1,8 @@
 // SIGHUP reloads lb.yaml in a running lb: a broken file is reported with file:line:column and changes nothing;
 // a good one sends new connections to the new configuration while requests in flight finish under the old one,
 // and no connection is refused or reset across the switch (the new generation takes over the listening sockets).
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <csignal>
 #include <fstream>
 #include <map>
@@ -78,8 +77,7 @@ struct ReloadableLb {
 
 }  // namespace
 
-TEST_CASE("a reload with a broken file names file, line and column, and keeps the running configuration",
-          "[reload]") {
+TEST_CASE("a reload with a broken file names file, line and column, and keeps the running configuration", "[reload]") {
     Watchdog watchdog;
     StartedBackend b1("b1");
     ReloadableLb lb(config_with_backend(b1.port()));
@@ -101,11 +99,13 @@ TEST_CASE("a reload with a broken file names file, line and column, and keeps th
     const std::string squatted = "127.0.0.1:" + std::to_string(squatter.port());
     const std::string backends = "backends:\n  - 127.0.0.1:" + std::to_string(b1.port()) + "\n";
     lb.reload("listen: " + squatted + "\n" + backends + "admin:\n  enabled: false\n");
-    CHECK(read_file(lb.log_path).find("reload failed, keeping the running configuration: cannot listen on " + squatted) !=
-          std::string::npos);
+    CHECK(
+        read_file(lb.log_path).find("reload failed, keeping the running configuration: cannot listen on " + squatted) !=
+        std::string::npos);
     lb.reload("listen: 127.0.0.1:0\n" + backends + "admin:\n  listen: " + squatted + "\n");
-    CHECK(read_file(lb.log_path).find("reload failed, keeping the running configuration: admin.listen: cannot listen on " +
-                                      squatted) != std::string::npos);
+    CHECK(read_file(lb.log_path)
+              .find("reload failed, keeping the running configuration: admin.listen: cannot listen on " + squatted) !=
+          std::string::npos);
     CHECK(http_get(lb.port, "/").body == "b1\n");
 
     lb.process.signal(SIGTERM);
@@ -126,8 +126,9 @@ TEST_CASE("a reload sends new connections to the new backends while a request in
     in_flight.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab");
     wait_until([&] { return b1.connections_accepted() > 0; }, "the request reaches b1");
     lb.reload(config_with_backend(b2.port()));
-    REQUIRE(read_file(lb.log_path).find("reloaded " + lb.config_path + ": generation 2 listening on 127.0.0.1:" +
-                                        std::to_string(lb.port)) != std::string::npos);
+    REQUIRE(read_file(lb.log_path)
+                .find("reloaded " + lb.config_path +
+                      ": generation 2 listening on 127.0.0.1:" + std::to_string(lb.port)) != std::string::npos);
     CHECK(http_get(lb.port, "/").body == "b2\n");
 
     in_flight.send("cd");
@@ -156,8 +157,9 @@ TEST_CASE("a reload can add workers and move the listener", "[reload]") {
     std::string more_workers = config_with_backend(b1.port());
     more_workers.replace(more_workers.find("workers: 2"), 10, "workers: 3");
     lb.reload(more_workers);
-    REQUIRE(read_file(lb.log_path).find("generation 2 listening on 127.0.0.1:" + std::to_string(lb.port) +
-                                        " with 3 workers") != std::string::npos);
+    REQUIRE(read_file(lb.log_path)
+                .find("generation 2 listening on 127.0.0.1:" + std::to_string(lb.port) + " with 3 workers") !=
+            std::string::npos);
     for (int i = 0; i < 10; ++i) CHECK(http_get(lb.port, "/").body == "b1\n");
 
     // A different address: the new generation binds sockets of its own, and the old port is given up.
@@ -209,8 +211,8 @@ TEST_CASE("a reload keeps what health checks knew, and a backend it adds waits f
     // traffic for a minute).
     const std::string failing = "127.0.0.1:" + std::to_string(b3.port());
     const std::string passing = "127.0.0.1:" + std::to_string(b4.port());
-    lb.reload(config("60s", "  - address: " + failing + "\n    health:\n      path: /?status=503\n  - " + passing +
-                                "\n"));
+    lb.reload(
+        config("60s", "  - address: " + failing + "\n    health:\n      path: /?status=503\n  - " + passing + "\n"));
     wait_until([&] { return is_up(http_get(admin_port, "/metrics").body, passing); }, "b4 passes its first check");
     std::map<std::string, int> answered;
     for (int i = 0; i < 20; ++i) ++answered[http_get(lb.port, "/").body];

@@ -437,8 +437,8 @@ health::StatusRange parse_status_range(std::string_view text) {
     auto code = [&](std::string_view part) {
         std::optional<uint64_t> n = parse_decimal(part);
         if (!n) {
-            throw std::invalid_argument(fmt::format(
-                "invalid status '{}': expected a code such as 200 or a range such as 200-399", text));
+            throw std::invalid_argument(
+                fmt::format("invalid status '{}': expected a code such as 200 or a range such as 200-399", text));
         }
         if (*n < 100 || *n > 599) throw std::invalid_argument(fmt::format("status {} is not in 100..599", *n));
         return static_cast<int>(*n);
@@ -635,9 +635,9 @@ pool::BalancerOptions read_balancer(const MapReader& top) {
         ch.key_name = hash.scalar(*name, "a header or cookie name");
         if (ch.key_name.empty()) hash.fail(*name, fmt::format("'{}' must not be empty", name->path));
     } else if (named) {
-        hash.fail(*key, fmt::format("'consistent_hash.name' is required with key {}: the {} to hash",
-                                    pool::hash_key_source_name(ch.key_source),
-                                    pool::hash_key_source_name(ch.key_source)));
+        hash.fail(*key,
+                  fmt::format("'consistent_hash.name' is required with key {}: the {} to hash",
+                              pool::hash_key_source_name(ch.key_source), pool::hash_key_source_name(ch.key_source)));
     }
     if (const Field* size = hash.find("table_size")) {
         hash.read_integer<uint32_t>("table_size", ch.table_size, 3, std::numeric_limits<uint32_t>::max());
@@ -668,9 +668,9 @@ QueueConfig read_queue(const MapReader& top) {
 }
 
 health::HealthConfig read_health(const MapReader& top) {
-    MapReader map = top.section("health", {"enabled", "path", "interval", "timeout", "rise", "fall",
-                                           "expected_statuses", "max_response_time", "host", "port", "jitter",
-                                           "initial_state", "passive", "slow_start", "panic"});
+    MapReader map = top.section(
+        "health", {"enabled", "path", "interval", "timeout", "rise", "fall", "expected_statuses", "max_response_time",
+                   "host", "port", "jitter", "initial_state", "passive", "slow_start", "panic"});
     health::HealthConfig h;
     map.read_bool("enabled", h.enabled);
     read_check_path(map, "path", h.path);
@@ -691,8 +691,8 @@ health::HealthConfig read_health(const MapReader& top) {
     if (const Field* field = map.find("initial_state")) {
         std::string text = map.scalar(*field, "healthy or unhealthy");
         if (text != "healthy" && text != "unhealthy") {
-            map.fail(*field, fmt::format("'{}' must be healthy or unhealthy, got {}", field->path,
-                                         describe(field->value)));
+            map.fail(*field,
+                     fmt::format("'{}' must be healthy or unhealthy, got {}", field->path, describe(field->value)));
         }
         h.initial_state = text == "healthy" ? health::InitialState::healthy : health::InitialState::unhealthy;
     }

@@ -40,19 +40,19 @@ struct QueueConfig {
 
 // Defaults follow what nginx, HAProxy and Envoy operators are used to; lb.yaml documents each.
 struct Timeouts {
-    Millis connect{5'000};             // TCP connect to a backend (Envoy: 5 s)
-    Millis client_header{10'000};      // whole request header section, from its first byte (HAProxy http-request)
-    Millis client_keepalive{60'000};   // idle client connection between requests (nginx keepalive_timeout ~75 s)
-    Millis upstream_response{60'000};  // waiting for the backend's response, and between its reads (nginx 60 s)
-    Millis upstream_keepalive{60'000}; // idle pooled upstream connection (nginx upstream keepalive_timeout 60 s)
-    Millis drain{30'000};              // graceful shutdown: in-flight requests get this long to finish
+    Millis connect{5'000};              // TCP connect to a backend (Envoy: 5 s)
+    Millis client_header{10'000};       // whole request header section, from its first byte (HAProxy http-request)
+    Millis client_keepalive{60'000};    // idle client connection between requests (nginx keepalive_timeout ~75 s)
+    Millis upstream_response{60'000};   // waiting for the backend's response, and between its reads (nginx 60 s)
+    Millis upstream_keepalive{60'000};  // idle pooled upstream connection (nginx upstream keepalive_timeout 60 s)
+    Millis drain{30'000};               // graceful shutdown: in-flight requests get this long to finish
 };
 
 struct Limits {
-    uint64_t header_bytes = 64 * 1024;           // request line + header section (Envoy: 60 KiB)
-    uint32_t header_count = 100;                 // header fields per request (Envoy: 100)
-    uint64_t uri_bytes = 8 * 1024;               // request target (nginx: 8 KiB lines)
-    uint64_t request_body_bytes = 1ULL << 30;    // 1 GiB; 0 means unlimited
+    uint64_t header_bytes = 64 * 1024;         // request line + header section (Envoy: 60 KiB)
+    uint32_t header_count = 100;               // header fields per request (Envoy: 100)
+    uint64_t uri_bytes = 8 * 1024;             // request target (nginx: 8 KiB lines)
+    uint64_t request_body_bytes = 1ULL << 30;  // 1 GiB; 0 means unlimited
 };
 
 // The admin listener: /metrics and /status, kept off the traffic port and on loopback by default.
@@ -68,24 +68,25 @@ struct Config {
     std::vector<BackendConfig> backends;
     Timeouts timeouts;
     Limits limits;
-    unsigned retries = 2;               // further attempts after the first, each on an untried backend
-    unsigned upstream_keepalive = 128;  // idle connections kept per backend, per shard (nginx: keepalive 32; see lb.yaml)
-    pool::BalancerOptions balancer;     // `algorithm:` plus the `peak_ewma:` and `consistent_hash:` sections
+    unsigned retries = 2;  // further attempts after the first, each on an untried backend
+    unsigned upstream_keepalive =
+        128;                         // idle connections kept per backend, per shard (nginx: keepalive 32; see lb.yaml)
+    pool::BalancerOptions balancer;  // `algorithm:` plus the `peak_ewma:` and `consistent_hash:` sections
     QueueConfig queue;
     health::HealthConfig health;
     AdminConfig admin;
-    bool metrics_enabled = true;        // off only to measure what recording costs
+    bool metrics_enabled = true;  // off only to measure what recording costs
 };
 
 // A config problem: where it is and what was expected. what() is "file:line:column: message".
 class ConfigError : public std::runtime_error {
-public:
+  public:
     ConfigError(std::string file, int line, int column, const std::string& message);
     const std::string& file() const { return file_; }
     int line() const { return line_; }
     int column() const { return column_; }
 
-private:
+  private:
     std::string file_;
     int line_;
     int column_;

@@ -5,8 +5,8 @@
 #include <atomic>
 #include <vector>
 
-#include "core/shard/intrusive_list.h"
 #include "core/proxy/upstream_connection.h"
+#include "core/shard/intrusive_list.h"
 
 namespace lb::core {
 

@@ -5,13 +5,13 @@
 
 #include <memory>
 
-#include "route/hash_key.h"
+#include "core/proxy/upstream_connection.h"
 #include "core/runtime/log.h"
 #include "core/shard/shard.h"
-#include "core/proxy/upstream_connection.h"
 #include "http/error_response.h"
 #include "http/header_rules.h"
 #include "metrics/stats.h"
+#include "route/hash_key.h"
 
 namespace lb::core {
 
@@ -227,7 +227,8 @@ void ProxySession::dispatch() {
     const Config& config = shard_.config();
     std::string_view hash_key;
     if (shard_.picks_by_hash_key()) {
-        hash_key = route::request_hash_key(exchange_->request_parser.head(), config.balancer.consistent_hash, client_address_);
+        hash_key =
+            route::request_hash_key(exchange_->request_parser.head(), config.balancer.consistent_hash, client_address_);
     }
     uint64_t now = uv_hrtime();
     pool::Selection selection = pool.choose(exchange_->tried, std::chrono::nanoseconds(now), hash_key);

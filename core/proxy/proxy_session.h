@@ -15,9 +15,9 @@
 #include <string>
 #include <string_view>
 
-#include "core/transport/buffers.h"
 #include "core/shard/deadline_queue.h"
 #include "core/shard/intrusive_list.h"
+#include "core/transport/buffers.h"
 #include "http/message_parser.h"
 #include "http/request_head.h"
 #include "pool/backend.h"

@@ -8,8 +8,8 @@
 
 #include <uv.h>
 
-#include "core/transport/buffers.h"
 #include "core/shard/intrusive_list.h"
+#include "core/transport/buffers.h"
 #include "http/message_parser.h"
 #include "pool/backend.h"
 

@@ -66,10 +66,13 @@ int run(const std::string& config_path, lb::core::Config config) {
     };
     uv_signal_start(&sigint, on_stop_signal, SIGINT);
     uv_signal_start(&sigterm, on_stop_signal, SIGTERM);
-    uv_signal_start(&sighup, [](uv_signal_t* handle, int) {
-        lb::core::log(lb::core::LogLevel::info, "SIGHUP: reloading the configuration");
-        static_cast<Control*>(handle->data)->supervisor.reload();
-    }, SIGHUP);
+    uv_signal_start(
+        &sighup,
+        [](uv_signal_t* handle, int) {
+            lb::core::log(lb::core::LogLevel::info, "SIGHUP: reloading the configuration");
+            static_cast<Control*>(handle->data)->supervisor.reload();
+        },
+        SIGHUP);
 
     int exit_code = 0;
     try {

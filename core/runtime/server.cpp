@@ -11,10 +11,10 @@
 #include <utility>
 
 #include "core/admin/admin_server.h"
-#include "core/shard/listener.h"
-#include "core/runtime/log.h"
-#include "core/shard/shard.h"
 #include "core/admin/status_page.h"
+#include "core/runtime/log.h"
+#include "core/shard/listener.h"
+#include "core/shard/shard.h"
 #include "metrics/exposition.h"
 #include "metrics/process_stats.h"
 #include "metrics/snapshot.h"

@@ -44,8 +44,8 @@ bool Supervisor::reload() {
     }
     // The new generation already accepts on the shared sockets; only now may the old one let go of them.
     current_->retire();
-    auto& old = retiring_.emplace_back(Retiring{std::exchange(current_, std::move(next)),
-                                                std::make_shared<std::atomic<bool>>(false), {}});
+    auto& old = retiring_.emplace_back(
+        Retiring{std::exchange(current_, std::move(next)), std::make_shared<std::atomic<bool>>(false), {}});
     old.waiter = std::thread([server = old.server.get(), drained = old.drained, generation = generation_] {
         server->wait();
         drained->store(true, std::memory_order_release);

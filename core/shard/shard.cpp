@@ -46,7 +46,7 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
       pool_(context.backends, pool::make_balancer(context.config.balancer, *context.backends, index),
             pool::ShardPoolOptions{index, index, context.config.workers}),
       idle_upstreams_(context.backends->size(), context.config.upstream_keepalive,
-                     static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())),
+                      static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())),
       metrics_(context.backends->size(), context.config.metrics_enabled) {
     static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
     if (uv_loop_init(&loop_) != 0) {

@@ -11,13 +11,13 @@
 #include <optional>
 #include <vector>
 
-#include "core/transport/buffers.h"
 #include "core/config/config.h"
+#include "core/proxy/idle_upstreams.h"
+#include "core/proxy/proxy_session.h"
 #include "core/shard/intrusive_list.h"
 #include "core/shard/listener.h"
-#include "core/proxy/proxy_session.h"
 #include "core/shard/shard_inbox.h"
-#include "core/proxy/idle_upstreams.h"
+#include "core/transport/buffers.h"
 #include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
 #include "pool/shard_pool.h"
@@ -30,7 +30,7 @@ struct ServerContext {
     std::shared_ptr<const std::vector<pool::Backend>> backends;
     std::vector<SocketAddress> backend_addresses;
     health::HealthMonitor* health = nullptr;  // passive reports go here; null when health checks are off
-    std::vector<bool> initially_healthy;  // per backend, before the first health transition
+    std::vector<bool> initially_healthy;      // per backend, before the first health transition
 };
 
 class Shard {

@@ -16,7 +16,7 @@ namespace lb::test {
 core::Config make_config(const std::vector<uint16_t>& backend_ports, unsigned workers = 1);
 
 class ProxyFixture {
-public:
+  public:
     // Starts `backends` demo backends (ids b1, b2, ...) and a balancer in front of them; `tweak` may change the
     // config first (timeouts, limits, extra dead backends...).
     explicit ProxyFixture(size_t backends, const std::function<void(core::Config&)>& tweak = {}, unsigned workers = 1);
@@ -30,7 +30,7 @@ public:
     // Stops the balancer (graceful) and checks that every loop closed with no handle open.
     void stop();
 
-private:
+  private:
     std::vector<std::unique_ptr<demo::DemoBackend>> backends_;
     std::unique_ptr<core::Server> server_;
 };

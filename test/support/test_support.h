@@ -2,6 +2,8 @@
 // responses, child processes, and port utilities. Readiness is always found by connecting, never by sleeping.
 #pragma once
 
+#include <sys/types.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdint>
@@ -11,21 +13,19 @@
 #include <string_view>
 #include <vector>
 
-#include <sys/types.h>
-
 namespace lb::test {
 
 using namespace std::chrono_literals;
 
 // Aborts the whole test process with a message if still alive after `limit`: a hang fails loudly.
 class Watchdog {
-public:
+  public:
     explicit Watchdog(std::chrono::seconds limit = std::chrono::seconds{60});
     ~Watchdog();
     Watchdog(const Watchdog&) = delete;
     Watchdog& operator=(const Watchdog&) = delete;
 
-private:
+  private:
     struct State;
     State* state_;
 };
@@ -39,7 +39,7 @@ struct Response {
     std::string version;  // "HTTP/1.1"
     std::string head;     // status line and headers, as received
     std::multimap<std::string, std::string, CaseInsensitiveLess> headers;
-    std::string body;     // de-chunked
+    std::string body;  // de-chunked
     bool chunked = false;
 
     std::string header(const std::string& name) const;  // "" when absent
@@ -48,7 +48,7 @@ struct Response {
 
 // A blocking TCP client on 127.0.0.1 with a timeout on every read.
 class Client {
-public:
+  public:
     explicit Client(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds{15});
     ~Client();
     Client(const Client&) = delete;
@@ -65,7 +65,7 @@ public:
     bool wait_closed();
     int fd() const { return fd_; }
 
-private:
+  private:
     std::string take(size_t n);
     std::string take_line();
     bool fill();  // false on EOF
@@ -92,7 +92,7 @@ uint16_t wait_for_lb_port(const std::string& log_path, std::chrono::milliseconds
 
 // A child process, killed (SIGKILL) on destruction if still running.
 class Process {
-public:
+  public:
     // argv[0] is the executable's path. Output goes to `log_path` when given, else inherited.
     explicit Process(std::vector<std::string> argv, const std::string& log_path = "");
     ~Process();
@@ -107,7 +107,7 @@ public:
     // Peak resident set (VmHWM) in bytes.
     uint64_t peak_rss_bytes() const;
 
-private:
+  private:
     pid_t pid_ = -1;
     bool reaped_ = false;
     int status_ = 0;
