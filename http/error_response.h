@@ -1,16 +1,13 @@
-// The responses lb itself sends when it cannot forward: one status per ProxyError, a short body that says
-// what happened, and Connection: close (the connection ends after it).
+// The shape of the responses lb itself sends when it cannot forward: a status, a short text/plain body that says
+// what happened, and Connection: close (the connection ends after it). Which status for what is core's table
+// (core/proxy/outcome.h).
 #pragma once
 
+#include <string>
 #include <string_view>
-
-#include "http/proxy_error.h"
 
 namespace lb::http {
 
-int status_for(ProxyError error);
-
-// The complete response bytes (status line, headers, body). Static storage: valid forever.
-std::string_view error_response(ProxyError error);
+std::string format_error_response(int status, std::string_view reason, std::string_view message);
 
 }  // namespace lb::http

@@ -48,8 +48,25 @@ bool connection_lists(const MessageHead& head, std::string_view name) {
     return false;
 }
 
+namespace {
+
+bool connection_may_drop(std::string_view name) {
+    return !equals_ignore_case(name, "host") && !equals_ignore_case(name, "x-forwarded-for") &&
+           !equals_ignore_case(name, "x-forwarded-proto");
+}
+
+}  // namespace
+
 bool is_dropped_when_forwarding(const MessageHead& head, std::string_view name) {
-    return is_hop_by_hop(name) || equals_ignore_case(name, "content-length") || connection_lists(head, name);
+    return is_hop_by_hop(name) || equals_ignore_case(name, "content-length") ||
+           (connection_may_drop(name) && connection_lists(head, name));
+}
+
+ParseError validate_request_head(const MessageHead& head) {
+    if (head.method == HTTP_CONNECT) return ParseError::malformed;
+    size_t hosts = head.count("host");
+    if (hosts > 1 || (hosts == 0 && !head.is_http10())) return ParseError::malformed;
+    return ParseError::none;
 }
 
 bool is_idempotent(llhttp_method_t method) {

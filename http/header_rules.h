@@ -20,8 +20,13 @@ bool is_hop_by_hop(std::string_view name);
 bool connection_lists(const MessageHead& head, std::string_view name);
 
 // True when the field must not be forwarded: hop-by-hop, listed in Connection, or Content-Length (the proxy
-// writes its own framing fields).
+// writes its own framing fields). Connection cannot remove Host or the X-Forwarded-* fields: a hop-by-hop claim on
+// them would let a client strip what the backend relies on.
 bool is_dropped_when_forwarding(const MessageHead& head, std::string_view name);
+
+// What a request head must satisfy beyond llhttp's syntax: exactly one Host in HTTP/1.1 (at most one in 1.0), RFC
+// 9112 §3.2; no CONNECT (lb does not tunnel). Returns ParseError::none when it may be forwarded.
+ParseError validate_request_head(const MessageHead& head);
 
 // Requests whose effects are the same when repeated (RFC 9110 §9.2.2): a body-less one cut off before any
 // response byte may be sent again to another backend.

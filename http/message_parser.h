@@ -1,6 +1,10 @@
 // An llhttp parser for one direction of a connection (requests from clients, responses from backends).
 // It collects each message's head (with limits) and pushes body bytes to a sink as they are parsed; it never
 // buffers a body. Bytes in, events out: no sockets, no libuv.
+//
+// On top of llhttp's strict mode it refuses what llhttp lets through: obs-fold line folding in any form (heads and
+// trailers), start lines of other protocols (RTSP/, ICE/), HTTP versions other than 1.0 and 1.1, and it counts
+// trailers against the header limits and chunk extensions against the body limit.
 #pragma once
 
 #include <llhttp.h>
@@ -10,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "http/proxy_error.h"
+#include "http/parse_error.h"
 
 namespace lb::http {
 
@@ -39,6 +43,8 @@ class MessageHead {
     bool find(std::string_view name, std::string_view& value) const;
     size_t count(std::string_view name) const;
     bool is_http10() const { return version_major == 1 && version_minor == 0; }
+    // Whether the head announces a body (a Content-Length above zero, or chunked framing).
+    bool declares_body() const { return chunked || (has_content_length && content_length > 0); }
 
   private:
     friend class MessageParser;
@@ -60,16 +66,17 @@ class MessageHead {
 };
 
 struct HeadLimits {
-    uint64_t header_bytes = 64 * 1024;
-    uint32_t header_count = 100;
+    uint64_t header_bytes = 64 * 1024;  // start line and fields, trailers included
+    uint32_t header_count = 100;        // fields, trailers included
     uint64_t uri_bytes = 8 * 1024;
+    uint64_t body_bytes = 0;  // body plus chunk extensions; 0 = unlimited
 };
 
 // What the sink wants after a head.
 enum class HeadAction {
     proceed,    // go on parsing the body
     pause,      // stop feeding here; the caller resumes later (request dispatch)
-    skip_body,  // the message has no body whatever its headers say (response to HEAD)
+    skip_body,  // the message has no body whatever its headers say (HEAD, 1xx, 204, 304)
 };
 
 class MessageSink {
@@ -77,9 +84,6 @@ class MessageSink {
     virtual ~MessageSink() = default;
     virtual HeadAction on_head(const MessageHead& head) = 0;
     virtual void on_body(std::string_view bytes) = 0;
-    // Chunked bodies only: a chunk of `size` bytes starts (0 = the last chunk).
-    virtual void on_chunk_header(uint64_t size) { (void)size; }
-    virtual void on_chunk_complete() {}
     // The parser pauses after every message, so pipelined messages are handled one at a time.
     virtual void on_message_complete() = 0;
 };
@@ -93,16 +97,16 @@ enum class FeedStatus {
 struct FeedResult {
     FeedStatus status;
     size_t consumed;
-    ProxyError error = ProxyError::none;
+    ParseError error = ParseError::none;
 };
 
 class MessageParser {
   public:
     MessageParser(llhttp_type_t type, MessageSink& sink, HeadLimits limits = {});
-    // Events go to `sink` from now on (a backend connection's parser serves one session after another).
-    void set_sink(MessageSink& sink) { sink_ = &sink; }
     MessageParser(const MessageParser&) = delete;
     MessageParser& operator=(const MessageParser&) = delete;
+    // Events go to `sink` from now on (a backend connection's parser serves one session after another).
+    void set_sink(MessageSink& sink) { sink_ = &sink; }
 
     // Parses as much of `bytes` as it can. After `paused`, call resume() before feeding the rest.
     FeedResult feed(std::string_view bytes);
@@ -111,6 +115,8 @@ class MessageParser {
     bool finish();
     // Forget any partial message (a new exchange on a reused connection).
     void reset();
+    // Gives back head storage beyond `max_capacity` bytes (a recycled parser must not keep a 64 KiB head forever).
+    void trim_storage(size_t max_capacity);
 
     const MessageHead& head() const { return head_; }
     bool in_message() const { return in_message_; }
@@ -118,6 +124,30 @@ class MessageParser {
     const char* error_reason() const { return llhttp_get_error_reason(&parser_); }
 
   private:
+    // Watches the raw bytes of a header section (or trailer section) before llhttp parses them, for what llhttp
+    // accepts and lb must not: a line that starts with a space or tab (obs-fold, RFC 9112 §5.2), and a start line
+    // that is not HTTP. It stops at the blank line that ends the section, so body bytes are never scanned.
+    class SectionScanner {
+      public:
+        enum class Mode { request_head, response_head, trailers };
+        void start(Mode mode);
+        // Scans up to the end of the section; returns what is wrong, or none.
+        ParseError scan(std::string_view bytes);
+        bool active() const { return active_; }
+
+      private:
+        ParseError end_start_line();
+        Mode mode_ = Mode::request_head;
+        bool active_ = false;
+        bool in_start_line_ = false;
+        bool after_lf_ = false;
+        // The start line's first and last bytes (it may arrive over several reads).
+        char first_[5] = {};
+        uint8_t first_len_ = 0;
+        char last_[10] = {};
+        uint8_t last_len_ = 0;
+    };
+
     static MessageParser& self(llhttp_t* p) { return *static_cast<MessageParser*>(p->data); }
     static int on_message_begin(llhttp_t* p);
     static int on_url(llhttp_t* p, const char* at, size_t len);
@@ -127,11 +157,13 @@ class MessageParser {
     static int on_headers_complete(llhttp_t* p);
     static int on_body(llhttp_t* p, const char* at, size_t len);
     static int on_chunk_header(llhttp_t* p);
-    static int on_chunk_complete(llhttp_t* p);
+    static int on_chunk_extension(llhttp_t* p, const char* at, size_t len);
     static int on_message_complete(llhttp_t* p);
 
     int append(MessageHead::Span& span, const char* at, size_t len);
-    int fail(ProxyError error);
+    int count_trailer(size_t len, bool new_field);
+    int count_body(size_t len);
+    int fail(ParseError error);
 
     static const llhttp_settings_t& settings();  // one table for every parser: saves 184 bytes each
 
@@ -139,13 +171,16 @@ class MessageParser {
     MessageSink* sink_;
     HeadLimits limits_;
     MessageHead head_;
-    ProxyError limit_error_ = ProxyError::none;
+    SectionScanner scanner_;
+    ParseError error_ = ParseError::none;
+    uint64_t body_bytes_ = 0;
+    uint64_t trailer_bytes_ = 0;
+    uint32_t trailer_fields_ = 0;
     bool in_message_ = false;
     bool head_complete_ = false;
     bool in_trailers_ = false;
     bool last_was_value_ = false;
-    const char* input_end_ = nullptr;  // end of the bytes being fed
-    bool value_piece_reached_input_end_ = false;
+    bool trailers_pause_ = false;  // paused by us at the last chunk, to scan the trailers
 };
 
 }  // namespace lb::http

@@ -33,6 +33,24 @@ BodyFraming upstream_request_framing(const MessageHead& request) {
     return BodyFraming::none;
 }
 
+namespace {
+
+// Appends the non-empty elements of one X-Forwarded-For list, each followed by ", ".
+void append_forwarded_elements(std::string& out, std::string_view list) {
+    while (!list.empty()) {
+        size_t comma = list.find(',');
+        std::string_view element = trim_ows(list.substr(0, comma));
+        if (!element.empty()) {
+            out.append(element);
+            out.append(", ");
+        }
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+}
+
+}  // namespace
+
 void write_upstream_request_head(const MessageHead& request, const ForwardedFor& forwarded, bool keep_alive,
                                  std::string& out) {
     out.append(llhttp_method_name(request.method));
@@ -40,31 +58,26 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
     out.append(request.target());
     out.append(" HTTP/1.1\r\n");
 
-    std::string_view received_xff;
+    bool has_host = false;
     size_t xff_fields = 0;
     for (size_t i = 0; i < request.field_count(); ++i) {
         auto f = request.field(i);
         if (equals_ignore_case(f.name, "x-forwarded-for")) {
-            // Several X-Forwarded-For fields form one list (RFC 9110 §5.3); join them in order below.
-            if (xff_fields++ == 0) received_xff = f.value;
+            ++xff_fields;
             continue;
         }
         if (equals_ignore_case(f.name, "x-forwarded-proto")) continue;
         if (is_dropped_when_forwarding(request, f.name)) continue;
+        has_host = has_host || equals_ignore_case(f.name, "host");
         append_field(out, f.name, f.value);
     }
+    if (!has_host) append_field(out, "Host", forwarded.backend_host);
 
+    // Several X-Forwarded-For fields form one list (RFC 9110 §5.3): join them in order, then add this client.
     out.append("X-Forwarded-For: ");
-    if (xff_fields == 1) {
-        out.append(received_xff);
-        out.append(", ");
-    } else if (xff_fields > 1) {
-        for (size_t i = 0; i < request.field_count(); ++i) {
-            auto f = request.field(i);
-            if (!equals_ignore_case(f.name, "x-forwarded-for")) continue;
-            out.append(f.value);
-            out.append(", ");
-        }
+    for (size_t i = 0; xff_fields > 0 && i < request.field_count(); ++i) {
+        auto f = request.field(i);
+        if (equals_ignore_case(f.name, "x-forwarded-for")) append_forwarded_elements(out, f.value);
     }
     out.append(forwarded.client_address);
     out.append("\r\n");
@@ -75,10 +88,16 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
     out.append("\r\n");
 }
 
+bool response_has_no_body(const MessageHead& request, const MessageHead& response) {
+    return request.method == HTTP_HEAD || response.status / 100 == 1 || response.status == 204 ||
+           response.status == 304;
+}
+
 BodyFraming client_response_framing(const MessageHead& request, const MessageHead& response) {
-    if (response.status / 100 == 1 || response.status == 204 || response.status == 304) return BodyFraming::none;
-    if (request.method == HTTP_HEAD) {
-        // No body follows, but the Content-Length describes what a GET would have returned: pass it on.
+    if (response.status / 100 == 1 || response.status == 204) return BodyFraming::none;
+    if (request.method == HTTP_HEAD || response.status == 304) {
+        // No body follows, but the Content-Length describes the representation a GET would have returned
+        // (RFC 9110 §8.6): pass it on.
         return response.has_content_length ? BodyFraming::content_length : BodyFraming::none;
     }
     if (response.has_content_length && !response.chunked) return BodyFraming::content_length;

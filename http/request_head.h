@@ -20,16 +20,22 @@ enum class BodyFraming {
 struct ForwardedFor {
     std::string_view client_address;  // appended to X-Forwarded-For
     std::string_view proto;           // X-Forwarded-Proto, replacing any the client sent
+    std::string_view backend_host;    // Host for an HTTP/1.0 request that has none ("host:port" of the backend)
 };
 
 // The request line is re-written as HTTP/1.1; hop-by-hop fields and the fields Connection names are dropped;
-// Host and end-to-end fields pass unchanged and in order; X-Forwarded-For gets the client appended (joined to
-// the last one received); X-Forwarded-Proto is set. `keep_alive=false` adds "Connection: close".
+// Host and end-to-end fields pass unchanged and in order, and a request without Host (HTTP/1.0) gets the
+// backend's, as nginx does; X-Forwarded-For gets the client appended (every received field joined in order, empty
+// elements dropped); X-Forwarded-Proto is set. `keep_alive=false` adds "Connection: close".
 void write_upstream_request_head(const MessageHead& request, const ForwardedFor& forwarded, bool keep_alive,
                                  std::string& out);
 
 // Request body framing towards the backend.
 BodyFraming upstream_request_framing(const MessageHead& request);
+
+// RFC 9110 §6.4.1: a response to HEAD, and a 1xx, 204 or 304 response, ends with its head whatever its header
+// fields say. A backend that sends a body there anyway is not to be believed about anything after it.
+bool response_has_no_body(const MessageHead& request, const MessageHead& response);
 
 // The response framing towards the client, from what the backend sent and what the client can take.
 BodyFraming client_response_framing(const MessageHead& request, const MessageHead& response);

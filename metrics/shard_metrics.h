@@ -95,6 +95,18 @@ class alignas(kCacheLine) ShardMetrics {
         if (!enabled_) return;
         global_.queue_waits_total.inc();
     }
+    void on_resource_exhaustion(ResourceOp op) {
+        if (!enabled_) return;
+        global_.resource_exhaustion_total[static_cast<size_t>(op)].inc();
+    }
+    void on_accept_paused() {
+        if (!enabled_) return;
+        global_.accept_pauses_total.inc();
+    }
+    void set_buffer_bytes(uint64_t bytes) {
+        if (!enabled_) return;
+        global_.buffer_bytes.set(static_cast<int64_t>(bytes));
+    }
 
     // ---- Backend side -------------------------------------------------------------------------------------------
     // The backend's final response is complete (1xx interim responses are not recorded). `status` is the code as

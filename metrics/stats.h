@@ -112,18 +112,21 @@ class Histogram {
 
 // Errors, recorded where they happen. Client-side kinds count once per request; upstream-side kinds count once per
 // failed attempt, so a refused connect that was retried elsewhere still shows up.
-#define LB_METRICS_ERROR_KINDS(X)                                                           \
-    X(client_parse_error) /* malformed or ambiguous request: 400 */                         \
-    X(header_limit)       /* header section over the byte or count limit: 431 */            \
-    X(uri_limit)          /* request target over the limit: 414 */                          \
-    X(body_limit)         /* request body over the limit: 413 */                            \
-    X(client_timeout)     /* client did not send its header section in time: 408 */         \
-    X(connect_refused)    /* upstream connect failed (refused, unreachable): one attempt */ \
-    X(connect_timeout)    /* upstream connect did not complete in time: one attempt */      \
-    X(upstream_timeout)   /* backend did not answer in time: 504 */                         \
-    X(upstream_reset)     /* upstream connection lost before the response completed */      \
-    X(no_backend)         /* no eligible backend: 503 */                                    \
-    X(bad_response)       /* backend sent something that is not HTTP: 502 */
+#define LB_METRICS_ERROR_KINDS(X)                                                              \
+    X(client_parse_error)    /* malformed or ambiguous request: 400 */                         \
+    X(header_limit)          /* header section over the byte or count limit: 431 */            \
+    X(uri_limit)             /* request target over the limit: 414 */                          \
+    X(body_limit)            /* request body over the limit: 413 */                            \
+    X(client_timeout)        /* client did not send its header section in time: 408 */         \
+    X(connect_refused)       /* upstream connect failed (refused, unreachable): one attempt */ \
+    X(connect_timeout)       /* upstream connect did not complete in time: one attempt */      \
+    X(upstream_timeout)      /* backend did not answer in time: 504 */                         \
+    X(upstream_reset)        /* upstream connection lost before the response completed */      \
+    X(no_backend)            /* no eligible backend: 503 */                                    \
+    X(bad_response)          /* backend sent something lb cannot forward: 502 */               \
+    X(version_not_supported) /* request line not HTTP/1.0 or 1.1: 505 */                       \
+    X(queue_timeout)         /* waited queue.timeout for a connection slot: 503 */             \
+    X(local_resources)       /* lb out of descriptors or memory for this request: 503 */
 
 enum class ErrorKind : uint8_t {
 #define LB_METRICS_X(name) name,
@@ -136,6 +139,26 @@ struct ErrorKindLabel {
     static constexpr std::array values = {
 #define LB_METRICS_X(name) std::string_view{#name},
         LB_METRICS_ERROR_KINDS(LB_METRICS_X)
+#undef LB_METRICS_X
+    };
+};
+
+// What lb itself ran out of, where: descriptors or memory on accepting a client or connecting to a backend.
+#define LB_METRICS_RESOURCE_OPS(X) \
+    X(accept)                      \
+    X(connect)
+
+enum class ResourceOp : uint8_t {
+#define LB_METRICS_X(name) name,
+    LB_METRICS_RESOURCE_OPS(LB_METRICS_X)
+#undef LB_METRICS_X
+};
+
+struct ResourceOpLabel {
+    static constexpr std::string_view key = "op";
+    static constexpr std::array values = {
+#define LB_METRICS_X(name) std::string_view{#name},
+        LB_METRICS_RESOURCE_OPS(LB_METRICS_X)
 #undef LB_METRICS_X
     };
 };
@@ -248,6 +271,13 @@ using CounterArray2 = std::array<Counter, kLabelCount<A> * kLabelCount<B>>;
                "Errors by kind: client-side kinds once per request, upstream-side kinds once per failed attempt.") \
     COUNTER(retries_total, "Requests sent again, to another backend or connection, after a failed attempt.")       \
     COUNTER(queue_waits_total, "Requests that had to wait for an upstream connection slot before being sent.")     \
+    COUNTER_BY(resource_exhaustion_total, ResourceOpLabel,                                                         \
+               "Times lb itself ran out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), by the "  \
+               "operation that failed. Never counted against a backend.")                                          \
+    COUNTER(accept_pauses_total,                                                                                   \
+            "Times a worker stopped accepting for a while: limits.client_connections or limits.buffer_memory "     \
+            "reached, or no descriptor left.")                                                                     \
+    GAUGE(buffer_bytes, sum, "Memory held in read buffers and queued writes (bounded by limits.buffer_memory).")   \
     HISTOGRAM(request_duration_seconds,                                                                            \
               "Time from a request's first byte received to its response's last byte sent, as the client sees it.")
 

@@ -125,14 +125,35 @@ TEST_CASE("keys left out take the documented defaults", "[config]") {
     CHECK(config.limits.uri_bytes == 8 * 1024);
     CHECK(config.limits.request_body_bytes == 1ULL << 30);
     CHECK(config.retries == 2);
-    CHECK(config.upstream_keepalive == 128);
+    CHECK(config.upstream_keepalive == lb::core::kUnlimited);
+    CHECK(config.limits.client_connections == 0);  // auto
+    CHECK(config.limits.buffer_per_connection == 256 * 1024);
+    CHECK(config.limits.buffer_memory == 1ULL << 30);
+    CHECK(config.timeouts.client_send == 60s);
+    CHECK(load_config_string("backends: [127.0.0.1:9001]\nupstream: {keepalive: unlimited}\nlimits: "
+                             "{client_connections: auto}\n")
+              .upstream_keepalive == lb::core::kUnlimited);
+    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  buffer_per_connection: 1KiB\n") ==
+          "t.yaml:3:26: 'limits.buffer_per_connection' must be between 16KiB and 64MiB, got '1KiB'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  client_connections: lots\n") ==
+          "t.yaml:3:23: 'limits.client_connections' must be an integer between 1 and 10000000, or 'auto', got "
+          "'lots'");
 }
 
 TEST_CASE("sections written with no keys keep their defaults", "[config]") {
     Config config = load_config_string("backends: [127.0.0.1:9001]\ntimeouts:\nlimits:\nupstream:\n");
     CHECK(config.timeouts.connect == 5s);
     CHECK(config.limits.header_count == 100);
-    CHECK(config.upstream_keepalive == 128);
+    CHECK(config.upstream_keepalive == lb::core::kUnlimited);
+    CHECK(config.limits.client_connections == 0);  // auto
+    CHECK(load_config_string("backends: [127.0.0.1:9001]\nupstream: {keepalive: unlimited}\nlimits: "
+                             "{client_connections: auto}\n")
+              .upstream_keepalive == lb::core::kUnlimited);
+    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  buffer_per_connection: 1KiB\n") ==
+          "t.yaml:3:26: 'limits.buffer_per_connection' must be between 16KiB and 64MiB, got '1KiB'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  client_connections: lots\n") ==
+          "t.yaml:3:23: 'limits.client_connections' must be an integer between 1 and 10000000, or 'auto', got "
+          "'lots'");
 }
 
 TEST_CASE("every key is read", "[config]") {
@@ -148,6 +169,7 @@ timeouts:
   connect: 250ms
   client_header: 2
   client_keepalive: 2m
+  client_send: 15s
   upstream_response: 1h
   upstream_keepalive: 90s
   drain: 24h
@@ -156,6 +178,9 @@ limits:
   header_count: 10000
   uri_bytes: 256
   request_body_bytes: 0
+  client_connections: 5000
+  buffer_per_connection: 64KiB
+  buffer_memory: 256MiB
 retries: 0
 upstream:
   keepalive: 0
@@ -175,6 +200,7 @@ upstream:
     CHECK(config.timeouts.connect == 250ms);
     CHECK(config.timeouts.client_header == 2s);
     CHECK(config.timeouts.client_keepalive == 2min);
+    CHECK(config.timeouts.client_send == 15s);
     CHECK(config.timeouts.upstream_response == 1h);
     CHECK(config.timeouts.upstream_keepalive == 90s);
     CHECK(config.timeouts.drain == 24h);
@@ -182,6 +208,9 @@ upstream:
     CHECK(config.limits.header_count == 10000);
     CHECK(config.limits.uri_bytes == 256);
     CHECK(config.limits.request_body_bytes == 0);
+    CHECK(config.limits.client_connections == 5000);
+    CHECK(config.limits.buffer_per_connection == 64 * 1024);
+    CHECK(config.limits.buffer_memory == 256 * 1024 * 1024);
     CHECK(config.retries == 0);
     CHECK(config.upstream_keepalive == 0);
 }
@@ -283,7 +312,7 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
     } catch (const ConfigError& e) {
         CHECK(std::string(e.what()) ==
               "lb.yaml:5:3: unknown key 'timeout' in 'timeouts' (expected one of: connect, client_header, "
-              "client_keepalive, upstream_response, upstream_keepalive, drain)");
+              "client_keepalive, client_send, upstream_response, upstream_keepalive, drain)");
         CHECK(e.file() == "lb.yaml");
         CHECK(e.line() == 5);
         CHECK(e.column() == 3);
@@ -309,7 +338,7 @@ TEST_CASE("wrong types name the key and what was expected", "[config]") {
           "t.yaml:2:10: 'retries' must be an integer between 0 and 10, got a list");
     CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts: 5s\n") ==
           "t.yaml:2:11: 'timeouts' must be a map with keys connect, client_header, client_keepalive, "
-          "upstream_response, upstream_keepalive, drain, got '5s'");
+          "client_send, upstream_response, upstream_keepalive, drain, got '5s'");
     CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: {a: 1}\n") ==
           "t.yaml:3:12: 'timeouts.connect' must be a duration such as 250ms, 5s, 2m or 1h, got a map");
     CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: soon\n") ==
@@ -350,8 +379,9 @@ TEST_CASE("out-of-range values say the range", "[config]") {
           "t.yaml:3:14: 'limits.uri_bytes' must be between 256 and 1MiB, got '255'");
     CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_count: 0\n") ==
           "t.yaml:3:17: 'limits.header_count' must be an integer between 1 and 10000, got '0'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nupstream:\n  keepalive: 10001\n") ==
-          "t.yaml:3:14: 'upstream.keepalive' must be an integer between 0 and 10000, got '10001'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nupstream:\n  keepalive: 1000001\n") ==
+          "t.yaml:3:14: 'upstream.keepalive' must be an integer between 0 and 1000000, or 'unlimited', got "
+          "'1000001'");
     CHECK(error_of("backends:\n  - 127.0.0.1:9001\n  - 127.0.0.1:9002\n  - address: 127.0.0.1:9003\n"
                    "    weight: 1001\n") ==
           "t.yaml:5:13: 'backends[2].weight' must be an integer between 1 and 1000, got '1001'");

@@ -27,12 +27,13 @@ TEST_CASE("deadlines fire in due order across lanes; re-arming and disarming mov
     REQUIRE(uv_loop_init(&loop) == 0);
     std::vector<std::string> order;
     fired = &order;
-    DeadlineQueue::Durations durations{};
-    durations[static_cast<size_t>(Lane::client_header)] = 60;
-    durations[static_cast<size_t>(Lane::connect)] = 20;
-    durations[static_cast<size_t>(Lane::upstream_response)] = 40;
+    DeadlineQueue::Lanes lanes{};
+    for (auto& lane : lanes) lane = {1000, &record};
+    lanes[static_cast<size_t>(Lane::client_header)].duration_ms = 60;
+    lanes[static_cast<size_t>(Lane::connect)].duration_ms = 20;
+    lanes[static_cast<size_t>(Lane::upstream_response)].duration_ms = 40;
     {
-        DeadlineQueue queue(&loop, durations, &record);
+        DeadlineQueue queue(&loop, lanes);
         Timed a, b, c, d;
         a.name = "a";
         b.name = "b";

@@ -1,7 +1,6 @@
 // The pure HTTP pieces: the parser wrapper's limits and fold detection, header rules, and the heads lb writes.
 #include <catch2/catch.hpp>
 
-#include "http/error_response.h"
 #include "http/header_rules.h"
 #include "http/message_parser.h"
 #include "http/request_head.h"
@@ -66,7 +65,7 @@ TEST_CASE("obs-fold is rejected however the input is split", "[http][parser]") {
         FeedResult result = feed_in_steps(parser, folded, step);
         INFO("step " << step);
         CHECK(result.status == FeedStatus::error);
-        CHECK(result.error == ProxyError::bad_request);
+        CHECK(result.error == ParseError::malformed);
         CHECK(sink.heads == 0);
     }
 }
@@ -76,17 +75,17 @@ TEST_CASE("head limits map to their own errors", "[http][parser]") {
     HeadLimits limits{200, 3, 50};
     SECTION("target") {
         MessageParser parser(HTTP_REQUEST, sink, limits);
-        CHECK(parser.feed("GET /" + std::string(60, 'a') + " HTTP/1.1\r\n").error == ProxyError::uri_too_long);
+        CHECK(parser.feed("GET /" + std::string(60, 'a') + " HTTP/1.1\r\n").error == ParseError::uri_too_long);
     }
     SECTION("bytes") {
         MessageParser parser(HTTP_REQUEST, sink, limits);
         CHECK(parser.feed("GET / HTTP/1.1\r\nX: " + std::string(300, 'v') + "\r\n\r\n").error ==
-              ProxyError::headers_too_large);
+              ParseError::headers_too_large);
     }
     SECTION("count") {
         MessageParser parser(HTTP_REQUEST, sink, limits);
         CHECK(parser.feed("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n").error ==
-              ProxyError::headers_too_large);
+              ParseError::headers_too_large);
     }
 }
 
@@ -104,7 +103,7 @@ TEST_CASE("hop-by-hop fields and the fields Connection names are dropped", "[htt
     CHECK_FALSE(connection_lists(head, "accept"));
 
     std::string out;
-    write_upstream_request_head(head, {"192.0.2.9", "http"}, true, out);
+    write_upstream_request_head(head, {"192.0.2.9", "http", "b:1"}, true, out);
     CHECK(out ==
           "GET /x HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2, 192.0.2.9\r\n"
           "X-Forwarded-Proto: http\r\n\r\n");
@@ -139,16 +138,129 @@ TEST_CASE("idempotent methods", "[http][headers]") {
     CHECK_FALSE(is_idempotent(HTTP_PATCH));
 }
 
-TEST_CASE("every error has its status and says what happened", "[http][errors]") {
-    CHECK(status_for(ProxyError::bad_request) == 400);
-    CHECK(status_for(ProxyError::client_timeout) == 408);
-    CHECK(status_for(ProxyError::body_too_large) == 413);
-    CHECK(status_for(ProxyError::uri_too_long) == 414);
-    CHECK(status_for(ProxyError::headers_too_large) == 431);
-    CHECK(status_for(ProxyError::upstream_unreachable) == 502);
-    CHECK(status_for(ProxyError::no_backend) == 503);
-    CHECK(status_for(ProxyError::upstream_timeout) == 504);
-    std::string_view r = error_response(ProxyError::no_backend);
-    CHECK(r.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
-    CHECK(r.find("Connection: close\r\n") != std::string_view::npos);
+TEST_CASE("obs-fold is rejected in every form: after an empty value, in responses, in trailers", "[http][parser]") {
+    const std::vector<std::pair<llhttp_type_t, std::string>> folded = {
+        {HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\nX-Fold:\r\n folded\r\n\r\n"},
+        {HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\nX-Fold:\r\n\tfolded\r\n\r\n"},
+        {HTTP_REQUEST, "GET / HTTP/1.1\r\n Host: t\r\n\r\n"},
+        {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX-Fold:\r\n folded\r\nContent-Length: 0\r\n\r\n"},
+        {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 0\r\n\r\n"},
+        {HTTP_REQUEST,
+         "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX-T: a\r\n b\r\n\r\n"},
+    };
+    for (const auto& [type, message] : folded) {
+        for (size_t step : {1u, 2u, 5u, 4096u}) {
+            Recorder sink;
+            MessageParser parser(type, sink);
+            FeedResult result = feed_in_steps(parser, message, step);
+            INFO(message << " in steps of " << step);
+            CHECK(result.status == FeedStatus::error);
+            CHECK(result.error == ParseError::malformed);
+        }
+    }
+}
+
+TEST_CASE("only HTTP/1.0 and HTTP/1.1 are parsed", "[http][parser]") {
+    for (std::string line : {"OPTIONS * RTSP/1.0", "SOURCE /stream ICE/1.0", "DESCRIBE / RTSP/1.0"}) {
+        Recorder sink;
+        MessageParser parser(HTTP_REQUEST, sink);
+        INFO(line);
+        CHECK(parser.feed(line + "\r\nHost: t\r\n\r\n").status == FeedStatus::error);
+        CHECK(sink.heads == 0);
+    }
+    Recorder sink;
+    MessageParser parser(HTTP_REQUEST, sink);
+    FeedResult result = parser.feed("GET / HTTP/2.0\r\nHost: t\r\n\r\n");
+    CHECK(result.status == FeedStatus::error);
+    CHECK((result.error == ParseError::unsupported_version || result.error == ParseError::malformed));
+    MessageParser response(HTTP_RESPONSE, sink);
+    CHECK(response.feed("RTSP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").status == FeedStatus::error);
+    MessageParser ok(HTTP_REQUEST, sink);
+    CHECK(ok.feed("\r\nGET / HTTP/1.0\r\n\r\n").status == FeedStatus::paused);
+}
+
+TEST_CASE("trailers count against the header limits, chunk extensions against the body limit", "[http][parser]") {
+    Recorder sink;
+    SECTION("trailer fields") {
+        MessageParser parser(HTTP_REQUEST, sink, {4096, 5, 1024, 0});
+        std::string request = "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n";
+        for (int i = 0; i < 10; ++i) request += "X-T" + std::to_string(i) + ": v\r\n";
+        CHECK(parser.feed(request + "\r\n").error == ParseError::headers_too_large);
+    }
+    SECTION("trailer bytes") {
+        MessageParser parser(HTTP_REQUEST, sink, {1024, 100, 1024, 0});
+        std::string request = "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n";
+        CHECK(parser.feed(request + "X-T: " + std::string(2000, 'v') + "\r\n\r\n").error ==
+              ParseError::headers_too_large);
+    }
+    SECTION("chunk extensions") {
+        MessageParser parser(HTTP_REQUEST, sink, {4096, 100, 1024, 100});
+        std::string request = "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+        request += "1;ext=" + std::string(500, 'x') + "\r\na\r\n0\r\n\r\n";
+        CHECK(parser.feed(request).error == ParseError::body_too_large);
+    }
+    SECTION("a declared length over the limit is refused at the head") {
+        MessageParser parser(HTTP_REQUEST, sink, {4096, 100, 1024, 100});
+        CHECK(parser.feed("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n").error ==
+              ParseError::body_too_large);
+        CHECK(sink.heads == 0);
+    }
+}
+
+TEST_CASE("Connection cannot remove Host or X-Forwarded-*; HTTP/1.0 without Host gets the backend's",
+          "[http][headers]") {
+    Recorder sink;
+    MessageParser parser(HTTP_REQUEST, sink);
+    parser.feed(
+        "GET / HTTP/1.1\r\nHost: h\r\nConnection: close, Host, X-Forwarded-For, X-Forwarded-Proto\r\n"
+        "X-Forwarded-For: , 10.0.0.1 ,, \r\nX-Forwarded-For:\r\n\r\n");
+    std::string out;
+    write_upstream_request_head(parser.head(), {"192.0.2.9", "http", "b:1"}, true, out);
+    CHECK(out ==
+          "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1, 192.0.2.9\r\nX-Forwarded-Proto: http\r\n\r\n");
+
+    MessageParser http10(HTTP_REQUEST, sink);
+    http10.feed("GET /old HTTP/1.0\r\n\r\n");
+    CHECK(validate_request_head(http10.head()) == ParseError::none);
+    out.clear();
+    write_upstream_request_head(http10.head(), {"192.0.2.9", "http", "10.0.0.5:8080"}, false, out);
+    CHECK(out ==
+          "GET /old HTTP/1.1\r\nHost: 10.0.0.5:8080\r\nX-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: http\r\n"
+          "Connection: close\r\n\r\n");
+}
+
+TEST_CASE("request heads that must not be forwarded", "[http][headers]") {
+    Recorder sink;
+    auto validate = [&](const std::string& request) {
+        MessageParser parser(HTTP_REQUEST, sink);
+        parser.feed(request);
+        return validate_request_head(parser.head());
+    };
+    CHECK(validate("GET / HTTP/1.1\r\nHost: a\r\n\r\n") == ParseError::none);
+    CHECK(validate("GET / HTTP/1.1\r\n\r\n") == ParseError::malformed);
+    CHECK(validate("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n") == ParseError::malformed);
+    CHECK(validate("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n") == ParseError::malformed);
+    CHECK(validate("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n") == ParseError::malformed);
+}
+
+TEST_CASE("bodies after HEAD, 1xx, 204 and 304 are never expected", "[http][framing]") {
+    Recorder sink;
+    MessageParser get(HTTP_REQUEST, sink), head(HTTP_REQUEST, sink);
+    get.feed("GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    head.feed("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n");
+    auto response = [&](const std::string& text) {
+        auto parser = std::make_unique<MessageParser>(HTTP_RESPONSE, sink);
+        parser->feed(text);
+        return parser;
+    };
+    auto not_modified = response("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n");
+    auto no_content = response("HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n");
+    auto ok = response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n");
+    CHECK(response_has_no_body(get.head(), not_modified->head()));
+    CHECK(response_has_no_body(get.head(), no_content->head()));
+    CHECK(response_has_no_body(head.head(), ok->head()));
+    CHECK_FALSE(response_has_no_body(get.head(), ok->head()));
+    // A 304's Content-Length describes the representation (RFC 9110 §8.6) and passes; a 204 has none.
+    CHECK(client_response_framing(get.head(), not_modified->head()) == BodyFraming::content_length);
+    CHECK(client_response_framing(get.head(), no_content->head()) == BodyFraming::none);
 }

@@ -7,7 +7,7 @@
 #include <memory>
 #include <stdexcept>
 
-#include "core/shard/intrusive_list.h"
+#include "core/base/intrusive_list.h"
 #include "http/message_parser.h"
 
 namespace lb::core {

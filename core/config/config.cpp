@@ -315,6 +315,24 @@ class MapReader {
         out = static_cast<T>(*value);
     }
 
+    // An integer, or `word` ("auto", "unlimited") standing for `word_value`.
+    template <typename T>
+    void read_integer_or(std::string_view key, T& out, T min, T max, std::string_view word, T word_value) const {
+        const Field* field = find(key);
+        if (!field) return;
+        std::string expected = fmt::format("an integer between {} and {}, or '{}'", min, max, word);
+        std::string text = scalar(*field, expected);
+        if (text == word) {
+            out = word_value;
+            return;
+        }
+        std::optional<uint64_t> value = parse_decimal(text);
+        if (!value || *value < min || *value > max) {
+            fail(*field, fmt::format("'{}' must be {}, got {}", field->path, expected, describe(field->value)));
+        }
+        out = static_cast<T>(*value);
+    }
+
     void read_host_port(std::string_view key, HostPort& out, bool allow_port_zero) const {
         const Field* field = find(key);
         if (field) out = field_host_port(file_, *field, allow_port_zero);
@@ -562,12 +580,13 @@ std::vector<BackendConfig> read_backends(const MapReader& top) {
 }
 
 Timeouts read_timeouts(const MapReader& top) {
-    MapReader map = top.section("timeouts", {"connect", "client_header", "client_keepalive", "upstream_response",
-                                             "upstream_keepalive", "drain"});
+    MapReader map = top.section("timeouts", {"connect", "client_header", "client_keepalive", "client_send",
+                                             "upstream_response", "upstream_keepalive", "drain"});
     Timeouts t;
     map.read_duration("connect", t.connect);
     map.read_duration("client_header", t.client_header);
     map.read_duration("client_keepalive", t.client_keepalive);
+    map.read_duration("client_send", t.client_send);
     map.read_duration("upstream_response", t.upstream_response);
     map.read_duration("upstream_keepalive", t.upstream_keepalive);
     map.read_duration("drain", t.drain);
@@ -575,12 +594,16 @@ Timeouts read_timeouts(const MapReader& top) {
 }
 
 Limits read_limits(const MapReader& top) {
-    MapReader map = top.section("limits", {"header_bytes", "header_count", "uri_bytes", "request_body_bytes"});
+    MapReader map = top.section("limits", {"header_bytes", "header_count", "uri_bytes", "request_body_bytes",
+                                           "client_connections", "buffer_per_connection", "buffer_memory"});
     Limits l;
     map.read_size("header_bytes", l.header_bytes, kKiB, kMiB);
     map.read_integer<uint32_t>("header_count", l.header_count, 1, 10'000);
     map.read_size("uri_bytes", l.uri_bytes, 256, kMiB);
     map.read_size("request_body_bytes", l.request_body_bytes, 0, std::numeric_limits<uint64_t>::max());
+    map.read_integer_or<uint32_t>("client_connections", l.client_connections, 1, 10'000'000, "auto", 0);
+    map.read_size("buffer_per_connection", l.buffer_per_connection, 16 * kKiB, 64 * kMiB);
+    map.read_size("buffer_memory", l.buffer_memory, 16 * kMiB, std::numeric_limits<uint64_t>::max());
     return l;
 }
 
@@ -739,7 +762,8 @@ Config read_config(const std::string& source, const YAML::Node& root) {
     config.timeouts = read_timeouts(top);
     config.limits = read_limits(top);
     top.read_integer<unsigned>("retries", config.retries, 0, 10);
-    top.section("upstream", {"keepalive"}).read_integer<unsigned>("keepalive", config.upstream_keepalive, 0, 10'000);
+    top.section("upstream", {"keepalive"})
+        .read_integer_or<unsigned>("keepalive", config.upstream_keepalive, 0, 1'000'000, "unlimited", kUnlimited);
     config.balancer = read_balancer(top);
     config.queue = read_queue(top);
     config.health = read_health(top);

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -43,6 +44,8 @@ struct Timeouts {
     Millis connect{5'000};              // TCP connect to a backend (Envoy: 5 s)
     Millis client_header{10'000};       // whole request header section, from its first byte (HAProxy http-request)
     Millis client_keepalive{60'000};    // idle client connection between requests (nginx keepalive_timeout ~75 s)
+    Millis client_send{60'000};         // a client that takes no byte of a waiting response for this long is
+                                        // closed (nginx send_timeout)
     Millis upstream_response{60'000};   // waiting for the backend's response, and between its reads (nginx 60 s)
     Millis upstream_keepalive{60'000};  // idle pooled upstream connection (nginx upstream keepalive_timeout 60 s)
     Millis drain{30'000};               // graceful shutdown: in-flight requests get this long to finish
@@ -53,6 +56,16 @@ struct Limits {
     uint32_t header_count = 100;               // header fields per request (Envoy: 100)
     uint64_t uri_bytes = 8 * 1024;             // request target (nginx: 8 KiB lines)
     uint64_t request_body_bytes = 1ULL << 30;  // 1 GiB; 0 means unlimited
+    // Client connections open at once, for the whole process, split evenly across workers (nginx
+    // worker_connections, HAProxy maxconn). 0 = auto: half the open-file limit, less a reserve, since every
+    // client connection may hold an upstream one too.
+    uint32_t client_connections = 0;
+    // Bytes that may wait to be written towards one side of a connection before lb stops reading the other side
+    // (Envoy's per_connection_buffer_limit_bytes). The memory bound of a connection is derived from it.
+    uint64_t buffer_per_connection = 256 * 1024;
+    // Read buffers and queued writes of the whole process, split across workers; a worker that reaches its share
+    // stops reading and accepting until enough is freed, instead of allocating more.
+    uint64_t buffer_memory = 1ULL << 30;
 };
 
 // The admin listener: /metrics and /status, kept off the traffic port and on loopback by default.
@@ -60,6 +73,8 @@ struct AdminConfig {
     bool enabled = true;
     HostPort listen{"127.0.0.1", 9090};
 };
+
+inline constexpr unsigned kUnlimited = std::numeric_limits<unsigned>::max();
 
 struct Config {
     std::string source;  // the file it came from, for messages
@@ -69,8 +84,9 @@ struct Config {
     Timeouts timeouts;
     Limits limits;
     unsigned retries = 2;  // further attempts after the first, each on an untried backend
-    unsigned upstream_keepalive =
-        128;                         // idle connections kept per backend, per shard (nginx: keepalive 32; see lb.yaml)
+    // Idle connections kept per backend, per shard: kUnlimited keeps every one (as HAProxy and Envoy do) until
+    // timeouts.upstream_keepalive; 0 turns keep-alive to backends off.
+    unsigned upstream_keepalive = kUnlimited;
     pool::BalancerOptions balancer;  // `algorithm:` plus the `peak_ewma:` and `consistent_hash:` sections
     QueueConfig queue;
     health::HealthConfig health;

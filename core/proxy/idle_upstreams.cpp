@@ -2,16 +2,15 @@
 
 namespace lb::core {
 
-IdleUpstreams::IdleUpstreams(size_t backends, size_t max_idle_per_backend, uint64_t idle_timeout_ms)
-    : idle_(backends), max_idle_(max_idle_per_backend), idle_timeout_ms_(idle_timeout_ms) {}
+IdleUpstreams::IdleUpstreams(size_t backends, size_t max_idle_per_backend)
+    : idle_(backends), max_idle_(max_idle_per_backend) {}
 
 UpstreamConnection* IdleUpstreams::take(pool::BackendId backend) {
-    UpstreamConnection* connection = idle_[backend].pop_front();
-    if (connection) {
+    while (UpstreamConnection* connection = idle_[backend].pop_front()) {
         count(-1);
-        connection->unpark();
+        if (connection->unpark()) return connection;
     }
-    return connection;
+    return nullptr;
 }
 
 void IdleUpstreams::put(UpstreamConnection* connection) {
@@ -22,7 +21,7 @@ void IdleUpstreams::put(UpstreamConnection* connection) {
     }
     list.push_front(connection);
     count(+1);
-    connection->park(idle_timeout_ms_);
+    connection->park();
 }
 
 void IdleUpstreams::forget(UpstreamConnection* connection) {

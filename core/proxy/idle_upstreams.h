@@ -1,20 +1,22 @@
 // One shard's idle upstream connections, per backend, most recently used first (a warm connection is reused
-// before a cold one, and the cold ones time out).
+// before a cold one, and the cold ones time out after timeouts.upstream_keepalive).
 #pragma once
 
 #include <atomic>
 #include <vector>
 
+#include "core/base/intrusive_list.h"
 #include "core/proxy/upstream_connection.h"
-#include "core/shard/intrusive_list.h"
 
 namespace lb::core {
 
 class IdleUpstreams {
   public:
-    IdleUpstreams(size_t backends, size_t max_idle_per_backend, uint64_t idle_timeout_ms);
+    // `max_idle_per_backend`: kUnlimited keeps every connection that comes back, as HAProxy and Envoy do, so the
+    // pool follows demand (it can never exceed the connections open at the busiest moment).
+    IdleUpstreams(size_t backends, size_t max_idle_per_backend);
 
-    // An idle connection to `backend`, detached from the pool, or nullptr.
+    // A usable idle connection to `backend`, detached from the pool, or nullptr.
     UpstreamConnection* take(pool::BackendId backend);
     // Keeps `connection` for reuse, or closes it when the backend's list is full.
     void put(UpstreamConnection* connection);
@@ -31,7 +33,6 @@ class IdleUpstreams {
 
     std::vector<IntrusiveList<UpstreamConnection>> idle_;
     size_t max_idle_;
-    uint64_t idle_timeout_ms_;
     std::atomic<uint64_t> idle_total_{0};
 };
 

@@ -1,58 +1,75 @@
-// One client connection and the exchanges on it, one request at a time (pipelined requests wait their turn).
-// It owns the client socket and the current exchange's parser, and is freed only in the close callback of
-// its handle. An UpstreamConnection is attached for the length of one exchange, then handed back to the shard's
-// idle pool or closed; the link is cut on both sides either way.
+// One client connection and the exchanges on it, one request at a time (pipelined requests wait their turn). It
+// owns the client transport and the current Exchange, and is freed only once its transport has closed. An
+// UpstreamConnection is attached for the length of one attempt, then handed back to the shard's idle pool or
+// closed; the link is cut on both sides either way.
 //
-// Paths that reach close(): client EOF or error, a timeout, an error response written (after a lingering
-// close), a backend failing mid-response, the drain deadline, and the end of a response on a connection that
-// does not stay open. close() is idempotent and only starts the handles' close: memory goes in on_close, so a
-// callback that closes the session may still touch it until it returns.
+// The Phase is the one source of truth about where the connection stands; what a request has been through lives
+// in its Exchange. Memory stays bounded whatever the peers do: lb stops reading a side while more than
+// limits.buffer_per_connection waits to be written towards the other, and stops taking the next pipelined request
+// while the client has not read enough of the previous responses.
+//
+// Paths that reach close(): client EOF or error, a timeout, an error response written (after a lingering close),
+// a backend failing mid-response, the drain deadline, and the end of a response on a connection that does not
+// stay open. close() is idempotent and only starts the transport's close: memory goes in on_transport_closed, so a
+// callback that closes the session may still touch it until it returns; after any call that may close, check
+// closed() before touching anything else.
 #pragma once
 
-#include <uv.h>
+#include <sys/socket.h>
 
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "core/base/intrusive_list.h"
+#include "core/proxy/exchange.h"
+#include "core/proxy/outcome.h"
 #include "core/shard/deadline_queue.h"
-#include "core/shard/intrusive_list.h"
-#include "core/transport/buffers.h"
+#include "core/transport/transport.h"
 #include "http/message_parser.h"
-#include "http/request_head.h"
-#include "pool/backend.h"
 
 namespace lb::core {
 
 class Shard;
 class UpstreamConnection;
 
-class ProxySession final : public WriteTarget,
+class ProxySession final : public TransportEvents,
                            public http::MessageSink,
                            public IntrusiveList<ProxySession>::Hook,
+                           public IntrusiveList<ProxySession, struct QueueTag>::Hook,
                            public DeadlineHook {
   public:
-    // Accepts one connection from `listener` into a new session owned by its handles.
-    static void accept(Shard& shard, uv_stream_t* listener);
+    // Serves `fd`, a connection just accepted from `peer`.
+    static void start(Shard& shard, int fd, const sockaddr_storage& peer);
 
     // From the attached UpstreamConnection.
     void on_upstream_connected(int status);
-    void on_upstream_read(ssize_t nread, const BufferRef& buffer);
-    void on_upstream_write_done(int status);
-
-    // Client writes.
-    void on_write_done(int status) override;
+    void on_upstream_read(const BufferRef& buffer, std::string_view bytes);
+    void on_upstream_end(int status);
+    void on_upstream_written(int status);
 
     // The shard is draining: a connection idle between requests closes now, a busy one after its current
     // response, one that has sent nothing yet when the shard's grace for a first request ends.
     void begin_drain();
     // Idle with no byte of a request received since the connection opened.
-    bool awaiting_first_request() const { return phase_ == Phase::idle && awaiting_first_request_ && !closing_; }
-    // From the shard's wait queue: a connection slot may be free now.
+    bool awaiting_first_request() const { return phase_ == Phase::idle && requests_ == 0; }
+    // From the shard's queue, on a later loop turn: a connection slot may be free now.
     void on_slot_free();
     void close();
-    // The shard's deadline queue calls this when the session's current timeout falls due.
-    static void on_deadline(DeadlineHook& hook);
+
+    // The shard's deadline queue, one function per lane.
+    static void on_header_deadline(DeadlineHook& hook);
+    static void on_connect_deadline(DeadlineHook& hook);
+    static void on_response_deadline(DeadlineHook& hook);
+    static void on_queue_deadline(DeadlineHook& hook);
+    static void on_client_deadline(DeadlineHook& hook);  // keep-alive, send and linger lanes: the client is done
+
+    // The client transport.
+    void on_transport_read(const BufferRef& buffer, std::string_view bytes) override;
+    void on_transport_end(int status) override;
+    void on_transport_written(int status) override;
+    void on_transport_shutdown(int status) override;
+    void on_transport_closed() override;
 
     // Request parser events.
     http::HeadAction on_head(const http::MessageHead& head) override;
@@ -61,13 +78,14 @@ class ProxySession final : public WriteTarget,
 
   private:
     enum class Phase {
-        idle,          // between requests (or before the first): nothing of a request received
-        reading_head,  // some bytes of a request head received
-        queued,        // head parsed, every eligible backend at its connection limit: waiting for a slot
-        connecting,    // head parsed, waiting for an upstream connection
-        exchanging,    // upstream attached: request body and response flowing
-        lingering,     // final response written, discarding input until the client closes
-        closing,
+        idle,                 // between requests (or before the first): nothing of a request received
+        reading_head,         // some bytes of a request head received
+        queued,               // head parsed, every eligible backend at its connection limit: waiting for a slot
+        connecting,           // head parsed, waiting for an upstream connection
+        exchanging,           // upstream attached: request body and response flowing
+        closing_after_flush,  // the last response is being written; the connection closes once it is out
+        lingering,            // an error response was written: discarding input until the client closes
+        closed,
     };
 
     // Response parser events, kept apart from the request's.
@@ -82,100 +100,62 @@ class ProxySession final : public WriteTarget,
         ProxySession& session_;
     };
 
-    ProxySession(Shard& shard);
-    uv_stream_t* client() { return reinterpret_cast<uv_stream_t*>(&client_); }
-
-    static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
-    static void on_client_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-    static void on_shutdown(uv_shutdown_t* req, int status);
-    static void on_close(uv_handle_t* handle);
+    explicit ProxySession(Shard& shard);
+    bool closed() const { return phase_ == Phase::closed; }
+    size_t high_water() const;
 
     // Request side.
     void parse_client_input();
+    void begin_request();
     void update_client_reading();
     void dispatch();
-    void start_connect(pool::BackendId backend);
+    void start_connect();
     void on_upstream_ready();
-    void on_connect_failed();
+    void write_upstream_head();
+    void on_connect_failed(Outcome outcome);
     void flush_upstream();
 
     // Response side.
     http::HeadAction on_response_head(const http::MessageHead& head);
     void on_response_body(std::string_view bytes);
     void on_response_complete();
-    void finish_exchange(bool upstream_reusable);
-    void on_upstream_failed(pool::Outcome outcome);
+    void on_bad_response();
+    void finish_exchange(bool nothing_after_response);
+    void start_next_request();
+    void on_upstream_failed(Outcome outcome);
     void flush_client();
 
     // Endings.
-    void fail_request(http::ProxyError error);
-    void record_error(http::ProxyError error);
-    void release_upstream(pool::Outcome outcome, bool reusable, int status = 0);
+    void fail_request(Outcome outcome);
+    void count_attempt_failure(Outcome outcome);
+    void release_upstream(Outcome outcome, bool reusable);
+    void release_exchange();
     void close_after_flush();
     void close_when_flushed();
-    void arm_timer(Lane lane);
-    void start_next_request();
-
-    // What a request needs while it is in progress: made when a request's first byte arrives, dropped when
-    // the connection goes idle again. An idle keep-alive connection then holds little beyond its two handles,
-    // as an nginx connection holds no request pool between requests.
-    struct Exchange {
-        Exchange(ProxySession& session, WritePool& writes, http::HeadLimits limits)
-            : request_parser(HTTP_REQUEST, session, limits),
-              response_sink(session),
-              to_client(writes),
-              to_upstream(writes) {}
-        http::MessageParser request_parser;
-        ResponseSink response_sink;
-        pool::BackendSet tried;  // backends whose connect failed for this request
-        WriteBatch to_client;
-        WriteBatch to_upstream;
-        BufferRef current_client_buffer;    // the read whose bytes the request callbacks reference
-        BufferRef current_upstream_buffer;  // the read whose bytes the response callbacks reference
-        uv_shutdown_t shutdown_req;
-        uint64_t request_started_ns = 0;  // first byte of the request (uv_hrtime), when metrics are on
-        uint64_t dispatched_ns = 0;       // the request was given to backend_
-    };
-    Exchange& exchange();  // the current one, made if there is none
+    void arm(Lane lane);
+    bool may_retry() const;
 
     Shard& shard_;
-    uv_tcp_t client_;
-    std::unique_ptr<Exchange> exchange_;
+    std::unique_ptr<Transport> client_;
+    std::unique_ptr<Exchange> exchange_;  // the request in progress, if any
     UpstreamConnection* upstream_ = nullptr;
+    ResponseSink response_sink_{*this};
     std::string client_address_;
 
-    // Client input: the read buffer handed to libuv, and bytes read but not parsed yet (a pipelined request).
-    BufferRef client_read_buffer_;
+    // Client bytes read but not parsed yet: a pipelined request, or a body waiting for its upstream connection.
+    // Reading stops while there are any, so a client holds at most one read buffer here.
     BufferRef pending_buffer_;
     std::string_view pending_;
+    const BufferRef* response_buffer_ = nullptr;  // the upstream read being parsed
+    WriteBatch to_client_;
+    WriteBatch to_upstream_;
 
-    // The current exchange's state that is cheap to keep.
-    uint64_t request_body_bytes_ = 0;
-    pool::BackendId backend_ = 0;
-    uint8_t open_handles_ = 0;
-    uint8_t attempts_ = 0;
+    uint32_t requests_ = 0;  // requests begun on this connection
     Phase phase_ = Phase::idle;
-    http::BodyFraming request_framing_ = http::BodyFraming::none;
-    http::BodyFraming response_framing_ = http::BodyFraming::none;
-    http::ProxyError request_error_ = http::ProxyError::none;
-    bool closing_ = false;
-    bool client_reading_ = false;
+    bool parsing_ = false;             // inside parse_client_input: it carries on once a connection is ready
+    bool upstream_held_back_ = false;  // upstream reading stopped until the client takes what waits for it
     bool draining_ = false;
-    bool awaiting_first_request_ = true;  // no byte of a request has arrived on this connection yet
-    bool dispatched_ = false;             // backend_ counts this request in flight
-    bool fresh_connection_only_ = false;  // a reused connection failed: the retry must not take another
-    bool head_ready_ = false;             // a head was parsed and waits for dispatch
-    bool request_complete_ = false;
-    bool response_started_ = false;  // response bytes went to the client: no retry, no error status
-    bool response_complete_ = false;
-    bool interim_response_ = false;  // the response being parsed is a 1xx
-    bool bad_response_ = false;      // the backend answered something lb cannot forward
-    bool client_keep_alive_ = false;
-    bool upstream_keep_alive_ = false;
-    bool phase_timed_out_ = false;  // the connect in progress failed by timing out
-    bool queued_ = false;           // in the shard's wait queue
-    bool client_eof_ = false;       // the client half-closed after its request
-    bool close_when_flushed_ = false;
+    bool client_eof_ = false;  // the client half-closed after its request
 };
 
 }  // namespace lb::core

@@ -1,9 +1,8 @@
 #include "core/proxy/upstream_connection.h"
 
-#include <memory>
-
 #include "core/proxy/proxy_session.h"
 #include "core/shard/shard.h"
+#include "core/transport/tcp_transport.h"
 
 namespace lb::core {
 
@@ -21,31 +20,14 @@ NoSession no_session;
 }  // namespace
 
 UpstreamConnection::UpstreamConnection(Shard& shard, pool::BackendId backend)
-    : shard_(shard), backend_(backend), response_parser_(HTTP_RESPONSE, no_session) {}
+    : shard_(shard), backend_(backend), response_parser_(HTTP_RESPONSE, no_session, shard.response_limits()) {}
 
 UpstreamConnection* UpstreamConnection::create(Shard& shard, pool::BackendId backend) {
-    // Owned by its handles from here on: freed in on_close of the last one.
+    // Owned by its transport's handles from here on: freed in on_transport_closed.
     auto* connection = new UpstreamConnection(shard, backend);
-    uv_tcp_init(shard.loop(), &connection->tcp_);
-    uv_timer_init(shard.loop(), &connection->idle_timer_);
-    connection->tcp_.data = connection;
-    connection->idle_timer_.data = connection;
-    connection->connect_req_.data = connection;
-    connection->open_handles_ = 2;
+    connection->transport_ = std::make_unique<TcpTransport>(shard.transport_env(), *connection);
     shard.metrics().on_upstream_opened(backend);
     return connection;
-}
-
-int UpstreamConnection::connect(const sockaddr* address) {
-    uv_tcp_nodelay(&tcp_, 1);
-    return uv_tcp_connect(&connect_req_, &tcp_, address, &UpstreamConnection::on_connect);
-}
-
-void UpstreamConnection::on_connect(uv_connect_t* req, int status) {
-    auto* self = static_cast<UpstreamConnection*>(req->data);
-    if (status == UV_ECANCELED || self->closing_) return;  // closed while connecting: the session moved on
-    if (status == 0) self->connected_ = true;
-    if (self->session_) self->session_->on_upstream_connected(status);
 }
 
 void UpstreamConnection::attach(ProxySession* session) { session_ = session; }
@@ -55,53 +37,54 @@ void UpstreamConnection::detach() {
     response_parser_.set_sink(no_session);
 }
 
-void UpstreamConnection::start_reading() {
-    if (reading_ || closing_) return;
-    if (uv_read_start(stream(), &UpstreamConnection::on_alloc, &UpstreamConnection::on_read) == 0) reading_ = true;
-}
-
-void UpstreamConnection::stop_reading() {
-    if (!reading_) return;
-    uv_read_stop(stream());
-    reading_ = false;
-}
-
-void UpstreamConnection::park(uint64_t idle_ms) {
+void UpstreamConnection::park() {
     parked_ = true;
     shard_.metrics().on_upstream_parked(backend_);
-    uv_timer_start(&idle_timer_, &UpstreamConnection::on_idle_timeout, idle_ms, 0);
-    start_reading();  // an idle backend that closes or speaks is noticed here, before the next request uses it
+    shard_.deadlines().arm(*this, Lane::upstream_idle);
+    transport_->start_reading();  // an idle backend that closes or speaks is noticed here
 }
 
-void UpstreamConnection::unpark() {
+bool UpstreamConnection::unpark() {
     parked_ = false;
     shard_.metrics().on_upstream_reused(backend_);
-    uv_timer_stop(&idle_timer_);
-    // Reading stays on: the next session takes the connection as it is (no epoll_ctl round trip).
+    shard_.deadlines().disarm(*this);
+    // Bytes that arrived since the loop last polled would otherwise be read as the next response.
+    if (transport_->has_unread_input()) {
+        close();
+        return false;
+    }
+    return true;
 }
 
-void UpstreamConnection::on_idle_timeout(uv_timer_t* timer) { static_cast<UpstreamConnection*>(timer->data)->close(); }
+void UpstreamConnection::on_idle_deadline(DeadlineHook& hook) { static_cast<UpstreamConnection&>(hook).close(); }
 
-void UpstreamConnection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-    auto* self = static_cast<UpstreamConnection*>(handle->data);
-    self->read_buffer_ = self->shard_.buffers().acquire();
-    *buf = uv_buf_init(self->read_buffer_.data(), Buffer::kSize);
+void UpstreamConnection::on_transport_connected(int status) {
+    if (session_) session_->on_upstream_connected(status);
 }
 
-void UpstreamConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
-    auto* self = static_cast<UpstreamConnection*>(stream->data);
-    BufferRef buffer = std::move(self->read_buffer_);
-    if (nread == 0) return;
-    if (self->session_) {
-        self->session_->on_upstream_read(nread, buffer);
+void UpstreamConnection::on_transport_read(const BufferRef& buffer, std::string_view bytes) {
+    if (session_) {
+        session_->on_upstream_read(buffer, bytes);
         return;
     }
-    // Idle: the backend closed or sent bytes nobody asked for. Either way the connection cannot be reused.
-    self->close();
+    // Idle: the backend sent bytes nobody asked for. The connection cannot be reused.
+    close();
 }
 
-void UpstreamConnection::on_write_done(int status) {
-    if (session_ && status != UV_ECANCELED) session_->on_upstream_write_done(status);
+void UpstreamConnection::on_transport_end(int status) {
+    if (session_) {
+        session_->on_upstream_end(status);
+        return;
+    }
+    close();
+}
+
+void UpstreamConnection::on_transport_written(int status) {
+    if (session_) {
+        session_->on_upstream_written(status);
+    } else if (status < 0) {
+        close();
+    }
 }
 
 void UpstreamConnection::close() {
@@ -110,15 +93,11 @@ void UpstreamConnection::close() {
     shard_.metrics().on_upstream_closed(backend_, parked_);
     if (parked_) shard_.idle_upstreams().forget(this);
     parked_ = false;
+    shard_.deadlines().disarm(*this);
     session_ = nullptr;
-    read_buffer_.reset();
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &UpstreamConnection::on_close);
-    uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), &UpstreamConnection::on_close);
+    transport_->close();
 }
 
-void UpstreamConnection::on_close(uv_handle_t* handle) {
-    auto* self = static_cast<UpstreamConnection*>(handle->data);
-    if (--self->open_handles_ == 0) std::unique_ptr<UpstreamConnection> owned(self);
-}
+void UpstreamConnection::on_transport_closed() { delete this; }
 
 }  // namespace lb::core

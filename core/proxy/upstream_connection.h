@@ -1,15 +1,17 @@
-// One TCP connection to a backend. It owns its handles and frees itself in the close callback of the last one.
-// While a ProxySession is attached, reads, connect and write completions go to that session; while it sits in
+// One connection to a backend. It owns its transport and its response parser, and frees itself once the transport
+// has closed. While a ProxySession is attached, what the transport reports goes to that session; while it sits in
 // the shard's idle pool, any byte or EOF from the backend means the connection is unusable, and it closes.
 //
 // Paths that reach close(): the attached session gives it up (error, timeout, response not reusable, session
-// closing); the idle pool evicts it (idle timeout, pool full, backend spoke or closed while idle, shard stop).
+// closing); the idle pool evicts it (idle timeout, backend spoke or closed while idle, unread input found when
+// taken, shard stop).
 #pragma once
 
-#include <uv.h>
+#include <memory>
 
-#include "core/shard/intrusive_list.h"
-#include "core/transport/buffers.h"
+#include "core/base/intrusive_list.h"
+#include "core/shard/deadline_queue.h"
+#include "core/transport/transport.h"
 #include "http/message_parser.h"
 #include "pool/backend.h"
 
@@ -18,60 +20,56 @@ namespace lb::core {
 class Shard;
 class ProxySession;
 
-class UpstreamConnection final : public WriteTarget, public IntrusiveList<UpstreamConnection>::Hook {
+class UpstreamConnection final : public TransportEvents,
+                                 public IntrusiveList<UpstreamConnection>::Hook,
+                                 public DeadlineHook {
   public:
     // A new, unconnected connection owned by itself (freed after close()).
     static UpstreamConnection* create(Shard& shard, pool::BackendId backend);
 
-    // Starts the TCP connect; the attached session hears on_upstream_connected. Returns a libuv error if the
-    // connect could not start (then no callback comes).
-    int connect(const sockaddr* address);
+    // Starts the connect; the attached session hears on_upstream_connected. Returns a libuv error if the connect
+    // could not start (then no callback comes).
+    int connect(const sockaddr* address) { return transport_->connect(address); }
 
     void attach(ProxySession* session);
     void detach();  // forgets the session (which forgets this connection); reading stays as it is
 
-    int write(WriteBatch& batch) { return batch.flush(stream(), this); }
-    void start_reading();
-    void stop_reading();
-    size_t write_queue_size() const { return tcp_.write_queue_size; }
+    int write(WriteBatch& batch) { return transport_->write(batch); }
+    size_t queued_bytes() const { return transport_->queued_bytes(); }
+    void start_reading() { transport_->start_reading(); }
+    void stop_reading() { transport_->stop_reading(); }
 
-    // Idle in the pool: watch for the backend closing and time out after `idle`.
-    void park(uint64_t idle_ms);
-    void unpark();
+    // Idle in the pool: watch for the backend closing or speaking, and time out after timeouts.upstream_keepalive.
+    void park();
+    // Taken from the pool. False, and the connection closes, when the backend sent something (or closed) since it
+    // was parked that the loop has not seen yet: such a connection cannot be trusted with a request.
+    bool unpark();
 
     void close();  // idempotent
 
     pool::BackendId backend() const { return backend_; }
-    bool connected() const { return connected_; }
     bool reused() const { return exchanges_ > 0; }
     void count_exchange() { ++exchanges_; }
     // Parses this connection's responses; the attached session points it at its own sink.
     http::MessageParser& response_parser() { return response_parser_; }
+    static void on_idle_deadline(DeadlineHook& hook);
 
-    void on_write_done(int status) override;
+    // TransportEvents
+    void on_transport_read(const BufferRef& buffer, std::string_view bytes) override;
+    void on_transport_end(int status) override;
+    void on_transport_connected(int status) override;
+    void on_transport_written(int status) override;
+    void on_transport_closed() override;
 
   private:
     UpstreamConnection(Shard& shard, pool::BackendId backend);
-    uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
-
-    static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
-    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-    static void on_connect(uv_connect_t* req, int status);
-    static void on_idle_timeout(uv_timer_t* timer);
-    static void on_close(uv_handle_t* handle);
 
     Shard& shard_;
     pool::BackendId backend_;
-    uv_tcp_t tcp_;
-    uv_timer_t idle_timer_;
-    uv_connect_t connect_req_;
-    BufferRef read_buffer_;
+    std::unique_ptr<Transport> transport_;
     http::MessageParser response_parser_;
     ProxySession* session_ = nullptr;
-    int open_handles_ = 0;
     uint32_t exchanges_ = 0;
-    bool connected_ = false;
-    bool reading_ = false;
     bool parked_ = false;
     bool closing_ = false;
 };

@@ -7,8 +7,8 @@
 #include <string>
 #include <thread>
 
+#include "core/base/log.h"
 #include "core/config/config.h"
-#include "core/runtime/log.h"
 #include "core/runtime/supervisor.h"
 
 namespace {

@@ -12,7 +12,8 @@
 
 #include "core/admin/admin_server.h"
 #include "core/admin/status_page.h"
-#include "core/runtime/log.h"
+#include "core/base/log.h"
+#include "core/runtime/process_limits.h"
 #include "core/shard/listener.h"
 #include "core/shard/shard.h"
 #include "metrics/exposition.h"
@@ -23,9 +24,13 @@ namespace lb::core {
 
 Server::Server(Config config) : context_(std::make_unique<ServerContext>()) {
     context_->config = std::move(config);
-    if (context_->config.workers == 0) {
-        context_->config.workers = std::max(1u, std::thread::hardware_concurrency());
-    }
+    Config& c = context_->config;
+    if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());
+    // The process-wide limits, split evenly: a worker never takes more than its share, so none takes another's.
+    uint64_t connections = c.limits.client_connections != 0 ? c.limits.client_connections
+                                                            : auto_client_connections(open_file_limit().soft);
+    context_->client_connections_per_shard = static_cast<uint32_t>(std::max<uint64_t>(1, connections / c.workers));
+    context_->buffer_memory_per_shard = std::max<uint64_t>(1, c.limits.buffer_memory / c.workers);
 }
 
 Server::~Server() {

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "core/runtime/log.h"
+#include "core/base/log.h"
 
 namespace lb::core {
 

@@ -2,8 +2,7 @@
 
 namespace lb::core {
 
-DeadlineQueue::DeadlineQueue(uv_loop_t* loop, const Durations& durations, Fire fire)
-    : loop_(loop), durations_(durations), fire_(fire) {
+DeadlineQueue::DeadlineQueue(uv_loop_t* loop, const Lanes& lanes) : loop_(loop), settings_(lanes) {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
     // The timer alone must not keep a drained loop alive: connections hold it alive through their handles.
@@ -15,7 +14,7 @@ void DeadlineQueue::arm(DeadlineHook& hook, Lane lane) {
     auto index = static_cast<size_t>(lane);
     List& list = lanes_[index];
     hook.lane_ = static_cast<uint8_t>(index);
-    hook.due_ms_ = uv_now(loop_) + durations_[index];
+    hook.due_ms_ = uv_now(loop_) + settings_[index].duration_ms;
     hook.prev_ = list.tail;
     hook.next_ = nullptr;
     if (list.tail) {
@@ -57,11 +56,12 @@ void DeadlineQueue::on_timer(uv_timer_t* timer) { static_cast<DeadlineQueue*>(ti
 void DeadlineQueue::expire() {
     scheduled_due_ms_ = 0;
     uint64_t now = uv_now(loop_);
-    for (List& list : lanes_) {
+    for (size_t lane = 0; lane < lanes_.size(); ++lane) {
+        List& list = lanes_[lane];
         while (list.head && list.head->due_ms_ <= now) {
             DeadlineHook& due = *list.head;
             disarm(due);
-            fire_(due);
+            settings_[lane].fire(due);
         }
     }
     uint64_t earliest = 0;

@@ -12,7 +12,17 @@
 
 namespace lb::core {
 
-enum class Lane : uint8_t { client_header, client_keepalive, connect, upstream_response, queue, linger, count };
+enum class Lane : uint8_t {
+    client_header,      // a request head is arriving
+    client_keepalive,   // a client connection idle between requests
+    client_send,        // a response waits for a client that does not read
+    connect,            // an upstream connect
+    upstream_response,  // waiting for (more of) a backend's response
+    queue,              // waiting in the shard's queue for a connection slot
+    linger,             // discarding input after an error response, before closing
+    upstream_idle,      // an idle pooled upstream connection
+    count
+};
 
 class DeadlineQueue;
 
@@ -33,10 +43,14 @@ class DeadlineHook {
 class DeadlineQueue {
   public:
     using Fire = void (*)(DeadlineHook& hook);
-    using Durations = std::array<uint64_t, static_cast<size_t>(Lane::count)>;  // milliseconds per lane
+    struct LaneSetting {
+        uint64_t duration_ms;
+        Fire fire;  // called for each hook of the lane that falls due, after it has been disarmed; it may arm or
+                    // disarm hooks
+    };
+    using Lanes = std::array<LaneSetting, static_cast<size_t>(Lane::count)>;
 
-    // `fire` is called for each hook that falls due, after it has been disarmed; it may arm or disarm hooks.
-    DeadlineQueue(uv_loop_t* loop, const Durations& durations, Fire fire);
+    DeadlineQueue(uv_loop_t* loop, const Lanes& lanes);
     DeadlineQueue(const DeadlineQueue&) = delete;
     DeadlineQueue& operator=(const DeadlineQueue&) = delete;
 
@@ -57,8 +71,7 @@ class DeadlineQueue {
 
     uv_loop_t* loop_;
     uv_timer_t timer_;
-    Durations durations_;
-    Fire fire_;
+    Lanes settings_;
     std::array<List, static_cast<size_t>(Lane::count)> lanes_;
     uint64_t scheduled_due_ms_ = 0;  // when the timer is set to fire; 0 = not set
 };

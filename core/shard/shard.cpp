@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/runtime/log.h"
+#include "core/base/log.h"
 #include "health/health_decision.h"
 #include "pool/balancer.h"
 
@@ -23,16 +23,26 @@ constexpr uint64_t kLingerMs = 2000;
 // preconnected socket that stays silent does not hold the drain for the whole header timeout.
 constexpr uint64_t kFirstRequestGraceMs = 1000;
 
-DeadlineQueue::Durations lane_durations(const Config& config) {
-    DeadlineQueue::Durations d{};
+DeadlineQueue::Lanes deadline_lanes(const Config& config) {
     auto ms = [](Millis m) { return static_cast<uint64_t>(m.count()); };
-    d[static_cast<size_t>(Lane::client_header)] = ms(config.timeouts.client_header);
-    d[static_cast<size_t>(Lane::client_keepalive)] = ms(config.timeouts.client_keepalive);
-    d[static_cast<size_t>(Lane::connect)] = ms(config.timeouts.connect);
-    d[static_cast<size_t>(Lane::upstream_response)] = ms(config.timeouts.upstream_response);
-    d[static_cast<size_t>(Lane::queue)] = ms(config.queue.timeout);
-    d[static_cast<size_t>(Lane::linger)] = kLingerMs;
-    return d;
+    DeadlineQueue::Lanes lanes{};
+    auto set = [&](Lane lane, uint64_t duration_ms, DeadlineQueue::Fire fire) {
+        lanes[static_cast<size_t>(lane)] = {duration_ms, fire};
+    };
+    set(Lane::client_header, ms(config.timeouts.client_header), &ProxySession::on_header_deadline);
+    set(Lane::client_keepalive, ms(config.timeouts.client_keepalive), &ProxySession::on_client_deadline);
+    set(Lane::client_send, ms(config.timeouts.client_send), &ProxySession::on_client_deadline);
+    set(Lane::connect, ms(config.timeouts.connect), &ProxySession::on_connect_deadline);
+    set(Lane::upstream_response, ms(config.timeouts.upstream_response), &ProxySession::on_response_deadline);
+    set(Lane::queue, ms(config.queue.timeout), &ProxySession::on_queue_deadline);
+    set(Lane::linger, kLingerMs, &ProxySession::on_client_deadline);
+    set(Lane::upstream_idle, ms(config.timeouts.upstream_keepalive), &UpstreamConnection::on_idle_deadline);
+    return lanes;
+}
+
+http::HeadLimits request_limits(const Config& config) {
+    return {config.limits.header_bytes, config.limits.header_count, config.limits.uri_bytes,
+            config.limits.request_body_bytes};
 }
 
 }  // namespace
@@ -40,22 +50,29 @@ DeadlineQueue::Durations lane_durations(const Config& config) {
 Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     : index_(index),
       context_(context),
-      listen_fd_(listen_fd),
       // Each shard seeds its balancer differently (rotation start, random choices), so shards do not all hit
       // backend 0 together after a start or a change.
       pool_(context.backends, pool::make_balancer(context.config.balancer, *context.backends, index),
             pool::ShardPoolOptions{index, index, context.config.workers}),
-      idle_upstreams_(context.backends->size(), context.config.upstream_keepalive,
-                      static_cast<uint64_t>(context.config.timeouts.upstream_keepalive.count())),
-      metrics_(context.backends->size(), context.config.metrics_enabled) {
+      idle_upstreams_(context.backends->size(), context.config.upstream_keepalive),
+      budget_(context.buffer_memory_per_shard != 0 ? context.buffer_memory_per_shard : SIZE_MAX),
+      buffers_(budget_),
+      writes_(budget_),
+      transport_env_{&loop_, buffers_, writes_, memory_waiters_},
+      exchanges_(request_limits(context.config)),
+      metrics_(context.backends->size(), context.config.metrics_enabled),
+      backend_logs_(context.backends->size()) {
     static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
     if (uv_loop_init(&loop_) != 0) {
-        ::close(listen_fd_);
+        ::close(listen_fd);
         throw std::runtime_error("uv_loop_init failed");
     }
-    deadlines_.emplace(&loop_, lane_durations(context.config), &ProxySession::on_deadline);
-    uv_tcp_init(&loop_, &listener_);
+    budget_.set_listener(static_cast<MemoryBudget::Listener*>(this));
+    deadlines_.emplace(&loop_, deadline_lanes(context.config));
+    acceptor_.emplace(&loop_, listen_fd, static_cast<Acceptor::Delegate&>(*this));
     inbox_.init(&loop_, *this);
+    uv_idle_init(&loop_, &later_);
+    later_.data = this;
     uv_timer_init(&loop_, &drain_timer_);
     uv_timer_init(&loop_, &first_request_grace_timer_);
     uv_timer_init(&loop_, &slow_start_timer_);
@@ -69,17 +86,9 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     for (pool::BackendId id = 0; id < backends; ++id) {
         metrics_.set_backend_weight(id, (*context.backends)[id].weight);
     }
-    listener_.data = this;
     drain_timer_.data = this;
     first_request_grace_timer_.data = this;
-    int rc = uv_tcp_open(&listener_, listen_fd_);
-    if (rc != 0) ::close(listen_fd_);  // not the handle's yet
-    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 4096, &Shard::on_connection);
-    if (rc != 0) {
-        // No destructor runs for a constructor that throws: free the loop here.
-        close_handles_before_run();
-        throw std::runtime_error(fmt::format("shard {}: cannot listen: {}", index, uv_strerror(rc)));
-    }
+    acceptor_->start();
 }
 
 Shard::~Shard() {
@@ -87,7 +96,8 @@ Shard::~Shard() {
 }
 
 void Shard::close_handles_before_run() {
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    acceptor_->close();
+    uv_close(reinterpret_cast<uv_handle_t*>(&later_), nullptr);
     inbox_.close();
     deadlines_->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
@@ -109,27 +119,85 @@ void Shard::request_drain() {
     post([](Shard& shard) { shard.begin_drain(); });
 }
 
-void Shard::on_connection(uv_stream_t* listener, int status) {
-    auto* self = static_cast<Shard*>(listener->data);
-    if (status < 0) {
-        log(LogLevel::warn, "shard {}: accept failed: {}", self->index_, uv_strerror(status));
-        return;
-    }
-    self->accepted_.fetch_add(1, std::memory_order_relaxed);
-    ProxySession::accept(*self, listener);
+http::HeadLimits Shard::response_limits() const {
+    // A backend's head and trailers get the same bounds as a client's; its body is not limited.
+    return {context_.config.limits.header_bytes, context_.config.limits.header_count, 0, 0};
+}
+
+bool Shard::may_accept() {
+    bool room = context_.client_connections_per_shard == 0 || sessions_.size() < context_.client_connections_per_shard;
+    if (room && !budget_.exhausted()) return true;
+    metrics_.on_accept_paused();
+    return false;
+}
+
+void Shard::on_accepted(int fd, const sockaddr_storage& peer) {
+    accepted_.fetch_add(1, std::memory_order_relaxed);
+    ProxySession::start(*this, fd, peer);
+}
+
+void Shard::on_accept_exhausted(int error) {
+    metrics_.on_accept_paused();
+    note_resource_exhaustion(metrics::ResourceOp::accept, uv_translate_sys_error(error));
+}
+
+void Shard::note_resource_exhaustion(metrics::ResourceOp op, int uv_error) {
+    metrics_.on_resource_exhaustion(op);
+    uint64_t suppressed = 0;
+    if (!resource_log_.allow(uv_now(&loop_), suppressed)) return;
+    log(LogLevel::error,
+        "shard {}: {} failed: {} ({} more since the last report); raise the open-file limit (LimitNOFILE) or "
+        "lower limits.client_connections",
+        index_, op == metrics::ResourceOp::accept ? "accepting a client" : "connecting to a backend",
+        uv_strerror(uv_error), suppressed);
+}
+
+void Shard::log_backend_problem(pool::BackendId backend, std::string_view what, std::string_view detail) {
+    uint64_t suppressed = 0;
+    if (!backend_logs_[backend].allow(uv_now(&loop_), suppressed)) return;
+    log(LogLevel::warn, "backend {} {}{}{} ({} more problems with it since the last report)", backend_name(backend),
+        what, detail.empty() ? "" : ": ", detail, suppressed);
 }
 
 void Shard::add_session(ProxySession* session) { sessions_.push_front(session); }
 
 void Shard::remove_session(ProxySession* session) {
     sessions_.remove(session);
-    if (draining_) finish_if_drained();
+    if (draining_) {
+        finish_if_drained();
+    } else if (acceptor_->paused()) {
+        run_later();  // a connection slot (and a descriptor) came free
+    }
+}
+
+void Shard::on_memory_relief() {
+    memory_relieved_ = true;
+    run_later();
+}
+
+void Shard::run_later() {
+    if (!stopping_) uv_idle_start(&later_, &Shard::on_later);
+}
+
+void Shard::on_later(uv_idle_t* idle) {
+    auto* self = static_cast<Shard*>(idle->data);
+    uv_idle_stop(idle);
+    // One finished request frees at most one slot: wake that many waiters, the oldest first.
+    for (; self->slots_freed_ > 0 && !self->queue_.empty(); --self->slots_freed_) {
+        self->queue_.pop_back()->on_slot_free();
+    }
+    self->slots_freed_ = 0;
+    if (self->memory_relieved_) {
+        self->memory_relieved_ = false;
+        while (Transport* waiter = self->memory_waiters_.pop_front()) waiter->resume_after_memory();
+    }
+    if (!self->draining_) self->acceptor_->resume();
 }
 
 void Shard::begin_drain() {
     if (draining_) return;
     draining_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
+    acceptor_->close();
     const auto drain_ms = static_cast<uint64_t>(context_.config.timeouts.drain.count());
     const auto header_ms = static_cast<uint64_t>(context_.config.timeouts.client_header.count());
     uv_timer_start(&drain_timer_, &Shard::on_drain_timeout, drain_ms, 0);
@@ -161,6 +229,7 @@ void Shard::finish_if_drained() {
     if (!sessions_.empty() || stopping_) return;
     stopping_ = true;
     idle_upstreams_.close_all();
+    uv_close(reinterpret_cast<uv_handle_t*>(&later_), nullptr);
     inbox_.close();
     deadlines_->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
@@ -168,46 +237,23 @@ void Shard::finish_if_drained() {
     uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
 }
 
-void Shard::finish_request(pool::BackendId backend, const pool::Result& result, int status) {
+void Shard::finish_request(pool::BackendId backend, const pool::Result& result,
+                           std::optional<health::PassiveOutcome> passive) {
     pool_.on_finish(backend, result);
-    if (context_.health) {
-        using health::PassiveOutcome;
-        switch (result.outcome) {
-            case pool::Outcome::success:
-                context_.health->report_passive(backend,
-                                                status >= 500 ? PassiveOutcome::status_5xx : PassiveOutcome::success);
-                break;
-            case pool::Outcome::connect_failure:
-                context_.health->report_passive(backend, PassiveOutcome::connect_failure);
-                break;
-            case pool::Outcome::timeout:
-                context_.health->report_passive(backend, PassiveOutcome::timeout);
-                break;
-            case pool::Outcome::reset:
-                context_.health->report_passive(backend, PassiveOutcome::reset);
-                break;
-            case pool::Outcome::cancelled:
-                break;  // says nothing about the backend
-        }
+    if (context_.health && passive) context_.health->report_passive(backend, *passive);
+    if (!queue_.empty()) {
+        ++slots_freed_;
+        run_later();
     }
-    wake_queued();
 }
 
 bool Shard::enqueue(ProxySession* session) {
     if (queue_.size() >= context_.config.queue.size) return false;
-    queue_.push_back(session);
+    queue_.push_front(session);
     return true;
 }
 
 void Shard::dequeue(ProxySession* session) { queue_.remove(session); }
-
-void Shard::wake_queued() {
-    // One finished request frees at most one slot: wake one waiter, the oldest.
-    if (queue_.empty()) return;
-    ProxySession* next = queue_.front();
-    queue_.pop_front();
-    next->on_slot_free();
-}
 
 void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generation) {
     if (backend >= healthy_.size() || generation < health_generation_[backend]) return;
@@ -216,13 +262,10 @@ void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generat
     healthy_[backend] = healthy;
     refresh_pool_health();
     if (came_back) start_slow_start(backend);
-    if (healthy) {
+    if (healthy && !queue_.empty()) {
         // A backend came back: requests waiting for a slot may find one there.
-        while (!queue_.empty() && pool_.eligible(backend)) {
-            size_t before = queue_.size();
-            wake_queued();
-            if (queue_.size() >= before) break;
-        }
+        slots_freed_ = queue_.size();
+        run_later();
     }
     health_applied_ns_.store(uv_hrtime(), std::memory_order_release);
 }

@@ -6,18 +6,21 @@
 #include <uv.h>
 
 #include <atomic>
-#include <list>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include "core/base/intrusive_list.h"
+#include "core/base/log_throttle.h"
 #include "core/config/config.h"
+#include "core/proxy/exchange.h"
 #include "core/proxy/idle_upstreams.h"
 #include "core/proxy/proxy_session.h"
-#include "core/shard/intrusive_list.h"
+#include "core/shard/acceptor.h"
 #include "core/shard/listener.h"
 #include "core/shard/shard_inbox.h"
 #include "core/transport/buffers.h"
+#include "core/transport/transport.h"
 #include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
 #include "pool/shard_pool.h"
@@ -31,9 +34,12 @@ struct ServerContext {
     std::vector<SocketAddress> backend_addresses;
     health::HealthMonitor* health = nullptr;  // passive reports go here; null when health checks are off
     std::vector<bool> initially_healthy;      // per backend, before the first health transition
+    // Each shard's share of the process-wide limits (limits.client_connections, limits.buffer_memory).
+    uint32_t client_connections_per_shard = 0;
+    uint64_t buffer_memory_per_shard = 0;
 };
 
-class Shard {
+class Shard final : private Acceptor::Delegate, private MemoryBudget::Listener {
   public:
     // `listen_fd` is a bound, listening socket this shard takes ownership of (it is closed if this throws).
     Shard(unsigned index, const ServerContext& context, int listen_fd);
@@ -57,6 +63,9 @@ class Shard {
     IdleUpstreams& idle_upstreams() { return idle_upstreams_; }
     BufferPool& buffers() { return buffers_; }
     WritePool& writes() { return writes_; }
+    TransportEnv& transport_env() { return transport_env_; }
+    ExchangePool& exchanges() { return exchanges_; }
+    http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
     metrics::ShardMetrics& metrics() { return metrics_; }
     // Any thread may read it (single-writer atomics); only this shard writes it.
@@ -65,16 +74,21 @@ class Shard {
     const std::string& backend_name(pool::BackendId id) const { return pool_.backend(id).name; }
     unsigned index() const { return index_; }
     // The listening socket, for a successor to duplicate; valid until the drain begins.
-    int listen_fd() const { return listen_fd_; }
+    int listen_fd() const { return acceptor_->fd(); }
     // Whether requests need a consistent-hash key computed (decided once, not per request).
     bool picks_by_hash_key() const { return picks_by_hash_key_; }
     bool draining() const { return draining_; }
     void add_session(ProxySession* session);
     void remove_session(ProxySession* session);
 
-    // A request to `backend` finished: the pool learns the outcome, the health loop hears of it (passive
-    // checks), and a request waiting for a connection slot may go.
-    void finish_request(pool::BackendId backend, const pool::Result& result, int status);
+    // A request to `backend` finished: the pool learns the outcome, the health loop hears what passive checks
+    // count (if anything), and on a later loop turn a request waiting for a connection slot may go.
+    void finish_request(pool::BackendId backend, const pool::Result& result,
+                        std::optional<health::PassiveOutcome> passive);
+    // lb itself ran out of descriptors or memory (a libuv error): counted, and logged at most once a second.
+    void note_resource_exhaustion(metrics::ResourceOp op, int uv_error);
+    // A backend misbehaved on a request: logged at most once a second per backend, with a count of the rest.
+    void log_backend_problem(pool::BackendId backend, std::string_view what, std::string_view detail);
     // Applies a health transition decided on the health loop (through the inbox). Transitions older than one
     // already applied to the backend are dropped.
     void apply_health(pool::BackendId backend, bool healthy, uint64_t generation);
@@ -84,6 +98,8 @@ class Shard {
     // The wait queue for requests that found every eligible backend at its connection limit.
     bool enqueue(ProxySession* session);  // false when the queue is full
     void dequeue(ProxySession* session);
+    // Any thread: bytes held in read buffers and queued writes.
+    uint64_t buffer_bytes() const { return budget_.used(); }
 
     // Any thread: counters for tests and operators (each written only by this shard).
     uint64_t connections_accepted() const { return accepted_.load(std::memory_order_relaxed); }
@@ -92,33 +108,50 @@ class Shard {
     bool closed_cleanly() const { return closed_cleanly_; }
 
   private:
-    static void on_connection(uv_stream_t* listener, int status);
+    // Acceptor::Delegate
+    bool may_accept() override;
+    void on_accepted(int fd, const sockaddr_storage& peer) override;
+    void on_accept_exhausted(int error) override;
+    // MemoryBudget::Listener
+    void on_memory_relief() override;
+
+    // Work that must not run nested inside another connection's callback (waking a queued request, resuming
+    // readers and the acceptor) runs on a later loop turn, from an idle handle.
+    void run_later();
+    static void on_later(uv_idle_t* idle);
     static void on_drain_timeout(uv_timer_t* timer);
     static void on_first_request_grace_end(uv_timer_t* timer);
     void close_handles_before_run();
     void finish_if_drained();
-    void wake_queued();
     void refresh_pool_health();
     void start_slow_start(pool::BackendId backend);
     static void on_slow_start_tick(uv_timer_t* timer);
 
     unsigned index_;
     const ServerContext& context_;
-    int listen_fd_;
     uv_loop_t loop_;
-    uv_tcp_t listener_;
+    std::optional<Acceptor> acceptor_;  // made once the loop exists
     ShardInbox inbox_;
+    uv_idle_t later_;
     uv_timer_t drain_timer_;
     uv_timer_t first_request_grace_timer_;
     uv_timer_t slow_start_timer_;
     pool::ShardPool pool_;
     IdleUpstreams idle_upstreams_;
+    MemoryBudget budget_;
     BufferPool buffers_;
     WritePool writes_;
+    MemoryWaiters memory_waiters_;
+    TransportEnv transport_env_;
+    ExchangePool exchanges_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists
     metrics::ShardMetrics metrics_;
     IntrusiveList<ProxySession> sessions_;
-    std::list<ProxySession*> queue_;
+    IntrusiveList<ProxySession, QueueTag> queue_;  // oldest at the back
+    size_t slots_freed_ = 0;                       // queued requests to wake on the next turn
+    bool memory_relieved_ = false;                 // memory waiters and the acceptor to resume on the next turn
+    LogThrottle resource_log_;
+    std::vector<LogThrottle> backend_logs_;
     // Health as decided on the health loop; the pool's own view differs only in panic mode.
     std::vector<bool> healthy_;
     std::vector<uint64_t> health_generation_;

@@ -2,6 +2,14 @@
 
 namespace lb::core {
 
+namespace {
+
+// A recycled write request keeps this much of its copy storage; a larger one (a backlog that grew while a peer
+// read slowly) gives it back, so the free list never holds more than this per request.
+constexpr size_t kKeptCapacity = 4096;
+
+}  // namespace
+
 void BufferRef::reset() {
     if (buffer_ && --buffer_->refs_ == 0) buffer_->pool_->recycle(buffer_);
     buffer_ = nullptr;
@@ -17,21 +25,90 @@ BufferRef BufferPool::acquire() {
     }
     Buffer* buffer = free_.back().release();
     free_.pop_back();
+    ++in_use_;
+    budget_.charge(Buffer::kSize);
     return BufferRef(buffer);
 }
 
 void BufferPool::recycle(Buffer* buffer) {
     std::unique_ptr<Buffer> owned(buffer);
     if (free_.size() < max_cached_) free_.push_back(std::move(owned));
+    --in_use_;
+    budget_.release(Buffer::kSize);
+}
+
+void WriteRequest::append_copy(std::string_view bytes) {
+    if (bytes.empty()) return;
+    // Consecutive copies become one segment, so a backlog of many small pieces is one iovec.
+    if (!segments.empty() && segments.back().kind == Kind::owned &&
+        segments.back().offset + segments.back().length == owned.size()) {
+        owned.append(bytes);
+        segments.back().length += bytes.size();
+        total += bytes.size();
+        return;
+    }
+    size_t offset = owned.size();
+    owned.append(bytes);
+    add({nullptr, offset, bytes.size(), Kind::owned, 0});
+}
+
+void WriteRequest::append_ref(const BufferRef& buffer, std::string_view bytes) {
+    // Pieces of one read come in order, so a buffer already referenced is the last one.
+    if (refs.empty() || !refs.back().same_as(buffer)) refs.push_back(buffer);
+    add({bytes.data(), 0, bytes.size(), Kind::referenced, static_cast<uint16_t>(refs.size() - 1)});
+}
+
+void WriteRequest::append_compacted(const WriteRequest& from, size_t skip) {
+    for (const auto& s : from.segments) {
+        if (skip >= s.length) {
+            skip -= s.length;
+            continue;
+        }
+        size_t length = s.length - skip;
+        switch (s.kind) {
+            case Kind::owned:
+                append_copy({from.owned.data() + s.offset + skip, length});
+                break;
+            case Kind::literal:
+                append_static({s.base + skip, length});
+                break;
+            case Kind::referenced:
+                if (length >= kKeepReferenced) {
+                    append_ref(from.refs[s.ref], {s.base + skip, length});
+                } else {
+                    append_copy({s.base + skip, length});
+                }
+                break;
+        }
+        skip = 0;
+    }
+}
+
+void WriteRequest::fill_bufs(size_t skip) {
+    bufs.clear();
+    bufs.reserve(segments.size());
+    for (const auto& s : segments) {
+        if (skip >= s.length) {
+            skip -= s.length;
+            continue;
+        }
+        const char* base = (s.kind == Kind::owned ? owned.data() + s.offset : s.base) + skip;
+        bufs.push_back(uv_buf_init(const_cast<char*>(base), static_cast<unsigned>(s.length - skip)));
+        skip = 0;
+    }
 }
 
 void WriteRequest::clear() {
-    owned.clear();
+    if (owned.capacity() > kKeptCapacity) {
+        std::string().swap(owned);
+    } else {
+        owned.clear();
+    }
     segments.clear();
     refs.clear();
     bufs.clear();
     total = 0;
-    target = nullptr;
+    owner = nullptr;
 }
 
 std::unique_ptr<WriteRequest> WritePool::acquire() {
@@ -46,80 +123,16 @@ std::unique_ptr<WriteRequest> WritePool::acquire() {
 }
 
 void WritePool::recycle(std::unique_ptr<WriteRequest> request) {
+    if (request->charged != 0) {
+        budget_.release(request->charged);
+        request->charged = 0;
+    }
     request->clear();
     if (free_.size() < max_cached_) free_.push_back(std::move(request));
 }
 
-void WriteBatch::append_copy(std::string_view bytes) {
-    WriteRequest& r = request();
-    size_t offset = r.owned.size();
-    r.owned.append(bytes);
-    add({nullptr, offset, bytes.size()});
-}
-
-void WriteBatch::append_static(std::string_view bytes) {
-    request();
-    add({bytes.data(), 0, bytes.size()});
-}
-
-void WriteBatch::append_ref(const BufferRef& buffer, std::string_view bytes) {
-    if (bytes.empty()) return;
-    request().refs.push_back(buffer);
-    add({bytes.data(), 0, bytes.size()});
-}
-
 void WriteBatch::clear() {
     if (current_) pool_.recycle(std::move(current_));
-}
-
-namespace {
-
-void on_write(uv_write_t* req, int status) {
-    std::unique_ptr<WriteRequest> write(static_cast<WriteRequest*>(req->data));
-    WriteTarget* target = write->target;
-    // Release the buffers before the target reacts (it may read more into them).
-    write->pool->recycle(std::move(write));
-    target->on_write_done(status);
-}
-
-}  // namespace
-
-int WriteBatch::flush(uv_stream_t* stream, WriteTarget* target) {
-    if (!current_) return 0;
-    std::unique_ptr<WriteRequest> write = std::move(current_);
-    write->target = target;
-    write->bufs.reserve(write->segments.size());
-    for (const auto& s : write->segments) {
-        const char* base = s.base ? s.base : write->owned.data() + s.offset;
-        write->bufs.push_back(uv_buf_init(const_cast<char*>(base), static_cast<unsigned>(s.length)));
-    }
-    // Most writes fit in the socket buffer: try them straight away. A write that completes here needs no
-    // request in libuv's queue, no callback and no epoll_ctl (uv_write re-arms the watcher even when it
-    // writes everything at once).
-    int written = uv_try_write(stream, write->bufs.data(), static_cast<unsigned>(write->bufs.size()));
-    if (written < 0 && written != UV_EAGAIN) {
-        pool_.recycle(std::move(write));
-        return written;
-    }
-    size_t done = written > 0 ? static_cast<size_t>(written) : 0;
-    if (done == write->total) {
-        pool_.recycle(std::move(write));
-        return 0;
-    }
-    // Queue what is left, from the first byte not yet written.
-    size_t skip = 0;
-    while (done >= write->bufs[skip].len) done -= write->bufs[skip++].len;
-    write->bufs[skip].base += done;
-    write->bufs[skip].len -= static_cast<unsigned>(done);
-    write->req.data = write.get();
-    int rc = uv_write(&write->req, stream, write->bufs.data() + skip, static_cast<unsigned>(write->bufs.size() - skip),
-                      on_write);
-    if (rc == 0) {
-        write.release();  // on_write owns it from here
-    } else {
-        pool_.recycle(std::move(write));
-    }
-    return rc;
 }
 
 }  // namespace lb::core

@@ -1,5 +1,7 @@
-// Read buffers and outgoing writes for one shard. Bytes read from one side are written to the other without a
-// copy: a write holds a reference to the buffer it came from until libuv has finished with it.
+// Read buffers, outgoing writes and the memory they hold, for one shard. Bytes read from one side are written to the
+// other without a copy when the socket takes them at once; bytes that must wait are kept compactly (small pieces
+// copied, large ones referenced in their read buffer), and every byte held is charged to the shard's MemoryBudget,
+// so that what a connection holds is what it is charged for.
 #pragma once
 
 #include <uv.h>
@@ -13,6 +15,46 @@
 namespace lb::core {
 
 class BufferPool;
+
+// The memory a shard may hold in read buffers and queued writes: its share of `limits.buffer_memory`. When it is
+// used up, connections stop reading and the shard stops accepting until enough is freed (see MemoryRelief).
+class MemoryBudget {
+  public:
+    // Told, once per shortage, that usage fell back under the low-water mark (three quarters of the limit).
+    class Listener {
+      public:
+        virtual void on_memory_relief() = 0;
+
+      protected:
+        ~Listener() = default;
+    };
+
+    explicit MemoryBudget(size_t limit = SIZE_MAX) : limit_(limit) {}
+    void set_listener(Listener* listener) { listener_ = listener; }
+
+    void charge(size_t bytes) { used_ += bytes; }
+    void release(size_t bytes) {
+        used_ -= bytes;
+        if (short_ && used_ <= limit_ / 4 * 3) {
+            short_ = false;
+            if (listener_) listener_->on_memory_relief();
+        }
+    }
+    // True when nothing more should be read or accepted. Records the shortage, so relief is announced.
+    bool exhausted() {
+        if (used_ < limit_) return false;
+        short_ = true;
+        return true;
+    }
+    size_t used() const { return used_; }
+    size_t limit() const { return limit_; }
+
+  private:
+    size_t used_ = 0;
+    size_t limit_;
+    bool short_ = false;
+    Listener* listener_ = nullptr;
+};
 
 // A fixed-size, reference-counted read buffer. Lives in its pool's free list when unused.
 class Buffer {
@@ -43,6 +85,7 @@ class BufferRef {
     void reset();
     char* data() const { return buffer_->data(); }
     explicit operator bool() const { return buffer_ != nullptr; }
+    bool same_as(const BufferRef& other) const { return buffer_ == other.buffer_; }
 
   private:
     friend class BufferPool;
@@ -53,66 +96,84 @@ class BufferRef {
     Buffer* buffer_ = nullptr;
 };
 
+// Read buffers for one shard. A buffer in use is charged to the budget; the free list keeps a few for reuse.
 class BufferPool {
   public:
-    explicit BufferPool(size_t max_cached = 64) : max_cached_(max_cached) {}
+    explicit BufferPool(MemoryBudget& budget, size_t max_cached = 64) : budget_(budget), max_cached_(max_cached) {}
     ~BufferPool();
     BufferPool(const BufferPool&) = delete;
     BufferPool& operator=(const BufferPool&) = delete;
 
     BufferRef acquire();
     size_t cached() const { return free_.size(); }
+    size_t in_use() const { return in_use_; }
+    MemoryBudget& budget() { return budget_; }
 
   private:
     friend class BufferRef;
     void recycle(Buffer* buffer);
 
+    MemoryBudget& budget_;
     std::vector<std::unique_ptr<Buffer>> free_;
     size_t max_cached_;
+    size_t in_use_ = 0;
 };
 
-// Receives the completion of a write it queued.
-class WriteTarget {
-  public:
-    virtual void on_write_done(int status) = 0;
-
-  protected:
-    ~WriteTarget() = default;
-};
-
-// One uv_write in flight: owns the copied bytes and the buffer references until libuv calls back. Recycled by the
-// shard's WritePool with its capacity kept, so a steady stream of requests allocates nothing here.
+// Bytes for one writev: owned copies (heads, chunk framing, small pieces), static strings, and pieces of read
+// buffers held by reference. Recycled by the shard's WritePool, so a steady stream of requests allocates nothing.
 struct WriteRequest {
+    enum class Kind : uint8_t { owned, literal, referenced };
     struct Segment {
-        const char* base;  // nullptr: `offset` indexes `owned`
+        const char* base;  // owned: nullptr, and `offset` indexes `owned`
         size_t offset;
         size_t length;
+        Kind kind;
+        uint16_t ref;  // referenced: index into `refs`
     };
     uv_write_t req;
-    WriteTarget* target = nullptr;
     class WritePool* pool = nullptr;
+    void* owner = nullptr;  // the transport whose write this is, while libuv holds it
     std::string owned;
     std::vector<Segment> segments;
-    std::vector<BufferRef> refs;
+    std::vector<BufferRef> refs;  // each distinct buffer once
     std::vector<uv_buf_t> bufs;
-    size_t total = 0;
+    size_t total = 0;    // bytes to write
+    size_t charged = 0;  // bytes charged to the budget for `owned` while queued
 
+    void append_copy(std::string_view bytes);
+    void append_static(std::string_view bytes) { add({bytes.data(), 0, bytes.size(), Kind::literal, 0}); }
+    void append_ref(const BufferRef& buffer, std::string_view bytes);
+    // Appends the bytes of `from` after its first `skip`, compactly, for keeping while a peer is slow: pieces of a
+    // read buffer at least kKeepReferenced long stay referenced, smaller ones are copied (a 64-byte piece must not
+    // pin a 64 KiB buffer), owned bytes are copied and literals stay as they are.
+    void append_compacted(const WriteRequest& from, size_t skip);
+    static constexpr size_t kKeepReferenced = Buffer::kSize / 4;
+    void add(Segment segment) {
+        segments.push_back(segment);
+        total += segment.length;
+    }
+    // Memory this request holds while it waits: its copies, and a whole read buffer per buffer it references.
+    size_t held_bytes() const { return owned.capacity() + refs.size() * Buffer::kSize; }
+    // uv_buf_t views of the segments, from byte `skip` on.
+    void fill_bufs(size_t skip);
     void clear();
 };
 
 class WritePool {
   public:
-    explicit WritePool(size_t max_cached = 256) : max_cached_(max_cached) {}
+    explicit WritePool(MemoryBudget& budget, size_t max_cached = 256) : budget_(budget), max_cached_(max_cached) {}
     std::unique_ptr<WriteRequest> acquire();
     void recycle(std::unique_ptr<WriteRequest> request);
+    MemoryBudget& budget() { return budget_; }
 
   private:
+    MemoryBudget& budget_;
     std::vector<std::unique_ptr<WriteRequest>> free_;
     size_t max_cached_;
 };
 
-// Bytes gathered while parsing one read, sent with a single uv_write (writev). Owned bytes (heads, chunk
-// framing) are copied in; body bytes are referenced in their read buffer.
+// Bytes gathered while handling one read, handed to a Transport in one write. Owned bytes (heads, chunk framing)
+// are copied in; body bytes are referenced in their read buffer.
 class WriteBatch {
   public:
     explicit WriteBatch(WritePool& pool) : pool_(pool) {}
@@ -120,34 +181,38 @@ class WriteBatch {
     WriteBatch(const WriteBatch&) = delete;
     WriteBatch& operator=(const WriteBatch&) = delete;
 
-    void append_copy(std::string_view bytes);
+    void append_copy(std::string_view bytes) { request().append_copy(bytes); }
     // Lets `write(std::string&)` append bytes straight into the batch's own storage (no temporary string).
     template <typename Writer>
     void append_written(Writer&& write) {
         WriteRequest& r = request();
         size_t offset = r.owned.size();
         write(r.owned);
-        add({nullptr, offset, r.owned.size() - offset});
+        r.add({nullptr, offset, r.owned.size() - offset, WriteRequest::Kind::owned, 0});
     }
-    void append_static(std::string_view bytes);  // storage that outlives every write (literals)
-    void append_ref(const BufferRef& buffer, std::string_view bytes);
+    // The same, placed before everything gathered so far (a head written once its body has been parsed).
+    template <typename Writer>
+    void prepend_written(Writer&& write) {
+        WriteRequest& r = request();
+        size_t offset = r.owned.size();
+        write(r.owned);
+        r.segments.insert(r.segments.begin(), {nullptr, offset, r.owned.size() - offset, WriteRequest::Kind::owned, 0});
+        r.total += r.owned.size() - offset;
+    }
+    void append_static(std::string_view bytes) { request().append_static(bytes); }  // literals only
+    void append_ref(const BufferRef& buffer, std::string_view bytes) {
+        if (!bytes.empty()) request().append_ref(buffer, bytes);
+    }
     bool empty() const { return !current_ || current_->segments.empty(); }
     size_t bytes() const { return current_ ? current_->total : 0; }
     void clear();
-
-    // Writes what the socket takes at once and queues the rest; `target` hears of the completion of a queued
-    // remainder only (a write that went out whole completes silently). Returns the libuv error if it could not
-    // write or queue (then no callback comes). The batch is empty afterwards either way.
-    int flush(uv_stream_t* stream, WriteTarget* target);
+    // The gathered request, leaving the batch empty (null when nothing was gathered).
+    std::unique_ptr<WriteRequest> take() { return std::move(current_); }
 
   private:
     WriteRequest& request() {
         if (!current_) current_ = pool_.acquire();
         return *current_;
-    }
-    void add(WriteRequest::Segment segment) {
-        current_->segments.push_back(segment);
-        current_->total += segment.length;
     }
 
     WritePool& pool_;

@@ -1,12 +1,13 @@
 // A doubly linked list threaded through its elements, for O(1) removal of a session or connection that is
-// closing, with no allocation. Elements derive from IntrusiveList<T>::Hook; an element is in at most one list.
+// closing, with no allocation. Elements derive from IntrusiveList<T, Tag>::Hook; an element is in at most one list
+// per Tag (a session can be in the shard's session list and in its wait queue at once).
 #pragma once
 
 #include <cstddef>
 
 namespace lb::core {
 
-template <typename T>
+template <typename T, typename Tag = void>
 class IntrusiveList {
   public:
     class Hook {
@@ -25,6 +26,7 @@ class IntrusiveList {
         h.next_ = head_;
         if (head_) static_cast<Hook&>(*head_).prev_ = item;
         head_ = item;
+        if (!tail_) tail_ = item;
         h.linked_ = true;
         ++size_;
     }
@@ -36,7 +38,10 @@ class IntrusiveList {
             static_cast<Hook&>(*h.prev_).next_ = h.next_;
         else
             head_ = h.next_;
-        if (h.next_) static_cast<Hook&>(*h.next_).prev_ = h.prev_;
+        if (h.next_)
+            static_cast<Hook&>(*h.next_).prev_ = h.prev_;
+        else
+            tail_ = h.prev_;
         h.prev_ = h.next_ = nullptr;
         h.linked_ = false;
         --size_;
@@ -44,6 +49,13 @@ class IntrusiveList {
 
     T* pop_front() {
         T* item = head_;
+        if (item) remove(item);
+        return item;
+    }
+
+    // The element pushed first: push_front plus pop_back make a FIFO queue.
+    T* pop_back() {
+        T* item = tail_;
         if (item) remove(item);
         return item;
     }
@@ -64,6 +76,7 @@ class IntrusiveList {
 
   private:
     T* head_ = nullptr;
+    T* tail_ = nullptr;
     size_t size_ = 0;
 };
 
