@@ -52,7 +52,7 @@ uint16_t local_port(int fd) {
 }  // namespace
 
 DemoBackend::DemoBackend(DemoBackendOptions options)
-    : options_(std::move(options)), state_(std::make_unique<BackendState>(options_.id)) {}
+    : options_(std::move(options)), state_(std::make_unique<BackendState>(options_.id, options_.silent)) {}
 
 DemoBackend::~DemoBackend() { stop(); }
 
@@ -93,7 +93,19 @@ uint64_t DemoBackend::connections_accepted() const {
     return state_->connections_accepted.load(std::memory_order_relaxed);
 }
 
+int64_t DemoBackend::connections_open() const { return state_->connections_open.load(std::memory_order_relaxed); }
+
 uint64_t DemoBackend::requests_served() const { return state_->requests_served.load(std::memory_order_relaxed); }
+
+uint64_t DemoBackend::backpressure_stops() const { return state_->backpressure_stops.load(std::memory_order_relaxed); }
+
+int64_t DemoBackend::connections_held_back() const {
+    return state_->connections_held_back.load(std::memory_order_relaxed);
+}
+
+uint64_t DemoBackend::write_queue_peak_bytes() const {
+    return state_->write_queue_peak_bytes.load(std::memory_order_relaxed);
+}
 
 void DemoBackend::set_extra_delay(std::chrono::milliseconds ms) {
     state_->extra_delay_ms.store(static_cast<uint64_t>(ms.count()), std::memory_order_relaxed);

@@ -20,6 +20,7 @@ struct DemoBackendOptions {
     uint16_t port = 0;               // 0: an ephemeral port, see DemoBackend::port()
     std::string id = "b1";           // X-Backend-Id and the default body "<id>\n"
     unsigned threads = 1;            // loops, each with its own SO_REUSEPORT listener on the same port (0 means 1)
+    bool silent = false;             // accept connections but never read from them nor answer (until stop())
 };
 
 // Not thread-safe itself: start() and stop() are called from one controlling thread. The counters may be read
@@ -41,7 +42,14 @@ class DemoBackend {
 
     uint16_t port() const { return port_; }
     uint64_t connections_accepted() const;
+    int64_t connections_open() const;  // accepted and not yet closed
     uint64_t requests_served() const;  // responses started, error responses included; drops are not counted
+    // Backpressure as the backend sees it (see BackendState): how many times a connection stopped reading because
+    // its peer was not reading its responses, how many are stopped now, and the longest write queue seen (bytes
+    // accepted but not yet taken by the kernel).
+    uint64_t backpressure_stops() const;
+    int64_t connections_held_back() const;
+    uint64_t write_queue_peak_bytes() const;
     // Any thread: delays every later response by `ms` more (0 restores normal speed).
     void set_extra_delay(std::chrono::milliseconds ms);
     const DemoBackendOptions& options() const { return options_; }
@@ -53,7 +61,7 @@ class DemoBackend {
     uint16_t port_ = 0;
 };
 
-// The lb-demo-backend command line: --port N --id ID [--host H] [--threads N] [--help]. Prints
+// The lb-demo-backend command line: --port N --id ID [--host H] [--threads N] [--silent] [--help]. Prints
 // "lb-demo-backend <id> listening on <host>:<port>" once accepting, runs until SIGINT or SIGTERM, then stops
 // cleanly and returns 0; returns 2 on bad arguments, 1 when it cannot start.
 int demo_backend_main(int argc, char** argv);

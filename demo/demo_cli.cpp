@@ -15,17 +15,20 @@ namespace lb::demo {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: lb-demo-backend --port N --id ID [--host ADDR] [--threads N]\n"
+    "usage: lb-demo-backend --port N --id ID [--host ADDR] [--threads N] [--silent]\n"
     "\n"
     "A demo HTTP/1.1 backend for lb. Every response carries X-Backend-Id, X-Conn-Id and X-Conn-Request;\n"
-    "the default body is \"<id>\\n\", GET /health answers \"ok\\n\". Query parameters (combine freely):\n"
-    "  status=N  delay_ms=N  bytes=N  chunked=1  echo=headers|body  drop=1  drop_if_reused=1\n"
-    "  close=1  mid_close=1 (with bytes=N)\n"
+    "the default body is \"<id>\\n\", GET /health answers \"ok\\n\", GET /stats the backend's counters as\n"
+    "JSON. Query parameters (combine freely; see demo/request_controls.h):\n"
+    "  status=N (0..999)  delay_ms=N  bytes=N  chunked=1  echo=headers|body  close=1\n"
+    "  misbehaving: drop=1  drop_if_reused=1  mid_close=1  reset_mid_body=1  close_delimited=1\n"
+    "  invalid=1  silent=1  read_pause_ms=N  bogus_body=N  stray=N  stray_delay_ms=M  interim_body=1\n"
     "\n"
     "  --port N      port to listen on (0: ephemeral, printed)       default 0\n"
     "  --id ID       backend id                                       default b1\n"
     "  --host ADDR   address to bind                                  default 127.0.0.1\n"
     "  --threads N   event loops sharing the port via SO_REUSEPORT    default 1\n"
+    "  --silent      accept connections, never read nor answer them\n"
     "  --help        this text\n"
     "\n"
     "Prints \"lb-demo-backend <id> listening on <host>:<port>\" once accepting; SIGINT/SIGTERM stop it.\n";
@@ -54,6 +57,10 @@ int demo_backend_main(int argc, char** argv) {
         if (arg == "--help" || arg == "-h") {
             std::fputs(kUsage, stdout);
             return 0;
+        }
+        if (arg == "--silent") {
+            options.silent = true;
+            continue;
         }
         std::string_view value;
         if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {

@@ -32,6 +32,22 @@ const char* pattern_buffer() {
     return buffer.data();
 }
 
+// kMaxStray bytes of kStrayByte.
+const char* stray_buffer() {
+    static const std::array<char, kMaxStray> buffer = [] {
+        std::array<char, kMaxStray> b{};
+        b.fill(kStrayByte);
+        return b;
+    }();
+    return buffer.data();
+}
+
+void raise_to(std::atomic<uint64_t>& peak, uint64_t value) {
+    uint64_t seen = peak.load(std::memory_order_relaxed);
+    while (value > seen && !peak.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+    }
+}
+
 bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
@@ -65,7 +81,10 @@ int Connection::accept(uv_stream_t* listener) {
     if (int rc = uv_accept(listener, stream()); rc != 0) return rc;
     uv_tcp_nodelay(&tcp_, 1);
     conn_id_ = backend_.connections_accepted.fetch_add(1, std::memory_order_relaxed) + 1;
+    backend_.connections_open.fetch_add(1, std::memory_order_relaxed);
+    counted_open_ = true;
     reset_request();
+    if (backend_.silent) phase_ = Phase::silent;  // and update_reading never starts reading
     update_reading();
     return closing_ ? UV_ECONNABORTED : 0;
 }
@@ -75,13 +94,27 @@ void Connection::close() {
     closing_ = true;
     phase_ = Phase::closed;
     reading_ = false;
+    set_held_back(false);
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+}
+
+void Connection::close_with_reset() {
+    if (closing_) return;
+    closing_ = true;
+    phase_ = Phase::closed;
+    reading_ = false;
+    set_held_back(false);
+    // Fails only with a shutdown in progress, which no path that resets has started; then a plain close will do.
+    if (uv_tcp_close_reset(&tcp_, on_close) != 0) uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
 }
 
 void Connection::on_close(uv_handle_t* handle) {
     auto& self = *static_cast<Connection*>(handle->data);
-    if (--self.open_handles_ == 0) self.owner_.on_connection_closed(self);  // frees self: touch nothing after
+    if (--self.open_handles_ > 0) return;
+    if (self.counted_open_) self.backend_.connections_open.fetch_sub(1, std::memory_order_relaxed);
+    self.owner_.on_connection_closed(self);  // frees self: touch nothing after
 }
 
 // ---- Input ----------------------------------------------------------------------------------------------------
@@ -98,7 +131,7 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
         self.on_read_end(nread);
         return;
     }
-    if (self.phase_ == Phase::lingering) return;  // draining until the peer's FIN
+    if (self.phase_ == Phase::lingering || self.phase_ == Phase::silent) return;  // draining until the peer's FIN
     auto size = static_cast<size_t>(nread);
     if (!self.pending_.empty()) {
         self.pending_.append(buf->base, size);
@@ -123,17 +156,18 @@ void Connection::on_read_end(ssize_t status) {
     peer_eof_ = true;
     reading_ = false;  // libuv stops reading at EOF
     // A response in progress is finished first (the peer may have half-closed after its request).
-    if (phase_ == Phase::reading || phase_ == Phase::lingering) close();
+    if (phase_ == Phase::reading || phase_ == Phase::lingering || phase_ == Phase::silent) close();
 }
 
 // Feeds the parser while the connection is between responses; returns the bytes consumed. A response that starts
 // (and possibly finishes at once) inside this loop changes phase_, which the loop re-checks.
 size_t Connection::feed(const char* data, size_t size) {
     size_t done = 0;
-    while (!closing_ && phase_ == Phase::reading && done < size) {
+    while (!closing_ && phase_ == Phase::reading && !read_paused_ && done < size) {
         size_t n = execute(data + done, size - done);
         done += n;
-        if (n == 0 && phase_ == Phase::reading) break;  // defensive: no progress
+        // Defensive: no progress. A request resumed after a read pause may complete without consuming a byte.
+        if (n == 0 && event_ == Event::none) break;
     }
     return done;
 }
@@ -159,6 +193,15 @@ size_t Connection::execute(const char* data, size_t size) {
         case Event::drop:
             close();
             return size;
+        case Event::silence:
+            phase_ = Phase::silent;
+            return size;
+        case Event::read_pause:
+            read_paused_ = true;
+            // The loop's clock is cached from the start of this iteration; a stale one would cut the pause short.
+            uv_update_time(tcp_.loop);
+            uv_timer_start(&timer_, on_timer, controls_.read_pause_ms, 0);
+            break;
         case Event::message_complete:
             on_request_complete();
             break;
@@ -176,7 +219,7 @@ void Connection::process_pending() {
     size_t consumed = feed(pending_.data(), pending_.size());
     feeding_ = false;
     if (closing_) return;
-    if (phase_ == Phase::lingering) {
+    if (phase_ == Phase::lingering || phase_ == Phase::silent) {
         pending_.clear();
     } else {
         pending_.erase(0, consumed);
@@ -194,18 +237,22 @@ void Connection::after_input() {
 }
 
 // Reads while there is room for input: parsing continues during a request body (discarded or echoed, the latter
-// only while the echo's write queue is short); during a response up to kMaxPendingInput bytes are kept.
+// only while the echo's write queue is short); during a response up to kMaxPendingInput bytes are kept. Not at
+// all for a --silent backend, nor during a read pause.
 void Connection::update_reading() {
     if (closing_) return;
     bool want = false;
-    if (!peer_eof_) {
-        if (phase_ == Phase::lingering) {
+    bool held = false;
+    if (!peer_eof_ && !backend_.silent && !read_paused_) {
+        if (phase_ == Phase::lingering || phase_ == Phase::silent) {
             want = true;
         } else {
-            want = pending_.size() < kMaxPendingInput &&
-                   !(echo_active_ && uv_stream_get_write_queue_size(stream()) > kHighWater);
+            held = pending_.size() >= kMaxPendingInput ||
+                   (echo_active_ && uv_stream_get_write_queue_size(stream()) > kHighWater);
+            want = !held;
         }
     }
+    set_held_back(held);
     if (want == reading_) return;
     if (want) {
         if (uv_read_start(stream(), on_alloc, on_read) != 0) {
@@ -216,6 +263,13 @@ void Connection::update_reading() {
         uv_read_stop(stream());
     }
     reading_ = want;
+}
+
+void Connection::set_held_back(bool held) {
+    if (held == held_back_) return;
+    held_back_ = held;
+    backend_.connections_held_back.fetch_add(held ? 1 : -1, std::memory_order_relaxed);
+    if (held) backend_.backpressure_stops.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool Connection::grow_head(size_t size) {
@@ -304,6 +358,10 @@ int Connection::on_headers_complete(llhttp_t* parser) {
         self.event_ = Event::drop;
         return HPE_PAUSED;
     }
+    if (controls.silent) {
+        self.event_ = Event::silence;
+        return HPE_PAUSED;
+    }
     self.keep_alive_ = llhttp_should_keep_alive(parser) != 0;
     if (self.record_headers_) {
         auto method = llhttp_method_name(static_cast<llhttp_method_t>(parser->method));
@@ -318,6 +376,10 @@ int Connection::on_headers_complete(llhttp_t* parser) {
     if (controls.echo == EchoMode::body && parser->method != HTTP_HEAD && !status_forbids_body(controls.status)) {
         self.start_echo_response();
         if (self.closing_) return -1;
+    }
+    if (controls.read_pause_ms > 0) {
+        self.event_ = Event::read_pause;
+        return HPE_PAUSED;
     }
     return HPE_OK;
 }
@@ -382,21 +444,26 @@ void Connection::on_request_complete() {
     maybe_finish();
 }
 
-void Connection::build_head(int status, bool counted_body, bool close_header) {
+void Connection::build_head(int status, Framing framing, bool counted_body, bool close_header) {
     bool http11 = parser_.http_major == 1 && parser_.http_minor >= 1;
     head_.clear();
+    // interim_body=1: the 1xx goes out with the final head, in the same write.
+    if (controls_.interim_body && error_status_ == 0) head_.append(kInterimWithBody);
     auto out = std::back_inserter(head_);
     fmt::format_to(out, "HTTP/1.1 {} {}\r\n", status, reason_phrase(status));
     head_.append(backend_.id_header);
     fmt::format_to(out, "X-Conn-Id: {}\r\nX-Conn-Request: {}\r\nContent-Type: text/plain\r\n", conn_id_,
                    responses_done_ + 1);
     if (counted_body) fmt::format_to(out, "X-Received-Body-Bytes: {}\r\n", body_received_);
-    if (!status_forbids_body(status)) {
-        if (chunked_) {
+    switch (framing) {
+        case Framing::chunked:
             head_.append("Transfer-Encoding: chunked\r\n");
-        } else if (counted_body) {
+            break;
+        case Framing::content_length:
             fmt::format_to(out, "Content-Length: {}\r\n", body_size_);
-        }
+            break;
+        case Framing::none:
+            break;
     }
     if (close_header) {
         head_.append("Connection: close\r\n");
@@ -413,19 +480,32 @@ void Connection::start_response() {
     const bool error = error_status_ != 0;
     const int status = error ? error_status_ : controls_.status;
     const bool http11 = parser_.http_major == 1 && parser_.http_minor >= 1;
-    const bool send_body = !status_forbids_body(status) && (error || parser_.method != HTTP_HEAD);
+    // bogus_body=N: a counted body whatever the status and method say.
+    const bool bogus = !error && controls_.bogus_body.has_value();
+    const bool send_body = bogus || (!status_forbids_body(status) && (error || parser_.method != HTTP_HEAD));
 
     if (error) {
         echo_text_.assign(reason_phrase(status));
         echo_text_.push_back('\n');
         body_data_ = echo_text_.data();
         body_size_ = echo_text_.size();
+    } else if (bogus) {
+        body_data_ = nullptr;
+        body_size_ = *controls_.bogus_body;
     } else if (controls_.echo == EchoMode::headers) {
         body_data_ = echo_text_.data();
         body_size_ = echo_text_.size();
     } else if (controls_.bytes) {
         body_data_ = nullptr;
         body_size_ = *controls_.bytes;
+    } else if (controls_.stats) {
+        echo_text_ = fmt::format(
+            "{{\"id\": \"{}\", \"connections_accepted\": {}, \"requests_served\": {}, \"connections_open\": {}}}\n",
+            backend_.id, backend_.connections_accepted.load(std::memory_order_relaxed),
+            backend_.requests_served.load(std::memory_order_relaxed),
+            backend_.connections_open.load(std::memory_order_relaxed));
+        body_data_ = echo_text_.data();
+        body_size_ = echo_text_.size();
     } else if (controls_.health) {
         body_data_ = kHealthBody.data();
         body_size_ = kHealthBody.size();
@@ -433,16 +513,35 @@ void Connection::start_response() {
         body_data_ = backend_.default_body.data();
         body_size_ = backend_.default_body.size();
     }
-    chunked_ = !error && controls_.chunked && http11 && !status_forbids_body(status);
-    const bool close_wanted = error || !keep_alive_ || controls_.close;
+    const bool close_delimited = !error && !bogus && controls_.close_delimited;
+    chunked_ = !error && !bogus && !close_delimited && controls_.chunked && http11 && !status_forbids_body(status);
+    Framing framing = Framing::content_length;
+    if (chunked_) {
+        framing = Framing::chunked;
+    } else if (close_delimited || (!bogus && status_forbids_body(status))) {
+        framing = Framing::none;
+    }
+    const bool close_wanted = error || !keep_alive_ || controls_.close || close_delimited;
+    const bool reset = !error && controls_.reset_mid_body;
     const bool mid_close = !error && controls_.mid_close && send_body;
-    after_ = mid_close ? After::close_abruptly : close_wanted ? After::close_gracefully : After::keep_alive;
-    body_limit_ = !send_body ? 0 : mid_close ? body_size_ / 2 : body_size_;
-    last_chunk_ = chunked_ && send_body && !mid_close;
+    after_ = reset          ? After::reset
+             : mid_close    ? After::close_abruptly
+             : close_wanted ? After::close_gracefully
+                            : After::keep_alive;
+    body_limit_ = !send_body ? 0 : (reset || mid_close) ? body_size_ / 2 : body_size_;
+    last_chunk_ = chunked_ && send_body && !mid_close && !reset;
+    stray_ = (reset || mid_close) ? 0 : controls_.stray;
+    stray_pending_ = false;
     body_sent_ = 0;
     head_sent_ = false;
     all_queued_ = false;
-    build_head(status, true, close_wanted);
+    build_head(status, framing, true, close_wanted);
+    if (!error && controls_.invalid) {
+        head_.assign(kInvalidResponse);
+        body_limit_ = 0;
+        last_chunk_ = false;
+        after_ = After::close_gracefully;
+    }
 
     const uint64_t delay = controls_.delay_ms + backend_.extra_delay_ms.load(std::memory_order_relaxed);
     if (!error && delay > 0) {
@@ -463,9 +562,11 @@ void Connection::start_echo_response() {
     chunked_ = http11;  // an HTTP/1.0 client gets a body delimited by the close instead
     last_chunk_ = chunked_;
     after_ = keep_alive_ && http11 && !controls_.close ? After::keep_alive : After::close_gracefully;
+    stray_ = controls_.stray;
+    stray_pending_ = false;
     head_sent_ = true;
     all_queued_ = false;
-    build_head(controls_.status, false, after_ != After::keep_alive);
+    build_head(controls_.status, chunked_ ? Framing::chunked : Framing::none, false, after_ != After::keep_alive);
     send(std::array{Piece{head_.data(), head_.size(), false}});
 }
 
@@ -497,6 +598,10 @@ void Connection::pump() {
         }
         if (body_sent_ == body_limit_) {
             if (last_chunk_) pieces[count++] = {kLastChunk.data(), kLastChunk.size(), false};
+            if (stray_ > 0 && controls_.stray_delay_ms == 0) {
+                pieces[count++] = {stray_buffer(), static_cast<size_t>(stray_), false};
+                stray_ = 0;
+            }
             all_queued_ = true;
         }
         if (!send(std::span{pieces.data(), count})) return;
@@ -505,7 +610,24 @@ void Connection::pump() {
 }
 
 void Connection::maybe_finish() {
-    if (!closing_ && all_queued_ && writes_in_flight_ == 0) finish_response();
+    if (closing_ || !all_queued_ || writes_in_flight_ > 0 || stray_pending_) return;
+    if (stray_ > 0) {
+        // stray_delay_ms (or an echo=body response, whose last write went out without them): the stray bytes
+        // follow the complete response in a write of their own.
+        stray_pending_ = true;
+        uv_update_time(tcp_.loop);
+        uv_timer_start(&timer_, on_timer, controls_.stray_delay_ms, 0);
+        return;
+    }
+    finish_response();
+}
+
+void Connection::send_stray() {
+    stray_pending_ = false;
+    const uint64_t size = stray_;
+    stray_ = 0;
+    if (!send(std::array{Piece{stray_buffer(), static_cast<size_t>(size), false}})) return;
+    maybe_finish();
 }
 
 void Connection::finish_response() {
@@ -516,6 +638,9 @@ void Connection::finish_response() {
     switch (after_) {
         case After::close_abruptly:
             close();
+            return;
+        case After::reset:
+            close_with_reset();
             return;
         case After::close_gracefully:
             close_gracefully();
@@ -553,6 +678,11 @@ void Connection::on_timer(uv_timer_t* timer) {
     } else if (self.phase_ == Phase::responding && self.delay_pending_) {
         self.delay_pending_ = false;
         self.pump();
+    } else if (self.phase_ == Phase::responding && self.stray_pending_) {
+        self.send_stray();
+    } else if (self.read_paused_) {
+        self.read_paused_ = false;
+        self.process_pending();  // parses what arrived before the pause, then reads again
     }
 }
 
@@ -607,6 +737,7 @@ bool Connection::send(std::span<const Piece> pieces) {
     }
     request.release();  // libuv holds it until on_write
     ++writes_in_flight_;
+    raise_to(backend_.write_queue_peak_bytes, uv_stream_get_write_queue_size(stream()));
     return true;
 }
 

@@ -1,5 +1,6 @@
 // One accepted TCP connection of the demo backend: parses requests with llhttp, one at a time, and writes the
-// responses that the query parameters ask for (see request_controls.h). Runs entirely on its worker's loop thread.
+// responses (or the misbehaviour) that the query parameters ask for (see request_controls.h). Runs entirely on its
+// worker's loop thread.
 #pragma once
 
 #include <llhttp.h>
@@ -49,6 +50,9 @@ class Connection {
     // Idempotent. Reached from: the worker's stop, read/write/shutdown errors, EOF, drop, mid_close, the end of a
     // lingering close, a request that failed after its response had started.
     void close();
+    // The same, but the peer sees RST whatever was read (SO_LINGER 0); unsent bytes are discarded. Reached from
+    // reset_mid_body only.
+    void close_with_reset();
 
   private:
     struct WriteRequest;
@@ -61,9 +65,14 @@ class Connection {
     };
     static constexpr size_t kMaxPieces = 6;
 
-    enum class Phase : uint8_t { reading, responding, lingering, closed };
-    enum class Event : uint8_t { none, message_complete, drop };  // what the last llhttp_execute stopped for
-    enum class After : uint8_t { keep_alive, close_gracefully, close_abruptly };
+    // silent: input is read and discarded, nothing is ever answered (silent=1; a --silent backend does not even
+    // read).
+    enum class Phase : uint8_t { reading, responding, lingering, silent, closed };
+    // What the last llhttp_execute stopped for.
+    enum class Event : uint8_t { none, message_complete, drop, silence, read_pause };
+    enum class After : uint8_t { keep_alive, close_gracefully, close_abruptly, reset };
+    // How a response head delimits its body.
+    enum class Framing : uint8_t { none, content_length, chunked };
 
     uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
@@ -73,6 +82,7 @@ class Connection {
     void process_pending();
     void after_input();
     void update_reading();
+    void set_held_back(bool held);
     void on_read_end(ssize_t status);
     bool grow_head(size_t size);
 
@@ -82,9 +92,10 @@ class Connection {
     void on_request_complete();
     void start_response();
     void start_echo_response();
-    void build_head(int status, bool counted_body, bool close_header);
+    void build_head(int status, Framing framing, bool counted_body, bool close_header);
     void pump();
     void maybe_finish();
+    void send_stray();
     void finish_response();
     void close_gracefully();
     bool send(std::span<const Piece> pieces);
@@ -127,6 +138,9 @@ class Connection {
     bool reading_ = false;
     bool peer_eof_ = false;
     bool feeding_ = false;
+    bool read_paused_ = false;  // read_pause_ms: not reading until the timer fires
+    bool held_back_ = false;    // not reading because the peer does not read (counted in BackendState)
+    bool counted_open_ = false;
     Event event_ = Event::none;
     std::string pending_;  // input received while a response was in progress, parsed once it is done
 
@@ -135,7 +149,7 @@ class Connection {
     std::string target_;
     std::string field_;
     std::string expect_value_;
-    std::string echo_text_;  // echo=headers body, or an error body; stable until the response is done
+    std::string echo_text_;  // echo=headers body, /stats body or an error body; stable until the response is done
     size_t head_bytes_ = 0;
     uint64_t body_received_ = 0;
     bool record_headers_ = false;
@@ -147,7 +161,7 @@ class Connection {
     std::string head_;
     const char* body_data_ = nullptr;  // nullptr: the 'a'..'z' pattern
     uint64_t body_size_ = 0;
-    uint64_t body_limit_ = 0;  // bytes of the body to send: all, none (HEAD, 204), or half (mid_close)
+    uint64_t body_limit_ = 0;  // bytes of the body to send: all, none (HEAD, 204), or half (mid_close, reset)
     uint64_t body_sent_ = 0;
     unsigned writes_in_flight_ = 0;
     After after_ = After::keep_alive;
@@ -155,6 +169,8 @@ class Connection {
     bool last_chunk_ = false;  // end the body with "0\r\n\r\n"
     bool echo_active_ = false;
     bool delay_pending_ = false;
+    uint64_t stray_ = 0;          // stray bytes still to send after this response
+    bool stray_pending_ = false;  // waiting for stray_delay_ms
     bool head_sent_ = false;
     bool all_queued_ = false;
 };

@@ -31,7 +31,7 @@ std::string_view path_of(std::string_view target) {
 
 void apply(RequestControls& controls, std::string_view key, std::string_view value) {
     if (key == "status") {
-        if (auto n = parse_number(value, 999); n && *n >= 200) controls.status = static_cast<int>(*n);
+        if (auto n = parse_number(value, kMaxStatus)) controls.status = static_cast<int>(*n);
     } else if (key == "delay_ms") {
         if (auto n = parse_number(value, kMaxDelayMs)) controls.delay_ms = *n;
     } else if (key == "bytes") {
@@ -48,6 +48,24 @@ void apply(RequestControls& controls, std::string_view key, std::string_view val
         controls.close = parse_flag(value);
     } else if (key == "mid_close") {
         controls.mid_close = parse_flag(value);
+    } else if (key == "reset_mid_body") {
+        controls.reset_mid_body = parse_flag(value);
+    } else if (key == "close_delimited") {
+        controls.close_delimited = parse_flag(value);
+    } else if (key == "invalid") {
+        controls.invalid = parse_flag(value);
+    } else if (key == "silent") {
+        controls.silent = parse_flag(value);
+    } else if (key == "read_pause_ms") {
+        if (auto n = parse_number(value, kMaxDelayMs)) controls.read_pause_ms = *n;
+    } else if (key == "bogus_body") {
+        if (auto n = parse_number(value, kMaxBytes)) controls.bogus_body = *n;
+    } else if (key == "stray") {
+        if (auto n = parse_number(value, kMaxStray)) controls.stray = *n;
+    } else if (key == "stray_delay_ms") {
+        if (auto n = parse_number(value, kMaxDelayMs)) controls.stray_delay_ms = *n;
+    } else if (key == "interim_body") {
+        controls.interim_body = parse_flag(value);
     }
 }
 
@@ -55,7 +73,9 @@ void apply(RequestControls& controls, std::string_view key, std::string_view val
 
 RequestControls parse_request_controls(std::string_view target) {
     RequestControls controls;
-    controls.health = path_of(target) == "/health";
+    const std::string_view path = path_of(target);
+    controls.health = path == "/health";
+    controls.stats = path == "/stats";
     auto query_start = target.find('?');
     if (query_start == std::string_view::npos) return controls;
     std::string_view query = target.substr(query_start + 1);

@@ -1,12 +1,17 @@
 // The demo backend over real sockets: an in-process DemoBackend on port 0 per test, plus the lb-demo-backend
 // executable, plus the pure query-parameter parser.
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -22,6 +27,7 @@ using lb::demo::DemoBackendOptions;
 using lb::test::Client;
 using lb::test::Response;
 using lb::test::Watchdog;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -54,6 +60,63 @@ std::string read_until(Client& client, const std::string& needle) {
     return got;
 }
 
+// Bytes that arrived on `fd` and were not read yet (SIOCINQ).
+int unread_bytes(int fd) {
+    int n = 0;
+    ::ioctl(fd, SIOCINQ, &n);
+    return n;
+}
+
+// Bytes sent on `fd` that the peer's kernel has not acknowledged yet (SIOCOUTQ): they wait in our send queue.
+int unsent_bytes(int fd) {
+    int n = 0;
+    ::ioctl(fd, SIOCOUTQ, &n);
+    return n;
+}
+
+// True when nothing arrives on `fd` (no byte, no FIN) for `quiet`. For "the server does not answer": a server that
+// wrongly answered may, on a loaded machine, do so later than `quiet`, but a correct one never fails this.
+bool nothing_arrives(int fd, std::chrono::milliseconds quiet) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(quiet.count())) == 0;
+}
+
+// Sends up to `total` filler bytes without blocking, until all are sent or the socket has had no room for `quiet`:
+// the peer does not read and the kernel queues between us are full. Returns the bytes sent. Main thread only.
+uint64_t send_until_stalled(int fd, uint64_t total, std::chrono::milliseconds quiet = 200ms) {
+    static const std::string filler(64 * 1024, 'u');
+    uint64_t sent = 0;
+    while (sent < total) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(filler.size(), total - sent));
+        ssize_t rc = ::send(fd, filler.data(), n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (rc > 0) {
+            sent += static_cast<uint64_t>(rc);
+        } else if (rc < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            pollfd p{fd, POLLOUT, 0};
+            if (::poll(&p, 1, static_cast<int>(quiet.count())) == 0) return sent;
+        } else if (!(rc < 0 && errno == EINTR)) {
+            FAIL("send: " << std::strerror(errno));
+        }
+    }
+    return sent;
+}
+
+// Waits for an lb-demo-backend started with --port 0 to print its listening line into `log`; returns the port.
+uint16_t wait_for_demo_port(lb::test::Process& process, const std::string& log, const std::string& id) {
+    std::smatch match;
+    const std::regex listening("lb-demo-backend " + id + " listening on 127\\.0\\.0\\.1:([0-9]+)\n");
+    std::string text;
+    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};;) {
+        std::ifstream in(log);
+        text.assign(std::istreambuf_iterator<char>(in), {});
+        if (std::regex_search(text, match, listening)) break;
+        REQUIRE(process.running());
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        lb::test::poll_pause();
+    }
+    return static_cast<uint16_t>(std::stoi(match[1]));
+}
+
 }  // namespace
 
 TEST_CASE("request controls are parsed from the query", "[demo]") {
@@ -82,11 +145,12 @@ TEST_CASE("request controls are parsed from the query", "[demo]") {
     CHECK(parse_request_controls("/?echo=headers").echo == EchoMode::headers);
 
     // Malformed or out of range: ignored. Repeated: the last wins.
-    auto bad = parse_request_controls("/?status=abc&status=42&bytes=-1&delay_ms=&x&=3&&chunked");
+    auto bad = parse_request_controls("/?status=abc&status=1000&bytes=-1&delay_ms=&x&=3&&chunked&stray=65537");
     CHECK(bad.status == 200);
     CHECK_FALSE(bad.bytes.has_value());
     CHECK(bad.delay_ms == 0);
     CHECK_FALSE(bad.chunked);
+    CHECK(bad.stray == 0);
     CHECK(parse_request_controls("/?status=500&status=404").status == 404);
 
     CHECK(lb::demo::reason_phrase(404) == "Not Found");
@@ -94,6 +158,49 @@ TEST_CASE("request controls are parsed from the query", "[demo]") {
     CHECK(lb::demo::status_forbids_body(204));
     CHECK(lb::demo::status_forbids_body(304));
     CHECK_FALSE(lb::demo::status_forbids_body(200));
+}
+
+TEST_CASE("misbehaviour controls are parsed from the query", "[demo]") {
+    using lb::demo::parse_request_controls;
+    auto plain = parse_request_controls("/");
+    CHECK_FALSE(plain.reset_mid_body);
+    CHECK_FALSE(plain.close_delimited);
+    CHECK_FALSE(plain.invalid);
+    CHECK_FALSE(plain.silent);
+    CHECK(plain.read_pause_ms == 0);
+    CHECK_FALSE(plain.bogus_body.has_value());
+    CHECK(plain.stray == 0);
+    CHECK(plain.stray_delay_ms == 0);
+    CHECK_FALSE(plain.interim_body);
+    CHECK_FALSE(plain.stats);
+
+    auto c = parse_request_controls(
+        "/?reset_mid_body=1&close_delimited=true&invalid=1&silent=1&read_pause_ms=250&bogus_body=7&stray=12"
+        "&stray_delay_ms=30&interim_body=1");
+    CHECK(c.reset_mid_body);
+    CHECK(c.close_delimited);
+    CHECK(c.invalid);
+    CHECK(c.silent);
+    CHECK(c.read_pause_ms == 250);
+    CHECK(c.bogus_body == 7u);
+    CHECK(c.stray == 12);
+    CHECK(c.stray_delay_ms == 30);
+    CHECK(c.interim_body);
+    CHECK(parse_request_controls("/?bogus_body=0").bogus_body == 0u);  // Content-Length: 0 on a 204 is bogus too
+    CHECK(parse_request_controls("/?stray=65536").stray == lb::demo::kMaxStray);
+    CHECK(parse_request_controls("/?silent=0").silent == false);
+
+    // Any status 0..999 is taken as given, for hostile-backend tests.
+    CHECK(parse_request_controls("/?status=99").status == 99);
+    CHECK(parse_request_controls("/?status=0").status == 0);
+    CHECK(parse_request_controls("/?status=100").status == 100);
+    CHECK(parse_request_controls("/?status=999").status == 999);
+    CHECK(parse_request_controls("/?status=1000").status == 200);
+    CHECK(parse_request_controls("/?status=-1").status == 200);
+
+    CHECK(parse_request_controls("/stats").stats);
+    CHECK(parse_request_controls("/stats?x=1").stats);
+    CHECK_FALSE(parse_request_controls("/stats/more").stats);
 }
 
 TEST_CASE("default response carries who served it", "[demo]") {
@@ -319,26 +426,67 @@ TEST_CASE("echo=body streams a chunked upload back as it arrives", "[demo]") {
 }
 
 TEST_CASE("echo=body applies backpressure to a large upload", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{60}};
+    Watchdog watchdog{std::chrono::seconds{90}};
     Running server;
     Client client(server.port(), std::chrono::seconds{30});
-    const size_t size = 16 << 20;
-    std::thread sender([&] {
-        std::string head =
-            "POST /?echo=body HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n";
-        client.send(head);
-        const std::string piece = pattern(1 << 20);
-        for (size_t sent = 0; sent < size; sent += piece.size()) client.send(piece);
+    // Larger than every queue between us together (send and receive buffers may autotune to tens of MiB on
+    // loopback): a backend that buffered the echo instead of pausing would take it all without the sender stalling.
+    const size_t size = 64 << 20;
+    const std::string piece = pattern(1 << 20);
+    client.send("POST /?echo=body HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n");
+
+    // The sender runs while the main thread does not read. No Catch call in it: it reports through atomics.
+    std::atomic<uint64_t> sent{0};
+    std::atomic<bool> stalled{false};  // its last send found no room
+    std::atomic<int> send_errno{0};
+    std::jthread sender([&](std::stop_token stop) {
+        const int fd = client.fd();
+        uint64_t offset = 0;
+        while (offset < size && !stop.stop_requested()) {
+            const size_t at = static_cast<size_t>(offset % piece.size());
+            ssize_t n = ::send(fd, piece.data() + at, piece.size() - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                offset += static_cast<uint64_t>(n);
+                sent.store(offset);
+                stalled.store(false);
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                stalled.store(true);
+                pollfd p{fd, POLLOUT, 0};
+                ::poll(&p, 1, 50);
+            } else if (!(n < 0 && errno == EINTR)) {
+                send_errno.store(errno);
+                return;
+            }
+        }
     });
+
+    // The backend stops reading once its peer stops reading (its own state), and the kernel queues show it:
+    // the echo fills our receive queue, our upload waits in our send queue, the sender can push no more.
+    lb::test::wait_until([&] { return server.backend.connections_held_back() == 1 && stalled.load(); },
+                         "the backend holds back and the sender stalls", std::chrono::seconds{60});
+    const uint64_t sent_at_stall = sent.load();
+    CHECK(sent_at_stall < size);
+    CHECK(server.backend.backpressure_stops() >= 1);
+    CHECK(unread_bytes(client.fd()) > 0);
+    CHECK(unsent_bytes(client.fd()) > 0);
+    // What the backend holds itself is bounded: it stops reading at 1 MiB queued, plus what one read brings.
+    CHECK(server.backend.write_queue_peak_bytes() < (2u << 20));
+    CHECK(send_errno.load() == 0);
+
+    // Reading resumes the flow: everything comes back, in order.
     Response r = client.read_response();
     sender.join();
+    CHECK(send_errno.load() == 0);
+    CHECK(sent.load() == size);
     CHECK(r.chunked);
-    CHECK(r.body.size() == size);
-    CHECK(r.body == [&] {
-        std::string all;
-        for (size_t i = 0; i < size; i += 1 << 20) all += pattern(1 << 20);
-        return all;
-    }());
+    REQUIRE(r.body.size() == size);
+    size_t mismatches = 0;
+    for (size_t offset = 0; offset < size; offset += piece.size()) {
+        mismatches += r.body.compare(offset, piece.size(), piece) != 0;
+    }
+    CHECK(mismatches == 0);
+    CHECK(server.backend.connections_held_back() == 0);
+    CHECK(server.backend.write_queue_peak_bytes() < (2u << 20));
 }
 
 TEST_CASE("drop and drop_if_reused close without a response", "[demo]") {
@@ -429,6 +577,227 @@ TEST_CASE("close, mid_close, delay and malformed requests", "[demo]") {
     }
 }
 
+TEST_CASE("status=N writes any code from 0 to 999 as given", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server;
+    auto raw_answer = [&](const std::string& target) {
+        Client client(server.port());
+        client.send(get(target, "Connection: close\r\n"));
+        return client.read_until_closed();
+    };
+    // Below 100 and from 600 up: a body framed as for any other status.
+    const std::string framed_b1 = "\r\nContent-Length: 3\r\nConnection: close\r\n\r\nb1\n";
+    for (const char* status : {"99", "0", "600", "999"}) {
+        INFO("status=" << status);
+        std::string raw = raw_answer(std::string("/?status=") + status);
+        CHECK(raw.rfind("HTTP/1.1 " + std::string(status) + " Unknown\r\n", 0) == 0);
+        CHECK(raw.ends_with(framed_b1));
+    }
+    // A 1xx is written as if it were final: no body, no framing.
+    std::string interim = raw_answer("/?status=150");
+    CHECK(interim.rfind("HTTP/1.1 150 Unknown\r\n", 0) == 0);
+    CHECK(interim.ends_with("\r\nConnection: close\r\n\r\n"));
+    CHECK(interim.find("Content-Length") == std::string::npos);
+    // Out of range: the default.
+    CHECK(raw_answer("/?status=1000").rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+}
+
+TEST_CASE("close_delimited=1 ends the body with the connection", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server;
+    {
+        Client client(server.port());
+        client.send(get("/?close_delimited=1&bytes=100000"));  // a keep-alive request: closed all the same
+        Response r = client.read_response();                   // no length: read until the connection ends
+        CHECK(r.status == 200);
+        CHECK_FALSE(r.has_header("Content-Length"));
+        CHECK_FALSE(r.has_header("Transfer-Encoding"));
+        CHECK(r.header("Connection") == "close");
+        CHECK(r.body == pattern(100000));
+    }
+    {
+        Client client(server.port());
+        client.send(get("/?close_delimited=1&chunked=1"));  // close_delimited wins over chunked
+        Response r = client.read_response();
+        CHECK_FALSE(r.chunked);
+        CHECK_FALSE(r.has_header("Content-Length"));
+        CHECK(r.body == "b1\n");
+    }
+    {
+        Client client(server.port());
+        client.send("GET /?close_delimited=1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+        Response r = client.read_response();
+        CHECK_FALSE(r.has_header("Content-Length"));
+        CHECK(r.body == "b1\n");
+    }
+}
+
+TEST_CASE("invalid=1 answers bytes that are not HTTP, then closes", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server;
+    Client client(server.port());
+    client.send(get("/?invalid=1&bytes=100"));
+    CHECK(client.read_until_closed() == std::string(lb::demo::kInvalidResponse));
+    CHECK(server.backend.requests_served() == 1);
+}
+
+TEST_CASE("reset_mid_body=1 sends the head and half the body, then a reset", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server;
+    Client client(server.port());
+    client.send(get("/?bytes=1000&reset_mid_body=1"));
+    std::string got;
+    int error = 0;
+    for (char buf[4096];;) {
+        ssize_t n = ::recv(client.fd(), buf, sizeof buf, 0);
+        if (n > 0) {
+            got.append(buf, static_cast<size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+            error = n == 0 ? 0 : errno;
+            break;
+        }
+    }
+    CHECK(error == ECONNRESET);  // an RST, not a FIN (mid_close=1 ends with a FIN)
+    auto head_end = got.find("\r\n\r\n");
+    REQUIRE(head_end != std::string::npos);
+    CHECK(got.find("Content-Length: 1000\r\n") < head_end);
+    CHECK(got.substr(head_end + 4) == pattern(500));
+    lb::test::wait_until([&] { return server.backend.connections_open() == 0; }, "the backend closed its side");
+}
+
+TEST_CASE("silent=1 reads the head, never answers and keeps the connection open", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server;
+    Client client(server.port());
+    client.send(get("/"));
+    CHECK(client.read_response().status == 200);
+    client.send(get("/?silent=1"));
+    CHECK(nothing_arrives(client.fd(), 200ms));
+    client.send(get("/"));  // read and discarded, never answered
+    CHECK(nothing_arrives(client.fd(), 100ms));
+    CHECK(server.backend.requests_served() == 1);
+    CHECK(server.backend.connections_open() == 1);
+    // It still reads: our FIN is seen, and the backend closes its side.
+    client.shutdown_write();
+    CHECK(client.wait_closed());
+    lb::test::wait_until([&] { return server.backend.connections_open() == 0; }, "the backend closed its side");
+}
+
+TEST_CASE("a silent backend accepts connections and never reads or answers", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server({.silent = true});
+    Client client(server.port());
+    lb::test::wait_until([&] { return server.backend.connections_accepted() == 1; }, "the connection is accepted");
+    client.send(get("/"));
+    CHECK(nothing_arrives(client.fd(), 200ms));
+    // Nothing is read: what we send piles up in the kernel queues until there is no room.
+    const uint64_t limit = 256ull << 20;
+    CHECK(send_until_stalled(client.fd(), limit) < limit);
+    CHECK(unsent_bytes(client.fd()) > 0);
+    // Not even our FIN is noticed.
+    client.shutdown_write();
+    CHECK(nothing_arrives(client.fd(), 100ms));
+    CHECK(server.backend.connections_open() == 1);
+    CHECK(server.backend.requests_served() == 0);
+}  // stop() closes it
+
+TEST_CASE("read_pause_ms=N stops reading the request for N ms", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{60}};
+    Running server;
+    {
+        // A long pause: the body piles up in the kernel queues and the client's sends stall.
+        Client client(server.port());
+        const uint64_t size = 256ull << 20;
+        client.send("POST /?read_pause_ms=600000 HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(size) +
+                    "\r\n\r\n");
+        CHECK(send_until_stalled(client.fd(), size) < size);
+        CHECK(unsent_bytes(client.fd()) > 0);
+        CHECK(server.backend.requests_served() == 0);
+    }  // the client leaves; the paused backend notices only at stop()
+    {
+        // A short pause: then the whole body is read and the request answered, and the next one too.
+        Client client(server.port());
+        const size_t size = 4 << 20;
+        const auto start = std::chrono::steady_clock::now();
+        client.send("POST /?read_pause_ms=100 HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(size) +
+                    "\r\n\r\n");
+        client.send(std::string(size, 'u'));
+        Response r = client.read_response();
+        CHECK(std::chrono::steady_clock::now() - start >= 99ms);  // libuv's timers count whole milliseconds
+        CHECK(r.header("X-Received-Body-Bytes") == std::to_string(size));
+        // A request without a body is paused and answered too, and one pipelined behind it follows.
+        client.send(get("/?read_pause_ms=20") + get("/after"));
+        CHECK(client.read_response().header("X-Conn-Request") == "2");
+        CHECK(client.read_response().header("X-Conn-Request") == "3");
+    }
+}
+
+TEST_CASE("bogus_body=N sends a body where none is allowed", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server;
+    struct Case {
+        const char* method;
+        const char* target;
+        const char* status_line;
+    };
+    for (const Case& c : {Case{"GET", "/?status=204&bogus_body=5", "HTTP/1.1 204 No Content\r\n"},
+                          Case{"GET", "/?status=304&bogus_body=5&chunked=1", "HTTP/1.1 304 Not Modified\r\n"},
+                          Case{"GET", "/?status=100&bogus_body=5", "HTTP/1.1 100 Continue\r\n"},
+                          Case{"HEAD", "/?bogus_body=5", "HTTP/1.1 200 OK\r\n"}}) {
+        INFO(c.method << " " << c.target);
+        Client client(server.port());
+        client.send(std::string(c.method) + " " + c.target + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        std::string raw = client.read_until_closed();
+        CHECK(raw.rfind(c.status_line, 0) == 0);
+        CHECK(raw.ends_with("\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde"));
+        CHECK(raw.find("Transfer-Encoding") == std::string::npos);
+    }
+}
+
+TEST_CASE("stray=N follows a complete response with junk, at once or later", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server;
+    {
+        Client client(server.port());
+        client.send(get("/?stray=5", "Connection: close\r\n"));
+        CHECK(client.read_until_closed().ends_with("\r\nContent-Length: 3\r\nConnection: close\r\n\r\nb1\n#####"));
+    }
+    {
+        // stray_delay_ms: later, in a write of its own, and before the next pipelined response.
+        Client client(server.port());
+        const auto start = std::chrono::steady_clock::now();
+        client.send(get("/?stray=3&stray_delay_ms=100") + get("/next"));
+        const std::string all = read_until(client, "X-Conn-Request: 2\r\n");
+        // The next response waits for the stray bytes, which wait for the delay.
+        CHECK(std::chrono::steady_clock::now() - start >= 99ms);
+        const auto stray_at = all.find("\r\n\r\nb1\n###HTTP/1.1 200 OK\r\n");
+        CHECK(stray_at != std::string::npos);
+        CHECK(all.find("HTTP/1.1", 1) > stray_at);
+    }
+}
+
+TEST_CASE("interim_body=1 sends a 100 with a body before the final response", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server;
+    Client client(server.port());
+    client.send(get("/?interim_body=1", "Connection: close\r\n"));
+    const std::string raw = client.read_until_closed();
+    const std::string interim(lb::demo::kInterimWithBody);
+    CHECK(raw.rfind(interim + "HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(raw.ends_with("\r\n\r\nb1\n"));
+}
+
+TEST_CASE("/stats reports the backend's counters", "[demo]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    Running server({.id = "s1"});
+    CHECK(lb::test::http_get(server.port(), "/").status == 200);
+    CHECK(lb::test::http_get(server.port(), "/health").status == 200);
+    lb::test::wait_until([&] { return server.backend.connections_open() == 0; }, "both connections are closed");
+    Response r = lb::test::http_get(server.port(), "/stats");
+    // Its own connection and request count.
+    CHECK(r.body == "{\"id\": \"s1\", \"connections_accepted\": 3, \"requests_served\": 3, \"connections_open\": 1}\n");
+}
+
 TEST_CASE("stop() closes everything and can be followed by start()", "[demo]") {
     Watchdog watchdog{std::chrono::seconds{30}};
     DemoBackend backend({.threads = 2});
@@ -487,19 +856,7 @@ TEST_CASE("lb-demo-backend runs, serves and stops on SIGTERM", "[demo][process]"
     Watchdog watchdog{std::chrono::seconds{60}};
     const std::string log = lb::test::write_temp_file("demo-backend.log", "");
     lb::test::Process process({LB_DEMO_BACKEND_BINARY, "--port", "0", "--id", "cli7", "--threads", "2"}, log);
-    // Readiness: the line it prints once accepting.
-    std::smatch match;
-    const std::regex listening("lb-demo-backend cli7 listening on 127\\.0\\.0\\.1:([0-9]+)\n");
-    std::string text;
-    for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{10};;) {
-        std::ifstream in(log);
-        text.assign(std::istreambuf_iterator<char>(in), {});
-        if (std::regex_search(text, match, listening)) break;
-        REQUIRE(process.running());
-        REQUIRE(std::chrono::steady_clock::now() < deadline);
-        std::this_thread::sleep_for(std::chrono::milliseconds{5});
-    }
-    const auto port = static_cast<uint16_t>(std::stoi(match[1]));
+    const uint16_t port = wait_for_demo_port(process, log, "cli7");  // readiness: the line it prints once accepting
     Response r = lb::test::http_get(port, "/");
     CHECK(r.body == "cli7\n");
 
@@ -519,4 +876,17 @@ TEST_CASE("lb-demo-backend runs, serves and stops on SIGTERM", "[demo][process]"
     CHECK(help.exit_code == 0);
     CHECK(help.output.find("--threads") != std::string::npos);
     CHECK(lb::test::run_command(std::string(LB_DEMO_BACKEND_BINARY) + " --bogus").exit_code == 2);
+}
+
+TEST_CASE("lb-demo-backend --silent accepts and never answers", "[demo][process]") {
+    Watchdog watchdog{std::chrono::seconds{30}};
+    const std::string log = lb::test::write_temp_file("demo-backend-silent.log", "");
+    lb::test::Process process({LB_DEMO_BACKEND_BINARY, "--port", "0", "--id", "quiet", "--silent"}, log);
+    const uint16_t port = wait_for_demo_port(process, log, "quiet");
+    Client client(port);
+    client.send(get("/health"));
+    CHECK(nothing_arrives(client.fd(), 200ms));
+    process.signal(SIGTERM);
+    CHECK(process.wait() == 0);
+    CHECK(client.wait_closed());  // stopping closes what it held
 }
