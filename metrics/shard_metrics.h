@@ -103,10 +103,6 @@ class alignas(kCacheLine) ShardMetrics {
         if (!enabled_) return;
         global_.accept_pauses_total.inc();
     }
-    void set_buffer_bytes(uint64_t bytes) {
-        if (!enabled_) return;
-        global_.buffer_bytes.set(static_cast<int64_t>(bytes));
-    }
 
     // ---- Backend side -------------------------------------------------------------------------------------------
     // The backend's final response is complete (1xx interim responses are not recorded). `status` is the code as

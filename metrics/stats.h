@@ -277,7 +277,9 @@ using CounterArray2 = std::array<Counter, kLabelCount<A> * kLabelCount<B>>;
     COUNTER(accept_pauses_total,                                                                                   \
             "Times a worker stopped accepting for a while: limits.client_connections or limits.buffer_memory "     \
             "reached, or no descriptor left.")                                                                     \
-    GAUGE(buffer_bytes, sum, "Memory held in read buffers and queued writes (bounded by limits.buffer_memory).")   \
+    GAUGE(buffer_bytes, sum,                                                                                       \
+          "Memory held in read buffers and queued writes (bounded by limits.buffer_memory); read from the "        \
+          "workers' budgets at scrape time.")                                                                      \
     HISTOGRAM(request_duration_seconds,                                                                            \
               "Time from a request's first byte received to its response's last byte sent, as the client sees it.")
 

@@ -16,6 +16,9 @@ namespace {
 
 class AdminConnection;
 
+constexpr size_t kMaxConnections = 64;  // more wait in the listen backlog
+constexpr http::HeadLimits kRequestLimits{8 * 1024, 64, 4 * 1024, 0};
+
 }  // namespace
 
 struct AdminServer::Loop {
@@ -24,7 +27,10 @@ struct AdminServer::Loop {
     uv_async_t stop;
     Page metrics;
     Page status;
+    AdminServer::Deadlines deadlines;
     IntrusiveList<AdminConnection> connections;
+    bool accept_waiting = false;  // a connection was left unaccepted at the cap: libuv stopped polling until then
+    bool stopping = false;
 };
 
 namespace {
@@ -32,24 +38,39 @@ namespace {
 // One admin request: read the head, answer, close. Owned by its handle; freed in its close callback.
 class AdminConnection final : public http::MessageSink, public IntrusiveList<AdminConnection>::Hook {
   public:
+    // From the listener's callback, or when a slot frees while a connection waits. At the cap the connection is
+    // left in the backlog: libuv stops watching the listener until it is accepted.
     static void accept(AdminServer::Loop& server) {
-        auto* connection = new AdminConnection(server);  // owned by its handle from here
+        if (server.connections.size() >= kMaxConnections) {
+            server.accept_waiting = true;
+            return;
+        }
+        server.accept_waiting = false;
+        auto* connection = new AdminConnection(server);  // owned by its handles from here
         uv_tcp_init(&server.loop, &connection->tcp_);
+        uv_timer_init(&server.loop, &connection->timer_);
         connection->tcp_.data = connection;
+        connection->timer_.data = connection;
         server.connections.push_front(connection);
         if (uv_accept(reinterpret_cast<uv_stream_t*>(&server.listener), connection->stream()) != 0 ||
             uv_read_start(connection->stream(), &on_alloc, &on_read) != 0) {
             connection->close();
+            return;
         }
+        uv_timer_start(&connection->timer_, &on_timeout, server.deadlines.request_ms, 0);
     }
 
     void close() {
         if (closing_) return;
         closing_ = true;
         server_.connections.remove(this);
-        uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), [](uv_handle_t* handle) {
-            std::unique_ptr<AdminConnection> owned(static_cast<AdminConnection*>(handle->data));
-        });
+        auto on_closed = [](uv_handle_t* handle) {
+            auto* self = static_cast<AdminConnection*>(handle->data);
+            if (--self->open_handles_ == 0) std::unique_ptr<AdminConnection> owned(self);
+        };
+        uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_closed);
+        uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
+        if (server_.accept_waiting && !server_.stopping) accept(server_);
     }
 
     http::HeadAction on_head(const http::MessageHead& head) override {
@@ -70,8 +91,11 @@ class AdminConnection final : public http::MessageSink, public IntrusiveList<Adm
     void on_message_complete() override {}
 
   private:
-    explicit AdminConnection(AdminServer::Loop& server) : server_(server), parser_(HTTP_REQUEST, *this) {}
+    explicit AdminConnection(AdminServer::Loop& server)
+        : server_(server), parser_(HTTP_REQUEST, *this, kRequestLimits) {}
     uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+
+    static void on_timeout(uv_timer_t* timer) { static_cast<AdminConnection*>(timer->data)->close(); }
 
     static void on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
         auto* self = static_cast<AdminConnection*>(handle->data);
@@ -87,13 +111,17 @@ class AdminConnection final : public http::MessageSink, public IntrusiveList<Adm
         if (nread == 0 || self->responded_) return;
         auto result = self->parser_.feed({buf->base, static_cast<size_t>(nread)});
         if (result.status == http::FeedStatus::error) {
-            self->respond(400, "Bad Request", "text/plain", "malformed request\n");
+            bool too_large =
+                result.error == http::ParseError::headers_too_large || result.error == http::ParseError::uri_too_long;
+            self->respond(too_large ? 431 : 400, too_large ? "Request Header Fields Too Large" : "Bad Request",
+                          "text/plain", too_large ? "request too large\n" : "malformed request\n");
         }
     }
 
     void respond(int status, std::string_view reason, std::string_view content_type, std::string body) {
         responded_ = true;
         uv_read_stop(stream());
+        uv_timer_start(&timer_, &on_timeout, server_.deadlines.response_ms, 0);
         response_ = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                                 status, reason, content_type, body.size());
         response_ += body;
@@ -112,6 +140,8 @@ class AdminConnection final : public http::MessageSink, public IntrusiveList<Adm
 
     AdminServer::Loop& server_;
     uv_tcp_t tcp_;
+    uv_timer_t timer_;
+    int open_handles_ = 2;
     uv_write_t write_req_;
     uv_shutdown_t shutdown_req_;
     http::MessageParser parser_;
@@ -123,15 +153,18 @@ class AdminConnection final : public http::MessageSink, public IntrusiveList<Adm
 
 }  // namespace
 
-AdminServer::AdminServer(int listen_fd, Page metrics, Page status) : loop_(std::make_unique<Loop>()) {
+AdminServer::AdminServer(int listen_fd, Page metrics, Page status, Deadlines deadlines)
+    : loop_(std::make_unique<Loop>()) {
     loop_->metrics = std::move(metrics);
     loop_->status = std::move(status);
+    loop_->deadlines = deadlines;
     uv_loop_init(&loop_->loop);
     uv_tcp_init(&loop_->loop, &loop_->listener);
     loop_->listener.data = loop_.get();
     loop_->stop.data = loop_.get();
     uv_async_init(&loop_->loop, &loop_->stop, [](uv_async_t* async) {
         auto* loop = static_cast<Loop*>(async->data);
+        loop->stopping = true;
         uv_close(reinterpret_cast<uv_handle_t*>(&loop->listener), nullptr);
         uv_close(reinterpret_cast<uv_handle_t*>(&loop->stop), nullptr);
         loop->connections.for_each([](AdminConnection* c) { c->close(); });

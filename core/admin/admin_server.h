@@ -1,6 +1,9 @@
 // The admin listener: GET /metrics (Prometheus text) and GET /status (JSON), on its own thread and loop so that
 // a scrape never runs on a request shard. It is kept off the traffic port, so a backend's own /metrics or /status
-// is never shadowed. One request per connection; the answer closes it.
+// is never shadowed. One request per connection; the answer closes it. Every connection is bounded in time (its
+// request, idle time included, and its response each have a deadline) and size (8 KiB of request), and beyond
+// 64 connections at once the rest wait in the listen backlog, so that slow or idle scrapers cannot hold the
+// descriptors or memory the data path needs.
 #pragma once
 
 #include <functional>
@@ -19,9 +22,14 @@ class AdminServer {
         std::function<std::string()> render;  // called on the admin thread
     };
 
+    struct Deadlines {
+        uint64_t request_ms;   // from accept to the whole request (timeouts.client_header)
+        uint64_t response_ms;  // for the whole response once it starts (timeouts.client_send)
+    };
+
     // Takes ownership of `listen_fd`, a listening socket, and serves it once start() runs. Throws
     // std::runtime_error (the socket is closed then too).
-    AdminServer(int listen_fd, Page metrics, Page status);
+    AdminServer(int listen_fd, Page metrics, Page status, Deadlines deadlines);
     ~AdminServer();  // stop()
     AdminServer(const AdminServer&) = delete;
     AdminServer& operator=(const AdminServer&) = delete;

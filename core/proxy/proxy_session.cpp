@@ -56,6 +56,11 @@ void ProxySession::start(Shard& shard, int fd, const sockaddr_storage& peer) {
 
 size_t ProxySession::high_water() const { return shard_.config().limits.buffer_per_connection; }
 
+uint64_t ProxySession::buffer_memory_bound(const Limits& limits) {
+    uint64_t per_side = limits.buffer_per_connection + Buffer::kSize + WriteRequest::kGrowth;
+    return 2 * per_side + 2 * Buffer::kSize;
+}
+
 void ProxySession::arm(Lane lane) { shard_.deadlines().arm(*this, lane); }
 
 bool ProxySession::may_retry() const { return exchange_->attempts < shard_.config().retries; }

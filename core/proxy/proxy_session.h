@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "core/base/intrusive_list.h"
+#include "core/config/config.h"
 #include "core/proxy/exchange.h"
 #include "core/proxy/outcome.h"
 #include "core/shard/deadline_queue.h"
@@ -41,6 +42,12 @@ class ProxySession final : public TransportEvents,
   public:
     // Serves `fd`, a connection just accepted from `peer`.
     static void start(Shard& shard, int fd, const sockaddr_storage& peer);
+
+    // The most read-buffer and queued-write memory one connection can hold under `limits`, whatever its client
+    // and backend do: towards each side, buffer_per_connection plus the last read that crossed it (64 KiB) plus
+    // the copy storage's growth step; one read buffer of unparsed client bytes; one read in progress. Heads
+    // (header_bytes each way) and about 2 KiB of fixed state come on top.
+    static uint64_t buffer_memory_bound(const Limits& limits);
 
     // From the attached UpstreamConnection.
     void on_upstream_connected(int status);

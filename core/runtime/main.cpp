@@ -9,6 +9,7 @@
 
 #include "core/base/log.h"
 #include "core/config/config.h"
+#include "core/runtime/process_limits.h"
 #include "core/runtime/supervisor.h"
 
 namespace {
@@ -73,6 +74,10 @@ int run(const std::string& config_path, lb::core::Config config) {
             static_cast<Control*>(handle->data)->supervisor.reload();
         },
         SIGHUP);
+
+    // Every connection costs a descriptor or two: take what the hard limit allows, as nginx and HAProxy do.
+    lb::core::OpenFileLimit files = lb::core::raise_open_file_limit();
+    lb::core::log(lb::core::LogLevel::info, "open-file limit {} (hard limit {})", files.soft, files.hard);
 
     int exit_code = 0;
     try {

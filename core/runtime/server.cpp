@@ -67,7 +67,9 @@ void Server::start(const Server* predecessor) {
         }
         admin_ = std::make_unique<AdminServer>(
             admin_fd, AdminServer::Page{std::string(metrics::kContentType), [this] { return render_metrics(); }},
-            AdminServer::Page{"application/json", [this] { return render_status(); }});
+            AdminServer::Page{"application/json", [this] { return render_status(); }},
+            AdminServer::Deadlines{static_cast<uint64_t>(config.timeouts.client_header.count()),
+                                   static_cast<uint64_t>(config.timeouts.client_send.count())});
     }
 
     // A successor on the same address takes over its predecessor's sockets, one per shard, so the connections
@@ -121,7 +123,10 @@ metrics::Snapshot merge_all(const std::vector<std::unique_ptr<Shard>>& shards, c
     std::vector<const metrics::ShardMetrics*> blocks;
     for (const auto& shard : shards) blocks.push_back(&shard->metrics());
     blocks.push_back(control);
-    return metrics::merge(blocks);
+    metrics::Snapshot snapshot = metrics::merge(blocks);
+    // Memory held is the shards' own budget, read here rather than mirrored into a gauge on every buffer taken.
+    for (const auto& shard : shards) snapshot.global.buffer_bytes += static_cast<int64_t>(shard->buffer_bytes());
+    return snapshot;
 }
 
 }  // namespace
@@ -157,6 +162,16 @@ std::string Server::render_status() const {
 }
 
 const Config& Server::config() const { return context_->config; }
+
+uint64_t Server::buffer_bytes() const {
+    uint64_t total = 0;
+    for (const auto& shard : shards_) total += shard->buffer_bytes();
+    return total;
+}
+
+uint64_t Server::client_connection_limit() const {
+    return uint64_t{context_->client_connections_per_shard} * context_->config.workers;
+}
 
 SocketAddress Server::bound_listen_address() const { return bound_address(shards_.front()->listen_fd()); }
 

@@ -42,6 +42,8 @@ class Server {
     void shutdown();
 
     uint16_t port() const { return port_; }
+    // limits.client_connections as applied: each worker's share times the workers.
+    uint64_t client_connection_limit() const;
     const Config& config() const;
     // The admin listener's port (0 when admin is disabled).
     uint16_t admin_port() const;
@@ -51,6 +53,8 @@ class Server {
     size_t shard_count() const { return shards_.size(); }
     uint64_t connections_accepted(size_t shard) const;
     uint64_t idle_upstream_connections() const;
+    // Any thread: memory held in read buffers and queued writes, over all shards.
+    uint64_t buffer_bytes() const;
     // Null when health checks are off.
     health::HealthMonitor* health_monitor() { return health_.get(); }
     // Any thread: whether each shard's pool currently counts `backend` as up, in shard order. How tests see a

@@ -23,8 +23,9 @@ void Supervisor::log_listening(const std::string& what) const {
     const Config& config = current_->config();
     std::string admin =
         current_->admin_port() ? fmt::format("; admin on {}:{}", config.admin.listen.host, current_->admin_port()) : "";
-    log(LogLevel::info, "{} listening on {}:{} with {} workers and {} backends{}", what, config.listen.host,
-        current_->port(), current_->shard_count(), config.backends.size(), admin);
+    log(LogLevel::info, "{} listening on {}:{} with {} workers and {} backends, at most {} client connections{}", what,
+        config.listen.host, current_->port(), current_->shard_count(), config.backends.size(),
+        current_->client_connection_limit(), admin);
 }
 
 bool Supervisor::reload() {

@@ -39,6 +39,12 @@ void BufferPool::recycle(Buffer* buffer) {
 
 void WriteRequest::append_copy(std::string_view bytes) {
     if (bytes.empty()) return;
+    if (owned.capacity() < owned.size() + bytes.size()) {
+        std::string larger;
+        larger.reserve(owned.size() + bytes.size() + kGrowth);  // exact on an empty string: no doubling
+        larger.append(owned);
+        owned.swap(larger);
+    }
     // Consecutive copies become one segment, so a backlog of many small pieces is one iovec.
     if (!segments.empty() && segments.back().kind == Kind::owned &&
         segments.back().offset + segments.back().length == owned.size()) {

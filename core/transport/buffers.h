@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,25 +33,30 @@ class MemoryBudget {
     explicit MemoryBudget(size_t limit = SIZE_MAX) : limit_(limit) {}
     void set_listener(Listener* listener) { listener_ = listener; }
 
-    void charge(size_t bytes) { used_ += bytes; }
+    void charge(size_t bytes) { store(load() + bytes); }
     void release(size_t bytes) {
-        used_ -= bytes;
-        if (short_ && used_ <= limit_ / 4 * 3) {
+        store(load() - bytes);
+        if (short_ && load() <= limit_ / 4 * 3) {
             short_ = false;
             if (listener_) listener_->on_memory_relief();
         }
     }
     // True when nothing more should be read or accepted. Records the shortage, so relief is announced.
     bool exhausted() {
-        if (used_ < limit_) return false;
+        if (load() < limit_) return false;
         short_ = true;
         return true;
     }
-    size_t used() const { return used_; }
+    // Any thread (a scrape); the rest is owner loop only.
+    size_t used() const { return load(); }
     size_t limit() const { return limit_; }
 
   private:
-    size_t used_ = 0;
+    // One writer (the shard), so a load and a store need no read-modify-write; atomic only for scrapes.
+    size_t load() const { return used_.load(std::memory_order_relaxed); }
+    void store(size_t value) { used_.store(value, std::memory_order_relaxed); }
+
+    std::atomic<size_t> used_{0};
     size_t limit_;
     bool short_ = false;
     Listener* listener_ = nullptr;
@@ -140,7 +146,10 @@ struct WriteRequest {
     size_t total = 0;    // bytes to write
     size_t charged = 0;  // bytes charged to the budget for `owned` while queued
 
+    // Copies grow the storage in steps of kGrowth, never by doubling: a backlog kept for a slow peer holds at most
+    // kGrowth more than its bytes.
     void append_copy(std::string_view bytes);
+    static constexpr size_t kGrowth = 16 * 1024;
     void append_static(std::string_view bytes) { add({bytes.data(), 0, bytes.size(), Kind::literal, 0}); }
     void append_ref(const BufferRef& buffer, std::string_view bytes);
     // Appends the bytes of `from` after its first `skip`, compactly, for keeping while a peer is slow: pieces of a
