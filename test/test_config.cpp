@@ -65,8 +65,8 @@ TEST_CASE("the shipped lb.yaml loads and runs the three demo backends", "[config
     std::string path = LB_SOURCE_DIR "/lb.yaml";
     Config config = load_config_file(path);
     CHECK(config.source == path);
-    CHECK(config.listen.host == "0.0.0.0");
-    CHECK(config.listen.port == 8080);
+    CHECK(config.listen.tcp.host == "0.0.0.0");
+    CHECK(config.listen.tcp.port == 8080);
     CHECK(config.workers == 0);
     REQUIRE(config.backends.size() == 3);
     for (size_t i = 0; i < 3; ++i) {
@@ -108,8 +108,8 @@ TEST_CASE("the shipped lb.yaml loads and runs the three demo backends", "[config
 TEST_CASE("keys left out take the documented defaults", "[config]") {
     Config config = load_config_string(kOneBackend, "min.yaml");
     CHECK(config.source == "min.yaml");
-    CHECK(config.listen.host == "0.0.0.0");
-    CHECK(config.listen.port == 8080);
+    CHECK(config.listen.tcp.host == "0.0.0.0");
+    CHECK(config.listen.tcp.port == 8080);
     CHECK(config.workers == 0);
     REQUIRE(config.backends.size() == 1);
     CHECK(config.backends[0].address == "127.0.0.1:9001");
@@ -185,8 +185,8 @@ retries: 0
 upstream:
   keepalive: 0
 )");
-    CHECK(config.listen.host == "::1");
-    CHECK(config.listen.port == 0);
+    CHECK(config.listen.tcp.host == "::1");
+    CHECK(config.listen.tcp.port == 0);
     CHECK(config.workers == 4);
     REQUIRE(config.backends.size() == 3);
     CHECK(config.backends[0].address == "10.0.0.1:80");
@@ -292,11 +292,39 @@ TEST_CASE("parse_host_port", "[config]") {
 }
 
 TEST_CASE("listen may use port 0, backends may not", "[config]") {
-    CHECK(load_config_string("listen: 127.0.0.1:0\nbackends: [127.0.0.1:9001]\n").listen.port == 0);
+    CHECK(load_config_string("listen: 127.0.0.1:0\nbackends: [127.0.0.1:9001]\n").listen.tcp.port == 0);
     CHECK(error_of("backends:\n  - 127.0.0.1:0\n") ==
           "t.yaml:2:5: 'backends[0]': invalid address '127.0.0.1:0': port 0 is out of range 1..65535");
     CHECK(error_of("listen: 127.0.0.1:65536\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:1:9: 'listen': invalid address '127.0.0.1:65536': port 65536 is out of range 0..65535");
+}
+
+TEST_CASE("listen may name a Unix socket", "[config]") {
+    Config config = load_config_string("listen: unix:/run/lb.sock\nbackends: [127.0.0.1:9001]\n");
+    CHECK(config.listen.is_unix());
+    CHECK(config.listen.unix_path == "/run/lb.sock");
+    CHECK(config.listen.to_string() == "unix:/run/lb.sock");
+    CHECK(load_config_string("listen: unix:lb.sock\n" + std::string(kOneBackend)).listen.unix_path == "lb.sock");
+    CHECK_FALSE(load_config_string(kOneBackend).listen.is_unix());
+    CHECK(load_config_string(kOneBackend).listen.to_string() == "0.0.0.0:8080");
+    CHECK(load_config_string("listen: \"[::1]:80\"\n" + std::string(kOneBackend)).listen.to_string() == "[::1]:80");
+
+    CHECK(error_of("listen: \"unix:\"\n" + std::string(kOneBackend)) ==
+          "t.yaml:1:9: 'listen': invalid address 'unix:': the socket path after 'unix:' is empty");
+    const std::string longest = "/" + std::string(106, 'a');
+    CHECK(load_config_string("listen: unix:" + longest + "\n" + kOneBackend).listen.unix_path == longest);
+    CHECK(error_of("listen: unix:" + longest + "a\n" + kOneBackend) ==
+          "t.yaml:1:9: 'listen': invalid address 'unix:" + longest +
+              "a': the socket path is 108 bytes long; a Unix socket path holds at most 107");
+    // YAML's "\0" escape is the one way to write a NUL, which would cut the path short.
+    CHECK(error_of("listen: \"unix:/a\\0b\"\n" + std::string(kOneBackend)) ==
+          "t.yaml:1:9: 'listen': invalid address 'unix:/a\\0b': the socket path contains a NUL byte");
+    CHECK(error_of("listen: unix:/run/\n" + std::string(kOneBackend)) ==
+          "t.yaml:1:9: 'listen': invalid address 'unix:/run/': the socket path names a directory");
+    // The admin listener stays TCP.
+    CHECK(
+        error_of(std::string(kOneBackend) + "admin:\n  listen: unix:/run/admin.sock\n") ==
+        "t.yaml:3:11: 'admin.listen': invalid address 'unix:/run/admin.sock': port '/run/admin.sock' is not a number");
 }
 
 TEST_CASE("an unknown key is reported at its line and column with the allowed keys", "[config]") {
@@ -352,7 +380,8 @@ TEST_CASE("wrong types name the key and what was expected", "[config]") {
           "t.yaml:3:3: 'timeouts.connect' must be a duration such as 250ms, 5s, 2m or 1h, got nothing");
     // Unquoted, [::1] is a YAML flow list.
     CHECK(error_of("listen: [::1]\nbackends: [127.0.0.1:9001]\n") ==
-          "t.yaml:1:9: 'listen' must be a host:port string (quote IPv6 addresses: \"[::1]:8080\"), got a list");
+          "t.yaml:1:9: 'listen' must be a host:port or unix:PATH string (quote IPv6 addresses: \"[::1]:8080\"), got "
+          "a list");
     CHECK(error_of("- 127.0.0.1:9001\n") ==
           "t.yaml:1:1: the config must be a map with keys listen, workers, backends, timeouts, limits, retries, "
           "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, metrics, got a list");

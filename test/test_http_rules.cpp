@@ -138,11 +138,12 @@ TEST_CASE("idempotent methods", "[http][headers]") {
     CHECK_FALSE(is_idempotent(HTTP_PATCH));
 }
 
-TEST_CASE("obs-fold is rejected in every form: after an empty value, in responses, in trailers", "[http][parser]") {
+TEST_CASE("obs-fold is rejected in every form (after an empty value, in responses, in trailers), and nameless fields", "[http][parser]") {
     const std::vector<std::pair<llhttp_type_t, std::string>> folded = {
         {HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\nX-Fold:\r\n folded\r\n\r\n"},
         {HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\nX-Fold:\r\n\tfolded\r\n\r\n"},
         {HTTP_REQUEST, "GET / HTTP/1.1\r\n Host: t\r\n\r\n"},
+        {HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\n: no name\r\n\r\n"},
         {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX-Fold:\r\n folded\r\nContent-Length: 0\r\n\r\n"},
         {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 0\r\n\r\n"},
         {HTTP_REQUEST,

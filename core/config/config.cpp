@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/un.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -150,6 +151,37 @@ HostPort parse_host_port_impl(std::string_view text, bool allow_port_zero) {
     }
 }
 
+constexpr std::string_view kUnixPrefix = "unix:";
+
+// "unix:PATH": a path that fits a sockaddr_un with its terminating NUL. Whether its directory exists is found
+// when lb binds, like whether a host:port is free.
+std::string parse_unix_path(std::string_view text) {
+    std::string_view path = text.substr(kUnixPrefix.size());
+    constexpr size_t kMaxPath = sizeof(sockaddr_un::sun_path) - 1;
+    try {
+        if (path.empty()) throw std::invalid_argument("the socket path after 'unix:' is empty");
+        if (path.find('\0') != std::string_view::npos) {
+            throw std::invalid_argument("the socket path contains a NUL byte");
+        }
+        if (path.size() > kMaxPath) {
+            throw std::invalid_argument(fmt::format(
+                "the socket path is {} bytes long; a Unix socket path holds at most {}", path.size(), kMaxPath));
+        }
+        if (path.ends_with('/')) throw std::invalid_argument("the socket path names a directory");
+    } catch (const std::invalid_argument& e) {
+        // A NUL would end the message where what() is read as a C string: show it escaped.
+        std::string shown;
+        for (char c : text) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+        throw std::invalid_argument(fmt::format("invalid address '{}': {}", shown, e.what()));
+    }
+    return std::string(path);
+}
+
+ListenAddress parse_listen_address_impl(std::string_view text) {
+    if (text.starts_with(kUnixPrefix)) return ListenAddress{{}, parse_unix_path(text)};
+    return ListenAddress{parse_host_port_impl(text, true), {}};
+}
+
 // For range messages: the largest unit that divides exactly, so limits read as they are written in lb.yaml.
 std::string format_size(uint64_t bytes) {
     if (bytes != 0 && bytes % kGiB == 0) return fmt::format("{}GiB", bytes / kGiB);
@@ -234,6 +266,14 @@ HostPort field_host_port(const std::string& file, const Field& field, bool allow
         field.value.IsSequence() ? "a host:port string (quote IPv6 addresses: \"[::1]:8080\")" : "a host:port string";
     auto parse = [&](const std::string& text) { return parse_host_port_impl(text, allow_port_zero); };
     return convert(file, field, parse, expected);
+}
+
+ListenAddress field_listen_address(const std::string& file, const Field& field) {
+    std::string_view expected = field.value.IsSequence()
+                                    ? "a host:port or unix:PATH string (quote IPv6 addresses: \"[::1]:8080\")"
+                                    : "a host:port or unix:PATH string";
+    return convert(
+        file, field, [](const std::string& text) { return parse_listen_address_impl(text); }, expected);
 }
 
 // A YAML map being read as one config section. The constructor rejects unknown and repeated keys up front, in
@@ -336,6 +376,11 @@ class MapReader {
     void read_host_port(std::string_view key, HostPort& out, bool allow_port_zero) const {
         const Field* field = find(key);
         if (field) out = field_host_port(file_, *field, allow_port_zero);
+    }
+
+    void read_listen_address(std::string_view key, ListenAddress& out) const {
+        const Field* field = find(key);
+        if (field) out = field_listen_address(file_, *field);
     }
 
     // Only the YAML 1.2 core spellings: "yes", "on" or "1" for a flag is more likely a slip than a choice.
@@ -756,7 +801,7 @@ Config read_config(const std::string& source, const YAML::Node& root) {
                    "peak_ewma", "consistent_hash", "queue", "health", "admin", "metrics"});
     Config config;
     config.source = source;
-    top.read_host_port("listen", config.listen, true);
+    top.read_listen_address("listen", config.listen);
     config.workers = read_workers(top);
     config.backends = read_backends(top);
     config.timeouts = read_timeouts(top);
@@ -805,6 +850,14 @@ uint64_t parse_size(const std::string& text) {
 }
 
 HostPort parse_host_port(const std::string& text) { return parse_host_port_impl(text, false); }
+
+ListenAddress parse_listen_address(const std::string& text) { return parse_listen_address_impl(text); }
+
+std::string ListenAddress::to_string() const {
+    if (is_unix()) return fmt::format("{}{}", kUnixPrefix, unix_path);
+    if (tcp.host.find(':') != std::string::npos) return fmt::format("[{}]:{}", tcp.host, tcp.port);
+    return fmt::format("{}:{}", tcp.host, tcp.port);
+}
 
 Config load_config_string(const std::string& yaml, const std::string& source) {
     std::vector<YAML::Node> documents;

@@ -21,6 +21,18 @@ struct HostPort {
     bool operator==(const HostPort&) const = default;
 };
 
+// Where lb accepts clients: a TCP host:port, or a Unix domain socket ("unix:/run/lb.sock" in lb.yaml), for
+// clients on the same machine such as another proxy in front, or a test driver that needs no port.
+struct ListenAddress {
+    HostPort tcp;           // unused when unix_path is set
+    std::string unix_path;  // the socket file's path, as written after "unix:"
+
+    bool is_unix() const { return !unix_path.empty(); }
+    // "0.0.0.0:8080", "[::1]:8080" or "unix:/run/lb.sock": as lb.yaml spells it.
+    std::string to_string() const;
+    bool operator==(const ListenAddress&) const = default;
+};
+
 struct BackendConfig {
     std::string address;  // "host:port" as written, used as the backend's name in logs and metrics
     HostPort endpoint;
@@ -78,7 +90,7 @@ inline constexpr unsigned kUnlimited = std::numeric_limits<unsigned>::max();
 
 struct Config {
     std::string source;  // the file it came from, for messages
-    HostPort listen{"0.0.0.0", 8080};
+    ListenAddress listen{{"0.0.0.0", 8080}, {}};
     unsigned workers = 0;  // 0 = "auto": one per core
     std::vector<BackendConfig> backends;
     Timeouts timeouts;
@@ -123,5 +135,9 @@ uint64_t parse_size(const std::string& text);
 
 // Parses "host:port", "[v6]:port"; throws std::invalid_argument.
 HostPort parse_host_port(const std::string& text);
+
+// Parses a listen address: "host:port" (port 0 allowed: the kernel picks one) or "unix:PATH". Throws
+// std::invalid_argument.
+ListenAddress parse_listen_address(const std::string& text);
 
 }  // namespace lb::core

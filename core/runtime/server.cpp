@@ -72,10 +72,38 @@ void Server::start(const Server* predecessor) {
                                    static_cast<uint64_t>(config.timeouts.client_send.count())});
     }
 
+    std::vector<int> fds;
+    try {
+        if (config.listen.is_unix()) {
+            fds = open_unix_listeners(predecessor);
+        } else {
+            fds = open_tcp_listeners(predecessor);
+        }
+        for (unsigned i = 0; i < config.workers; ++i) {
+            int fd = std::exchange(fds[i], -1);  // the shard's from here, even if it throws
+            shards_.push_back(std::make_unique<Shard>(i, *context_, fd));
+        }
+    } catch (...) {
+        for (int fd : fds) {
+            if (fd >= 0) ::close(fd);
+        }
+        shards_.clear();
+        socket_file_.reset();  // removes the file if this generation made it
+        throw;
+    }
+    // The shards last: once one runs it serves traffic (on a reload, next to the old generation), so nothing
+    // that can fail may come after it.
+    if (health_) health_->start();
+    if (admin_) admin_->start();
+    for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
+}
+
+std::vector<int> Server::open_tcp_listeners(const Server* predecessor) {
     // A successor on the same address takes over its predecessor's sockets, one per shard, so the connections
     // waiting in their accept queues are served, not reset. Extra shards join with sockets of their own.
+    const Config& config = context_->config;
     const bool inherits = predecessor && predecessor->config().listen == config.listen;
-    SocketAddress listen_address = inherits ? predecessor->bound_listen_address() : resolve(config.listen);
+    SocketAddress listen_address = inherits ? predecessor->bound_listen_address() : resolve(config.listen.tcp);
     std::vector<int> fds;
     try {
         for (unsigned i = 0; i < config.workers; ++i) {
@@ -87,23 +115,35 @@ void Server::start(const Server* predecessor) {
             // Port 0: the first bind picks the port, and every other shard joins that one.
             if (i == 0) listen_address = bound_address(fds[0]);
         }
-        for (unsigned i = 0; i < config.workers; ++i) {
-            int fd = std::exchange(fds[i], -1);  // the shard's from here, even if it throws
-            shards_.push_back(std::make_unique<Shard>(i, *context_, fd));
-        }
     } catch (...) {
-        for (int fd : fds) {
-            if (fd >= 0) ::close(fd);
-        }
-        shards_.clear();
+        for (int fd : fds) ::close(fd);
         throw;
     }
     port_ = listen_address.port();
-    // The shards last: once one runs it serves traffic (on a reload, next to the old generation), so nothing
-    // that can fail may come after it.
-    if (health_) health_->start();
-    if (admin_) admin_->start();
-    for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
+    return fds;
+}
+
+std::vector<int> Server::open_unix_listeners(const Server* predecessor) {
+    // No SO_REUSEPORT for Unix sockets: one socket, and each shard its own descriptor for it (every shard's loop
+    // wakes for a connection and one accept() wins). A successor on the same path takes over the socket, and
+    // with it the file, which the last generation using it removes.
+    const Config& config = context_->config;
+    std::vector<int> fds;
+    try {
+        if (predecessor && predecessor->config().listen == config.listen && predecessor->socket_file_) {
+            fds.push_back(duplicate_listener(predecessor->shards_.front()->listen_fd()));
+            socket_file_ = predecessor->socket_file_;
+        } else {
+            UnixListener listener = open_unix_listener(config.listen.unix_path, 4096);
+            fds.push_back(listener.fd);
+            socket_file_ = std::move(listener.file);
+        }
+        while (fds.size() < config.workers) fds.push_back(duplicate_listener(fds.front()));
+    } catch (...) {
+        for (int fd : fds) ::close(fd);
+        throw;
+    }
+    return fds;
 }
 
 std::vector<bool> Server::shard_views_of_backend(size_t backend) const {
@@ -180,11 +220,14 @@ void Server::retire() {
     if (shutdown_requested_.exchange(true)) return;
     // Waits until every shard has closed its listener, so that from the return on, only the successor accepts.
     run_on_every_shard([](Shard& shard) { shard.begin_drain(); });
+    socket_file_.reset();  // a successor on the same path keeps the file; otherwise it goes now
 }
 
 void Server::request_shutdown() {
     if (shutdown_requested_.exchange(true)) return;  // a shard's inbox closes once it has drained
     for (auto& shard : shards_) shard->request_drain();
+    // No new client should find the path from here on; the listeners close as each shard starts its drain.
+    socket_file_.reset();
 }
 
 void Server::wait() {

@@ -1,5 +1,6 @@
-// The balancer as a whole: resolves the config's addresses, binds one SO_REUSEPORT listener per shard and runs
-// each shard on its own thread. Used by main and, in-process, by the integration tests.
+// The balancer as a whole: resolves the config's addresses, binds one SO_REUSEPORT listener per shard (or one
+// Unix domain socket that every shard shares) and runs each shard on its own thread. Used by main and, in-process, by
+// the integration tests.
 #pragma once
 
 #include <atomic>
@@ -41,6 +42,7 @@ class Server {
     // request_shutdown() then wait().
     void shutdown();
 
+    // The TCP port clients connect to (0 when lb listens on a Unix domain socket).
     uint16_t port() const { return port_; }
     // limits.client_connections as applied: each worker's share times the workers.
     uint64_t client_connection_limit() const;
@@ -77,6 +79,10 @@ class Server {
   private:
     void start_health_monitor(const Server* predecessor);
     SocketAddress bound_listen_address() const;
+    // One listening descriptor per shard, taken over from `predecessor` where it listens on the same address.
+    // Throw std::runtime_error, with nothing left open.
+    std::vector<int> open_tcp_listeners(const Server* predecessor);
+    std::vector<int> open_unix_listeners(const Server* predecessor);
     void broadcast_health(const health::Transition& transition);
 
     std::unique_ptr<ServerContext> context_;
@@ -91,6 +97,9 @@ class Server {
     std::atomic<uint64_t> manual_health_generation_{0};
     std::atomic<uint64_t> last_transition_ns_{0};
     uint16_t port_ = 0;
+    // Set when listening on a Unix domain socket; shared with the successors that take the socket over, and
+    // removed from the file system when the last generation using it lets go (retire or shutdown).
+    std::shared_ptr<UnixSocketFile> socket_file_;
     std::atomic<bool> shutdown_requested_{false};
 };
 

@@ -23,9 +23,12 @@ void Supervisor::log_listening(const std::string& what) const {
     const Config& config = current_->config();
     std::string admin =
         current_->admin_port() ? fmt::format("; admin on {}:{}", config.admin.listen.host, current_->admin_port()) : "";
-    log(LogLevel::info, "{} listening on {}:{} with {} workers and {} backends, at most {} client connections{}", what,
-        config.listen.host, current_->port(), current_->shard_count(), config.backends.size(),
-        current_->client_connection_limit(), admin);
+    // The port as bound: with "listen: ...:0" the kernel picked it, and tests read it here.
+    ListenAddress listening = config.listen;
+    if (!listening.is_unix()) listening.tcp.port = current_->port();
+    log(LogLevel::info, "{} listening on {} with {} workers and {} backends, at most {} client connections{}", what,
+        listening.to_string(), current_->shard_count(), config.backends.size(), current_->client_connection_limit(),
+        admin);
 }
 
 bool Supervisor::reload() {
