@@ -162,7 +162,9 @@ struct WriteRequest {
         total += segment.length;
     }
     // Memory this request holds while it waits: its copies, and a whole read buffer per buffer it references.
-    size_t held_bytes() const { return owned.capacity() + refs.size() * Buffer::kSize; }
+    size_t held_bytes() const { return owned_heap_bytes() + refs.size() * Buffer::kSize; }
+    // The heap memory of `owned` (a short string lives inside the object).
+    size_t owned_heap_bytes() const { return owned.capacity() > std::string().capacity() ? owned.capacity() : 0; }
     // uv_buf_t views of the segments, from byte `skip` on.
     void fill_bufs(size_t skip);
     void clear();

@@ -120,14 +120,21 @@ int TcpTransport::write(WriteBatch& batch) {
     if (!in_flight_) return send(std::move(request));
     // One write at a time: the rest gathers, compacted, behind it.
     if (!backlog_) backlog_ = env_.writes.acquire();
-    size_t before = backlog_->owned.capacity();
     backlog_->append_compacted(*request, 0);
     env_.writes.recycle(std::move(request));
-    size_t after = backlog_->owned.capacity();
-    env_.writes.budget().charge(after - before);
-    backlog_->charged += after - before;
+    charge(*backlog_);
     recount_queued();
     return 0;
+}
+
+void TcpTransport::charge(WriteRequest& request) {
+    size_t now = request.owned_heap_bytes();
+    if (now > request.charged) {
+        env_.writes.budget().charge(now - request.charged);
+    } else {
+        env_.writes.budget().release(request.charged - now);
+    }
+    request.charged = now;
 }
 
 int TcpTransport::send(std::unique_ptr<WriteRequest> request) {
@@ -148,8 +155,7 @@ int TcpTransport::send(std::unique_ptr<WriteRequest> request) {
     std::unique_ptr<WriteRequest> rest = env_.writes.acquire();
     rest->append_compacted(*request, done);
     env_.writes.recycle(std::move(request));
-    rest->charged = rest->owned.capacity();
-    env_.writes.budget().charge(rest->charged);
+    charge(*rest);
     rest->fill_bufs(0);
     rest->owner = this;
     rest->req.data = rest.get();

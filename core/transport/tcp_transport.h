@@ -38,6 +38,8 @@ class TcpTransport final : public Transport {
     int start_shutdown();
     void update_reading();
     void recount_queued();
+    // Charges the budget for what `request` now holds of its own (its read buffers are charged by their pool).
+    void charge(WriteRequest& request);
 
     static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
     static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <mutex>
 #include <thread>
 
@@ -242,8 +243,20 @@ uint16_t reserve_closed_port() {
 }
 
 uint16_t wait_for_lb_port(const std::string& log_path, std::chrono::milliseconds limit) {
+    return wait_for_logged_port(log_path, "listening on ", limit);
+}
+
+size_t count_lines_with(const std::string& path, const std::string& text) {
+    std::ifstream file(path);
+    std::string line;
+    size_t n = 0;
+    while (std::getline(file, line)) n += line.find(text) != std::string::npos ? 1 : 0;
+    return n;
+}
+
+uint16_t wait_for_logged_port(const std::string& log_path, const std::string& marker,
+                              std::chrono::milliseconds limit) {
     auto deadline = std::chrono::steady_clock::now() + limit;
-    const std::string marker = "listening on ";
     for (;;) {
         std::ifstream log(log_path);
         std::string line;
@@ -254,7 +267,7 @@ uint16_t wait_for_lb_port(const std::string& log_path, std::chrono::milliseconds
             address = address.substr(0, address.find(' '));
             return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
         }
-        if (std::chrono::steady_clock::now() > deadline) FAIL("lb did not log its listening address in " << log_path);
+        if (std::chrono::steady_clock::now() > deadline) FAIL("no '" << marker << "HOST:PORT' in " << log_path);
         poll_pause();
     }
 }
@@ -314,6 +327,29 @@ uint64_t Process::peak_rss_bytes() const {
         if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
     }
     return 0;
+}
+
+uint64_t Process::rss_bytes() const {
+    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+    std::string line;
+    while (std::getline(status, line)) {
+        if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    }
+    return 0;
+}
+
+double Process::cpu_seconds() const {
+    std::ifstream stat("/proc/" + std::to_string(pid_) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the 12th
+    // and 13th of them.
+    std::istringstream rest(text.substr(text.rfind(')') + 2));
+    std::string field;
+    uint64_t ticks = 0;
+    for (int i = 1; i <= 13 && rest >> field; ++i) {
+        if (i >= 12) ticks += std::stoull(field);
+    }
+    return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 CommandResult run_command(const std::string& shell_command) {

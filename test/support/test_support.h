@@ -89,6 +89,11 @@ uint16_t reserve_closed_port();
 // Waits for an lb started with `listen: ...:0` to log "listening on HOST:PORT" into `log_path` and returns the
 // port. No port is reserved in advance, so no other process can take it in between.
 uint16_t wait_for_lb_port(const std::string& log_path, std::chrono::milliseconds limit = std::chrono::seconds{20});
+// The same for any "MARKER HOST:PORT" a process logs ("admin on ", "lb-demo-backend b1 listening on ").
+uint16_t wait_for_logged_port(const std::string& log_path, const std::string& marker,
+                              std::chrono::milliseconds limit = std::chrono::seconds{20});
+// How many lines of the file contain `text`.
+size_t count_lines_with(const std::string& path, const std::string& text);
 
 // A child process, killed (SIGKILL) on destruction if still running.
 class Process {
@@ -104,8 +109,11 @@ class Process {
     // Waits for exit; returns the exit status, or 128+signal. Fails the test after `limit`.
     int wait(std::chrono::milliseconds limit = std::chrono::seconds{30});
     bool running();
-    // Peak resident set (VmHWM) in bytes.
+    // Peak resident set (VmHWM) and current resident set (VmRSS) in bytes.
     uint64_t peak_rss_bytes() const;
+    uint64_t rss_bytes() const;
+    // User plus system CPU time used so far, in seconds.
+    double cpu_seconds() const;
 
   private:
     pid_t pid_ = -1;
