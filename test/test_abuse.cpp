@@ -203,6 +203,12 @@ TEST_CASE("slowloris, slow bodies and slow reads (slowhttptest) do not stop lb s
 
 TEST_CASE("running out of file descriptors is lb's problem: no backend ejected, logged once a second, service resumes",
           "[abuse][descriptors]") {
+#ifdef LB_SANITIZER_BUILD
+    // UBSan checks a type it has not seen yet by writing the object's memory into a pipe: with no descriptor left,
+    // every such check fails and reports an invalid vptr that is not there. The plain build runs this case.
+    WARN("skipped under the sanitizers: their runtime needs descriptors of its own");
+    return;
+#endif
     Watchdog watchdog;
     lb::demo::DemoBackend backend({});
     backend.start();
@@ -220,16 +226,19 @@ TEST_CASE("running out of file descriptors is lb's problem: no backend ejected, 
         clients.push_back(std::move(client));
     }
     // Some were served, some got 503 (no descriptor to reach a backend), the rest wait unaccepted.
-    int served = 0, unavailable = 0;
+    int served = 0, unavailable = 0, other = 0;
     for (auto& client : clients) {
         pollfd p{client->fd(), POLLIN, 0};
         if (::poll(&p, 1, 200) != 1) continue;
         Response r = client->read_response();
         served += r.status == 200;
         unavailable += r.status == 503;
+        other += r.status != 200 && r.status != 503;
     }
-    INFO(served << " served, " << unavailable << " answered 503");
-    CHECK(served > 0);
+    INFO(served << " served, " << unavailable << " answered 503, " << other << " something else");
+    // Which requests got a descriptor first depends on timing; none may be blamed on the backend (502).
+    CHECK(served + unavailable > 0);
+    CHECK(other == 0);
     // Exhausted, with connections waiting in the backlog: lb must not spin.
     double cpu_before = lb.process->cpu_seconds();
     std::this_thread::sleep_for(1s);

@@ -53,6 +53,10 @@ std::string get(const std::string& target, const std::string& extra = "") {
 
 }  // namespace
 
+TEST_CASE("the stated bound: 800 KiB of buffers per connection with the default limits", "[hardening][memory]") {
+    CHECK(lb::core::ProxySession::buffer_memory_bound(lb::core::Limits{}) == 800 * 1024);
+}
+
 TEST_CASE("a client pipelining without reading holds no more than its bound, and gives it back",
           "[hardening][memory]") {
     Watchdog watchdog;
