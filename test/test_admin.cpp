@@ -104,8 +104,8 @@ TEST_CASE("every error kind is counted where it happens", "[admin][metrics]") {
         client.send("GET /?bytes=1000000&mid_close=1 HTTP/1.1\r\nHost: t\r\n\r\n");
         client.read_until_closed();
     }
-    proxy.server().set_backend_health(0, false);
-    proxy.server().set_backend_health(1, false);
+    set_backend_health(proxy.server(), 0, false);
+    set_backend_health(proxy.server(), 1, false);
     CHECK(send("GET / HTTP/1.1\r\nHost: t\r\n\r\n") == 503);
 
     std::string text = scrape(proxy.server().admin_port(), "/metrics");
@@ -132,7 +132,7 @@ TEST_CASE("/status is JSON that matches the pool", "[admin][status]") {
     Watchdog watchdog;
     ProxyFixture proxy(2, {}, 2);
     REQUIRE(http_get(proxy.port(), "/").status == 200);
-    proxy.server().set_backend_health(1, false);
+    set_backend_health(proxy.server(), 1, false);
     std::string json = scrape(proxy.server().admin_port(), "/status");
     std::string file = write_temp_file("status.json", json);
     auto parsed = run_command(

@@ -146,10 +146,10 @@ TEST_CASE("a backup backend serves only while no primary is eligible", "[balanci
     ProxyFixture proxy(3, [](lb::core::Config& c) { c.backends[2].backup = true; });
     auto counts = tally(proxy.port(), 10);
     CHECK(counts["b3"] == 0);
-    proxy.server().set_backend_health(0, false);
-    proxy.server().set_backend_health(1, false);
+    set_backend_health(proxy.server(), 0, false);
+    set_backend_health(proxy.server(), 1, false);
     counts = tally(proxy.port(), 5);
     CHECK(counts["b3"] == 5);
-    proxy.server().set_backend_health(1, true);
+    set_backend_health(proxy.server(), 1, true);
     CHECK(served_by(proxy.port()) == "b2");
 }

@@ -27,7 +27,7 @@ void fast_checks(lb::core::Config& c) {
 }
 
 bool every_shard_sees(lb::core::Server& server, size_t backend, bool up) {
-    for (bool view : server.shard_views_of_backend(backend)) {
+    for (bool view : shard_views_of_backend(server, backend)) {
         if (view != up) return false;
     }
     return true;
@@ -116,6 +116,25 @@ TEST_CASE("a backend answering 500 on its health path is marked down", "[health]
     CHECK(tally(proxy.port(), 4)["b1"] == 4);
 }
 
+TEST_CASE("a health check against a closed port is counted as connect_error in /metrics", "[health][active][metrics]") {
+    uint16_t dead = reserve_closed_port();
+    ProxyFixture proxy(1, [&](lb::core::Config& c) {
+        fast_checks(c);
+        c.backends.push_back(make_config({dead}).backends[0]);
+    });
+    wait_until([&] { return every_shard_sees(proxy.server(), 1, false); }, "the closed port is down");
+    auto checks = [&](uint16_t port, const char* result) {
+        return metric(proxy.server().admin_port(), "lb_backend_health_checks_total{backend=\"127.0.0.1:" +
+                                                       std::to_string(port) + "\",result=\"" + result + "\"}");
+    };
+    CHECK(checks(dead, "connect_error") >= 2);  // fall is 2
+    CHECK(checks(dead, "bad_status") == 0);
+    CHECK(checks(dead, "timeout") == 0);
+    CHECK(checks(dead, "success") == 0);
+    wait_until([&] { return checks(proxy.backend(0).port(), "success") >= 1; }, "the live backend's check counted");
+    CHECK(checks(proxy.backend(0).port(), "connect_error") == 0);
+}
+
 TEST_CASE("a backend answering slower than max_response_time is marked down", "[health][active]") {
     Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) {
@@ -194,14 +213,14 @@ TEST_CASE("a health transition reaches every one of 4 shards within a few millis
     ProxyFixture proxy(2, fast_checks, 4);
     REQUIRE(proxy.server().shard_count() == 4);
     proxy.backend(1).stop();
-    wait_until([&] { return proxy.server().last_health_transition_ns() != 0; }, "the transition is decided");
+    wait_until([&] { return proxy.server().last_health_transition_ns_for_test() != 0; }, "the transition is decided");
     wait_until([&] { return every_shard_sees(proxy.server(), 1, false); }, "every shard applied it");
     // Each shard stamps the moment it applied the transition, so this is the broadcast's own latency, without
     // this thread's polling.
-    const uint64_t decided = proxy.server().last_health_transition_ns();
+    const uint64_t decided = proxy.server().last_health_transition_ns_for_test();
     uint64_t last_applied = 0;
     for (size_t shard = 0; shard < 4; ++shard) {
-        last_applied = std::max(last_applied, proxy.server().health_applied_ns(shard));
+        last_applied = std::max(last_applied, proxy.server().health_applied_ns_for_test(shard));
     }
     REQUIRE(last_applied >= decided);
     double elapsed_ms = static_cast<double>(last_applied - decided) / 1e6;

@@ -104,10 +104,10 @@ TEST_CASE("limits: URI 414, header section 431, body 413", "[errors][limits]") {
 TEST_CASE("no backend available gets 503", "[errors][503]") {
     Watchdog watchdog;
     ProxyFixture proxy(2);
-    proxy.server().set_backend_health(0, false);
-    proxy.server().set_backend_health(1, false);
+    set_backend_health(proxy.server(), 0, false);
+    set_backend_health(proxy.server(), 1, false);
     expect_rejected(proxy.port(), "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 503);
-    proxy.server().set_backend_health(1, true);
+    set_backend_health(proxy.server(), 1, true);
     CHECK(http_get(proxy.port(), "/").header("X-Backend-Id") == "b2");
 }
 

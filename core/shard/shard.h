@@ -75,11 +75,13 @@ class Shard {
     // A request to `backend` finished: the pool learns the outcome, the health loop hears of it (passive
     // checks), and a request waiting for a connection slot may go.
     void finish_request(pool::BackendId backend, const pool::Result& result, int status);
-    // Applies a health transition decided on the health loop (through the inbox). Transitions older than one
-    // already applied to the backend are dropped.
+    // Applies a health transition decided on the health loop (through the inbox) to this shard's pool, whose
+    // rules (panic mode, slow start) do the rest. Transitions older than one already applied to the backend are
+    // dropped.
     void apply_health(pool::BackendId backend, bool healthy, uint64_t generation);
-    // Any thread: uv_hrtime() when this shard last applied a health transition (0: never).
-    uint64_t health_applied_ns() const { return health_applied_ns_.load(std::memory_order_acquire); }
+    // Any thread: uv_hrtime() when this shard last applied a health transition (0: never), for the test that
+    // measures the broadcast's latency.
+    uint64_t health_applied_ns_for_test() const { return health_applied_ns_for_test_.load(std::memory_order_acquire); }
 
     // The wait queue for requests that found every eligible backend at its connection limit.
     bool enqueue(ProxySession* session);  // false when the queue is full
@@ -98,8 +100,8 @@ class Shard {
     void close_handles_before_run();
     void finish_if_drained();
     void wake_queued();
-    void refresh_pool_health();
-    void start_slow_start(pool::BackendId backend);
+    void log_panic_change() const;
+    // Slow start's clock: ticks while the pool has a backend ramping up.
     static void on_slow_start_tick(uv_timer_t* timer);
 
     unsigned index_;
@@ -119,18 +121,14 @@ class Shard {
     metrics::ShardMetrics metrics_;
     IntrusiveList<ProxySession> sessions_;
     std::list<ProxySession*> queue_;
-    // Health as decided on the health loop; the pool's own view differs only in panic mode.
-    std::vector<bool> healthy_;
-    std::vector<uint64_t> health_generation_;
-    std::vector<uint64_t> ramp_started_ms_;  // slow start: when the backend came back (uv_now), 0 = not ramping
-    bool panic_ = false;
+    std::vector<uint64_t> health_generation_;  // of the last transition applied, per backend
     bool picks_by_hash_key_ = false;
     bool draining_ = false;
     bool stopping_ = false;  // the last handles are closing
     bool stopped_ = false;
     bool closed_cleanly_ = false;
     std::atomic<uint64_t> accepted_{0};
-    std::atomic<uint64_t> health_applied_ns_{0};
+    std::atomic<uint64_t> health_applied_ns_for_test_{0};
 };
 
 }  // namespace lb::core
