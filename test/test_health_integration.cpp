@@ -56,7 +56,6 @@ double metric(uint16_t admin_port, const std::string& sample_prefix) {
 
 TEST_CASE("a killed backend leaves rotation after fall failed checks and returns after rise good ones",
           "[health][active]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3, fast_checks);
     proxy.backend(1).stop();
     wait_until([&] { return every_shard_sees(proxy.server(), 1, false); }, "b2 is down on every shard");
@@ -75,7 +74,6 @@ TEST_CASE("a killed backend leaves rotation after fall failed checks and returns
 }
 
 TEST_CASE("with retries, a client loop running across a backend's death sees no failed request", "[health][retry]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3, [](lb::core::Config& c) {
         fast_checks(c);
         c.retries = 2;
@@ -101,7 +99,6 @@ TEST_CASE("with retries, a client loop running across a backend's death sees no 
 }
 
 TEST_CASE("a backend answering 500 on its health path is marked down", "[health][active]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) {
         fast_checks(c);
         c.backends[1].health.path = "/health?status=500";
@@ -136,7 +133,6 @@ TEST_CASE("a health check against a closed port is counted as connect_error in /
 }
 
 TEST_CASE("a backend answering slower than max_response_time is marked down", "[health][active]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) {
         fast_checks(c);
         c.health.max_response_time = 100ms;
@@ -148,7 +144,6 @@ TEST_CASE("a backend answering slower than max_response_time is marked down", "[
 
 TEST_CASE("passive ejection after consecutive connect failures, then the ejection timer brings it back",
           "[health][passive]") {
-    Watchdog watchdog;
     uint16_t dead = reserve_closed_port();
     ProxyFixture proxy(1, [&](lb::core::Config& c) {
         c.health.enabled = false;  // no active checks: only real traffic can tell
@@ -173,7 +168,6 @@ TEST_CASE("passive ejection after consecutive connect failures, then the ejectio
 }
 
 TEST_CASE("slow start ramps a returning backend's weight up to its configured weight", "[health][slow_start]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) {
         fast_checks(c);
         c.health.slow_start = 4000ms;  // long enough that 20 requests land early in the ramp even under TSan
@@ -196,7 +190,6 @@ TEST_CASE("slow start ramps a returning backend's weight up to its configured we
 }
 
 TEST_CASE("panic mode routes to every backend when none is healthy", "[health][panic]") {
-    Watchdog watchdog;
     bool panic = GENERATE(false, true);
     ProxyFixture proxy(2, [&](lb::core::Config& c) {
         fast_checks(c);
@@ -209,7 +202,6 @@ TEST_CASE("panic mode routes to every backend when none is healthy", "[health][p
 }
 
 TEST_CASE("a health transition reaches every one of 4 shards within a few milliseconds", "[health][broadcast]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, fast_checks, 4);
     REQUIRE(proxy.server().shard_count() == 4);
     proxy.backend(1).stop();

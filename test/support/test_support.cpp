@@ -13,43 +13,12 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <mutex>
-#include <thread>
 
 namespace lb::test {
-
-struct Watchdog::State {
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool done = false;
-    std::thread thread;
-};
-
-Watchdog::Watchdog(std::chrono::seconds limit) : state_(new State) {
-    state_->thread = std::thread([state = state_, limit] {
-        std::unique_lock lock(state->mutex);
-        if (!state->cv.wait_for(lock, limit, [&] { return state->done; })) {
-            std::fprintf(stderr, "watchdog: test still running after %llds, aborting\n",
-                         static_cast<long long>(limit.count()));
-            std::abort();
-        }
-    });
-}
-
-Watchdog::~Watchdog() {
-    {
-        std::lock_guard lock(state_->mutex);
-        state_->done = true;
-    }
-    state_->cv.notify_one();
-    state_->thread.join();
-    delete state_;
-}
 
 bool CaseInsensitiveLess::operator()(const std::string& a, const std::string& b) const {
     return strcasecmp(a.c_str(), b.c_str()) < 0;
