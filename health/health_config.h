@@ -104,7 +104,7 @@ struct HealthConfig {
     InitialState initial_state = InitialState::healthy;
     PassiveHealthConfig passive;
     // A backend that comes back (a transition to healthy) ramps from a small share of its weight to all of it
-    // over this long; see slow_start_weight(). 0 = off. Backends healthy at start are not ramped.
+    // over this long; the pool applies it (pool/slow_start.h). 0 = off. Backends healthy at start are not ramped.
     Millis slow_start{0};
     // When no backend is healthy, the pool may ignore health and use all of them (Envoy's panic threshold at
     // 100%). The pool decides; the health module only carries the setting.

@@ -6,14 +6,14 @@
 
 namespace lb::health {
 
-std::string_view to_string(CheckResult result) {
-    switch (result) {
-        case CheckResult::ok:
-            return "ok";
-        case CheckResult::failed:
-            return "failed";
-        case CheckResult::timeout:
-            return "timeout";
+std::string_view to_string(TransitionCause cause) {
+    switch (cause) {
+        case TransitionCause::checks:
+            return "checks";
+        case TransitionCause::ejection:
+            return "ejection";
+        case TransitionCause::ejection_ended:
+            return "ejection ended";
     }
     return "?";
 }
@@ -50,10 +50,10 @@ bool is_passive_failure(const PassiveHealthConfig& config, PassiveOutcome outcom
 
 CheckOutcome judge_response(int status, Millis elapsed, const std::vector<StatusRange>& expected,
                             Millis max_response_time) {
-    if (!status_expected(expected, status)) return {CheckResult::failed, fmt::format("status {}", status)};
+    if (!status_expected(expected, status)) return {CheckResult::bad_status, fmt::format("status {}", status)};
     if (elapsed > max_response_time) {
-        return {CheckResult::failed, fmt::format("response took {} ms, over max_response_time {} ms", elapsed.count(),
-                                                 max_response_time.count())};
+        return {CheckResult::too_slow, fmt::format("response took {} ms, over max_response_time {} ms", elapsed.count(),
+                                                   max_response_time.count())};
     }
     return {CheckResult::ok, fmt::format("status {}", status)};
 }
@@ -62,7 +62,7 @@ CheckOutcome timed_out(Millis timeout) {
     return {CheckResult::timeout, fmt::format("timeout after {} ms", timeout.count())};
 }
 
-CheckOutcome failed(std::string reason) { return {CheckResult::failed, std::move(reason)}; }
+CheckOutcome failed(CheckResult result, std::string reason) { return {result, std::move(reason)}; }
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -159,7 +159,7 @@ std::optional<HealthDecider::Change> HealthDecider::on_check(size_t backend, con
     uint32_t n = active.last_flip_after();
     std::string detail = active.healthy() ? fmt::format("{} consecutive passed check{}", n, n == 1 ? "" : "s")
                                           : fmt::format("{} consecutive failed check{}", n, n == 1 ? "" : "s");
-    return Change{active.healthy(), outcome.reason, std::move(detail)};
+    return Change{active.healthy(), TransitionCause::checks, outcome.reason, std::move(detail)};
 }
 
 HealthDecider::PassiveDecision HealthDecider::on_passive(size_t backend, PassiveOutcome outcome, Millis now) {
@@ -169,7 +169,7 @@ HealthDecider::PassiveDecision HealthDecider::on_passive(size_t backend, Passive
     if (!ejection) return {};
     PassiveDecision decision;
     decision.ejected_for = ejection->duration;
-    decision.change = Change{false,
+    decision.change = Change{false, TransitionCause::ejection,
                              fmt::format("ejected for {} ms after {} consecutive failures (last: {})",
                                          ejection->duration.count(), ejection->failures, to_string(outcome)),
                              fmt::format("ejection {}, {} of at most {} ejected", ejection->count,
@@ -182,7 +182,8 @@ std::optional<HealthDecider::Change> HealthDecider::on_ejection_end(size_t backe
     Millis lasted = ejector_.ejection_duration(backend);
     ejector_.end(backend, now);
     if (!active_[backend].healthy()) return std::nullopt;  // still down by its checks
-    return Change{true, fmt::format("ejection ended after {} ms", lasted.count()), "active checks passing"};
+    return Change{true, TransitionCause::ejection_ended, fmt::format("ejection ended after {} ms", lasted.count()),
+                  "active checks passing"};
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -193,24 +194,6 @@ Millis jittered_interval(Millis interval, const Jitter& jitter, uint64_t random)
     auto width = static_cast<uint64_t>(spread.count()) * 2 + 1;
     auto offset = static_cast<Millis::rep>(random % width) - spread.count();
     return interval + Millis(offset);
-}
-
-double slow_start_factor(Millis elapsed, Millis window) {
-    constexpr double kMinFactor = 0.1;
-    if (window.count() <= 0 || elapsed >= window) return 1.0;
-    double linear = elapsed.count() <= 0 ? 0.0 : static_cast<double>(elapsed.count()) / window.count();
-    return std::max(kMinFactor, linear);
-}
-
-uint32_t slow_start_weight(uint32_t weight, Millis elapsed, Millis window) {
-    if (weight == 0) weight = 1;
-    if (window.count() <= 0 || elapsed >= window) return weight;
-    // The same line as slow_start_factor() in integers, so that 30% of 10 is 3, not 2.9999.
-    auto w = static_cast<uint64_t>(weight);
-    auto e = static_cast<uint64_t>(std::max<Millis::rep>(elapsed.count(), 0));
-    auto win = static_cast<uint64_t>(window.count());
-    uint64_t scaled = std::max(w * e / win, w / 10);
-    return static_cast<uint32_t>(std::max<uint64_t>(scaled, 1));
 }
 
 }  // namespace lb::health

@@ -1,7 +1,7 @@
 // The health decisions, with no I/O, no clock and no random source of their own: whether a check passed, when
-// rise/fall thresholds flip a backend, when passive failures eject it and for how long, how jitter spreads the
-// waits and how slow start ramps a weight. HealthMonitor feeds them what its sockets and timers saw; the unit
-// tests feed them directly (test/test_health_decision.cpp).
+// rise/fall thresholds flip a backend, when passive failures eject it and for how long, and how jitter spreads
+// the waits. HealthMonitor feeds them what its sockets and timers saw; the unit tests feed them directly
+// (test/test_health_decision.cpp).
 #pragma once
 
 #include <cstddef>
@@ -12,12 +12,47 @@
 #include <vector>
 
 #include "health/health_config.h"
+#include "metrics/stats.h"
 
 namespace lb::health {
 
-// What one active check found, by kind (the metrics split checks this way).
-enum class CheckResult : uint8_t { ok, failed, timeout };
-std::string_view to_string(CheckResult result);
+// What one active check found, by kind, and the `result` label lb_backend_health_checks_total counts it under
+// (metrics/stats.h). One table, so that a new kind cannot be left out of the metrics or counted by hand elsewhere.
+// clang-format off
+#define LB_HEALTH_CHECK_RESULTS(X)                                                                              \
+    X(ok,            success)       /* an expected status, within max_response_time */                         \
+    X(bad_status,    bad_status)    /* a response with a status outside expected_statuses */                   \
+    X(too_slow,      bad_status)    /* an expected status, slower than max_response_time */                    \
+    X(bad_response,  bad_status)    /* bytes that are not a valid HTTP response */                             \
+    X(connect_error, connect_error) /* refused, unreachable, or the connection lost before a whole response */ \
+    X(timeout,       timeout)       /* no whole response within the check's timeout */
+// clang-format on
+
+enum class CheckResult : uint8_t {
+#define LB_HEALTH_X(name, label) name,
+    LB_HEALTH_CHECK_RESULTS(LB_HEALTH_X)
+#undef LB_HEALTH_X
+};
+
+// The result's name as written in the table ("connect_error").
+constexpr std::string_view to_string(CheckResult result) {
+    constexpr std::string_view kNames[] = {
+#define LB_HEALTH_X(name, label) #name,
+        LB_HEALTH_CHECK_RESULTS(LB_HEALTH_X)
+#undef LB_HEALTH_X
+    };
+    return kNames[static_cast<size_t>(result)];
+}
+
+// The label the result is counted under in lb_backend_health_checks_total.
+constexpr metrics::HealthResult metrics_result(CheckResult result) {
+    constexpr metrics::HealthResult kLabels[] = {
+#define LB_HEALTH_X(name, label) metrics::HealthResult::label,
+        LB_HEALTH_CHECK_RESULTS(LB_HEALTH_X)
+#undef LB_HEALTH_X
+    };
+    return kLabels[static_cast<size_t>(result)];
+}
 
 struct CheckOutcome {
     CheckResult result = CheckResult::ok;
@@ -28,13 +63,14 @@ struct CheckOutcome {
 };
 
 // The verdict on a complete response that arrived `elapsed` after the check started. It fails on a status
-// outside `expected` ("status 500") or when slower than `max_response_time`.
+// outside `expected` (bad_status, "status 500") or when slower than `max_response_time` (too_slow).
 CheckOutcome judge_response(int status, Millis elapsed, const std::vector<StatusRange>& expected,
                             Millis max_response_time);
 // A check that got no complete response within `timeout`: "timeout after 2000 ms".
 CheckOutcome timed_out(Millis timeout);
-// A check that failed without a usable response (connect error, reset, bad response): `reason` as given.
-CheckOutcome failed(std::string reason);
+// A check that failed without a usable response: `result` says how (connect_error, bad_response), `reason` in
+// words ("connection refused").
+CheckOutcome failed(CheckResult result, std::string reason);
 
 // What a shard saw on one proxied request to a backend, reported through HealthMonitor::report_passive.
 enum class PassiveOutcome : uint8_t {
@@ -118,6 +154,14 @@ class Ejector {
     size_t max_ejected_ = 0;
 };
 
+// Why a backend's combined state flipped.
+enum class TransitionCause : uint8_t {
+    checks,          // the active checks crossed rise (up) or fall (down)
+    ejection,        // passive failures ejected it (down)
+    ejection_ended,  // its ejection ran its time while the active checks pass (up)
+};
+std::string_view to_string(TransitionCause cause);
+
 // Active and passive state combined for a pool: a backend is healthy when its rise/fall state is up and it is
 // not ejected. Every call returns a Change only when that combined state flips; HealthMonitor turns each into
 // one Transition, one log line and one broadcast.
@@ -125,6 +169,7 @@ class HealthDecider {
   public:
     struct Change {
         bool healthy = true;
+        TransitionCause cause = TransitionCause::checks;
         std::string reason;  // the event that flipped it: "status 500", "ejection ended after 30000 ms", ...
         std::string detail;  // context for the log line: "3 consecutive failed checks"
     };
@@ -158,12 +203,5 @@ class HealthDecider {
 // The wait before a backend's next check: `interval` moved by a uniform amount in [-spread, +spread], with
 // spread = jitter.max_for(interval). `random` is one draw of the caller's random source.
 Millis jittered_interval(Millis interval, const Jitter& jitter, uint64_t random);
-
-// Slow start (Envoy's slow_start_config, linear, min_weight_percent 10): the share of its weight a backend that
-// became healthy `elapsed` ago should get, from 0.1 right after the transition to 1.0 at `window`. A window of
-// 0 means no slow start: always 1.0.
-double slow_start_factor(Millis elapsed, Millis window);
-// `weight` scaled by slow_start_factor(), rounded down but never below 1 (weight 0 counts as 1).
-uint32_t slow_start_weight(uint32_t weight, Millis elapsed, Millis window);
 
 }  // namespace lb::health

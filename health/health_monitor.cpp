@@ -55,9 +55,10 @@ class CheckConnection final : public http::MessageSink {
     void write();
     void read(std::string_view bytes);
     void end_of_stream(ssize_t status);
-    // The exchange failed: closes and tells the checker, which may retry once on a fresh connection when this
-    // one was reused and no response byte came back (the backend closed the idle connection as we used it).
-    void fail(std::string reason);
+    // The exchange failed (`result`: connect_error or bad_response): closes and tells the checker, which may
+    // retry once on a fresh connection when this one was reused and no response byte came back (the backend
+    // closed the idle connection as we used it).
+    void fail(CheckResult result, std::string reason);
     // Tells the checker the connection is gone without an exchange in progress.
     void lost();
 
@@ -141,8 +142,9 @@ struct MonitorState {
     mutable std::mutex status_mutex;
     std::vector<BackendHealth> status;
 
-    std::atomic<uint64_t> checks_ok{0}, checks_failed{0}, checks_timeout{0}, ejections{0}, transitions{0},
-        passive_queued{0};
+    // Written by the health thread only; read by scrapes.
+    metrics::ShardMetrics metrics_block;
+    std::atomic<uint64_t> passive_queued{0};
 
     // report_passive()'s filter, per backend. pending_failures is written under inbox_mutex, so that the queue
     // order and the filter agree: zero means the last queued report for the backend reset its count. `down`
@@ -213,7 +215,7 @@ class Checker {
         finish(judge_response(status, elapsed, monitor_.config.expected_statuses, settings_.max_response_time),
                elapsed);
     }
-    void on_exchange_failed(CheckConnection* conn, std::string reason, bool retryable) {
+    void on_exchange_failed(CheckConnection* conn, CheckResult result, std::string reason, bool retryable) {
         if (conn != conn_) return;
         conn_ = nullptr;  // the connection has closed itself
         if (!in_check_) return;
@@ -223,7 +225,7 @@ class Checker {
             send();
             return;
         }
-        finish(failed(std::move(reason)), elapsed_since_start());
+        finish(failed(result, std::move(reason)), elapsed_since_start());
     }
     void on_connection_lost(CheckConnection* conn) {
         if (conn == conn_) conn_ = nullptr;
@@ -259,7 +261,7 @@ class Checker {
         drop_connection();
         int error = 0;
         conn_ = CheckConnection::open(loop_, *this, reinterpret_cast<const sockaddr*>(&address_), request_, error);
-        if (!conn_) finish(failed(uv_strerror(error)), elapsed_since_start());
+        if (!conn_) finish(failed(CheckResult::connect_error, uv_strerror(error)), elapsed_since_start());
     }
 
     void finish(const CheckOutcome& outcome, Millis duration) {
@@ -347,7 +349,7 @@ void CheckConnection::write() {
     uv_buf_t buf = uv_buf_init(const_cast<char*>(request_->data()), static_cast<unsigned>(request_->size()));
     int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, &CheckConnection::on_write);
     if (rc < 0) {
-        fail(uv_strerror(rc));
+        fail(CheckResult::connect_error, uv_strerror(rc));
         return;
     }
     writing_ = true;
@@ -366,14 +368,14 @@ void CheckConnection::on_connect(uv_connect_t* req, int status) {
     auto* self = static_cast<CheckConnection*>(req->data);
     if (self->closing_) return;  // UV_ECANCELED after close(), or a timeout got there first
     if (status < 0) {
-        self->fail(uv_strerror(status));
+        self->fail(CheckResult::connect_error, uv_strerror(status));
         return;
     }
     self->connected_ = true;
     int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&self->tcp_), &CheckConnection::on_alloc,
                            &CheckConnection::on_read);
     if (rc < 0) {
-        self->fail(uv_strerror(rc));
+        self->fail(CheckResult::connect_error, uv_strerror(rc));
         return;
     }
     self->write();
@@ -384,7 +386,7 @@ void CheckConnection::on_write(uv_write_t* req, int status) {
     self->writing_ = false;
     if (self->closing_) return;
     if (status < 0) {
-        self->fail(uv_strerror(status));
+        self->fail(CheckResult::connect_error, uv_strerror(status));
         return;
     }
     if (self->write_pending_) {
@@ -417,7 +419,7 @@ void CheckConnection::read(std::string_view bytes) {
     while (!bytes.empty()) {
         http::FeedResult result = parser_.feed(bytes);
         if (result.status == http::FeedStatus::error) {
-            fail(fmt::format("invalid response: {}", parser_.error_reason()));
+            fail(CheckResult::bad_response, fmt::format("invalid response: {}", parser_.error_reason()));
             return;
         }
         if (result.status == http::FeedStatus::consumed_all) return;
@@ -456,16 +458,16 @@ void CheckConnection::end_of_stream(ssize_t status) {
             return;
         }
     }
-    fail(status == UV_EOF ? std::string("connection closed before the response")
-                          : std::string(uv_strerror(static_cast<int>(status))));
+    fail(CheckResult::connect_error, status == UV_EOF ? std::string("connection closed before the response")
+                                                      : std::string(uv_strerror(static_cast<int>(status))));
 }
 
-void CheckConnection::fail(std::string reason) {
+void CheckConnection::fail(CheckResult result, std::string reason) {
     bool retryable = exchanges_ > 1 && !got_bytes_;
     Checker* checker = checker_;
     busy_ = false;
     close();
-    if (checker) checker->on_exchange_failed(this, std::move(reason), retryable);
+    if (checker) checker->on_exchange_failed(this, result, std::move(reason), retryable);
 }
 
 void CheckConnection::lost() {
@@ -503,7 +505,8 @@ MonitorState::MonitorState(HealthConfig config_in, std::vector<HealthTarget> tar
               for (const HealthTarget& t : targets) initial.push_back(initial_state_of(config, t));
               return initial;
           }()),
-      random(options.seed) {
+      random(options.seed),
+      metrics_block(targets.size(), options.metrics_enabled) {
     if (!options.log) options.log = default_log;
     gates = std::make_unique<PassiveGate[]>(targets.size());
     for (size_t i = 0; i < targets.size(); ++i) {
@@ -538,7 +541,7 @@ void MonitorState::on_wakeup(uv_async_t* async) {
         if (self->stopping) return;
         HealthDecider::PassiveDecision decision = self->decider.on_passive(report.backend, report.outcome, self->now());
         if (decision.ejected_for) {
-            self->ejections.fetch_add(1, std::memory_order_relaxed);
+            self->metrics_block.on_passive_ejection(static_cast<metrics::BackendIndex>(report.backend));
             self->checkers[report.backend]->eject_for(*decision.ejected_for);
         }
         {
@@ -557,17 +560,7 @@ void MonitorState::shut_down() {
 }
 
 void MonitorState::record_check(size_t backend, const CheckOutcome& outcome, Millis duration) {
-    switch (outcome.result) {
-        case CheckResult::ok:
-            checks_ok.fetch_add(1, std::memory_order_relaxed);
-            break;
-        case CheckResult::failed:
-            checks_failed.fetch_add(1, std::memory_order_relaxed);
-            break;
-        case CheckResult::timeout:
-            checks_timeout.fetch_add(1, std::memory_order_relaxed);
-            break;
-    }
+    metrics_block.on_health_check(static_cast<metrics::BackendIndex>(backend), metrics_result(outcome.result));
     std::optional<HealthDecider::Change> change = decider.on_check(backend, outcome);
     {
         std::lock_guard lock(status_mutex);
@@ -575,17 +568,6 @@ void MonitorState::record_check(size_t backend, const CheckOutcome& outcome, Mil
         b.last_result = outcome.result;
         b.last_reason = outcome.reason;
         b.last_duration = duration;
-        switch (outcome.result) {
-            case CheckResult::ok:
-                ++b.checks_ok;
-                break;
-            case CheckResult::failed:
-                ++b.checks_failed;
-                break;
-            case CheckResult::timeout:
-                ++b.checks_timeout;
-                break;
-        }
         refresh_status(backend);
     }
     if (options.on_check) options.on_check(backend, outcome, duration);
@@ -612,7 +594,6 @@ void MonitorState::refresh_status(size_t backend) {
 
 void MonitorState::apply(size_t backend, const HealthDecider::Change& change) {
     uint64_t gen = ++generation;
-    transitions.fetch_add(1, std::memory_order_relaxed);
     {
         std::lock_guard lock(status_mutex);
         BackendHealth& b = status[backend];
@@ -623,7 +604,7 @@ void MonitorState::apply(size_t backend, const HealthDecider::Change& change) {
     gates[backend].down.store(!change.healthy, std::memory_order_relaxed);
     log(fmt::format("health: backend {} is {}: {} ({})", targets[backend].name, change.healthy ? "up" : "down",
                     change.reason, change.detail));
-    on_transition(Transition{backend, change.healthy, gen, change.reason});
+    on_transition(Transition{backend, change.healthy, gen, change.cause, change.reason});
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -722,11 +703,10 @@ std::vector<BackendHealth> HealthMonitor::snapshot() const {
     return impl_->status;
 }
 
-HealthCounters HealthMonitor::counters() const {
-    const MonitorState& m = *impl_;
-    return {m.checks_ok.load(std::memory_order_relaxed),      m.checks_failed.load(std::memory_order_relaxed),
-            m.checks_timeout.load(std::memory_order_relaxed), m.ejections.load(std::memory_order_relaxed),
-            m.transitions.load(std::memory_order_relaxed),    m.passive_queued.load(std::memory_order_relaxed)};
+const metrics::ShardMetrics& HealthMonitor::metrics() const { return impl_->metrics_block; }
+
+uint64_t HealthMonitor::passive_reports_queued_for_test() const {
+    return impl_->passive_queued.load(std::memory_order_relaxed);
 }
 
 bool HealthMonitor::initially_healthy(size_t backend) const {

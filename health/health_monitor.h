@@ -8,10 +8,13 @@
 //
 // Only a change of a backend's combined state (active checks up and not ejected) is reported: once, to the
 // transition callback, with a log line. The callback runs on the health thread; core forwards each transition
-// to every shard through the shard's inbox (core/shard_inbox.h), and each shard updates its own pool copy.
+// to every shard through the shard's inbox (core/shard/shard_inbox.h), and each shard updates its own pool copy.
+//
+// The health thread counts what it does in its own metrics block (checks by result, passive ejections), the one
+// place those counts live: a scrape merges it with the shards' blocks, tests read it directly.
 //
 // Threads: construct, start(), stop() and destroy from one controlling thread (never from the callback).
-// report_passive(), snapshot() and counters() are safe from any thread at any time, before start() and after
+// report_passive(), snapshot() and metrics() are safe from any thread at any time, before start() and after
 // stop() included.
 #pragma once
 
@@ -29,6 +32,7 @@
 
 #include "health/health_config.h"
 #include "health/health_decision.h"
+#include "metrics/shard_metrics.h"
 
 namespace lb::health {
 
@@ -54,7 +58,8 @@ struct Transition {
     // Counts every transition of this monitor, from 1: larger is newer. A shard may drop a transition for a
     // backend older than one it already applied.
     uint64_t generation = 0;
-    std::string reason;  // "status 500", "timeout after 2000 ms", "connection refused", "ejected for ...", ...
+    TransitionCause cause = TransitionCause::checks;
+    std::string reason;  // for people: "status 500", "timeout after 2000 ms", "connection refused", "ejected for ..."
 };
 
 // One backend's health as the health thread last saw it, for a /status page.
@@ -71,19 +76,6 @@ struct BackendHealth {
     uint32_t streak = 0;      // consecutive check results against the current active state
     uint64_t generation = 0;  // of the last transition of this backend (0: none yet)
     std::string transition_reason;
-    uint64_t checks_ok = 0;
-    uint64_t checks_failed = 0;
-    uint64_t checks_timeout = 0;
-};
-
-// Totals over all backends, for metrics. Monotonic.
-struct HealthCounters {
-    uint64_t checks_ok = 0;
-    uint64_t checks_failed = 0;  // bad status, too slow, connect error, reset, invalid response
-    uint64_t checks_timeout = 0;
-    uint64_t ejections = 0;
-    uint64_t transitions = 0;
-    uint64_t passive_reports_queued = 0;  // reports that passed report_passive()'s filter
 };
 
 struct HealthMonitorOptions {
@@ -94,8 +86,10 @@ struct HealthMonitorOptions {
     std::function<uint64_t()> random;
     // Receives each log line (one event per call, no newline), on the health thread. Default: stderr.
     std::function<void(std::string_view)> log;
-    // Optional: called on the health thread after every active check, before any transition it causes, with
-    // the time the check took. For a check-duration histogram, and for tests that wait for checks.
+    // false: the metrics block records nothing (lb.yaml's `metrics: {enabled: false}`).
+    bool metrics_enabled = true;
+    // Optional: called on the health thread after every active check (already counted in metrics()), before any
+    // transition it causes, with the time the check took. For tests that wait for checks.
     std::function<void(size_t backend, const CheckOutcome& outcome, std::chrono::milliseconds duration)> on_check;
 };
 
@@ -131,8 +125,13 @@ class HealthMonitor {
 
     // Any thread: a copy of every backend's state, in backend order.
     std::vector<BackendHealth> snapshot() const;
-    // Any thread.
-    HealthCounters counters() const;
+    // Any thread: the health thread's metrics block, its only writer: health_checks_total by result
+    // (metrics_result() of each CheckResult) and passive_ejections_total, per backend. It lives as long as the
+    // monitor.
+    const metrics::ShardMetrics& metrics() const;
+    // Any thread: reports that passed report_passive()'s lock-free filter and were queued, so a test can see the
+    // filter at work.
+    uint64_t passive_reports_queued_for_test() const;
     // The state `backend` starts in, before any transition (its starts_healthy, else config.initial_state): core
     // applies it to the shards' pools before they serve.
     bool initially_healthy(size_t backend) const;

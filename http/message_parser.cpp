@@ -63,7 +63,7 @@ ParseError MessageParser::SectionScanner::scan(std::string_view bytes) {
         if (after_lf_) {
             after_lf_ = false;
             if (*p == ' ' || *p == '\t') return ParseError::malformed;  // obs-fold
-            if (*p == ':') return ParseError::malformed;                 // a field with no name
+            if (*p == ':') return ParseError::malformed;                // a field with no name
             if (*p == '\r') {
                 active_ = false;  // the blank line: the section ends here
                 break;

@@ -163,11 +163,12 @@ struct ResourceOpLabel {
     };
 };
 
-// Results of one active health check.
-#define LB_METRICS_HEALTH_RESULTS(X)                                     \
-    X(success)       /* expected status received in time */              \
-    X(bad_status)    /* a response, but not the expected status */       \
-    X(connect_error) /* refused, unreachable, reset before a response */ \
+// Results of one active health check. Which health::CheckResult counts under which is one table next to
+// CheckResult's definition (health/health_decision.h).
+#define LB_METRICS_HEALTH_RESULTS(X)                                                                    \
+    X(success)       /* expected status received in time */                                             \
+    X(bad_status)    /* a response, but not an acceptable one: unexpected status, too slow, not HTTP */ \
+    X(connect_error) /* refused, unreachable, or the connection lost before a whole response */         \
     X(timeout)       /* no response within the check timeout */
 
 enum class HealthResult : uint8_t {

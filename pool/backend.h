@@ -28,9 +28,8 @@ struct Backend {
 // What one shard knows of a backend. Written only by the owning shard's loop.
 struct BackendState {
     uint32_t in_flight = 0;  // requests this shard has dispatched and not yet finished
-    bool healthy = true;
-    bool draining = false;         // takes no new requests; those in flight finish normally
-    uint32_t weight_override = 0;  // slow start's reduced weight; 0 = the configured weight
+    bool healthy = true;     // as the health checks decided; see ShardPool for panic mode
+    bool draining = false;   // takes no new requests; those in flight finish normally
 };
 
 enum class Outcome {

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string_view>
-#include <unordered_map>
+
+#include "pool/slow_start.h"
 
 namespace lb::pool {
 namespace {
@@ -41,12 +42,6 @@ Selection ShardPool::choose(const BackendSet& tried, std::chrono::nanoseconds no
         if (auto id = choose_in_tier(context, excluded_from_backup_, tried, true)) return {SelectStatus::picked, *id};
     }
     return {why_none(tried), 0};
-}
-
-std::optional<BackendId> ShardPool::select(const BackendSet& tried) {
-    Selection selection = choose(tried, std::chrono::nanoseconds{0});
-    if (!selection.picked()) return std::nullopt;
-    return selection.backend;
 }
 
 std::optional<BackendId> ShardPool::choose_in_tier(const PickContext& context, const BackendSet& excluded,
@@ -104,60 +99,58 @@ void ShardPool::on_finish(BackendId id, const Result& result) {
     balancer_->on_result(id, result);
 }
 
-void ShardPool::set_healthy(BackendId id, bool healthy) {
+void ShardPool::set_healthy(BackendId id, bool healthy, std::chrono::nanoseconds now) {
     if (id >= states_.size() || states_[id].healthy == healthy) return;
     states_[id].healthy = healthy;
+    if (healthy && options_.slow_start.count() > 0) {
+        // A ramp cut short by another failure starts over: the backend is as cold as the first time.
+        if (!ramp_started_[id]) ++ramping_count_;
+        ramp_started_[id] = now;
+        ramp_weights_[id] =
+            slow_start_weight((*backends_)[id].weight, std::chrono::milliseconds{0}, options_.slow_start);
+    }
     refresh();
 }
 
-void ShardPool::set_draining(BackendId id, bool draining) {
+bool ShardPool::advance_slow_start(std::chrono::nanoseconds now) {
+    if (ramping_count_ == 0) return false;
+    for (BackendId id = 0; id < backends_->size(); ++id) {
+        if (!ramp_started_[id]) continue;
+        auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now - *ramp_started_[id]);
+        if (elapsed >= options_.slow_start) {
+            ramp_started_[id].reset();
+            --ramping_count_;
+            weights_[id] = std::max<uint32_t>((*backends_)[id].weight, 1);
+            continue;
+        }
+        ramp_weights_[id] = slow_start_weight((*backends_)[id].weight, elapsed, options_.slow_start);
+        weights_[id] = ramp_weights_[id];
+    }
+    return ramping_count_ > 0;
+}
+
+void ShardPool::set_draining_for_test(BackendId id, bool draining) {
     if (id >= states_.size() || states_[id].draining == draining) return;
     states_[id].draining = draining;
     refresh();
-}
-
-std::vector<std::optional<BackendId>> ShardPool::rebuild(std::shared_ptr<const std::vector<Backend>> backends,
-                                                         std::unique_ptr<Balancer> balancer) {
-    if (!balancer) throw std::invalid_argument("ShardPool::rebuild needs a balancer");
-    // Names may repeat (the same host:port listed twice): the n-th old one maps to the n-th new one.
-    std::unordered_map<std::string_view, std::vector<BackendId>> new_ids_by_name;
-    for (BackendId id = static_cast<BackendId>(backends->size()); id-- > 0;) {
-        new_ids_by_name[(*backends)[id].name].push_back(id);
-    }
-    std::vector<std::optional<BackendId>> old_to_new(backends_->size());
-    std::vector<BackendState> states(backends->size());
-    for (BackendId old_id = 0; old_id < backends_->size(); ++old_id) {
-        auto found = new_ids_by_name.find((*backends_)[old_id].name);
-        if (found == new_ids_by_name.end() || found->second.empty()) continue;
-        BackendId new_id = found->second.back();
-        found->second.pop_back();
-        old_to_new[old_id] = new_id;
-        states[new_id] = states_[old_id];
-    }
-    backends_ = std::move(backends);
-    states_ = std::move(states);
-    balancer_ = std::move(balancer);
-    refresh();
-    return old_to_new;
-}
-
-void ShardPool::set_weight(BackendId id, uint32_t weight) {
-    states_[id].weight_override = weight == (*backends_)[id].weight ? 0 : weight;
-    weights_[id] = std::max<uint32_t>(weight ? weight : (*backends_)[id].weight, 1);
 }
 
 void ShardPool::refresh() {
     size_t n = backends_->size();
     connection_limits_.resize(n);
     weights_.resize(n);
+    ramp_started_.resize(n);
+    ramp_weights_.resize(n);
+    bool any_healthy = false;
+    for (const BackendState& state : states_) any_healthy = any_healthy || state.healthy;
+    panicking_ = options_.panic && n > 0 && !any_healthy;
     has_primaries_ = has_backups_ = false;
     excluded_from_primary_.clear();
     excluded_from_backup_.clear();
     for (BackendId id = 0; id < n; ++id) {
         const Backend& backend = (*backends_)[id];
         connection_limits_[id] = share_of_limit(backend.max_connections, options_);
-        uint32_t weight = states_[id].weight_override ? states_[id].weight_override : backend.weight;
-        weights_[id] = std::max<uint32_t>(weight, 1);
+        weights_[id] = std::max<uint32_t>(ramp_started_[id] ? ramp_weights_[id] : backend.weight, 1);
         (backend.backup ? has_backups_ : has_primaries_) = true;
         if (backend.backup || !usable(id)) excluded_from_primary_.insert(id);
         if (!backend.backup || !usable(id)) excluded_from_backup_.insert(id);

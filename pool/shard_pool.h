@@ -6,6 +6,10 @@
 // are used only while no primary is eligible. Unhealthy, draining and wrong-tier backends go into the skip set
 // before the algorithm is asked; a proposal that turns out full is added to it and the algorithm asked again, a
 // bounded number of times.
+//
+// The pool also owns the two rules that bend health: panic mode (with no healthy backend at all, health is
+// ignored) and slow start (a backend that comes back ramps its weight up). Health itself is decided elsewhere
+// (health/) and handed in through set_healthy(); time is the caller's, so every rule is exact in a unit test.
 #pragma once
 
 #include <chrono>
@@ -29,6 +33,13 @@ struct ShardPoolOptions {
     // this keeps the configured number meaningful without a shared counter on the pick path.
     unsigned shard_index = 0;
     unsigned shard_count = 1;
+    // Panic mode (Envoy's panic threshold at 100%): while no backend is healthy, every backend that is not
+    // draining is usable, since health checks can be wrong while traffic still succeeds; without it the pool
+    // answers none_healthy.
+    bool panic = false;
+    // Slow start: a backend that comes back (set_healthy from false to true) gets slow_start_weight() of its
+    // weight over this long, advanced by advance_slow_start(). 0 = off.
+    std::chrono::milliseconds slow_start{0};
 };
 
 enum class SelectStatus {
@@ -54,8 +65,6 @@ class ShardPool {
     // caller's monotonic clock (uv_hrtime() will do) and `hash_key` the request's consistent-hash key; both
     // reach the algorithm in PickContext. When nothing is eligible, says why.
     Selection choose(const BackendSet& tried, std::chrono::nanoseconds now, std::string_view hash_key = {});
-    // The same with no clock and no key: for callers that have not moved to choose() yet.
-    std::optional<BackendId> select(const BackendSet& tried);
 
     // Bookkeeping around a request: dispatch when it is sent to `id`, finish with what happened. Every dispatch
     // is matched by exactly one finish. The Result form carries the latency and the time, which peak_ewma
@@ -64,26 +73,27 @@ class ShardPool {
     void on_finish(BackendId id, Outcome outcome);
     void on_finish(BackendId id, const Result& result);
 
-    void set_healthy(BackendId id, bool healthy);
-    // A draining backend takes no new requests; its in-flight requests finish and are counted as usual.
-    void set_draining(BackendId id, bool draining);
-    // The weight the algorithms see for `id` (slow start ramps it up); 0 restores the configured weight.
-    void set_weight(BackendId id, uint32_t weight);
-
-    // Switches to a new backend snapshot and the balancer built for it (make_balancer(options, *backends, seed)).
-    // A backend keeps its state (in flight, health, drain) when the new snapshot has one of the same name; a new
-    // name starts healthy, not draining, with nothing in flight. Returns, for each old id, its new id, or nothing
-    // if it was removed: ids held across the call (requests in flight, idle connections) must be translated
-    // through it, and a request in flight to a removed backend is not finished on the pool (its count left with
-    // it). The algorithm's own learning (rotation, weights, latency estimates) starts afresh.
-    std::vector<std::optional<BackendId>> rebuild(std::shared_ptr<const std::vector<Backend>> backends,
-                                                  std::unique_ptr<Balancer> balancer);
+    // The backend's health as decided by the health checks (every backend starts healthy). `now` is the
+    // caller's monotonic clock, the one later passed to advance_slow_start(): a backend that comes back starts
+    // its slow start then.
+    void set_healthy(BackendId id, bool healthy, std::chrono::nanoseconds now = {});
+    // Slow start's clock tick: moves the weight of every ramping backend to where it should be at `now`, and ends
+    // the ramps whose window has passed. Returns whether any backend is still ramping (keep ticking while so).
+    bool advance_slow_start(std::chrono::nanoseconds now);
+    // A draining backend takes no new requests; its in-flight requests finish and are counted as usual. Nothing
+    // in lb sets it yet (the admin API's drain will): only the tests of the eligibility rules do.
+    void set_draining_for_test(BackendId id, bool draining);
 
     size_t size() const { return backends_->size(); }
     const Backend& backend(BackendId id) const { return (*backends_)[id]; }
     const BackendState& state(BackendId id) const { return states_[id]; }
-    const std::shared_ptr<const std::vector<Backend>>& backends() const { return backends_; }
     const Balancer& balancer() const { return *balancer_; }
+    // The weight the algorithms see for `id`: its configured weight (at least 1), lowered while it ramps.
+    uint32_t weight(BackendId id) const { return weights_[id]; }
+    // No backend is healthy and options.panic is on: every backend not draining is in use.
+    bool panicking() const { return panicking_; }
+    // Some backend is in its slow start.
+    bool ramping() const { return ramping_count_ > 0; }
 
     // This shard's share of the backend's max_connections; 0 means unlimited.
     uint32_t connection_limit(BackendId id) const { return connection_limits_[id]; }
@@ -98,13 +108,13 @@ class ShardPool {
     // asks a last time. Ordinarily the first proposal is taken; this only bites with many backends at their limit.
     static constexpr int kMaxProposals = 4;
 
-    bool usable(BackendId id) const { return states_[id].healthy && !states_[id].draining; }
+    bool usable(BackendId id) const { return (states_[id].healthy || panicking_) && !states_[id].draining; }
     std::optional<BackendId> choose_in_tier(const PickContext& context, const BackendSet& excluded,
                                             const BackendSet& tried, bool backup_tier);
     bool acceptable(BackendId id, const BackendSet& tried, bool backup_tier) const;
     SelectStatus why_none(const BackendSet& tried) const;
-    // Recomputes the per-tier exclusion sets and the connection limits; after any change of health, drain or
-    // snapshot (rare events, so an O(backends) pass is fine).
+    // Recomputes panic mode, the per-tier exclusion sets, the connection limits and the weights; after any change
+    // of health or drain (rare events, so an O(backends) pass is fine).
     void refresh();
 
     std::shared_ptr<const std::vector<Backend>> backends_;
@@ -113,7 +123,12 @@ class ShardPool {
     ShardPoolOptions options_;
     RandomSource random_;
     std::vector<uint32_t> connection_limits_;
-    std::vector<uint32_t> weights_;  // PickContext::weights: Backend::weight, at least 1
+    std::vector<uint32_t> weights_;  // PickContext::weights: Backend::weight or its slow-start share, at least 1
+    // Slow start, per backend: when its ramp began (empty: not ramping) and its ramped weight then.
+    std::vector<std::optional<std::chrono::nanoseconds>> ramp_started_;
+    std::vector<uint32_t> ramp_weights_;
+    size_t ramping_count_ = 0;
+    bool panicking_ = false;
     bool has_primaries_ = false;
     bool has_backups_ = false;
     // What the algorithm must never see, per tier: unusable backends plus the other tier's.

@@ -94,15 +94,14 @@ int connect_to(uint16_t port) {
 }  // namespace
 
 TEST_CASE("60,000 pipelined requests from a client that never reads leave lb's RSS bounded", "[abuse][memory]") {
-    Watchdog watchdog;
     lb::demo::DemoBackend backend({});
     backend.start();
     LbProcess lb("pipeline", {backend.port()}, "health:\n  enabled: false\n");
     uint64_t before = lb.process->rss_bytes();
     {
         Client client(lb.port);
-        const std::string request = "GET /?bytes=1000 HTTP/1.1\r\nHost: t\r\nX-Pad: " + std::string(200, 'p') +
-                                    "\r\n\r\n";
+        const std::string request =
+            "GET /?bytes=1000 HTTP/1.1\r\nHost: t\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\n";
         uint64_t sent = send_until_stalled(client.fd(), request, 60'000 * request.size());
         uint64_t during = lb.process->rss_bytes();
         INFO("sent " << sent / request.size() << " requests; lb RSS " << before / 1024 << " KiB before, "
@@ -117,7 +116,6 @@ TEST_CASE("60,000 pipelined requests from a client that never reads leave lb's R
 
 TEST_CASE("a body trickled in 64-byte pieces to a backend that does not read leaves lb's RSS bounded",
           "[abuse][memory]") {
-    Watchdog watchdog;
     lb::demo::DemoBackend backend({});
     backend.start();
     LbProcess lb("trickle", {backend.port()}, "health:\n  enabled: false\n");
@@ -135,7 +133,7 @@ TEST_CASE("a body trickled in 64-byte pieces to a backend that does not read lea
 }
 
 TEST_CASE("10,000 idle keep-alive client connections: what each costs", "[abuse][memory]") {
-    Watchdog watchdog(std::chrono::seconds{110});
+    set_watchdog_limit(std::chrono::seconds{110});
     lb::demo::DemoBackend backend({});
     backend.start();
     LbProcess lb("idle", {backend.port()}, "health:\n  enabled: false\nlimits:\n  client_connections: 12000\n");
@@ -158,15 +156,15 @@ TEST_CASE("10,000 idle keep-alive client connections: what each costs", "[abuse]
     wait_until([&] { return lb.metric("lb_client_connections_active") == 10'000; }, "10,000 connections open");
     uint64_t after = lb.process->rss_bytes();
     double per_connection = static_cast<double>(after - before) / 10'000;
-    WARN("10,000 idle connections: lb RSS " << before / 1024 << " KiB -> " << after / 1024 << " KiB, "
-                                            << per_connection << " bytes each");
+    WARN("10,000 idle connections: lb RSS " << before / 1024 << " KiB -> " << after / 1024 << " KiB, " << per_connection
+                                            << " bytes each");
     if (kCheckRss) CHECK(per_connection < 2048);
     CHECK(lb.metric("lb_buffer_bytes") == 0);  // an idle connection holds no buffer
     for (int fd : fds) ::close(fd);
 }
 
 TEST_CASE("slowloris, slow bodies and slow reads (slowhttptest) do not stop lb serving others", "[abuse][slow]") {
-    Watchdog watchdog(std::chrono::seconds{110});
+    set_watchdog_limit(std::chrono::seconds{110});
     lb::demo::DemoBackend backend({});
     backend.start();
     LbProcess lb("slow", {backend.port()},
@@ -209,7 +207,6 @@ TEST_CASE("running out of file descriptors is lb's problem: no backend ejected, 
     WARN("skipped under the sanitizers: their runtime needs descriptors of its own");
     return;
 #endif
-    Watchdog watchdog;
     lb::demo::DemoBackend backend({});
     backend.start();
     // 64 descriptors at most, and a connection limit above that: lb must meet EMFILE itself.
@@ -260,21 +257,19 @@ TEST_CASE("running out of file descriptors is lb's problem: no backend ejected, 
 }
 
 TEST_CASE("a backend killed with SIGKILL under wrk load costs no failed GET", "[abuse][faults]") {
-    Watchdog watchdog;
     std::vector<std::unique_ptr<Process>> backends;
     std::vector<uint16_t> ports;
     for (int i = 1; i <= 3; ++i) {
         std::string id = "k" + std::to_string(i);
         std::string log = write_temp_file("kill-" + id + ".log", "");
-        backends.push_back(
-            std::make_unique<Process>(std::vector<std::string>{LB_DEMO_BACKEND_BINARY, "--port", "0", "--id", id}, log));
+        backends.push_back(std::make_unique<Process>(
+            std::vector<std::string>{LB_DEMO_BACKEND_BINARY, "--port", "0", "--id", id}, log));
         ports.push_back(wait_for_logged_port(log, "lb-demo-backend " + id + " listening on "));
     }
     LbProcess lb("kill", ports, "health:\n  enabled: false\n");
     std::string output;
     std::thread load([&] {
-        output = run_command("wrk -t1 -c16 -d4s --timeout 5s http://127.0.0.1:" + std::to_string(lb.port) + "/")
-                     .output;
+        output = run_command("wrk -t1 -c16 -d4s --timeout 5s http://127.0.0.1:" + std::to_string(lb.port) + "/").output;
     });
     std::this_thread::sleep_for(1500ms);
     backends[1]->signal(SIGKILL);

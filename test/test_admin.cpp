@@ -36,7 +36,6 @@ double sum_samples(const std::string& text, const std::string& name, const std::
 }  // namespace
 
 TEST_CASE("a scrape sums every shard exactly", "[admin][metrics]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3, {}, 4);
     const int n = 200;
     for (int i = 0; i < n; ++i) REQUIRE(http_get(proxy.port(), "/").status == 200);
@@ -52,7 +51,6 @@ TEST_CASE("a scrape sums every shard exactly", "[admin][metrics]") {
 }
 
 TEST_CASE("histogram buckets are cumulative", "[admin][metrics]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     for (int i = 0; i < 5; ++i) REQUIRE(http_get(proxy.port(), "/").status == 200);
     REQUIRE(http_get(proxy.port(), "/?delay_ms=30").status == 200);
@@ -74,7 +72,6 @@ TEST_CASE("histogram buckets are cumulative", "[admin][metrics]") {
 }
 
 TEST_CASE("every error kind is counted where it happens", "[admin][metrics]") {
-    Watchdog watchdog;
     uint16_t dead = reserve_closed_port();
     ProxyFixture proxy(1, [&](lb::core::Config& c) {
         c.limits.uri_bytes = 512;
@@ -104,8 +101,8 @@ TEST_CASE("every error kind is counted where it happens", "[admin][metrics]") {
         client.send("GET /?bytes=1000000&mid_close=1 HTTP/1.1\r\nHost: t\r\n\r\n");
         client.read_until_closed();
     }
-    proxy.server().set_backend_health(0, false);
-    proxy.server().set_backend_health(1, false);
+    set_backend_health(proxy.server(), 0, false);
+    set_backend_health(proxy.server(), 1, false);
     CHECK(send("GET / HTTP/1.1\r\nHost: t\r\n\r\n") == 503);
 
     std::string text = scrape(proxy.server().admin_port(), "/metrics");
@@ -119,7 +116,6 @@ TEST_CASE("every error kind is counted where it happens", "[admin][metrics]") {
 }
 
 TEST_CASE("promtool accepts the scrape", "[admin][metrics][promtool]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, {}, 2);
     for (int i = 0; i < 10; ++i) REQUIRE(http_get(proxy.port(), "/").status == 200);
     std::string file = write_temp_file("scrape.prom", scrape(proxy.server().admin_port(), "/metrics"));
@@ -129,10 +125,9 @@ TEST_CASE("promtool accepts the scrape", "[admin][metrics][promtool]") {
 }
 
 TEST_CASE("/status is JSON that matches the pool", "[admin][status]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, {}, 2);
     REQUIRE(http_get(proxy.port(), "/").status == 200);
-    proxy.server().set_backend_health(1, false);
+    set_backend_health(proxy.server(), 1, false);
     std::string json = scrape(proxy.server().admin_port(), "/status");
     std::string file = write_temp_file("status.json", json);
     auto parsed = run_command(
@@ -148,7 +143,6 @@ TEST_CASE("/status is JSON that matches the pool", "[admin][status]") {
 }
 
 TEST_CASE("the admin listener answers only its own paths", "[admin]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     CHECK(http_get(proxy.server().admin_port(), "/other").status == 404);
     // The traffic port forwards /metrics to the backend like any other path.
@@ -156,7 +150,6 @@ TEST_CASE("the admin listener answers only its own paths", "[admin]") {
 }
 
 TEST_CASE("with metrics recording off, traffic flows and /metrics shows zeros", "[admin][metrics]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) { c.metrics_enabled = false; });
     for (int i = 0; i < 5; ++i) REQUIRE(http_get(proxy.port(), "/").status == 200);
     std::string text = scrape(proxy.server().admin_port(), "/metrics");

@@ -29,7 +29,6 @@ std::map<std::string, int> tally(uint16_t port, int n, const std::string& target
 }  // namespace
 
 TEST_CASE("round_robin through the proxy", "[balancing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3, [](lb::core::Config& c) { c.balancer.algorithm = "round_robin"; });
     std::string order;
     for (int i = 0; i < 6; ++i) order += served_by(proxy.port());
@@ -37,7 +36,6 @@ TEST_CASE("round_robin through the proxy", "[balancing]") {
 }
 
 TEST_CASE("weighted_round_robin is smooth: weights 5,1,1 give a a b a c a a", "[balancing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3, [](lb::core::Config& c) {
         c.balancer.algorithm = "weighted_round_robin";
         c.backends[0].weight = 5;
@@ -48,7 +46,6 @@ TEST_CASE("weighted_round_robin is smooth: weights 5,1,1 give a a b a c a a", "[
 }
 
 TEST_CASE("least_connections favours the backend with fewer long requests", "[balancing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) { c.balancer.algorithm = "least_connections"; });
     // Two long requests: one lands on each backend. Then b1's finishes early; new requests go to b1 while b2
     // is still busy with its long one.
@@ -65,7 +62,6 @@ TEST_CASE("least_connections favours the backend with fewer long requests", "[ba
 }
 
 TEST_CASE("random_two_choices spreads requests over every backend and every shard", "[balancing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(
         3, [](lb::core::Config& c) { c.balancer.algorithm = "random_two_choices"; }, 2);
     auto counts = tally(proxy.port(), 300);
@@ -76,7 +72,6 @@ TEST_CASE("random_two_choices spreads requests over every backend and every shar
 }
 
 TEST_CASE("peak_ewma steers traffic away from a backend that slows down", "[balancing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) {
         c.balancer.algorithm = "peak_ewma";
         c.balancer.peak_ewma.default_latency = 1ms;
@@ -94,7 +89,6 @@ TEST_CASE("peak_ewma steers traffic away from a backend that slows down", "[bala
 }
 
 TEST_CASE("consistent_hash keeps a key on one backend, and different keys spread", "[balancing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(
         3,
         [](lb::core::Config& c) {
@@ -114,7 +108,6 @@ TEST_CASE("consistent_hash keeps a key on one backend, and different keys spread
 }
 
 TEST_CASE("max_connections: a request waits in the queue for a slot, then is served", "[balancing][queue]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) { c.backends[0].max_connections = 1; });
     auto slow = std::async(std::launch::async, [&] {
         return status_of(proxy.port(), "GET /?delay_ms=300 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
@@ -128,7 +121,6 @@ TEST_CASE("max_connections: a request waits in the queue for a slot, then is ser
 }
 
 TEST_CASE("max_connections: a request that waits too long gets 503", "[balancing][queue]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) {
         c.backends[0].max_connections = 1;
         c.queue.timeout = 150ms;
@@ -142,14 +134,13 @@ TEST_CASE("max_connections: a request that waits too long gets 503", "[balancing
 }
 
 TEST_CASE("a backup backend serves only while no primary is eligible", "[balancing][backup]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3, [](lb::core::Config& c) { c.backends[2].backup = true; });
     auto counts = tally(proxy.port(), 10);
     CHECK(counts["b3"] == 0);
-    proxy.server().set_backend_health(0, false);
-    proxy.server().set_backend_health(1, false);
+    set_backend_health(proxy.server(), 0, false);
+    set_backend_health(proxy.server(), 1, false);
     counts = tally(proxy.port(), 5);
     CHECK(counts["b3"] == 5);
-    proxy.server().set_backend_health(1, true);
+    set_backend_health(proxy.server(), 1, true);
     CHECK(served_by(proxy.port()) == "b2");
 }

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "core/shard/deadline_queue.h"
-#include "test/support/test_support.h"
 
 using namespace lb::core;
 
@@ -22,7 +21,6 @@ void record(DeadlineHook& hook) { fired->push_back(static_cast<Timed&>(hook).nam
 }  // namespace
 
 TEST_CASE("deadlines fire in due order across lanes; re-arming and disarming move and cancel them", "[deadlines]") {
-    lb::test::Watchdog watchdog;
     uv_loop_t loop;
     REQUIRE(uv_loop_init(&loop) == 0);
     std::vector<std::string> order;

@@ -26,7 +26,6 @@ using lb::demo::DemoBackend;
 using lb::demo::DemoBackendOptions;
 using lb::test::Client;
 using lb::test::Response;
-using lb::test::Watchdog;
 using namespace std::chrono_literals;
 
 namespace {
@@ -204,7 +203,6 @@ TEST_CASE("misbehaviour controls are parsed from the query", "[demo]") {
 }
 
 TEST_CASE("default response carries who served it", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server({.id = "b7"});
     Response r = lb::test::http_get(server.port(), "/anything");
     CHECK(r.status == 200);
@@ -236,7 +234,6 @@ TEST_CASE("default response carries who served it", "[demo]") {
 }
 
 TEST_CASE("keep-alive connections count their requests", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client a(server.port());
     for (int i = 1; i <= 3; ++i) {
@@ -263,7 +260,6 @@ TEST_CASE("keep-alive connections count their requests", "[demo]") {
 }
 
 TEST_CASE("pipelined requests are answered in order", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client client(server.port());
     // The first answer is delayed: the second must still come after it.
@@ -280,7 +276,6 @@ TEST_CASE("pipelined requests are answered in order", "[demo]") {
 }
 
 TEST_CASE("many pipelined requests, more than the input buffer, and bodies between them", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client client(server.port());
     // The first answer is delayed while about 140 KB of requests arrive: reading pauses, then everything is answered.
@@ -300,7 +295,6 @@ TEST_CASE("many pipelined requests, more than the input buffer, and bodies betwe
 }
 
 TEST_CASE("a request trickling in byte by byte, and an oversized head", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client client(server.port());
     const std::string request =
@@ -318,7 +312,6 @@ TEST_CASE("a request trickling in byte by byte, and an oversized head", "[demo]"
 }
 
 TEST_CASE("bytes=N streams a patterned body, plain or chunked", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{60}};
     Running server;
     const std::string expected = pattern(1000000);
     Client client(server.port());
@@ -349,7 +342,7 @@ TEST_CASE("bytes=N streams a patterned body, plain or chunked", "[demo]") {
 }
 
 TEST_CASE("a 1 GiB body streams with bounded memory", "[demo][slow]") {
-    Watchdog watchdog{std::chrono::seconds{90}};
+    lb::test::set_watchdog_limit(std::chrono::seconds{90});
     Running server;
     Client client(server.port(), std::chrono::seconds{60});
     const uint64_t size = 1ull << 30;
@@ -372,7 +365,6 @@ TEST_CASE("a 1 GiB body streams with bounded memory", "[demo][slow]") {
 }
 
 TEST_CASE("echo=headers returns the request head as parsed", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Response r =
         lb::test::http_exchange(server.port(),
@@ -384,7 +376,6 @@ TEST_CASE("echo=headers returns the request head as parsed", "[demo]") {
 }
 
 TEST_CASE("request bodies are read, counted and discarded", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client client(server.port());
     client.send("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n0123456789");
@@ -405,7 +396,6 @@ TEST_CASE("request bodies are read, counted and discarded", "[demo]") {
 }
 
 TEST_CASE("echo=body streams a chunked upload back as it arrives", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{60}};
     Running server;
     Client client(server.port());
     client.send("POST /?echo=body HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
@@ -426,7 +416,7 @@ TEST_CASE("echo=body streams a chunked upload back as it arrives", "[demo]") {
 }
 
 TEST_CASE("echo=body applies backpressure to a large upload", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{90}};
+    lb::test::set_watchdog_limit(std::chrono::seconds{90});
     Running server;
     Client client(server.port(), std::chrono::seconds{30});
     // Larger than every queue between us together (send and receive buffers may autotune to tens of MiB on
@@ -490,7 +480,6 @@ TEST_CASE("echo=body applies backpressure to a large upload", "[demo]") {
 }
 
 TEST_CASE("drop and drop_if_reused close without a response", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client dropped(server.port());
     dropped.send(get("/?drop=1"));
@@ -507,7 +496,6 @@ TEST_CASE("drop and drop_if_reused close without a response", "[demo]") {
 }
 
 TEST_CASE("status=204 and 304 have no body and no Content-Length", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client client(server.port());
     client.send(get("/?status=204&bytes=100"));
@@ -528,7 +516,6 @@ TEST_CASE("status=204 and 304 have no body and no Content-Length", "[demo]") {
 }
 
 TEST_CASE("close, mid_close, delay and malformed requests", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     {
         Client client(server.port());
@@ -578,7 +565,6 @@ TEST_CASE("close, mid_close, delay and malformed requests", "[demo]") {
 }
 
 TEST_CASE("status=N writes any code from 0 to 999 as given", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     auto raw_answer = [&](const std::string& target) {
         Client client(server.port());
@@ -603,7 +589,6 @@ TEST_CASE("status=N writes any code from 0 to 999 as given", "[demo]") {
 }
 
 TEST_CASE("close_delimited=1 ends the body with the connection", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     {
         Client client(server.port());
@@ -633,7 +618,6 @@ TEST_CASE("close_delimited=1 ends the body with the connection", "[demo]") {
 }
 
 TEST_CASE("invalid=1 answers bytes that are not HTTP, then closes", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client client(server.port());
     client.send(get("/?invalid=1&bytes=100"));
@@ -642,7 +626,6 @@ TEST_CASE("invalid=1 answers bytes that are not HTTP, then closes", "[demo]") {
 }
 
 TEST_CASE("reset_mid_body=1 sends the head and half the body, then a reset", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client client(server.port());
     client.send(get("/?bytes=1000&reset_mid_body=1"));
@@ -666,7 +649,6 @@ TEST_CASE("reset_mid_body=1 sends the head and half the body, then a reset", "[d
 }
 
 TEST_CASE("silent=1 reads the head, never answers and keeps the connection open", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client client(server.port());
     client.send(get("/"));
@@ -684,7 +666,6 @@ TEST_CASE("silent=1 reads the head, never answers and keeps the connection open"
 }
 
 TEST_CASE("a silent backend accepts connections and never reads or answers", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server({.silent = true});
     Client client(server.port());
     lb::test::wait_until([&] { return server.backend.connections_accepted() == 1; }, "the connection is accepted");
@@ -702,7 +683,6 @@ TEST_CASE("a silent backend accepts connections and never reads or answers", "[d
 }  // stop() closes it
 
 TEST_CASE("read_pause_ms=N stops reading the request for N ms", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{60}};
     Running server;
     {
         // A long pause: the body piles up in the kernel queues and the client's sends stall.
@@ -733,7 +713,6 @@ TEST_CASE("read_pause_ms=N stops reading the request for N ms", "[demo]") {
 }
 
 TEST_CASE("bogus_body=N sends a body where none is allowed", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     struct Case {
         const char* method;
@@ -755,7 +734,6 @@ TEST_CASE("bogus_body=N sends a body where none is allowed", "[demo]") {
 }
 
 TEST_CASE("stray=N follows a complete response with junk, at once or later", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     {
         Client client(server.port());
@@ -777,7 +755,6 @@ TEST_CASE("stray=N follows a complete response with junk, at once or later", "[d
 }
 
 TEST_CASE("interim_body=1 sends a 100 with a body before the final response", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server;
     Client client(server.port());
     client.send(get("/?interim_body=1", "Connection: close\r\n"));
@@ -788,7 +765,6 @@ TEST_CASE("interim_body=1 sends a 100 with a body before the final response", "[
 }
 
 TEST_CASE("/stats reports the backend's counters", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server({.id = "s1"});
     CHECK(lb::test::http_get(server.port(), "/").status == 200);
     CHECK(lb::test::http_get(server.port(), "/health").status == 200);
@@ -799,7 +775,6 @@ TEST_CASE("/stats reports the backend's counters", "[demo]") {
 }
 
 TEST_CASE("stop() closes everything and can be followed by start()", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     DemoBackend backend({.threads = 2});
     backend.start();
     const uint16_t port = backend.port();
@@ -837,7 +812,6 @@ TEST_CASE("stop() closes everything and can be followed by start()", "[demo]") {
 }
 
 TEST_CASE("several threads share one port", "[demo]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     Running server({.id = "multi", .threads = 4});
     std::vector<std::unique_ptr<Client>> clients;
     for (int i = 0; i < 40; ++i) clients.push_back(std::make_unique<Client>(server.port()));
@@ -853,7 +827,6 @@ TEST_CASE("several threads share one port", "[demo]") {
 }
 
 TEST_CASE("lb-demo-backend runs, serves and stops on SIGTERM", "[demo][process]") {
-    Watchdog watchdog{std::chrono::seconds{60}};
     const std::string log = lb::test::write_temp_file("demo-backend.log", "");
     lb::test::Process process({LB_DEMO_BACKEND_BINARY, "--port", "0", "--id", "cli7", "--threads", "2"}, log);
     const uint16_t port = wait_for_demo_port(process, log, "cli7");  // readiness: the line it prints once accepting
@@ -879,7 +852,6 @@ TEST_CASE("lb-demo-backend runs, serves and stops on SIGTERM", "[demo][process]"
 }
 
 TEST_CASE("lb-demo-backend --silent accepts and never answers", "[demo][process]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     const std::string log = lb::test::write_temp_file("demo-backend-silent.log", "");
     lb::test::Process process({LB_DEMO_BACKEND_BINARY, "--port", "0", "--id", "quiet", "--silent"}, log);
     const uint16_t port = wait_for_demo_port(process, log, "quiet");

@@ -59,7 +59,6 @@ TEST_CASE("the stated bound: 800 KiB of buffers per connection with the default 
 
 TEST_CASE("a client pipelining without reading holds no more than its bound, and gives it back",
           "[hardening][memory]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) { c.limits.buffer_per_connection = 64 * 1024; });
     const uint64_t bound = bound_for(64 * 1024);
     {
@@ -81,7 +80,6 @@ TEST_CASE("a client pipelining without reading holds no more than its bound, and
 
 TEST_CASE("a body sent in tiny pieces to a backend that does not read costs its bytes, not a buffer per piece",
           "[hardening][memory]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) { c.limits.buffer_per_connection = 64 * 1024; });
     const uint64_t bound = bound_for(64 * 1024);
     Client client(proxy.port());
@@ -97,7 +95,6 @@ TEST_CASE("a body sent in tiny pieces to a backend that does not read costs its 
 }
 
 TEST_CASE("a response dripped in tiny chunks to a client that does not read costs its bytes", "[hardening][memory]") {
-    Watchdog watchdog;
     std::atomic<bool> done{false};
     RawBackend backend([&](int fd) {
         if (RawBackend::read_head(fd).empty()) return;
@@ -133,7 +130,6 @@ TEST_CASE("a response dripped in tiny chunks to a client that does not read cost
 
 TEST_CASE("no body is forwarded after a 204, 304 or HEAD head, and such a connection is not reused",
           "[hardening][framing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     struct Case {
         std::string method;
@@ -159,7 +155,6 @@ TEST_CASE("no body is forwarded after a 204, 304 or HEAD head, and such a connec
 }
 
 TEST_CASE("an interim response with a body, and a status outside 100-599, are 502", "[hardening][framing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     for (std::string query : {"interim_body=1", "status=99", "status=600", "status=101"}) {
         SECTION(query) {
@@ -173,7 +168,6 @@ TEST_CASE("an interim response with a body, and a status outside 100-599, are 50
 }
 
 TEST_CASE("stray bytes after a response never reach the next client", "[hardening][framing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, {}, 1);
     SECTION("in the same read") {
         Client client(proxy.port());
@@ -202,7 +196,6 @@ TEST_CASE("stray bytes after a response never reach the next client", "[hardenin
 
 TEST_CASE("an error in a request body after the response began closes the connection instead of writing a status",
           "[hardening][framing]") {
-    Watchdog watchdog;
     RawBackend backend([](int fd) {
         if (RawBackend::read_head(fd).empty()) return;
         // Answers at once, before the body: the response is under way when the client's body turns bad.
@@ -228,7 +221,6 @@ TEST_CASE("an error in a request body after the response began closes the connec
 }
 
 TEST_CASE("Connection cannot strip Host; HTTP/1.0 without Host reaches the backend with one", "[hardening][headers]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Response stripped = http_exchange(proxy.port(),
                                       "GET /?echo=headers HTTP/1.1\r\nHost: site.example\r\nConnection: close, Host, "
@@ -243,7 +235,6 @@ TEST_CASE("Connection cannot strip Host; HTTP/1.0 without Host reaches the backe
 }
 
 TEST_CASE("request lines of other protocols and versions are refused", "[hardening][parsing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     for (std::string line : {"OPTIONS * RTSP/1.0", "SOURCE /s ICE/1.0", "GET / HTTP/2.0", "GET / HTTP/0.9"}) {
         SECTION(line) {
@@ -259,7 +250,6 @@ TEST_CASE("request lines of other protocols and versions are refused", "[hardeni
 
 TEST_CASE("trailers count against the header limits and chunk extensions against the body limit",
           "[hardening][parsing]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) {
         c.limits.header_bytes = 2048;
         c.limits.request_body_bytes = 1000;
@@ -282,7 +272,6 @@ TEST_CASE("trailers count against the header limits and chunk extensions against
 
 TEST_CASE("a worker at its share of limits.client_connections leaves new connections in the backlog",
           "[hardening][limits]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) { c.limits.client_connections = 2; });
     auto first = std::make_unique<Client>(proxy.port());
     Client second(proxy.port());

@@ -1,7 +1,9 @@
 // The health decisions without I/O: check verdicts, rise/fall, passive ejection (durations, decay, share),
-// the combined state, jitter and slow start. Time is passed in, so every expectation is exact.
+// the combined state and why it flipped, jitter, a reload's carry-over, and how each check result is counted.
+// Time is passed in, so every expectation is exact.
 #include <catch2/catch.hpp>
 
+#include "health/carry_over.h"
 #include "health/health_decision.h"
 
 using namespace lb::health;
@@ -30,13 +32,13 @@ TEST_CASE("a response passes on an expected status within max_response_time", "[
     CHECK(judge_response(204, 2000ms, kDefaultExpected, 2000ms).passed());  // at the limit still passes
 
     CheckOutcome bad = judge_response(500, 5ms, kDefaultExpected, 2000ms);
-    CHECK(bad.result == CheckResult::failed);
+    CHECK(bad.result == CheckResult::bad_status);
     CHECK(bad.reason == "status 500");
     CHECK(judge_response(199, 5ms, kDefaultExpected, 2000ms).reason == "status 199");
     CHECK(judge_response(400, 5ms, kDefaultExpected, 2000ms).reason == "status 400");
 
     CheckOutcome slow = judge_response(200, 312ms, kDefaultExpected, 200ms);
-    CHECK(slow.result == CheckResult::failed);
+    CHECK(slow.result == CheckResult::too_slow);
     CHECK(slow.reason == "response took 312 ms, over max_response_time 200 ms");
     // A bad status is the more useful reason when both apply.
     CHECK(judge_response(503, 312ms, kDefaultExpected, 200ms).reason == "status 503");
@@ -50,8 +52,9 @@ TEST_CASE("a response passes on an expected status within max_response_time", "[
 
     CHECK(timed_out(2000ms).result == CheckResult::timeout);
     CHECK(timed_out(2000ms).reason == "timeout after 2000 ms");
-    CHECK(failed("connection refused").result == CheckResult::failed);
-    CHECK(failed("connection refused").reason == "connection refused");
+    CHECK(failed(CheckResult::connect_error, "connection refused").result == CheckResult::connect_error);
+    CHECK(failed(CheckResult::connect_error, "connection refused").reason == "connection refused");
+    CHECK_FALSE(failed(CheckResult::bad_response, "invalid response: HPE_INVALID_CONSTANT").passed());
 }
 
 TEST_CASE("rise and fall flip the state only on their thresholds", "[health]") {
@@ -219,6 +222,7 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     auto ejected = d.on_passive(0, PassiveOutcome::connect_failure, 0ms);
     REQUIRE(ejected.change);
     CHECK_FALSE(ejected.change->healthy);
+    CHECK(ejected.change->cause == TransitionCause::ejection);
     CHECK(ejected.change->reason == "ejected for 10000 ms after 2 consecutive failures (last: connect failure)");
     REQUIRE(ejected.ejected_for);
     CHECK(*ejected.ejected_for == 10s);
@@ -226,8 +230,8 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     CHECK(d.active_healthy(0));
 
     // Active checks failing while ejected: no change, it is already down.
-    CHECK_FALSE(d.on_check(0, failed("connection refused")));
-    CHECK_FALSE(d.on_check(0, failed("connection refused")));
+    CHECK_FALSE(d.on_check(0, failed(CheckResult::connect_error, "connection refused")));
+    CHECK_FALSE(d.on_check(0, failed(CheckResult::connect_error, "connection refused")));
     CHECK_FALSE(d.active_healthy(0));
     // The ejection ends while the checks hold it down: still no change.
     CHECK_FALSE(d.on_ejection_end(0, 10s));
@@ -240,6 +244,7 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     auto up = d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s));
     REQUIRE(up);
     CHECK(up->healthy);
+    CHECK(up->cause == TransitionCause::checks);
     CHECK(up->reason == "status 200");
     CHECK(up->detail == "2 consecutive passed checks");
 
@@ -250,6 +255,7 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     auto back = d.on_ejection_end(1, 30s);
     REQUIRE(back);
     CHECK(back->healthy);
+    CHECK(back->cause == TransitionCause::ejection_ended);
     CHECK(back->reason == "ejection ended after 10000 ms");
     CHECK_FALSE(d.on_ejection_end(1, 30s));  // only once
 }
@@ -260,8 +266,8 @@ TEST_CASE("per-backend overrides set rise and fall", "[health]") {
     CheckOverrides quick;
     quick.fall = 1;
     HealthDecider d(config, {CheckOverrides{}, quick});
-    CHECK_FALSE(d.on_check(0, failed("x")));
-    auto down = d.on_check(1, failed("connection refused"));
+    CHECK_FALSE(d.on_check(0, failed(CheckResult::connect_error, "x")));
+    auto down = d.on_check(1, failed(CheckResult::connect_error, "connection refused"));
     REQUIRE(down);
     CHECK(down->reason == "connection refused");
     CHECK(down->detail == "1 consecutive failed check");
@@ -322,34 +328,6 @@ TEST_CASE("jitter spreads each wait within its bounds", "[health]") {
     CHECK(jittered_interval(1ms, fixed, 99) == 1ms);
 }
 
-TEST_CASE("slow start ramps the weight linearly from 10% over the window", "[health]") {
-    CHECK(slow_start_factor(0ms, 0ms) == 1.0);  // off
-    CHECK(slow_start_factor(0ms, 10s) == Approx(0.1));
-    CHECK(slow_start_factor(500ms, 10s) == Approx(0.1));
-    CHECK(slow_start_factor(5s, 10s) == Approx(0.5));
-    CHECK(slow_start_factor(10s, 10s) == 1.0);
-    CHECK(slow_start_factor(1h, 10s) == 1.0);
-
-    CHECK(slow_start_weight(100, 0ms, 10s) == 10);
-    CHECK(slow_start_weight(100, 3s, 10s) == 30);
-    CHECK(slow_start_weight(10, 3s, 10s) == 3);
-    CHECK(slow_start_weight(100, 9999ms, 10s) == 99);
-    CHECK(slow_start_weight(100, 10s, 10s) == 100);
-    CHECK(slow_start_weight(100, 5s, 0ms) == 100);
-    CHECK(slow_start_weight(1, 0ms, 10s) == 1);  // never below 1
-    CHECK(slow_start_weight(0, 0ms, 10s) == 1);
-    CHECK(slow_start_weight(7, -5ms, 10s) == 1);
-
-    // Monotonic over the window.
-    uint32_t last = 0;
-    for (int ms = 0; ms <= 10'000; ms += 250) {
-        uint32_t w = slow_start_weight(1000, Millis(ms), 10s);
-        CHECK(w >= last);
-        last = w;
-    }
-    CHECK(last == 1000);
-}
-
 TEST_CASE("a backend's own initial state overrides the pool's (a reload carrying what was known)", "[health]") {
     HealthConfig config;
     config.rise = 2;
@@ -361,4 +339,72 @@ TEST_CASE("a backend's own initial state overrides the pool's (a reload carrying
     auto up = d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s));
     REQUIRE(up);
     CHECK(up->healthy);
+}
+
+TEST_CASE("each check result is counted under one metrics label, from one table", "[health][metrics]") {
+    using lb::metrics::HealthResult;
+    CHECK(metrics_result(CheckResult::ok) == HealthResult::success);
+    CHECK(metrics_result(CheckResult::bad_status) == HealthResult::bad_status);
+    CHECK(metrics_result(CheckResult::too_slow) == HealthResult::bad_status);
+    CHECK(metrics_result(CheckResult::bad_response) == HealthResult::bad_status);
+    CHECK(metrics_result(CheckResult::connect_error) == HealthResult::connect_error);
+    CHECK(metrics_result(CheckResult::timeout) == HealthResult::timeout);
+    CHECK(to_string(CheckResult::connect_error) == "connect_error");
+    CHECK(to_string(CheckResult::too_slow) == "too_slow");
+    // What the checker builds for a refused connect, and where it is counted.
+    CHECK(metrics_result(failed(CheckResult::connect_error, "connection refused").result) ==
+          HealthResult::connect_error);
+    CHECK(metrics_result(judge_response(503, 1ms, kDefaultExpected, 1s).result) == HealthResult::bad_status);
+    CHECK(metrics_result(timed_out(1s).result) == HealthResult::timeout);
+}
+
+namespace {
+
+HealthTarget named(const std::string& name) {
+    HealthTarget t;
+    t.name = name;
+    return t;
+}
+
+BackendHealth known(const std::string& name, bool healthy) {
+    BackendHealth b;
+    b.name = name;
+    b.healthy = healthy;
+    return b;
+}
+
+std::vector<std::optional<bool>> starts(const std::vector<HealthTarget>& targets) {
+    std::vector<std::optional<bool>> out;
+    for (const HealthTarget& t : targets) out.push_back(t.starts_healthy);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a reload carries each known backend's state; added ones wait for a check while a known one is up",
+          "[health][reload]") {
+    HealthConfig config;
+    std::vector<BackendHealth> previous{known("a:80", true), known("b:80", false), known("gone:80", true)};
+    std::vector<HealthTarget> targets{named("b:80"), named("new:80"), named("a:80")};
+    carry_over_health(config, previous, targets);
+    CHECK(starts(targets) == std::vector<std::optional<bool>>{false, false, true});
+}
+
+TEST_CASE("a reload with no known backend up leaves added backends in initial_state", "[health][reload]") {
+    HealthConfig config;
+    std::vector<HealthTarget> targets{named("b:80"), named("new:80")};
+    carry_over_health(config, {known("b:80", false), known("c:80", false)}, targets);
+    CHECK(starts(targets) == std::vector<std::optional<bool>>{false, std::nullopt});
+
+    std::vector<HealthTarget> fresh{named("x:80")};
+    carry_over_health(config, {}, fresh);  // nothing known at all (the first generation)
+    CHECK(starts(fresh) == std::vector<std::optional<bool>>{std::nullopt});
+}
+
+TEST_CASE("without active checks a reload carries nothing: nothing would bring a backend back", "[health][reload]") {
+    HealthConfig config;
+    config.enabled = false;
+    std::vector<HealthTarget> targets{named("a:80"), named("b:80"), named("new:80")};
+    carry_over_health(config, {known("a:80", true), known("b:80", false)}, targets);
+    CHECK(starts(targets) == std::vector<std::optional<bool>>(3, std::nullopt));
 }

@@ -27,7 +27,7 @@ void fast_checks(lb::core::Config& c) {
 }
 
 bool every_shard_sees(lb::core::Server& server, size_t backend, bool up) {
-    for (bool view : server.shard_views_of_backend(backend)) {
+    for (bool view : shard_views_of_backend(server, backend)) {
         if (view != up) return false;
     }
     return true;
@@ -56,7 +56,6 @@ double metric(uint16_t admin_port, const std::string& sample_prefix) {
 
 TEST_CASE("a killed backend leaves rotation after fall failed checks and returns after rise good ones",
           "[health][active]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3, fast_checks);
     proxy.backend(1).stop();
     wait_until([&] { return every_shard_sees(proxy.server(), 1, false); }, "b2 is down on every shard");
@@ -75,7 +74,6 @@ TEST_CASE("a killed backend leaves rotation after fall failed checks and returns
 }
 
 TEST_CASE("with retries, a client loop running across a backend's death sees no failed request", "[health][retry]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3, [](lb::core::Config& c) {
         fast_checks(c);
         c.retries = 2;
@@ -101,7 +99,6 @@ TEST_CASE("with retries, a client loop running across a backend's death sees no 
 }
 
 TEST_CASE("a backend answering 500 on its health path is marked down", "[health][active]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) {
         fast_checks(c);
         c.backends[1].health.path = "/health?status=500";
@@ -116,8 +113,26 @@ TEST_CASE("a backend answering 500 on its health path is marked down", "[health]
     CHECK(tally(proxy.port(), 4)["b1"] == 4);
 }
 
+TEST_CASE("a health check against a closed port is counted as connect_error in /metrics", "[health][active][metrics]") {
+    uint16_t dead = reserve_closed_port();
+    ProxyFixture proxy(1, [&](lb::core::Config& c) {
+        fast_checks(c);
+        c.backends.push_back(make_config({dead}).backends[0]);
+    });
+    wait_until([&] { return every_shard_sees(proxy.server(), 1, false); }, "the closed port is down");
+    auto checks = [&](uint16_t port, const char* result) {
+        return metric(proxy.server().admin_port(), "lb_backend_health_checks_total{backend=\"127.0.0.1:" +
+                                                       std::to_string(port) + "\",result=\"" + result + "\"}");
+    };
+    CHECK(checks(dead, "connect_error") >= 2);  // fall is 2
+    CHECK(checks(dead, "bad_status") == 0);
+    CHECK(checks(dead, "timeout") == 0);
+    CHECK(checks(dead, "success") == 0);
+    wait_until([&] { return checks(proxy.backend(0).port(), "success") >= 1; }, "the live backend's check counted");
+    CHECK(checks(proxy.backend(0).port(), "connect_error") == 0);
+}
+
 TEST_CASE("a backend answering slower than max_response_time is marked down", "[health][active]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) {
         fast_checks(c);
         c.health.max_response_time = 100ms;
@@ -129,7 +144,6 @@ TEST_CASE("a backend answering slower than max_response_time is marked down", "[
 
 TEST_CASE("passive ejection after consecutive connect failures, then the ejection timer brings it back",
           "[health][passive]") {
-    Watchdog watchdog;
     uint16_t dead = reserve_closed_port();
     ProxyFixture proxy(1, [&](lb::core::Config& c) {
         c.health.enabled = false;  // no active checks: only real traffic can tell
@@ -154,7 +168,6 @@ TEST_CASE("passive ejection after consecutive connect failures, then the ejectio
 }
 
 TEST_CASE("slow start ramps a returning backend's weight up to its configured weight", "[health][slow_start]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) {
         fast_checks(c);
         c.health.slow_start = 4000ms;  // long enough that 20 requests land early in the ramp even under TSan
@@ -177,7 +190,6 @@ TEST_CASE("slow start ramps a returning backend's weight up to its configured we
 }
 
 TEST_CASE("panic mode routes to every backend when none is healthy", "[health][panic]") {
-    Watchdog watchdog;
     bool panic = GENERATE(false, true);
     ProxyFixture proxy(2, [&](lb::core::Config& c) {
         fast_checks(c);
@@ -190,18 +202,17 @@ TEST_CASE("panic mode routes to every backend when none is healthy", "[health][p
 }
 
 TEST_CASE("a health transition reaches every one of 4 shards within a few milliseconds", "[health][broadcast]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, fast_checks, 4);
     REQUIRE(proxy.server().shard_count() == 4);
     proxy.backend(1).stop();
-    wait_until([&] { return proxy.server().last_health_transition_ns() != 0; }, "the transition is decided");
+    wait_until([&] { return proxy.server().last_health_transition_ns_for_test() != 0; }, "the transition is decided");
     wait_until([&] { return every_shard_sees(proxy.server(), 1, false); }, "every shard applied it");
     // Each shard stamps the moment it applied the transition, so this is the broadcast's own latency, without
     // this thread's polling.
-    const uint64_t decided = proxy.server().last_health_transition_ns();
+    const uint64_t decided = proxy.server().last_health_transition_ns_for_test();
     uint64_t last_applied = 0;
     for (size_t shard = 0; shard < 4; ++shard) {
-        last_applied = std::max(last_applied, proxy.server().health_applied_ns(shard));
+        last_applied = std::max(last_applied, proxy.server().health_applied_ns_for_test(shard));
     }
     REQUIRE(last_applied >= decided);
     double elapsed_ms = static_cast<double>(last_applied - decided) / 1e6;

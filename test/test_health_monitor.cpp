@@ -1,6 +1,6 @@
 // HealthMonitor against real sockets: in-process demo backends on port 0, dead backends on reserved-and-closed
 // ports, short intervals. Tests wait on what the monitor reports (transitions and checks, through condition
-// variables), never on sleeps, and every test ends with the health loop closed cleanly.
+// variables), never on sleeps, and every monitor ends with its health loop closed cleanly (MonitorUnderTest).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -23,7 +23,6 @@ using namespace std::chrono_literals;
 using lb::demo::DemoBackend;
 using lb::demo::DemoBackendOptions;
 using lb::test::reserve_closed_port;
-using lb::test::Watchdog;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -71,7 +70,14 @@ class Recorder {
     HealthMonitor::TransitionCallback on_transition() {
         return [this](const Transition& t) {
             std::lock_guard lock(mutex_);
-            events_.push_back(Event{true, t.backend, {}, t, Clock::now()});
+            // Built member by member: GCC 12 at -O3 reports the default-constructed `check` of an aggregate
+            // initialiser as maybe-uninitialized (a false positive).
+            Event event;
+            event.is_transition = true;
+            event.backend = t.backend;
+            event.transition = t;
+            event.at = Clock::now();
+            events_.push_back(std::move(event));
             changed_.notify_all();
         };
     }
@@ -173,16 +179,62 @@ class Recorder {
     std::vector<std::string> log_;
 };
 
+// A monitor with its Recorder, started at once (unless asked not to). stop() stops it and checks that its loop
+// closed with no handle left; the destructor does the same for a test that did not.
+class MonitorUnderTest {
+  public:
+    enum class Start { now, later };
+
+    MonitorUnderTest(HealthConfig config, std::vector<HealthTarget> targets, Start start = Start::now)
+        : monitor_(std::move(config), std::move(targets), recorder.on_transition(), recorder.options()) {
+        if (start == Start::now) monitor_.start();
+    }
+    ~MonitorUnderTest() { stop(); }
+    MonitorUnderTest(const MonitorUnderTest&) = delete;
+    MonitorUnderTest& operator=(const MonitorUnderTest&) = delete;
+
+    void stop() {
+        monitor_.stop();
+        CHECK(monitor_.closed_cleanly());
+    }
+    HealthMonitor* operator->() { return &monitor_; }
+    HealthMonitor& monitor() { return monitor_; }
+
+    // What the monitor counted in its metrics block: checks of `backend` by metrics label, and ejections.
+    uint64_t checks(size_t backend, lb::metrics::HealthResult result) const {
+        return monitor_.metrics()
+            .backend(static_cast<uint32_t>(backend))
+            .health_checks_total[static_cast<size_t>(result)]
+            .load();
+    }
+    uint64_t all_checks(size_t backend) const {
+        uint64_t total = 0;
+        for (size_t r = 0; r < lb::metrics::kLabelCount<lb::metrics::HealthResultLabel>; ++r) {
+            total += checks(backend, static_cast<lb::metrics::HealthResult>(r));
+        }
+        return total;
+    }
+    uint64_t ejections(size_t backend) const {
+        return monitor_.metrics().backend(static_cast<uint32_t>(backend)).passive_ejections_total.load();
+    }
+
+    Recorder recorder;  // before the monitor: it outlives the health thread's calls into it
+
+  private:
+    HealthMonitor monitor_;
+};
+
+using lb::metrics::HealthResult;
+
 }  // namespace
 
 TEST_CASE("a stopped backend goes down after `fall` failed checks and comes back after `rise` passes", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{60}};
     auto backend = start_backend("b1");
     uint16_t port = backend->port();
-    Recorder recorder;
-    HealthMonitor monitor(fast_config(), {target("b1", port)}, recorder.on_transition(), recorder.options());
-    CHECK(monitor.initially_healthy(0));
-    monitor.start();
+    MonitorUnderTest m(fast_config(), {target("b1", port)}, MonitorUnderTest::Start::later);
+    Recorder& recorder = m.recorder;
+    CHECK(m->initially_healthy(0));
+    m->start();
 
     recorder.wait_checks(3);
     CHECK(recorder.transitions().empty());  // healthy from the start: passes change nothing
@@ -194,6 +246,7 @@ TEST_CASE("a stopped backend goes down after `fall` failed checks and comes back
     CHECK(t[0].backend == 0);
     CHECK_FALSE(t[0].healthy);
     CHECK(t[0].generation == 1);
+    CHECK(t[0].cause == TransitionCause::checks);
     CHECK(t[0].reason == "connection refused");
     CHECK(recorder.checks_leading_to(0) == 3);
 
@@ -202,18 +255,18 @@ TEST_CASE("a stopped backend goes down after `fall` failed checks and comes back
     CHECK(t[1].backend == 0);
     CHECK(t[1].healthy);
     CHECK(t[1].generation == 2);
+    CHECK(t[1].cause == TransitionCause::checks);
     CHECK(t[1].reason == "status 200");
     CHECK(recorder.checks_leading_to(1) == 2);
 
-    monitor.stop();
-    CHECK(monitor.closed_cleanly());
+    m.stop();
     CHECK(recorder.transitions().size() == 2);  // only transitions are reported
     std::vector<std::string> log = recorder.log();
     REQUIRE(log.size() == 2);  // each transition logged once
     CHECK(log[0] == "health: backend b1 is down: connection refused (3 consecutive failed checks)");
     CHECK(log[1] == "health: backend b1 is up: status 200 (2 consecutive passed checks)");
 
-    std::vector<BackendHealth> status = monitor.snapshot();
+    std::vector<BackendHealth> status = m->snapshot();
     REQUIRE(status.size() == 1);
     CHECK(status[0].name == "b1");
     CHECK(status[0].healthy);
@@ -223,92 +276,80 @@ TEST_CASE("a stopped backend goes down after `fall` failed checks and comes back
     REQUIRE(status[0].last_result);
     CHECK(*status[0].last_result == CheckResult::ok);
     CHECK(status[0].last_reason == "status 200");
-    CHECK(status[0].checks_failed >= 3);
-    CHECK(status[0].checks_ok >= 5);
-    HealthCounters counters = monitor.counters();
-    CHECK(counters.checks_ok == status[0].checks_ok);
-    CHECK(counters.checks_failed == status[0].checks_failed);
-    CHECK(counters.checks_timeout == 0);
-    CHECK(counters.transitions == 2);
+    // The refused connects are counted as connect errors, not as bad statuses; every check is counted once.
+    CHECK(m.checks(0, HealthResult::connect_error) >= 3);
+    CHECK(m.checks(0, HealthResult::bad_status) == 0);
+    CHECK(m.checks(0, HealthResult::timeout) == 0);
+    CHECK(m.checks(0, HealthResult::success) >= 5);
+    size_t reported = 0;
+    for (const auto& e : recorder.events()) reported += e.is_transition ? 0 : 1;
+    CHECK(m.all_checks(0) == reported);
 }
 
 TEST_CASE("a check fails on a status outside expected_statuses", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     auto backend = start_backend("b1");
-    Recorder recorder;
     HealthConfig config = fast_config();
     config.path = "/health?status=500";
     config.fall = 2;
-    HealthMonitor monitor(config, {target("b1", backend->port())}, recorder.on_transition(), recorder.options());
-    monitor.start();
-
-    std::vector<Transition> t = recorder.wait_transitions(1);
-    CHECK_FALSE(t[0].healthy);
-    CHECK(t[0].reason == "status 500");
-    CHECK(recorder.checks_leading_to(0) == 2);
-    monitor.stop();
-    CHECK(monitor.closed_cleanly());
-    CHECK(monitor.counters().checks_failed >= 2);
-    CHECK(monitor.counters().checks_ok == 0);
-    CHECK(backend->connections_accepted() == 1);  // an error status does not cost the connection
+    {
+        MonitorUnderTest m(config, {target("b1", backend->port())});
+        std::vector<Transition> t = m.recorder.wait_transitions(1);
+        CHECK_FALSE(t[0].healthy);
+        CHECK(t[0].reason == "status 500");
+        CHECK(m.recorder.checks_leading_to(0) == 2);
+        m.stop();
+        CHECK(m.checks(0, HealthResult::bad_status) >= 2);
+        CHECK(m.checks(0, HealthResult::success) == 0);
+        CHECK(*m->snapshot()[0].last_result == CheckResult::bad_status);
+        CHECK(backend->connections_accepted() == 1);  // an error status does not cost the connection
+    }
 
     // With 500 expected, the same answer passes.
-    Recorder recorder2;
     config.expected_statuses = {StatusRange{500, 500}};
     config.initial_state = InitialState::unhealthy;
-    HealthMonitor monitor2(config, {target("b1", backend->port())}, recorder2.on_transition(), recorder2.options());
-    CHECK_FALSE(monitor2.initially_healthy(0));
-    CHECK_FALSE(monitor2.snapshot()[0].healthy);
-    monitor2.start();
-    t = recorder2.wait_transitions(1);
+    MonitorUnderTest m(config, {target("b1", backend->port())}, MonitorUnderTest::Start::later);
+    CHECK_FALSE(m->initially_healthy(0));
+    CHECK_FALSE(m->snapshot()[0].healthy);
+    m->start();
+    std::vector<Transition> t = m.recorder.wait_transitions(1);
     CHECK(t[0].healthy);
     CHECK(t[0].reason == "status 500");
-    CHECK(recorder2.checks_leading_to(0) == 1);  // from the unhealthy start, one first pass is enough
-    monitor2.stop();
-    CHECK(monitor2.closed_cleanly());
+    CHECK(m.recorder.checks_leading_to(0) == 1);  // from the unhealthy start, one first pass is enough
 }
 
 TEST_CASE("a response slower than max_response_time fails the check", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     auto backend = start_backend("b1");
-    Recorder recorder;
     HealthConfig config = fast_config();
     config.path = "/health?delay_ms=250";
     config.max_response_time = 100ms;
     config.fall = 2;
-    HealthMonitor monitor(config, {target("b1", backend->port())}, recorder.on_transition(), recorder.options());
-    monitor.start();
+    MonitorUnderTest m(config, {target("b1", backend->port())});
 
-    std::vector<Transition> t = recorder.wait_transitions(1);
+    std::vector<Transition> t = m.recorder.wait_transitions(1);
     CHECK_FALSE(t[0].healthy);
     CHECK_THAT(t[0].reason, Catch::Matchers::StartsWith("response took ") &&
                                 Catch::Matchers::EndsWith(" ms, over max_response_time 100 ms"));
-    monitor.stop();
-    CHECK(monitor.closed_cleanly());
-    CHECK(monitor.counters().checks_timeout == 0);
-    CHECK(monitor.counters().checks_failed >= 2);
+    m.stop();
+    CHECK(*m->snapshot()[0].last_result == CheckResult::too_slow);
+    CHECK(m.checks(0, HealthResult::timeout) == 0);
+    CHECK(m.checks(0, HealthResult::bad_status) >= 2);
 }
 
 TEST_CASE("a check without a response within the timeout fails as a timeout", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     auto backend = start_backend("b1");
-    Recorder recorder;
     HealthConfig config = fast_config();
     config.path = "/health?delay_ms=5000";
     config.timeout = 100ms;
     config.fall = 2;
-    HealthMonitor monitor(config, {target("b1", backend->port())}, recorder.on_transition(), recorder.options());
-    monitor.start();
+    MonitorUnderTest m(config, {target("b1", backend->port())});
 
-    std::vector<Transition> t = recorder.wait_transitions(1);
+    std::vector<Transition> t = m.recorder.wait_transitions(1);
     CHECK_FALSE(t[0].healthy);
     CHECK(t[0].reason == "timeout after 100 ms");
-    monitor.stop();
-    CHECK(monitor.closed_cleanly());
-    HealthCounters counters = monitor.counters();
-    CHECK(counters.checks_timeout >= 2);
-    CHECK(counters.checks_failed == 0);
-    std::vector<BackendHealth> status = monitor.snapshot();
+    m.stop();
+    CHECK(m.checks(0, HealthResult::timeout) >= 2);
+    CHECK(m.checks(0, HealthResult::bad_status) + m.checks(0, HealthResult::connect_error) == 0);
+    std::vector<BackendHealth> status = m->snapshot();
     REQUIRE(status[0].last_result);
     CHECK(*status[0].last_result == CheckResult::timeout);
     // A late response must not be taken for the next check's: each timed-out check closed its connection.
@@ -316,53 +357,50 @@ TEST_CASE("a check without a response within the timeout fails as a timeout", "[
 }
 
 TEST_CASE("passive failures eject a backend at once and its ejection timer brings it back", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     auto b0 = start_backend("b0");
     auto b1 = start_backend("b1");
-    Recorder recorder;
     HealthConfig config = fast_config();
     config.interval = 1h;  // one round of active checks only: ejection must not wait for them
     config.passive.consecutive_failures = 3;
     config.passive.base_ejection_time = 200ms;
     config.passive.max_ejection_time = 1s;
-    HealthMonitor monitor(config, {target("b0", b0->port()), target("b1", b1->port())}, recorder.on_transition(),
-                          recorder.options());
-    monitor.start();
+    MonitorUnderTest m(config, {target("b0", b0->port()), target("b1", b1->port())});
+    Recorder& recorder = m.recorder;
     recorder.wait_checks(1, 0);
     recorder.wait_checks(1, 1);
 
-    for (int i = 0; i < 3; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
+    for (int i = 0; i < 3; ++i) m->report_passive(0, PassiveOutcome::connect_failure);
     std::vector<Transition> t = recorder.wait_transitions(1);
     CHECK(t[0].backend == 0);
     CHECK_FALSE(t[0].healthy);
+    CHECK(t[0].cause == TransitionCause::ejection);
     CHECK(t[0].reason == "ejected for 200 ms after 3 consecutive failures (last: connect failure)");
-    CHECK(monitor.snapshot()[0].ejected);
-    CHECK(monitor.snapshot()[0].active_healthy);
+    CHECK(m->snapshot()[0].ejected);
+    CHECK(m->snapshot()[0].active_healthy);
 
     t = recorder.wait_transitions(2);
     CHECK(t[1].backend == 0);
     CHECK(t[1].healthy);
+    CHECK(t[1].cause == TransitionCause::ejection_ended);
     CHECK(t[1].reason == "ejection ended after 200 ms");
     // libuv timers count whole milliseconds from the loop's cached time: allow a little slack.
     CHECK(recorder.transition_time(1) - recorder.transition_time(0) >= 190ms);
 
     // Ejected again soon after: twice as long.
-    for (int i = 0; i < 3; ++i) monitor.report_passive(0, PassiveOutcome::reset);
+    for (int i = 0; i < 3; ++i) m->report_passive(0, PassiveOutcome::reset);
     t = recorder.wait_transitions(3);
     CHECK(t[2].reason == "ejected for 400 ms after 3 consecutive failures (last: reset)");
-    CHECK(monitor.snapshot()[0].ejection_count == 2);
-    CHECK(monitor.counters().ejections == 2);
+    CHECK(m->snapshot()[0].ejection_count == 2);
+    CHECK(m.ejections(0) == 2);
+    CHECK(m.ejections(1) == 0);
 
     // Stopping with an ejection timer running leaves nothing behind.
-    monitor.stop();
-    CHECK(monitor.closed_cleanly());
+    m.stop();
     CHECK(recorder.transitions().size() == 3);
     for (const auto& tr : recorder.transitions()) CHECK(tr.backend == 0);
 }
 
 TEST_CASE("no more than max_ejected_percent of the backends are ejected at once", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
-    Recorder recorder;
     HealthConfig config = fast_config();
     config.enabled = false;  // passive only: the targets are never connected to
     config.passive.consecutive_failures = 2;
@@ -370,12 +408,12 @@ TEST_CASE("no more than max_ejected_percent of the backends are ejected at once"
     config.passive.max_ejected_percent = 50;
     std::vector<HealthTarget> targets;
     for (int i = 0; i < 4; ++i) targets.push_back(target("b" + std::to_string(i), reserve_closed_port()));
-    HealthMonitor monitor(config, targets, recorder.on_transition(), recorder.options());
-    monitor.start();
+    MonitorUnderTest m(config, targets);
+    Recorder& recorder = m.recorder;
 
     for (size_t b = 0; b < 4; ++b) {
-        monitor.report_passive(b, PassiveOutcome::connect_failure);
-        monitor.report_passive(b, PassiveOutcome::connect_failure);
+        m->report_passive(b, PassiveOutcome::connect_failure);
+        m->report_passive(b, PassiveOutcome::connect_failure);
     }
     std::vector<Transition> t = recorder.wait_transitions(2);
     CHECK(t[0].backend == 0);
@@ -387,106 +425,95 @@ TEST_CASE("no more than max_ejected_percent of the backends are ejected at once"
     t = recorder.wait_transitions(4);
     CHECK(t[2].healthy);
     CHECK(t[3].healthy);
-    std::vector<BackendHealth> status = monitor.snapshot();
+    std::vector<BackendHealth> status = m->snapshot();
     for (size_t b : {2, 3}) {
         CHECK(status[b].healthy);
         CHECK_FALSE(status[b].ejected);
         CHECK(status[b].passive_failures == 2);
     }
     // With slots free, backend 2's next failure ejects it at once.
-    monitor.report_passive(2, PassiveOutcome::timeout);
+    m->report_passive(2, PassiveOutcome::timeout);
     t = recorder.wait_transitions(5);
     CHECK(t[4].backend == 2);
     CHECK_FALSE(t[4].healthy);
     CHECK(t[4].reason == "ejected for 300 ms after 2 consecutive failures (last: timeout)");
-    monitor.stop();
-    CHECK(monitor.closed_cleanly());
-    CHECK(monitor.counters().ejections == 3);
-    CHECK(monitor.counters().checks_ok + monitor.counters().checks_failed + monitor.counters().checks_timeout == 0);
+    m.stop();
+    CHECK(m.ejections(0) + m.ejections(1) + m.ejections(2) + m.ejections(3) == 3);
+    for (size_t b = 0; b < 4; ++b) CHECK(m.all_checks(b) == 0);
 }
 
 TEST_CASE("passive reports from many threads are all counted: the doorbell coalesces, the inbox does not", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{60}};
-    Recorder recorder;
     HealthConfig config = fast_config();
     config.enabled = false;
     config.passive.consecutive_failures = 4000;
     config.passive.base_ejection_time = 1h;
     config.passive.max_ejection_time = 1h;
-    HealthMonitor monitor(config, {target("b0", reserve_closed_port())}, recorder.on_transition(), recorder.options());
+    MonitorUnderTest m(config, {target("b0", reserve_closed_port())}, MonitorUnderTest::Start::later);
     // Reports before start() are kept and handled once it runs.
-    for (int i = 0; i < 1000; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
-    monitor.report_passive(7, PassiveOutcome::connect_failure);  // no such backend: ignored
-    monitor.start();
+    for (int i = 0; i < 1000; ++i) m->report_passive(0, PassiveOutcome::connect_failure);
+    m->report_passive(7, PassiveOutcome::connect_failure);  // no such backend: ignored
+    m->start();
     std::vector<std::thread> threads;
     for (int n = 0; n < 3; ++n) {
         threads.emplace_back([&] {
-            for (int i = 0; i < 1000; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
+            for (int i = 0; i < 1000; ++i) m->report_passive(0, PassiveOutcome::connect_failure);
         });
     }
     for (auto& thread : threads) thread.join();
-    std::vector<Transition> t = recorder.wait_transitions(1);
+    std::vector<Transition> t = m.recorder.wait_transitions(1);
     CHECK(t[0].reason == "ejected for 3600000 ms after 4000 consecutive failures (last: connect failure)");
-    monitor.stop();
-    CHECK(monitor.closed_cleanly());
-    monitor.report_passive(0, PassiveOutcome::connect_failure);  // after stop: ignored, no crash
-    monitor.stop();                                              // idempotent
-    CHECK(recorder.transitions().size() == 1);
+    m.stop();
+    m->report_passive(0, PassiveOutcome::connect_failure);  // after stop: ignored, no crash
+    m.stop();                                               // idempotent
+    CHECK(m.recorder.transitions().size() == 1);
 }
 
 TEST_CASE("report_passive queues only what can change a decision", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
-    Recorder recorder;
     HealthConfig config = fast_config();
     config.enabled = false;
     config.passive.consecutive_failures = 3;
     config.passive.base_ejection_time = 1h;
     config.passive.max_ejection_time = 1h;
-    HealthMonitor monitor(config, {target("b0", reserve_closed_port()), target("b1", reserve_closed_port())},
-                          recorder.on_transition(), recorder.options());
-    monitor.start();
-    auto queued = [&] { return monitor.counters().passive_reports_queued; };
+    {
+        MonitorUnderTest m(config, {target("b0", reserve_closed_port()), target("b1", reserve_closed_port())});
+        auto queued = [&] { return m->passive_reports_queued_for_test(); };
 
-    // Successes with no failure pending: nothing to reset, nothing queued (the data path's common case).
-    for (int i = 0; i < 100; ++i) monitor.report_passive(0, PassiveOutcome::success);
-    CHECK(queued() == 0);
-    monitor.report_passive(0, PassiveOutcome::connect_failure);
-    CHECK(queued() == 1);
-    monitor.report_passive(0, PassiveOutcome::success);  // resets the pending failure: queued
-    CHECK(queued() == 2);
-    for (int i = 0; i < 100; ++i) monitor.report_passive(0, PassiveOutcome::success);
-    monitor.report_passive(0, PassiveOutcome::status_5xx);  // not a failure without count_5xx
-    CHECK(queued() == 2);
+        // Successes with no failure pending: nothing to reset, nothing queued (the data path's common case).
+        for (int i = 0; i < 100; ++i) m->report_passive(0, PassiveOutcome::success);
+        CHECK(queued() == 0);
+        m->report_passive(0, PassiveOutcome::connect_failure);
+        CHECK(queued() == 1);
+        m->report_passive(0, PassiveOutcome::success);  // resets the pending failure: queued
+        CHECK(queued() == 2);
+        for (int i = 0; i < 100; ++i) m->report_passive(0, PassiveOutcome::success);
+        m->report_passive(0, PassiveOutcome::status_5xx);  // not a failure without count_5xx
+        CHECK(queued() == 2);
 
-    // Successes in between reset the run: five failures but never three in a row.
-    for (PassiveOutcome o : {PassiveOutcome::reset, PassiveOutcome::reset, PassiveOutcome::success,
-                             PassiveOutcome::timeout, PassiveOutcome::timeout, PassiveOutcome::status_5xx}) {
-        monitor.report_passive(1, o);
+        // Successes in between reset the run: five failures but never three in a row.
+        for (PassiveOutcome o : {PassiveOutcome::reset, PassiveOutcome::reset, PassiveOutcome::success,
+                                 PassiveOutcome::timeout, PassiveOutcome::timeout, PassiveOutcome::status_5xx}) {
+            m->report_passive(1, o);
+        }
+        CHECK(queued() == 8);
+        for (int i = 0; i < 3; ++i) m->report_passive(0, PassiveOutcome::connect_failure);
+        std::vector<Transition> t = m.recorder.wait_transitions(1);
+        CHECK(t[0].backend == 0);  // backend 1's reports were queued first and ejected nothing
+        CHECK(m->snapshot()[1].passive_failures == 0);
+        // While it is down, reports for it are dropped without the lock.
+        for (int i = 0; i < 100; ++i) m->report_passive(0, PassiveOutcome::connect_failure);
+        CHECK(queued() == 11);
+        m.stop();
+        CHECK(m.recorder.transitions().size() == 1);
     }
-    CHECK(queued() == 8);
-    for (int i = 0; i < 3; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
-    std::vector<Transition> t = recorder.wait_transitions(1);
-    CHECK(t[0].backend == 0);  // backend 1's reports were queued first and ejected nothing
-    CHECK(monitor.snapshot()[1].passive_failures == 0);
-    // While it is down, reports for it are dropped without the lock.
-    for (int i = 0; i < 100; ++i) monitor.report_passive(0, PassiveOutcome::connect_failure);
-    CHECK(queued() == 11);
-    monitor.stop();
-    CHECK(monitor.closed_cleanly());
-    CHECK(recorder.transitions().size() == 1);
 
     // Passive ejection off: nothing is ever queued.
     config.passive.consecutive_failures = 0;
-    HealthMonitor off(config, {target("b0", reserve_closed_port())}, recorder.on_transition(), recorder.options());
-    off.start();
-    for (int i = 0; i < 100; ++i) off.report_passive(0, PassiveOutcome::connect_failure);
-    CHECK(off.counters().passive_reports_queued == 0);
-    off.stop();
-    CHECK(off.closed_cleanly());
+    MonitorUnderTest off(config, {target("b0", reserve_closed_port())});
+    for (int i = 0; i < 100; ++i) off->report_passive(0, PassiveOutcome::connect_failure);
+    CHECK(off->passive_reports_queued_for_test() == 0);
 }
 
 TEST_CASE("the check request carries the path and Host header, to the override port", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     // A plain blocking server that records what it receives and answers each request with an empty 204.
     int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(listener >= 0);
@@ -523,7 +550,6 @@ TEST_CASE("the check request carries the path and Host header, to the override p
         ::close(fd);
     });
 
-    Recorder recorder;
     HealthConfig config = fast_config();
     config.interval = 1h;
     config.initial_state = InitialState::unhealthy;
@@ -531,27 +557,59 @@ TEST_CASE("the check request carries the path and Host header, to the override p
     t.overrides.port = port;
     t.overrides.path = "/ready?probe=1";
     t.overrides.host = "svc.example";
-    HealthMonitor monitor(config, {t}, recorder.on_transition(), recorder.options());
-    monitor.start();
-    std::vector<Transition> transitions = recorder.wait_transitions(1);
+    MonitorUnderTest m(config, {t});
+    std::vector<Transition> transitions = m.recorder.wait_transitions(1);
     CHECK(transitions[0].healthy);
     CHECK(transitions[0].reason == "status 204");
-    monitor.stop();  // closes the connection: the server's read ends
-    CHECK(monitor.closed_cleanly());
+    m.stop();  // closes the connection: the server's read ends
     server.join();
     ::close(listener);
     std::lock_guard lock(mutex);
     CHECK(received ==
           "GET /ready?probe=1 HTTP/1.1\r\nHost: svc.example\r\nUser-Agent: lb-health-check\r\n"
           "Accept: */*\r\n\r\n");
-    CHECK(recorder.log() ==
+    CHECK(m.recorder.log() ==
           std::vector<std::string>{"health: backend 10.9.9.9:1234 is up: status 204 (1 consecutive passed check)"});
 }
 
+TEST_CASE("a response that is not HTTP fails the check as a bad response", "[health]") {
+    // A server that answers every connection with bytes that are no status line, then closes.
+    int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listener >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listener, 8) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    std::thread server([&] {
+        int fd = ::accept(listener, nullptr, nullptr);
+        if (fd < 0) return;
+        char buffer[4096];
+        if (::read(fd, buffer, sizeof buffer) > 0) {
+            const char garbage[] = "SSH-2.0-OpenSSH_9.2\r\n";
+            (void)!::write(fd, garbage, sizeof garbage - 1);
+        }
+        ::close(fd);
+    });
+
+    HealthConfig config = fast_config();
+    config.interval = 1h;
+    config.fall = 1;
+    MonitorUnderTest m(config, {target("b1", ntohs(addr.sin_port))});
+    std::vector<Transition> t = m.recorder.wait_transitions(1);
+    CHECK_FALSE(t[0].healthy);
+    CHECK_THAT(t[0].reason, Catch::Matchers::StartsWith("invalid response: "));
+    m.stop();
+    server.join();
+    ::close(listener);
+    CHECK(*m->snapshot()[0].last_result == CheckResult::bad_response);
+    CHECK(m.checks(0, HealthResult::bad_status) == 1);
+}
+
 TEST_CASE("stop() with checks, connects and timers in flight leaves no handle open", "[health]") {
-    Watchdog watchdog{std::chrono::seconds{30}};
     auto slow = start_backend("slow");
-    Recorder recorder;
     HealthConfig config = fast_config();
     config.path = "/health?delay_ms=10000";
     config.timeout = 20s;
@@ -559,23 +617,19 @@ TEST_CASE("stop() with checks, connects and timers in flight leaves no handle op
     config.passive.consecutive_failures = 1;
     config.passive.base_ejection_time = 1h;
     config.passive.max_ejection_time = 1h;
-    HealthMonitor monitor(config, {target("slow", slow->port()), target("dead", reserve_closed_port())},
-                          recorder.on_transition(), recorder.options());
-    monitor.start();
-    monitor.report_passive(0, PassiveOutcome::timeout);  // an ejection timer running
-    recorder.wait_transitions(1);
-    recorder.wait_checks(1, 1);  // the dead one is being checked round after round
+    MonitorUnderTest m(config, {target("slow", slow->port()), target("dead", reserve_closed_port())});
+    m->report_passive(0, PassiveOutcome::timeout);  // an ejection timer running
+    m.recorder.wait_transitions(1);
+    m.recorder.wait_checks(1, 1);  // the dead one is being checked round after round
     auto before = Clock::now();
-    monitor.stop();
+    m.stop();
     CHECK(Clock::now() - before < 2s);  // nothing waits for the slow response
-    CHECK(monitor.closed_cleanly());
-    monitor.stop();
-    CHECK(monitor.closed_cleanly());
+    m.stop();
 
     // Never started: stop() and the destructor have nothing to do.
-    HealthMonitor idle(config, {target("slow", slow->port())}, recorder.on_transition(), recorder.options());
+    MonitorUnderTest idle(config, {target("slow", slow->port())}, MonitorUnderTest::Start::later);
     idle.stop();
-    CHECK(idle.closed_cleanly());
+    Recorder recorder;
     HealthMonitor never_stopped(config, {target("slow", slow->port())}, recorder.on_transition(), recorder.options());
     never_stopped.start();  // the destructor stops it
 }

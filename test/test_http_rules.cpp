@@ -138,7 +138,8 @@ TEST_CASE("idempotent methods", "[http][headers]") {
     CHECK_FALSE(is_idempotent(HTTP_PATCH));
 }
 
-TEST_CASE("obs-fold is rejected in every form (after an empty value, in responses, in trailers), and nameless fields", "[http][parser]") {
+TEST_CASE("obs-fold is rejected in every form (after an empty value, in responses, in trailers), and nameless fields",
+          "[http][parser]") {
     const std::vector<std::pair<llhttp_type_t, std::string>> folded = {
         {HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\nX-Fold:\r\n folded\r\n\r\n"},
         {HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\nX-Fold:\r\n\tfolded\r\n\r\n"},

@@ -25,7 +25,6 @@ std::string minimal_config(uint16_t listen_port, uint16_t backend_port) {
 }  // namespace
 
 TEST_CASE("lb --check accepts a valid file and rejects a bad one with file, line and reason", "[cli]") {
-    Watchdog watchdog;
     auto good = run_command(std::string(LB_BINARY) + " --check -c " + LB_SOURCE_DIR "/lb.yaml");
     CHECK(good.exit_code == 0);
     CHECK(good.output.find("OK") != std::string::npos);
@@ -42,7 +41,6 @@ TEST_CASE("lb --check accepts a valid file and rejects a bad one with file, line
 }
 
 TEST_CASE("lb --help and --version", "[cli]") {
-    Watchdog watchdog;
     auto help = run_command(std::string(LB_BINARY) + " --help");
     CHECK(help.exit_code == 0);
     CHECK(help.output.find("--check") != std::string::npos);
@@ -53,7 +51,6 @@ TEST_CASE("lb --help and --version", "[cli]") {
 }
 
 TEST_CASE("SIGTERM lets an in-flight slow request finish, then lb exits 0", "[lifecycle][shutdown]") {
-    Watchdog watchdog;
     lb::demo::DemoBackend backend({});
     backend.start();
     std::string log = write_temp_file("drain.log", "");
@@ -80,7 +77,6 @@ TEST_CASE("SIGTERM lets an in-flight slow request finish, then lb exits 0", "[li
 }
 
 TEST_CASE("with 4 shards, connections are accepted on more than one shard", "[lifecycle][shards]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, {}, 4);
     REQUIRE(proxy.server().shard_count() == 4);
     for (int i = 0; i < 64; ++i) REQUIRE(http_get(proxy.port(), "/").status == 200);
@@ -95,7 +91,6 @@ TEST_CASE("with 4 shards, connections are accepted on more than one shard", "[li
 }
 
 TEST_CASE("each shard starts its rotation at a different backend", "[lifecycle][shards]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3, {}, 3);
     // The first request each shard serves goes to a different backend, so the first requests after a start
     // spread over all three however the kernel distributes connections.
@@ -113,7 +108,6 @@ TEST_CASE("each shard starts its rotation at a different backend", "[lifecycle][
 }
 
 TEST_CASE("the drain timeout closes requests still in flight, and the shards stop", "[lifecycle][shutdown]") {
-    Watchdog watchdog;
     ProxyFixture proxy(
         1, [](lb::core::Config& c) { c.timeouts.drain = std::chrono::milliseconds{200}; }, 2);
     std::vector<std::unique_ptr<Client>> clients;
@@ -128,7 +122,6 @@ TEST_CASE("the drain timeout closes requests still in flight, and the shards sto
 
 TEST_CASE("a drain serves a connection's first request if it comes soon, and closes one that stays silent",
           "[lifecycle][shutdown]") {
-    Watchdog watchdog;
     // Header and drain timeouts far longer than the client's read timeout: only the drain's short grace for a
     // first request can close the silent connection in time.
     ProxyFixture proxy(

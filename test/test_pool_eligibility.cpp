@@ -1,6 +1,6 @@
 // The ShardPool around the algorithms: what is never picked (unhealthy, draining, full, tried), when backups
-// serve, what the caller is told when nothing can be picked, per-shard connection limits, and snapshot
-// rebuilds that keep state. Every rule is checked with every algorithm.
+// serve, what the caller is told when nothing can be picked, and per-shard connection limits. Every rule is
+// checked with every algorithm. Panic mode and slow start: test_pool_health_rules.cpp.
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
@@ -28,12 +28,6 @@ Snapshot make_snapshot(size_t count, uint32_t max_connections = 0, size_t backup
     return backends;
 }
 
-Snapshot make_snapshot(std::vector<std::string> names) {
-    auto backends = std::make_shared<std::vector<Backend>>();
-    for (auto& name : names) backends->push_back({name, 1});
-    return backends;
-}
-
 BalancerOptions options_for(std::string_view algorithm) {
     BalancerOptions options;
     options.algorithm = algorithm;
@@ -50,6 +44,13 @@ BackendSet set_of(std::initializer_list<BackendId> ids) {
     BackendSet set;
     for (BackendId id : ids) set.insert(id);
     return set;
+}
+
+// One pick with no clock, no key and nothing tried; the test fails if nothing could be picked.
+BackendId pick(ShardPool& pool) {
+    Selection selection = pool.choose({}, 0ns);
+    REQUIRE(selection.picked());
+    return selection.backend;
 }
 
 // Picks `count` times with distinct keys and a moving clock; returns how often each backend was picked.
@@ -73,14 +74,14 @@ TEST_CASE("unhealthy and draining backends are never picked", "[pool][eligibilit
         SECTION(std::string(algorithm)) {
             ShardPool pool = make_pool(algorithm, make_snapshot(6));
             pool.set_healthy(1, false);
-            pool.set_draining(4, true);
+            pool.set_draining_for_test(4, true);
             auto picks = pick_many(pool, 3000);
             CHECK(picks[1] == 0);
             CHECK(picks[4] == 0);
             for (BackendId id : {0, 2, 3, 5}) CHECK(picks[id] > 0);
             // Back in service: picked again.
             pool.set_healthy(1, true);
-            pool.set_draining(4, false);
+            pool.set_draining_for_test(4, false);
             picks = pick_many(pool, 3000);
             CHECK(picks[1] > 0);
             CHECK(picks[4] > 0);
@@ -92,7 +93,7 @@ TEST_CASE("a draining backend's requests in flight finish normally", "[pool][eli
     ShardPool pool = make_pool("round_robin", make_snapshot(2));
     pool.on_dispatch(0);
     pool.on_dispatch(0);
-    pool.set_draining(0, true);
+    pool.set_draining_for_test(0, true);
     CHECK(pool.state(0).in_flight == 2);
     CHECK_FALSE(pool.eligible(0));
     pool.on_finish(0, Outcome::success);
@@ -167,7 +168,7 @@ TEST_CASE("backups serve only while no primary is eligible", "[pool][eligibility
 
             // One primary left: it takes everything.
             pool.set_healthy(0, false);
-            pool.set_draining(1, true);
+            pool.set_draining_for_test(1, true);
             picks = pick_many(pool, 500);
             CHECK(picks[2] == 500);
 
@@ -208,9 +209,8 @@ TEST_CASE("when nothing can be picked the pool says why", "[pool][eligibility][s
         ShardPool pool = make_pool("round_robin", make_snapshot(3));
         pool.set_healthy(0, false);
         pool.set_healthy(1, false);
-        pool.set_draining(2, true);
+        pool.set_draining_for_test(2, true);
         CHECK(pool.choose({}, 0ns).status == SelectStatus::none_healthy);
-        CHECK_FALSE(pool.select({}));
     }
     SECTION("every usable backend at its limit: all_full, so the caller may queue") {
         ShardPool pool = make_pool("least_connections", make_snapshot(3, 1));
@@ -254,9 +254,9 @@ TEST_CASE("max_connections is shared out between shards", "[pool][eligibility][l
 }
 
 TEST_CASE("round robin through the pool keeps its exact order, per shard seed", "[pool][eligibility]") {
-    auto letters = [](ShardPool& pool, int count, const BackendSet& tried = {}) {
+    auto letters = [](ShardPool& pool, int count) {
         std::string out;
-        for (int i = 0; i < count; ++i) out += static_cast<char>('a' + *pool.select(tried));
+        for (int i = 0; i < count; ++i) out += static_cast<char>('a' + pick(pool));
         return out;
     };
     ShardPool shard0 = make_pool("round_robin", make_snapshot(3), 0);
@@ -276,14 +276,14 @@ TEST_CASE("shards seeded differently draw differently", "[pool][eligibility]") {
     ShardPool shard1 = make_pool("random_two_choices", make_snapshot(16), 1);
     std::vector<BackendId> first, second;
     for (int i = 0; i < 20; ++i) {
-        first.push_back(*shard0.select({}));
-        second.push_back(*shard1.select({}));
+        first.push_back(pick(shard0));
+        second.push_back(pick(shard1));
     }
     CHECK(first != second);
     // The same seed gives the same sequence: a test can pin it.
     ShardPool again = make_pool("random_two_choices", make_snapshot(16), 0);
     std::vector<BackendId> replay;
-    for (int i = 0; i < 20; ++i) replay.push_back(*again.select({}));
+    for (int i = 0; i < 20; ++i) replay.push_back(pick(again));
     CHECK(replay == first);
 }
 
@@ -328,48 +328,6 @@ TEST_CASE("consistent_hash through the pool: only an unhealthy backend's keys mo
     }
     CHECK(moved > 350);      // about 500
     CHECK(after == before);  // and they come back
-}
-
-TEST_CASE("rebuild keeps each surviving backend's state by name", "[pool][eligibility][rebuild]") {
-    Snapshot old_snapshot = make_snapshot({"a:80", "b:80", "c:80"});
-    ShardPool pool = make_pool("least_connections", old_snapshot);
-    pool.on_dispatch(0);
-    pool.on_dispatch(2);
-    pool.on_dispatch(2);
-    pool.set_healthy(1, false);
-    pool.set_draining(2, true);
-
-    Snapshot new_snapshot = make_snapshot({"c:80", "b:80", "d:80"});
-    auto old_to_new = pool.rebuild(new_snapshot, make_balancer(options_for("least_connections"), *new_snapshot, 1));
-    REQUIRE(old_to_new.size() == 3);
-    CHECK_FALSE(old_to_new[0]);  // a is gone
-    CHECK(old_to_new[1] == BackendId{1});
-    CHECK(old_to_new[2] == BackendId{0});
-
-    CHECK(pool.size() == 3);
-    CHECK(pool.backend(0).name == "c:80");
-    CHECK(pool.state(0).in_flight == 2);
-    CHECK(pool.state(0).draining);
-    CHECK_FALSE(pool.state(1).healthy);
-    CHECK(pool.state(2).healthy);  // d is new
-    CHECK(pool.state(2).in_flight == 0);
-    // Only d is eligible now.
-    CHECK(pick_many(pool, 10) == std::vector<int>{0, 0, 10});
-    // c's requests in flight finish under its new id.
-    pool.on_finish(*old_to_new[2], Outcome::success);
-    CHECK(pool.state(0).in_flight == 1);
-}
-
-TEST_CASE("rebuild applies new limits and backup flags", "[pool][eligibility][rebuild]") {
-    ShardPool pool = make_pool("round_robin", make_snapshot(2));
-    auto changed = std::make_shared<std::vector<Backend>>(*make_snapshot(2));
-    (*changed)[0].backup = true;
-    (*changed)[1].max_connections = 1;
-    pool.rebuild(changed, make_balancer(options_for("round_robin"), *changed, 0));
-    CHECK(pool.connection_limit(1) == 1);
-    CHECK(*pool.select({}) == 1);  // the primary first
-    pool.on_dispatch(1);
-    CHECK(*pool.select({}) == 0);  // primary full: the backup
 }
 
 TEST_CASE("a pool needs a balancer", "[pool][eligibility]") {

@@ -25,7 +25,6 @@ void expect_rejected(uint16_t port, const std::string& request, int status) {
 }  // namespace
 
 TEST_CASE("malformed and ambiguous requests get 400 and never reach a backend", "[errors][smuggling]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"garbage request line", "NOT HTTP AT ALL\r\n\r\n"},
@@ -50,7 +49,6 @@ TEST_CASE("malformed and ambiguous requests get 400 and never reach a backend", 
 }
 
 TEST_CASE("a client too slow sending its header section gets 408", "[errors][timeout]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) { c.timeouts.client_header = 200ms; });
     Client client(proxy.port());
     client.send("GET / HTTP/1.1\r\nHost: te");
@@ -61,7 +59,6 @@ TEST_CASE("a client too slow sending its header section gets 408", "[errors][tim
 }
 
 TEST_CASE("an idle client connection is closed without a response", "[errors][timeout]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) { c.timeouts.client_keepalive = 200ms; });
     Client client(proxy.port());
     client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -70,7 +67,6 @@ TEST_CASE("an idle client connection is closed without a response", "[errors][ti
 }
 
 TEST_CASE("limits: URI 414, header section 431, body 413", "[errors][limits]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) {
         c.limits.uri_bytes = 1024;
         c.limits.header_bytes = 4096;
@@ -102,17 +98,15 @@ TEST_CASE("limits: URI 414, header section 431, body 413", "[errors][limits]") {
 }
 
 TEST_CASE("no backend available gets 503", "[errors][503]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2);
-    proxy.server().set_backend_health(0, false);
-    proxy.server().set_backend_health(1, false);
+    set_backend_health(proxy.server(), 0, false);
+    set_backend_health(proxy.server(), 1, false);
     expect_rejected(proxy.port(), "GET / HTTP/1.1\r\nHost: t\r\n\r\n", 503);
-    proxy.server().set_backend_health(1, true);
+    set_backend_health(proxy.server(), 1, true);
     CHECK(http_get(proxy.port(), "/").header("X-Backend-Id") == "b2");
 }
 
 TEST_CASE("backends that refuse connections: 502 after the retries", "[errors][502]") {
-    Watchdog watchdog;
     uint16_t dead1 = reserve_closed_port(), dead2 = reserve_closed_port();
     ProxyFixture proxy(0, [&](lb::core::Config& c) {
         c = make_config({dead1, dead2});
@@ -122,7 +116,6 @@ TEST_CASE("backends that refuse connections: 502 after the retries", "[errors][5
 }
 
 TEST_CASE("a failed connect is retried on the next backend", "[errors][retry]") {
-    Watchdog watchdog;
     uint16_t dead = reserve_closed_port();
     ProxyFixture proxy(2, [&](lb::core::Config& c) {
         c.backends.insert(c.backends.begin(), make_config({dead}).backends[0]);
@@ -138,13 +131,11 @@ TEST_CASE("a failed connect is retried on the next backend", "[errors][retry]") 
 }
 
 TEST_CASE("a backend too slow to respond gets 504", "[errors][504]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1, [](lb::core::Config& c) { c.timeouts.upstream_response = 200ms; });
     expect_rejected(proxy.port(), "GET /?delay_ms=3000 HTTP/1.1\r\nHost: t\r\n\r\n", 504);
 }
 
 TEST_CASE("a backend that dies mid-response closes the client connection", "[errors][midstream]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Client client(proxy.port());
     client.send("GET /?bytes=1000000&mid_close=1 HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -156,7 +147,6 @@ TEST_CASE("a backend that dies mid-response closes the client connection", "[err
 
 TEST_CASE("a request failing on a reused keep-alive connection before any response byte is retried",
           "[errors][retry]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Client client(proxy.port());
     client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -170,7 +160,6 @@ TEST_CASE("a request failing on a reused keep-alive connection before any respon
 }
 
 TEST_CASE("a non-idempotent request whose body was sent is not retried", "[errors][retry]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Client client(proxy.port());
     client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -182,7 +171,6 @@ TEST_CASE("a non-idempotent request whose body was sent is not retried", "[error
 }
 
 TEST_CASE("a pooled connection the backend closed while idle is dropped, not used", "[errors][pool]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Client client(proxy.port());
     client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -197,7 +185,6 @@ TEST_CASE("a pooled connection the backend closed while idle is dropped, not use
 }
 
 TEST_CASE("an idempotent request cut off before any response byte is retried on another backend", "[errors][retry]") {
-    Watchdog watchdog;
     ProxyFixture proxy(2, [](lb::core::Config& c) { c.retries = 2; });
     // Both backends drop the request: the GET is tried on each once, then lb gives up with 502.
     expect_rejected(proxy.port(), "GET /?drop=1 HTTP/1.1\r\nHost: t\r\n\r\n", 502);

@@ -12,7 +12,6 @@ const std::string kGet = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
 }
 
 TEST_CASE("one shard cycles through the backends in order", "[forwarding]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3);
     std::vector<std::string> served;
     for (int i = 0; i < 6; ++i) served.push_back(http_get(proxy.port(), "/").header("X-Backend-Id"));
@@ -20,7 +19,6 @@ TEST_CASE("one shard cycles through the backends in order", "[forwarding]") {
 }
 
 TEST_CASE("one upstream connection serves 100 keep-alive requests", "[forwarding][keepalive]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Client client(proxy.port());
     for (int i = 1; i <= 100; ++i) {
@@ -34,7 +32,6 @@ TEST_CASE("one upstream connection serves 100 keep-alive requests", "[forwarding
 }
 
 TEST_CASE("pipelined requests are answered in order", "[forwarding][pipelining]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3);
     Client client(proxy.port());
     // The first is the slowest: answers must still come back in request order.
@@ -52,7 +49,6 @@ TEST_CASE("pipelined requests are answered in order", "[forwarding][pipelining]"
 
 TEST_CASE("hop-by-hop headers stay on their hop, X-Forwarded-* are set and Host is preserved",
           "[forwarding][headers]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Response r = http_exchange(proxy.port(),
                                "GET /path?echo=headers HTTP/1.1\r\n"
@@ -83,7 +79,6 @@ TEST_CASE("hop-by-hop headers stay on their hop, X-Forwarded-* are set and Host 
 }
 
 TEST_CASE("the backend's hop-by-hop response headers are not passed to the client", "[forwarding][headers]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     // The backend closes after this response; the client connection stays open all the same.
     Client client(proxy.port());
@@ -96,7 +91,6 @@ TEST_CASE("the backend's hop-by-hop response headers are not passed to the clien
 }
 
 TEST_CASE("HEAD, 204 and 304 responses carry no body", "[forwarding][bodies]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Client client(proxy.port());
     client.send("HEAD /?bytes=5000 HTTP/1.1\r\nHost: test\r\n\r\n");
@@ -117,7 +111,6 @@ TEST_CASE("HEAD, 204 and 304 responses carry no body", "[forwarding][bodies]") {
 }
 
 TEST_CASE("Expect: 100-continue gets the interim response before the body is sent", "[forwarding][expect]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Client client(proxy.port());
     client.send("POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
@@ -130,7 +123,6 @@ TEST_CASE("Expect: 100-continue gets the interim response before the body is sen
 }
 
 TEST_CASE("HTTP/1.0 clients: keep-alive on request, close otherwise, no chunked encoding", "[forwarding][http10]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     {
         Client client(proxy.port());
@@ -155,7 +147,6 @@ TEST_CASE("HTTP/1.0 clients: keep-alive on request, close otherwise, no chunked 
 }
 
 TEST_CASE("curl sees traffic flow through lb", "[forwarding][curl]") {
-    Watchdog watchdog;
     ProxyFixture proxy(3);
     auto result = run_command("curl -s --max-time 10 http://127.0.0.1:" + std::to_string(proxy.port()) +
                               "/ http://127.0.0.1:" + std::to_string(proxy.port()) + "/");
@@ -164,7 +155,6 @@ TEST_CASE("curl sees traffic flow through lb", "[forwarding][curl]") {
 }
 
 TEST_CASE("a client that half-closes after its request still gets the response", "[forwarding][halfclose]") {
-    Watchdog watchdog;
     ProxyFixture proxy(1);
     Client client(proxy.port());
     client.send("GET /?delay_ms=50 HTTP/1.1\r\nHost: t\r\n\r\n");

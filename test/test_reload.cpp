@@ -78,7 +78,6 @@ struct ReloadableLb {
 }  // namespace
 
 TEST_CASE("a reload with a broken file names file, line and column, and keeps the running configuration", "[reload]") {
-    Watchdog watchdog;
     StartedBackend b1("b1");
     ReloadableLb lb(config_with_backend(b1.port()));
     Client kept(lb.port);  // a keep-alive connection open across the failed reload
@@ -114,7 +113,6 @@ TEST_CASE("a reload with a broken file names file, line and column, and keeps th
 
 TEST_CASE("a reload sends new connections to the new backends while a request in flight finishes on the old",
           "[reload]") {
-    Watchdog watchdog;
     StartedBackend b1("b1");
     StartedBackend b2("b2");
     ReloadableLb lb(config_with_backend(b1.port()));
@@ -150,7 +148,6 @@ TEST_CASE("a reload sends new connections to the new backends while a request in
 }
 
 TEST_CASE("a reload can add workers and move the listener", "[reload]") {
-    Watchdog watchdog;
     StartedBackend b1("b1");
     ReloadableLb lb(config_with_backend(b1.port()));
 
@@ -179,7 +176,6 @@ TEST_CASE("a reload can add workers and move the listener", "[reload]") {
 
 TEST_CASE("a reload keeps what health checks knew, and a backend it adds waits for its first passed check",
           "[reload][health]") {
-    Watchdog watchdog;
     StartedBackend b1("b1");
     StartedBackend b3("b3");
     StartedBackend b4("b4");
@@ -225,7 +221,6 @@ TEST_CASE("a reload keeps what health checks knew, and a backend it adds waits f
 }
 
 TEST_CASE("no connection is refused or reset while lb reloads under traffic", "[reload]") {
-    Watchdog watchdog;
     StartedBackend b1("b1");
     StartedBackend b2("b2");
     ReloadableLb lb(config_with_backend(b1.port()));

@@ -122,7 +122,7 @@ TEST_CASE("input that arrived unread, or the peer's close, is seen before reuse"
 }
 
 TEST_CASE("a transport out of memory stops reading, waits, and resumes when relieved", "[transport]") {
-    Bench bench(Buffer::kSize);  // room for one read buffer
+    Bench bench(Buffer::kSize);                // room for one read buffer
     BufferRef held = bench.buffers.acquire();  // ... which is taken
     bench.transport->start_reading();
     REQUIRE(::send(bench.peer, "hello", 5, 0) == 5);

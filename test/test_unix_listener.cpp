@@ -122,7 +122,6 @@ struct UnixLb {
 }  // namespace
 
 TEST_CASE("lb serves clients on a Unix socket and removes the socket file when it exits", "[unix]") {
-    Watchdog watchdog;
     StartedBackend b1("b1");
     const std::string socket_path = temp_dir() + "/serve.sock";
     UnixLb lb(socket_path, unix_config(socket_path, b1.port()));
@@ -137,7 +136,6 @@ TEST_CASE("lb serves clients on a Unix socket and removes the socket file when i
 }
 
 TEST_CASE("a reload on the same Unix socket keeps it, and one to another path moves it", "[unix][reload]") {
-    Watchdog watchdog;
     StartedBackend b1("b1");
     StartedBackend b2("b2");
     const std::string socket_path = temp_dir() + "/reload.sock";
@@ -166,7 +164,6 @@ TEST_CASE("a reload on the same Unix socket keeps it, and one to another path mo
 }
 
 TEST_CASE("a stale socket file is replaced at start, and a live socket or another file is left alone", "[unix]") {
-    Watchdog watchdog;
     StartedBackend b1("b1");
     const std::string dir = temp_dir();
 

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <map>
 #include <mutex>
 #include <utility>
 
@@ -16,6 +15,7 @@
 #include "core/runtime/process_limits.h"
 #include "core/shard/listener.h"
 #include "core/shard/shard.h"
+#include "health/carry_over.h"
 #include "metrics/exposition.h"
 #include "metrics/process_stats.h"
 #include "metrics/snapshot.h"
@@ -48,7 +48,6 @@ void Server::start(const Server* predecessor) {
         context_->backend_addresses.push_back(resolve(b.endpoint));
     }
     context_->backends = std::move(backends);
-    control_metrics_ = std::make_unique<metrics::ShardMetrics>(config.backends.size(), config.metrics_enabled);
     for (size_t i = 0; i < config.backends.size(); ++i) backend_names_.push_back(config.backends[i].address);
     // Passive ejection works with active checks off too; only with both off is there nothing to run.
     context_->initially_healthy.assign(config.backends.size(), true);
@@ -146,23 +145,15 @@ std::vector<int> Server::open_unix_listeners(const Server* predecessor) {
     return fds;
 }
 
-std::vector<bool> Server::shard_views_of_backend(size_t backend) const {
-    std::vector<bool> views;
-    for (const auto& shard : shards_) {
-        const metrics::ShardMetrics* block = &shard->metrics();
-        views.push_back(metrics::merge(std::span(&block, 1)).backends[backend].up != 0);
-    }
-    return views;
-}
-
 uint16_t Server::admin_port() const { return admin_ ? admin_->port() : 0; }
 
 namespace {
 
-metrics::Snapshot merge_all(const std::vector<std::unique_ptr<Shard>>& shards, const metrics::ShardMetrics* control) {
+// Every shard's block, plus the health thread's (health checks, ejections) when there is one.
+metrics::Snapshot merge_all(const std::vector<std::unique_ptr<Shard>>& shards, const health::HealthMonitor* health) {
     std::vector<const metrics::ShardMetrics*> blocks;
     for (const auto& shard : shards) blocks.push_back(&shard->metrics());
-    blocks.push_back(control);
+    if (health) blocks.push_back(&health->metrics());
     metrics::Snapshot snapshot = metrics::merge(blocks);
     // Memory held is the shards' own budget, read here rather than mirrored into a gauge on every buffer taken.
     for (const auto& shard : shards) snapshot.global.buffer_bytes += static_cast<int64_t>(shard->buffer_bytes());
@@ -178,11 +169,11 @@ std::string Server::render_metrics() const {
     info.backend_names = backend_names_;
     info.start_time_seconds = start_time_seconds_;
     info.process = metrics::read_process_stats();
-    return metrics::render_prometheus(merge_all(shards_, control_metrics_.get()), info);
+    return metrics::render_prometheus(merge_all(shards_, health_.get()), info);
 }
 
 std::string Server::render_status() const {
-    metrics::Snapshot snapshot = merge_all(shards_, control_metrics_.get());
+    metrics::Snapshot snapshot = merge_all(shards_, health_.get());
     StatusInput status;
     status.version = LB_VERSION;
     std::vector<health::BackendHealth> health;
@@ -238,51 +229,22 @@ void Server::wait() {
 
 void Server::start_health_monitor(const Server* predecessor) {
     const Config& config = context_->config;
-    // A reload keeps what the old generation knew of each backend it shares with the new one (by address), so
-    // a backend known to be down gets no traffic until checks bring it back. A backend the reload adds gets none
-    // until its first check passes (which runs at once), as Envoy treats hosts added to a running cluster, as
-    // long as a known backend is up to serve meanwhile. Only with active checks on: with passive ejection alone,
-    // nothing would ever bring such a backend up.
-    std::map<std::string, bool> known;
-    bool known_up = false;
-    if (predecessor && predecessor->health_ && config.health.enabled) {
-        for (const health::BackendHealth& b : predecessor->health_->snapshot()) known[b.name] = b.healthy;
-    }
     std::vector<health::HealthTarget> targets;
     for (size_t i = 0; i < config.backends.size(); ++i) {
         health::HealthTarget target;
         target.name = config.backends[i].address;
         target.address = context_->backend_addresses[i].storage;
         target.overrides = config.backends[i].health;
-        if (auto it = known.find(target.name); it != known.end()) {
-            target.starts_healthy = it->second;
-            known_up = known_up || it->second;
-        }
         targets.push_back(std::move(target));
     }
-    if (known_up) {
-        for (auto& target : targets) {
-            if (!target.starts_healthy) target.starts_healthy = false;
-        }
+    // A reload: each backend starts as the old generation knew it (see carry_over_health()).
+    if (predecessor && predecessor->health_) {
+        health::carry_over_health(config.health, predecessor->health_->snapshot(), targets);
     }
     health::HealthMonitorOptions options;
     options.seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     options.log = [](std::string_view line) { log(LogLevel::info, "{}", line); };
-    // The health thread is the only writer of the control block's health counters.
-    options.on_check = [this](size_t backend, const health::CheckOutcome& outcome, std::chrono::milliseconds) {
-        auto id = static_cast<metrics::BackendIndex>(backend);
-        switch (outcome.result) {
-            case health::CheckResult::ok:
-                control_metrics_->on_health_check(id, metrics::HealthResult::success);
-                break;
-            case health::CheckResult::timeout:
-                control_metrics_->on_health_check(id, metrics::HealthResult::timeout);
-                break;
-            case health::CheckResult::failed:
-                control_metrics_->on_health_check(id, metrics::HealthResult::bad_status);
-                break;
-        }
-    };
+    options.metrics_enabled = config.metrics_enabled;
     health_ = std::make_unique<health::HealthMonitor>(
         config.health, std::move(targets), [this](const health::Transition& t) { broadcast_health(t); }, options);
     context_->health = health_.get();
@@ -291,10 +253,7 @@ void Server::start_health_monitor(const Server* predecessor) {
 
 void Server::broadcast_health(const health::Transition& transition) {
     // On the health thread. Each shard applies it on its own loop; posting never blocks on a shard.
-    last_transition_ns_.store(uv_hrtime(), std::memory_order_release);
-    if (transition.reason.rfind("ejected", 0) == 0) {
-        control_metrics_->on_passive_ejection(static_cast<metrics::BackendIndex>(transition.backend));
-    }
+    last_transition_ns_for_test_.store(uv_hrtime(), std::memory_order_release);
     for (auto& shard : shards_) {
         shard->post([t = transition](Shard& s) {
             s.apply_health(static_cast<pool::BackendId>(t.backend), t.healthy, t.generation);
@@ -309,7 +268,7 @@ void Server::shutdown() {
 
 uint64_t Server::connections_accepted(size_t shard) const { return shards_[shard]->connections_accepted(); }
 
-uint64_t Server::health_applied_ns(size_t shard) const { return shards_[shard]->health_applied_ns(); }
+uint64_t Server::health_applied_ns_for_test(size_t shard) const { return shards_[shard]->health_applied_ns_for_test(); }
 
 uint64_t Server::idle_upstream_connections() const {
     uint64_t total = 0;
@@ -341,12 +300,6 @@ void Server::run_on_every_shard(const std::function<void(Shard&)>& task) {
     }
     std::unique_lock lock(mutex);
     done.wait(lock, [&] { return remaining == 0; });
-}
-
-void Server::set_backend_health(size_t backend, bool healthy) {
-    uint64_t generation = ++manual_health_generation_;
-    run_on_every_shard(
-        [=](Shard& shard) { shard.apply_health(static_cast<pool::BackendId>(backend), healthy, generation); });
 }
 
 }  // namespace lb::core

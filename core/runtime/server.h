@@ -12,7 +12,6 @@
 #include "core/config/config.h"
 #include "core/shard/listener.h"
 #include "health/health_monitor.h"
-#include "metrics/shard_metrics.h"
 
 namespace lb::core {
 
@@ -59,22 +58,18 @@ class Server {
     uint64_t buffer_bytes() const;
     // Null when health checks are off.
     health::HealthMonitor* health_monitor() { return health_.get(); }
-    // Any thread: whether each shard's pool currently counts `backend` as up, in shard order. How tests see a
-    // health transition arrive on every shard.
-    std::vector<bool> shard_views_of_backend(size_t backend) const;
-    // Any thread: uv_hrtime() of the last transition the health loop broadcast (0: none yet).
-    uint64_t last_health_transition_ns() const { return last_transition_ns_.load(std::memory_order_acquire); }
-    // Any thread: uv_hrtime() when `shard` last applied a health transition (0: never).
-    uint64_t health_applied_ns(size_t shard) const;
+    // Any thread: uv_hrtime() of the last transition the health loop broadcast (0: none yet), and when `shard`
+    // last applied one (0: never). For the test that measures the broadcast's latency.
+    uint64_t last_health_transition_ns_for_test() const {
+        return last_transition_ns_for_test_.load(std::memory_order_acquire);
+    }
+    uint64_t health_applied_ns_for_test(size_t shard) const;
     // After wait(): whether every shard's loop closed with no handle left open.
     bool closed_cleanly() const;
 
     // Runs `task` on every shard's loop and waits until all have run it. For tests and control-plane updates
     // that must be in effect when it returns.
     void run_on_every_shard(const std::function<void(Shard&)>& task);
-    // Marks a backend healthy or not on every shard (the health broadcast path), in effect on return. Called from
-    // one control thread at a time (the health loop, or a test).
-    void set_backend_health(size_t backend, bool healthy);
 
   private:
     void start_health_monitor(const Server* predecessor);
@@ -88,14 +83,11 @@ class Server {
     std::unique_ptr<ServerContext> context_;
     std::vector<std::unique_ptr<Shard>> shards_;
     std::vector<std::thread> threads_;
-    // Backend state decided outside the shards (health): written by one control thread, read by scrapes.
-    std::unique_ptr<metrics::ShardMetrics> control_metrics_;
     std::vector<std::string> backend_names_;
     double start_time_seconds_ = 0;
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<health::HealthMonitor> health_;
-    std::atomic<uint64_t> manual_health_generation_{0};
-    std::atomic<uint64_t> last_transition_ns_{0};
+    std::atomic<uint64_t> last_transition_ns_for_test_{0};
     uint16_t port_ = 0;
     // Set when listening on a Unix domain socket; shared with the successors that take the socket over, and
     // removed from the file system when the last generation using it lets go (retire or shutdown).

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "core/base/log.h"
-#include "health/health_decision.h"
 #include "pool/balancer.h"
 
 namespace lb::core {
@@ -53,7 +52,11 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
       // Each shard seeds its balancer differently (rotation start, random choices), so shards do not all hit
       // backend 0 together after a start or a change.
       pool_(context.backends, pool::make_balancer(context.config.balancer, *context.backends, index),
-            pool::ShardPoolOptions{index, index, context.config.workers}),
+            pool::ShardPoolOptions{.seed = index,
+                                   .shard_index = index,
+                                   .shard_count = context.config.workers,
+                                   .panic = context.config.health.panic,
+                                   .slow_start = context.config.health.slow_start}),
       idle_upstreams_(context.backends->size(), context.config.upstream_keepalive),
       budget_(context.buffer_memory_per_shard != 0 ? context.buffer_memory_per_shard : SIZE_MAX),
       buffers_(budget_),
@@ -79,13 +82,14 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     slow_start_timer_.data = this;
     picks_by_hash_key_ = context.config.balancer.algorithm == "consistent_hash";
     size_t backends = context.backends->size();
-    healthy_ = context.initially_healthy;
     health_generation_.assign(backends, 0);
-    ramp_started_ms_.assign(backends, 0);
-    refresh_pool_health();
     for (pool::BackendId id = 0; id < backends; ++id) {
-        metrics_.set_backend_weight(id, (*context.backends)[id].weight);
+        bool healthy = id >= context.initially_healthy.size() || context.initially_healthy[id];
+        pool_.set_healthy(id, healthy);
+        metrics_.set_backend_up(id, healthy);
+        metrics_.set_backend_weight(id, pool_.weight(id));
     }
+    if (pool_.panicking()) log_panic_change();
     drain_timer_.data = this;
     first_request_grace_timer_.data = this;
     acceptor_->start();
@@ -256,67 +260,39 @@ bool Shard::enqueue(ProxySession* session) {
 void Shard::dequeue(ProxySession* session) { queue_.remove(session); }
 
 void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generation) {
-    if (backend >= healthy_.size() || generation < health_generation_[backend]) return;
+    if (backend >= pool_.size() || generation < health_generation_[backend]) return;
     health_generation_[backend] = generation;
-    bool came_back = healthy && !healthy_[backend];
-    healthy_[backend] = healthy;
-    refresh_pool_health();
-    if (came_back) start_slow_start(backend);
+    bool was_panicking = pool_.panicking();
+    pool_.set_healthy(backend, healthy, std::chrono::milliseconds(uv_now(&loop_)));
+    metrics_.set_backend_up(backend, healthy);
+    metrics_.set_backend_weight(backend, pool_.weight(backend));
+    if (pool_.panicking() != was_panicking) log_panic_change();
+    if (pool_.ramping() && !uv_is_active(reinterpret_cast<uv_handle_t*>(&slow_start_timer_))) {
+        uint64_t tick = std::max<uint64_t>(50, static_cast<uint64_t>(context_.config.health.slow_start.count()) / 20);
+        uv_timer_start(&slow_start_timer_, &Shard::on_slow_start_tick, tick, tick);
+    }
     if (healthy && !queue_.empty()) {
         // A backend came back: requests waiting for a slot may find one there.
         slots_freed_ = queue_.size();
         run_later();
     }
-    health_applied_ns_.store(uv_hrtime(), std::memory_order_release);
+    health_applied_ns_for_test_.store(uv_hrtime(), std::memory_order_release);
 }
 
-void Shard::refresh_pool_health() {
-    bool any_healthy = false;
-    for (bool h : healthy_) any_healthy = any_healthy || h;
-    // Panic mode (Envoy's): with no healthy backend at all, spreading over every backend beats refusing
-    // everything, since health checks can be wrong while traffic still succeeds.
-    bool panic = context_.config.health.panic && !any_healthy && !healthy_.empty();
-    if (panic != panic_ && index_ == 0) {
-        log(panic ? LogLevel::warn : LogLevel::info, "{}",
-            panic ? "no backend is healthy: panic mode, using all of them"
-                  : "a backend is healthy again: leaving panic mode");
-    }
-    panic_ = panic;
-    for (pool::BackendId id = 0; id < healthy_.size(); ++id) {
-        pool_.set_healthy(id, panic || healthy_[id]);
-        metrics_.set_backend_up(id, healthy_[id]);
-    }
-}
-
-void Shard::start_slow_start(pool::BackendId backend) {
-    auto window = context_.config.health.slow_start;
-    if (window.count() <= 0) return;
-    ramp_started_ms_[backend] = uv_now(&loop_);
-    uint32_t weight = health::slow_start_weight((*context_.backends)[backend].weight, health::Millis{0}, window);
-    pool_.set_weight(backend, weight);
-    metrics_.set_backend_weight(backend, weight);
-    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&slow_start_timer_))) {
-        uint64_t tick = std::max<uint64_t>(50, static_cast<uint64_t>(window.count()) / 20);
-        uv_timer_start(&slow_start_timer_, &Shard::on_slow_start_tick, tick, tick);
+void Shard::log_panic_change() const {
+    if (index_ != 0) return;  // once per server, not once per shard
+    if (pool_.panicking()) {
+        log(LogLevel::warn, "no backend is healthy: panic mode, using all of them");
+    } else {
+        log(LogLevel::info, "a backend is healthy again: leaving panic mode");
     }
 }
 
 void Shard::on_slow_start_tick(uv_timer_t* timer) {
     auto* self = static_cast<Shard*>(timer->data);
-    auto window = self->context_.config.health.slow_start;
-    bool ramping = false;
-    uint64_t now = uv_now(&self->loop_);
-    for (pool::BackendId id = 0; id < self->ramp_started_ms_.size(); ++id) {
-        if (self->ramp_started_ms_[id] == 0) continue;
-        health::Millis elapsed{static_cast<int64_t>(now - self->ramp_started_ms_[id])};
-        uint32_t weight = health::slow_start_weight((*self->context_.backends)[id].weight, elapsed, window);
-        self->pool_.set_weight(id, weight);
-        self->metrics_.set_backend_weight(id, weight);
-        if (elapsed >= window) {
-            self->ramp_started_ms_[id] = 0;
-        } else {
-            ramping = true;
-        }
+    bool ramping = self->pool_.advance_slow_start(std::chrono::milliseconds(uv_now(&self->loop_)));
+    for (pool::BackendId id = 0; id < self->pool_.size(); ++id) {
+        self->metrics_.set_backend_weight(id, self->pool_.weight(id));
     }
     if (!ramping) uv_timer_stop(timer);
 }

@@ -89,11 +89,13 @@ class Shard final : private Acceptor::Delegate, private MemoryBudget::Listener {
     void note_resource_exhaustion(metrics::ResourceOp op, int uv_error);
     // A backend misbehaved on a request: logged at most once a second per backend, with a count of the rest.
     void log_backend_problem(pool::BackendId backend, std::string_view what, std::string_view detail);
-    // Applies a health transition decided on the health loop (through the inbox). Transitions older than one
-    // already applied to the backend are dropped.
+    // Applies a health transition decided on the health loop (through the inbox) to this shard's pool, whose
+    // rules (panic mode, slow start) do the rest. Transitions older than one already applied to the backend are
+    // dropped.
     void apply_health(pool::BackendId backend, bool healthy, uint64_t generation);
-    // Any thread: uv_hrtime() when this shard last applied a health transition (0: never).
-    uint64_t health_applied_ns() const { return health_applied_ns_.load(std::memory_order_acquire); }
+    // Any thread: uv_hrtime() when this shard last applied a health transition (0: never), for the test that
+    // measures the broadcast's latency.
+    uint64_t health_applied_ns_for_test() const { return health_applied_ns_for_test_.load(std::memory_order_acquire); }
 
     // The wait queue for requests that found every eligible backend at its connection limit.
     bool enqueue(ProxySession* session);  // false when the queue is full
@@ -123,8 +125,8 @@ class Shard final : private Acceptor::Delegate, private MemoryBudget::Listener {
     static void on_first_request_grace_end(uv_timer_t* timer);
     void close_handles_before_run();
     void finish_if_drained();
-    void refresh_pool_health();
-    void start_slow_start(pool::BackendId backend);
+    void log_panic_change() const;
+    // Slow start's clock: ticks while the pool has a backend ramping up.
     static void on_slow_start_tick(uv_timer_t* timer);
 
     unsigned index_;
@@ -152,18 +154,14 @@ class Shard final : private Acceptor::Delegate, private MemoryBudget::Listener {
     bool memory_relieved_ = false;                 // memory waiters and the acceptor to resume on the next turn
     LogThrottle resource_log_;
     std::vector<LogThrottle> backend_logs_;
-    // Health as decided on the health loop; the pool's own view differs only in panic mode.
-    std::vector<bool> healthy_;
-    std::vector<uint64_t> health_generation_;
-    std::vector<uint64_t> ramp_started_ms_;  // slow start: when the backend came back (uv_now), 0 = not ramping
-    bool panic_ = false;
+    std::vector<uint64_t> health_generation_;  // of the last transition applied, per backend
     bool picks_by_hash_key_ = false;
     bool draining_ = false;
     bool stopping_ = false;  // the last handles are closing
     bool stopped_ = false;
     bool closed_cleanly_ = false;
     std::atomic<uint64_t> accepted_{0};
-    std::atomic<uint64_t> health_applied_ns_{0};
+    std::atomic<uint64_t> health_applied_ns_for_test_{0};
 };
 
 }  // namespace lb::core

@@ -1,6 +1,9 @@
 #include "test/support/proxy_fixture.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
+
+#include "core/shard/shard.h"
 
 namespace lb::test {
 
@@ -20,6 +23,23 @@ core::Config make_config(const std::vector<uint16_t>& backend_ports, unsigned wo
         config.backends.push_back(b);
     }
     return config;
+}
+
+void set_backend_health(core::Server& server, size_t backend, bool healthy) {
+    // Newer than any transition applied before: shards drop older generations.
+    static std::atomic<uint64_t> generation{0};
+    uint64_t g = ++generation;
+    server.run_on_every_shard(
+        [=](core::Shard& shard) { shard.apply_health(static_cast<pool::BackendId>(backend), healthy, g); });
+}
+
+std::vector<bool> shard_views_of_backend(core::Server& server, size_t backend) {
+    // One byte per shard, not std::vector<bool>: the shards write their own entries at the same time.
+    std::vector<uint8_t> views(server.shard_count(), 0);
+    server.run_on_every_shard([&](core::Shard& shard) {
+        views[shard.index()] = shard.pool().state(static_cast<pool::BackendId>(backend)).healthy ? 1 : 0;
+    });
+    return {views.begin(), views.end()};
 }
 
 ProxyFixture::ProxyFixture(size_t backends, const std::function<void(core::Config&)>& tweak, unsigned workers) {

@@ -15,6 +15,13 @@ namespace lb::test {
 // A config with the given backend ports on 127.0.0.1, listening on an ephemeral port.
 core::Config make_config(const std::vector<uint16_t>& backend_ports, unsigned workers = 1);
 
+// Marks `backend` healthy or not on every shard of `server`, through the path a health transition takes
+// (Shard::apply_health), in effect on return. For tests that run without health checks.
+void set_backend_health(core::Server& server, size_t backend, bool healthy);
+// Whether each shard's pool currently counts `backend` as healthy, in shard order: how a test sees a health
+// transition arrive on every shard.
+std::vector<bool> shard_views_of_backend(core::Server& server, size_t backend);
+
 class ProxyFixture {
   public:
     // Starts `backends` demo backends (ids b1, b2, ...) and a balancer in front of them; `tweak` may change the

@@ -13,44 +13,15 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 namespace lb::test {
-
-struct Watchdog::State {
-    std::mutex mutex;
-    std::condition_variable cv;
-    bool done = false;
-    std::thread thread;
-};
-
-Watchdog::Watchdog(std::chrono::seconds limit) : state_(new State) {
-    state_->thread = std::thread([state = state_, limit] {
-        std::unique_lock lock(state->mutex);
-        if (!state->cv.wait_for(lock, limit, [&] { return state->done; })) {
-            std::fprintf(stderr, "watchdog: test still running after %llds, aborting\n",
-                         static_cast<long long>(limit.count()));
-            std::abort();
-        }
-    });
-}
-
-Watchdog::~Watchdog() {
-    {
-        std::lock_guard lock(state_->mutex);
-        state_->done = true;
-    }
-    state_->cv.notify_one();
-    state_->thread.join();
-    delete state_;
-}
 
 bool CaseInsensitiveLess::operator()(const std::string& a, const std::string& b) const {
     return strcasecmp(a.c_str(), b.c_str()) < 0;
@@ -254,8 +225,7 @@ size_t count_lines_with(const std::string& path, const std::string& text) {
     return n;
 }
 
-uint16_t wait_for_logged_port(const std::string& log_path, const std::string& marker,
-                              std::chrono::milliseconds limit) {
+uint16_t wait_for_logged_port(const std::string& log_path, const std::string& marker, std::chrono::milliseconds limit) {
     auto deadline = std::chrono::steady_clock::now() + limit;
     for (;;) {
         std::ifstream log(log_path);

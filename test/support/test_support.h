@@ -1,5 +1,5 @@
-// Helpers for tests that talk to real servers over loopback: a watchdog, a blocking client that parses
-// responses, child processes, and port utilities. Readiness is always found by connecting, never by sleeping.
+// Helpers for tests that talk to real servers over loopback: a blocking client that parses responses, child
+// processes, and port utilities. Readiness is always found by connecting, never by sleeping.
 #pragma once
 
 #include <sys/types.h>
@@ -13,22 +13,11 @@
 #include <string_view>
 #include <vector>
 
+#include "test/support/watchdog.h"
+
 namespace lb::test {
 
 using namespace std::chrono_literals;
-
-// Aborts the whole test process with a message if still alive after `limit`: a hang fails loudly.
-class Watchdog {
-  public:
-    explicit Watchdog(std::chrono::seconds limit = std::chrono::seconds{60});
-    ~Watchdog();
-    Watchdog(const Watchdog&) = delete;
-    Watchdog& operator=(const Watchdog&) = delete;
-
-  private:
-    struct State;
-    State* state_;
-};
 
 struct CaseInsensitiveLess {
     bool operator()(const std::string& a, const std::string& b) const;
