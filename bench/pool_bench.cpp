@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "pool/balancer.h"
-#include "pool/consistent_hash.h"
+#include "pool/algorithms/consistent_hash.h"
 #include "pool/shard_pool.h"
 
 using namespace lb::pool;

@@ -1,6 +1,6 @@
 // A reload's health carry-over: what the old generation's monitor knew of its backends decides the state each
 // backend of the new generation starts in. Pure code over plain data, so the rules are unit-tested
-// (test/test_health_decision.cpp); core calls it when it builds the new monitor's targets.
+// (test/unit/test_health_decision.cpp); core calls it when it builds the new monitor's targets.
 #pragma once
 
 #include <vector>

@@ -1,7 +1,7 @@
 // The health decisions, with no I/O, no clock and no random source of their own: whether a check passed, when
 // rise/fall thresholds flip a backend, when passive failures eject it and for how long, and how jitter spreads
 // the waits. HealthMonitor feeds them what its sockets and timers saw; the unit tests feed them directly
-// (test/test_health_decision.cpp).
+// (test/unit/test_health_decision.cpp).
 #pragma once
 
 #include <cstddef>

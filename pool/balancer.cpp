@@ -7,12 +7,12 @@
 
 #include <array>
 
-#include "pool/consistent_hash.h"
-#include "pool/least_connections.h"
-#include "pool/peak_ewma.h"
-#include "pool/random_two_choices.h"
-#include "pool/round_robin.h"
-#include "pool/weighted_round_robin.h"
+#include "pool/algorithms/consistent_hash.h"
+#include "pool/algorithms/least_connections.h"
+#include "pool/algorithms/peak_ewma.h"
+#include "pool/algorithms/random_two_choices.h"
+#include "pool/algorithms/round_robin.h"
+#include "pool/algorithms/weighted_round_robin.h"
 
 namespace lb::pool {
 namespace {

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "pool/balancer.h"
-#include "pool/two_choices.h"
+#include "pool/algorithms/two_choices.h"
 
 namespace lb::pool {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "pool/balancer.h"
-#include "pool/peak_ewma.h"
+#include "pool/algorithms/peak_ewma.h"
 #include "pool/shard_pool.h"
 
 using namespace lb::pool;

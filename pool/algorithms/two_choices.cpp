@@ -1,4 +1,4 @@
-#include "pool/two_choices.h"
+#include "pool/algorithms/two_choices.h"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "pool/weighted_round_robin.h"
+#include "pool/algorithms/weighted_round_robin.h"
 
 namespace lb::pool {
 

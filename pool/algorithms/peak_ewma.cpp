@@ -1,4 +1,4 @@
-#include "pool/peak_ewma.h"
+#include "pool/algorithms/peak_ewma.h"
 
 #include <cmath>
 

@@ -1,4 +1,4 @@
-#include "pool/random_two_choices.h"
+#include "pool/algorithms/random_two_choices.h"
 
 namespace lb::pool {
 

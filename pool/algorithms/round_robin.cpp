@@ -1,4 +1,4 @@
-#include "pool/round_robin.h"
+#include "pool/algorithms/round_robin.h"
 
 namespace lb::pool {
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "pool/balancer.h"
-#include "pool/two_choices.h"
+#include "pool/algorithms/two_choices.h"
 
 namespace lb::pool {
 

@@ -1,4 +1,4 @@
-#include "pool/consistent_hash.h"
+#include "pool/algorithms/consistent_hash.h"
 
 #include <algorithm>
 #include <limits>

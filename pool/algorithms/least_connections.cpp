@@ -1,4 +1,4 @@
-#include "pool/least_connections.h"
+#include "pool/algorithms/least_connections.h"
 
 namespace lb::pool {
 
