@@ -101,12 +101,7 @@ Shard::~Shard() {
 
 void Shard::close_handles_before_run() {
     acceptor_->close();
-    uv_close(reinterpret_cast<uv_handle_t*>(&later_), nullptr);
-    inbox_.close();
-    deadlines_->close();
-    uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&first_request_grace_timer_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
+    close_own_handles();
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
     stopped_ = true;
@@ -233,6 +228,10 @@ void Shard::finish_if_drained() {
     if (!sessions_.empty() || stopping_) return;
     stopping_ = true;
     idle_upstreams_.close_all();
+    close_own_handles();
+}
+
+void Shard::close_own_handles() {
     uv_close(reinterpret_cast<uv_handle_t*>(&later_), nullptr);
     inbox_.close();
     deadlines_->close();

@@ -124,6 +124,8 @@ class Shard final : private Acceptor::Delegate, private MemoryBudget::Listener {
     static void on_drain_timeout(uv_timer_t* timer);
     static void on_first_request_grace_end(uv_timer_t* timer);
     void close_handles_before_run();
+    // Every handle the shard itself owns but the acceptor's (closed when the drain begins).
+    void close_own_handles();
     void finish_if_drained();
     void log_panic_change() const;
     // Slow start's clock: ticks while the pool has a backend ramping up.
