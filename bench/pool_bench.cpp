@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "pool/balancer.h"
 #include "pool/algorithms/consistent_hash.h"
+#include "pool/balancer.h"
 #include "pool/shard_pool.h"
 
 using namespace lb::pool;

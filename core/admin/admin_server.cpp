@@ -7,7 +7,7 @@
 #include <memory>
 #include <stdexcept>
 
-#include "core/base/intrusive_list.h"
+#include "base/intrusive_list.h"
 #include "http/message_parser.h"
 
 namespace lb::core {
@@ -28,7 +28,7 @@ struct AdminServer::Loop {
     Page metrics;
     Page status;
     AdminServer::Deadlines deadlines;
-    IntrusiveList<AdminConnection> connections;
+    base::IntrusiveList<AdminConnection> connections;
     bool accept_waiting = false;  // a connection was left unaccepted at the cap: libuv stopped polling until then
     bool stopping = false;
 };
@@ -36,7 +36,7 @@ struct AdminServer::Loop {
 namespace {
 
 // One admin request: read the head, answer, close. Owned by its handle; freed in its close callback.
-class AdminConnection final : public http::MessageSink, public IntrusiveList<AdminConnection>::Hook {
+class AdminConnection final : public http::MessageSink, public base::IntrusiveList<AdminConnection>::Hook {
   public:
     // From the listener's callback, or when a slot frees while a connection waits. At the cap the connection is
     // left in the backlog: libuv stops watching the listener until it is accepted.

@@ -5,7 +5,7 @@
 #include <atomic>
 #include <vector>
 
-#include "core/base/intrusive_list.h"
+#include "base/intrusive_list.h"
 #include "core/proxy/upstream_connection.h"
 
 namespace lb::core {
@@ -31,7 +31,7 @@ class IdleUpstreams {
         idle_total_.store(idle_total_.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
     }
 
-    std::vector<IntrusiveList<UpstreamConnection>> idle_;
+    std::vector<base::IntrusiveList<UpstreamConnection>> idle_;
     size_t max_idle_;
     std::atomic<uint64_t> idle_total_{0};
 };

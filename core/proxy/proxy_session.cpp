@@ -4,11 +4,11 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 
-#include "core/base/log.h"
+#include "base/log.h"
 #include "core/proxy/upstream_connection.h"
 #include "core/shard/shard.h"
-#include "core/transport/tcp_transport.h"
 #include "http/header_rules.h"
+#include "net/tcp_transport.h"
 #include "route/hash_key.h"
 
 namespace lb::core {
@@ -35,7 +35,7 @@ std::string address_text(const sockaddr_storage& peer) {
 
 ProxySession::ProxySession(Shard& shard)
     : shard_(shard),
-      client_(std::make_unique<TcpTransport>(shard.transport_env(), *this)),
+      client_(std::make_unique<net::TcpTransport>(shard.transport_env(), *this)),
       to_client_(shard.writes()),
       to_upstream_(shard.writes()) {}
 
@@ -44,7 +44,7 @@ void ProxySession::start(Shard& shard, int fd, const sockaddr_storage& peer) {
     auto* session = new ProxySession(shard);
     shard.add_session(session);
     shard.metrics().on_client_accepted();
-    if (static_cast<TcpTransport&>(*session->client_).open(fd) != 0) {
+    if (static_cast<net::TcpTransport&>(*session->client_).open(fd) != 0) {
         session->close();
         return;
     }
@@ -57,8 +57,8 @@ void ProxySession::start(Shard& shard, int fd, const sockaddr_storage& peer) {
 size_t ProxySession::high_water() const { return shard_.config().limits.buffer_per_connection; }
 
 uint64_t ProxySession::buffer_memory_bound(const Limits& limits) {
-    uint64_t per_side = limits.buffer_per_connection + Buffer::kSize + WriteRequest::kGrowth;
-    return 2 * per_side + 2 * Buffer::kSize;
+    uint64_t per_side = limits.buffer_per_connection + net::Buffer::kSize + net::WriteRequest::kGrowth;
+    return 2 * per_side + 2 * net::Buffer::kSize;
 }
 
 void ProxySession::arm(Lane lane) { shard_.deadlines().arm(*this, lane); }
@@ -67,7 +67,7 @@ bool ProxySession::may_retry() const { return exchange_->attempts < shard_.confi
 
 // ---- client input ----
 
-void ProxySession::on_transport_read(const BufferRef& buffer, std::string_view bytes) {
+void ProxySession::on_transport_read(const net::BufferRef& buffer, std::string_view bytes) {
     shard_.metrics().on_client_bytes_received(bytes.size());
     if (phase_ == Phase::lingering) return;  // discarded
     pending_buffer_ = buffer;
@@ -244,7 +244,7 @@ void ProxySession::start_connect() {
     arm(Lane::connect);
     int rc = upstream_->connect(shard_.backend_address(exchange_->backend));
     if (rc == 0) return;
-    if (is_local_resource_error(rc)) {
+    if (net::is_local_resource_error(rc)) {
         // lb's own shortage (descriptors, memory, local ports): the backend is not to blame.
         shard_.note_resource_exhaustion(metrics::ResourceOp::connect, rc);
         release_upstream(Outcome::local_resources, false);
@@ -319,7 +319,7 @@ void ProxySession::on_upstream_written(int status) {
 
 // ---- response ----
 
-void ProxySession::on_upstream_read(const BufferRef& buffer, std::string_view bytes) {
+void ProxySession::on_upstream_read(const net::BufferRef& buffer, std::string_view bytes) {
     if (phase_ != Phase::exchanging) return;
     arm(Lane::upstream_response);
     http::MessageParser& parser = upstream_->response_parser();
@@ -610,7 +610,7 @@ void ProxySession::fail_request(Outcome outcome) {
         return;
     }
     const OutcomeRow& r = row(outcome);
-    log(LogLevel::info, "{} answered {}: {}", client_address_, r.status, r.name);
+    base::log(base::LogLevel::info, "{} answered {}: {}", client_address_, r.status, r.name);
     // A backend's failures were counted per attempt where they happened; the others end the request here.
     if (r.source != Source::backend) count_attempt_failure(outcome);
     release_upstream(Outcome::client_gone, false);

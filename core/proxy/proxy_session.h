@@ -21,23 +21,23 @@
 #include <string>
 #include <string_view>
 
-#include "core/base/intrusive_list.h"
+#include "base/intrusive_list.h"
 #include "core/config/config.h"
 #include "core/proxy/exchange.h"
 #include "core/proxy/outcome.h"
 #include "core/shard/deadline_queue.h"
-#include "core/transport/transport.h"
 #include "http/message_parser.h"
+#include "net/transport.h"
 
 namespace lb::core {
 
 class Shard;
 class UpstreamConnection;
 
-class ProxySession final : public TransportEvents,
+class ProxySession final : public net::TransportEvents,
                            public http::MessageSink,
-                           public IntrusiveList<ProxySession>::Hook,
-                           public IntrusiveList<ProxySession, struct QueueTag>::Hook,
+                           public base::IntrusiveList<ProxySession>::Hook,
+                           public base::IntrusiveList<ProxySession, struct QueueTag>::Hook,
                            public DeadlineHook {
   public:
     // Serves `fd`, a connection just accepted from `peer`.
@@ -51,7 +51,7 @@ class ProxySession final : public TransportEvents,
 
     // From the attached UpstreamConnection.
     void on_upstream_connected(int status);
-    void on_upstream_read(const BufferRef& buffer, std::string_view bytes);
+    void on_upstream_read(const net::BufferRef& buffer, std::string_view bytes);
     void on_upstream_end(int status);
     void on_upstream_written(int status);
 
@@ -72,7 +72,7 @@ class ProxySession final : public TransportEvents,
     static void on_client_deadline(DeadlineHook& hook);  // keep-alive, send and linger lanes: the client is done
 
     // The client transport.
-    void on_transport_read(const BufferRef& buffer, std::string_view bytes) override;
+    void on_transport_read(const net::BufferRef& buffer, std::string_view bytes) override;
     void on_transport_end(int status) override;
     void on_transport_written(int status) override;
     void on_transport_shutdown(int status) override;
@@ -143,7 +143,7 @@ class ProxySession final : public TransportEvents,
     bool may_retry() const;
 
     Shard& shard_;
-    std::unique_ptr<Transport> client_;
+    std::unique_ptr<net::Transport> client_;
     std::unique_ptr<Exchange> exchange_;  // the request in progress, if any
     UpstreamConnection* upstream_ = nullptr;
     ResponseSink response_sink_{*this};
@@ -151,11 +151,11 @@ class ProxySession final : public TransportEvents,
 
     // Client bytes read but not parsed yet: a pipelined request, or a body waiting for its upstream connection.
     // Reading stops while there are any, so a client holds at most one read buffer here.
-    BufferRef pending_buffer_;
+    net::BufferRef pending_buffer_;
     std::string_view pending_;
-    const BufferRef* response_buffer_ = nullptr;  // the upstream read being parsed
-    WriteBatch to_client_;
-    WriteBatch to_upstream_;
+    const net::BufferRef* response_buffer_ = nullptr;  // the upstream read being parsed
+    net::WriteBatch to_client_;
+    net::WriteBatch to_upstream_;
 
     uint32_t requests_ = 0;  // requests begun on this connection
     Phase phase_ = Phase::idle;

@@ -2,7 +2,7 @@
 
 #include "core/proxy/proxy_session.h"
 #include "core/shard/shard.h"
-#include "core/transport/tcp_transport.h"
+#include "net/tcp_transport.h"
 
 namespace lb::core {
 
@@ -25,7 +25,7 @@ UpstreamConnection::UpstreamConnection(Shard& shard, pool::BackendId backend)
 UpstreamConnection* UpstreamConnection::create(Shard& shard, pool::BackendId backend) {
     // Owned by its transport's handles from here on: freed in on_transport_closed.
     auto* connection = new UpstreamConnection(shard, backend);
-    connection->transport_ = std::make_unique<TcpTransport>(shard.transport_env(), *connection);
+    connection->transport_ = std::make_unique<net::TcpTransport>(shard.transport_env(), *connection);
     shard.metrics().on_upstream_opened(backend);
     return connection;
 }
@@ -62,7 +62,7 @@ void UpstreamConnection::on_transport_connected(int status) {
     if (session_) session_->on_upstream_connected(status);
 }
 
-void UpstreamConnection::on_transport_read(const BufferRef& buffer, std::string_view bytes) {
+void UpstreamConnection::on_transport_read(const net::BufferRef& buffer, std::string_view bytes) {
     if (session_) {
         session_->on_upstream_read(buffer, bytes);
         return;

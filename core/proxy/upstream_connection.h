@@ -9,10 +9,10 @@
 
 #include <memory>
 
-#include "core/base/intrusive_list.h"
+#include "base/intrusive_list.h"
 #include "core/shard/deadline_queue.h"
-#include "core/transport/transport.h"
 #include "http/message_parser.h"
+#include "net/transport.h"
 #include "pool/backend.h"
 
 namespace lb::core {
@@ -20,8 +20,8 @@ namespace lb::core {
 class Shard;
 class ProxySession;
 
-class UpstreamConnection final : public TransportEvents,
-                                 public IntrusiveList<UpstreamConnection>::Hook,
+class UpstreamConnection final : public net::TransportEvents,
+                                 public base::IntrusiveList<UpstreamConnection>::Hook,
                                  public DeadlineHook {
   public:
     // A new, unconnected connection owned by itself (freed after close()).
@@ -34,7 +34,7 @@ class UpstreamConnection final : public TransportEvents,
     void attach(ProxySession* session);
     void detach();  // forgets the session (which forgets this connection); reading stays as it is
 
-    int write(WriteBatch& batch) { return transport_->write(batch); }
+    int write(net::WriteBatch& batch) { return transport_->write(batch); }
     size_t queued_bytes() const { return transport_->queued_bytes(); }
     void start_reading() { transport_->start_reading(); }
     void stop_reading() { transport_->stop_reading(); }
@@ -54,8 +54,8 @@ class UpstreamConnection final : public TransportEvents,
     http::MessageParser& response_parser() { return response_parser_; }
     static void on_idle_deadline(DeadlineHook& hook);
 
-    // TransportEvents
-    void on_transport_read(const BufferRef& buffer, std::string_view bytes) override;
+    // net::TransportEvents
+    void on_transport_read(const net::BufferRef& buffer, std::string_view bytes) override;
     void on_transport_end(int status) override;
     void on_transport_connected(int status) override;
     void on_transport_written(int status) override;
@@ -66,7 +66,7 @@ class UpstreamConnection final : public TransportEvents,
 
     Shard& shard_;
     pool::BackendId backend_;
-    std::unique_ptr<Transport> transport_;
+    std::unique_ptr<net::Transport> transport_;
     http::MessageParser response_parser_;
     ProxySession* session_ = nullptr;
     uint32_t exchanges_ = 0;

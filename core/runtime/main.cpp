@@ -7,7 +7,7 @@
 #include <string>
 #include <thread>
 
-#include "core/base/log.h"
+#include "base/log.h"
 #include "core/config/config.h"
 #include "core/runtime/process_limits.h"
 #include "core/runtime/supervisor.h"
@@ -54,10 +54,10 @@ int run(const std::string& config_path, lb::core::Config config) {
     auto on_stop_signal = [](uv_signal_t* handle, int signum) {
         auto& control = *static_cast<Control*>(handle->data);
         if (control.waiter.joinable()) {
-            lb::core::log(lb::core::LogLevel::warn, "second signal: exiting without waiting for the drain");
+            lb::base::log(lb::base::LogLevel::warn, "second signal: exiting without waiting for the drain");
             std::_Exit(1);
         }
-        lb::core::log(lb::core::LogLevel::info, "{}: draining connections", strsignal(signum));
+        lb::base::log(lb::base::LogLevel::info, "{}: draining connections", strsignal(signum));
         control.supervisor.request_shutdown();
         // The generations end on their own once drained; this thread tells the loop.
         control.waiter = std::thread([&control] {
@@ -70,14 +70,14 @@ int run(const std::string& config_path, lb::core::Config config) {
     uv_signal_start(
         &sighup,
         [](uv_signal_t* handle, int) {
-            lb::core::log(lb::core::LogLevel::info, "SIGHUP: reloading the configuration");
+            lb::base::log(lb::base::LogLevel::info, "SIGHUP: reloading the configuration");
             static_cast<Control*>(handle->data)->supervisor.reload();
         },
         SIGHUP);
 
     // Every connection costs a descriptor or two: take what the hard limit allows, as nginx and HAProxy do.
     lb::core::OpenFileLimit files = lb::core::raise_open_file_limit();
-    lb::core::log(lb::core::LogLevel::info, "open-file limit {} (hard limit {})", files.soft, files.hard);
+    lb::base::log(lb::base::LogLevel::info, "open-file limit {} (hard limit {})", files.soft, files.hard);
 
     int exit_code = 0;
     try {
@@ -94,7 +94,7 @@ int run(const std::string& config_path, lb::core::Config config) {
     uv_close(reinterpret_cast<uv_handle_t*>(&control.drained), nullptr);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    if (exit_code == 0) lb::core::log(lb::core::LogLevel::info, "stopped");
+    if (exit_code == 0) lb::base::log(lb::base::LogLevel::info, "stopped");
     return exit_code;
 }
 

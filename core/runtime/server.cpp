@@ -9,9 +9,9 @@
 #include <mutex>
 #include <utility>
 
+#include "base/log.h"
 #include "core/admin/admin_server.h"
 #include "core/admin/status_page.h"
-#include "core/base/log.h"
 #include "core/runtime/process_limits.h"
 #include "core/shard/listener.h"
 #include "core/shard/shard.h"
@@ -243,7 +243,7 @@ void Server::start_health_monitor(const Server* predecessor) {
     }
     health::HealthMonitorOptions options;
     options.seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    options.log = [](std::string_view line) { log(LogLevel::info, "{}", line); };
+    options.log = [](std::string_view line) { base::log(base::LogLevel::info, "{}", line); };
     options.metrics_enabled = config.metrics_enabled;
     health_ = std::make_unique<health::HealthMonitor>(
         config.health, std::move(targets), [this](const health::Transition& t) { broadcast_health(t); }, options);

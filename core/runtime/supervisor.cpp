@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "core/base/log.h"
+#include "base/log.h"
 
 namespace lb::core {
 
@@ -26,14 +26,15 @@ void Supervisor::log_listening(const std::string& what) const {
     // The port as bound: with "listen: ...:0" the kernel picked it, and tests read it here.
     ListenAddress listening = config.listen;
     if (!listening.is_unix()) listening.tcp.port = current_->port();
-    log(LogLevel::info, "{} listening on {} with {} workers and {} backends, at most {} client connections{}", what,
-        listening.to_string(), current_->shard_count(), config.backends.size(), current_->client_connection_limit(),
-        admin);
+    base::log(base::LogLevel::info,
+              "{} listening on {} with {} workers and {} backends, at most {} client connections{}", what,
+              listening.to_string(), current_->shard_count(), config.backends.size(),
+              current_->client_connection_limit(), admin);
 }
 
 bool Supervisor::reload() {
     if (stopping_) {
-        log(LogLevel::warn, "reload ignored: lb is stopping");
+        base::log(base::LogLevel::warn, "reload ignored: lb is stopping");
         return false;
     }
     reap_drained();
@@ -43,7 +44,7 @@ bool Supervisor::reload() {
         next->start(current_.get());
     } catch (const std::exception& e) {
         // A ConfigError names file:line:column; a start error names the address or backend.
-        log(LogLevel::error, "reload failed, keeping the running configuration: {}", e.what());
+        base::log(base::LogLevel::error, "reload failed, keeping the running configuration: {}", e.what());
         return false;
     }
     // The new generation already accepts on the shared sockets; only now may the old one let go of them.
@@ -53,7 +54,7 @@ bool Supervisor::reload() {
     old.waiter = std::thread([server = old.server.get(), drained = old.drained, generation = generation_] {
         server->wait();
         drained->store(true, std::memory_order_release);
-        log(LogLevel::info, "configuration generation {} drained", generation);
+        base::log(base::LogLevel::info, "configuration generation {} drained", generation);
     });
     ++generation_;
     log_listening(fmt::format("reloaded {}: generation {}", config_path_, generation_));

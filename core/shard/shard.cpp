@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/base/log.h"
+#include "base/log.h"
 #include "pool/balancer.h"
 
 namespace lb::core {
@@ -70,7 +70,7 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
         ::close(listen_fd);
         throw std::runtime_error("uv_loop_init failed");
     }
-    budget_.set_listener(static_cast<MemoryBudget::Listener*>(this));
+    budget_.set_listener(static_cast<net::MemoryBudget::Listener*>(this));
     deadlines_.emplace(&loop_, deadline_lanes(context.config));
     acceptor_.emplace(&loop_, listen_fd, static_cast<Acceptor::Delegate&>(*this));
     inbox_.init(&loop_, *this);
@@ -111,7 +111,7 @@ void Shard::run() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     stopped_ = true;
     closed_cleanly_ = uv_loop_close(&loop_) == 0;
-    if (!closed_cleanly_) log(LogLevel::error, "shard {}: handles still open after the drain", index_);
+    if (!closed_cleanly_) base::log(base::LogLevel::error, "shard {}: handles still open after the drain", index_);
 }
 
 void Shard::request_drain() {
@@ -144,18 +144,18 @@ void Shard::note_resource_exhaustion(metrics::ResourceOp op, int uv_error) {
     metrics_.on_resource_exhaustion(op);
     uint64_t suppressed = 0;
     if (!resource_log_.allow(uv_now(&loop_), suppressed)) return;
-    log(LogLevel::error,
-        "shard {}: {} failed: {} ({} more since the last report); raise the open-file limit (LimitNOFILE) or "
-        "lower limits.client_connections",
-        index_, op == metrics::ResourceOp::accept ? "accepting a client" : "connecting to a backend",
-        uv_strerror(uv_error), suppressed);
+    base::log(base::LogLevel::error,
+              "shard {}: {} failed: {} ({} more since the last report); raise the open-file limit (LimitNOFILE) or "
+              "lower limits.client_connections",
+              index_, op == metrics::ResourceOp::accept ? "accepting a client" : "connecting to a backend",
+              uv_strerror(uv_error), suppressed);
 }
 
 void Shard::log_backend_problem(pool::BackendId backend, std::string_view what, std::string_view detail) {
     uint64_t suppressed = 0;
     if (!backend_logs_[backend].allow(uv_now(&loop_), suppressed)) return;
-    log(LogLevel::warn, "backend {} {}{}{} ({} more problems with it since the last report)", backend_name(backend),
-        what, detail.empty() ? "" : ": ", detail, suppressed);
+    base::log(base::LogLevel::warn, "backend {} {}{}{} ({} more problems with it since the last report)",
+              backend_name(backend), what, detail.empty() ? "" : ": ", detail, suppressed);
 }
 
 void Shard::add_session(ProxySession* session) { sessions_.push_front(session); }
@@ -188,7 +188,7 @@ void Shard::on_later(uv_idle_t* idle) {
     self->slots_freed_ = 0;
     if (self->memory_relieved_) {
         self->memory_relieved_ = false;
-        while (Transport* waiter = self->memory_waiters_.pop_front()) waiter->resume_after_memory();
+        while (net::Transport* waiter = self->memory_waiters_.pop_front()) waiter->resume_after_memory();
     }
     if (!self->draining_) self->acceptor_->resume();
 }
@@ -218,7 +218,8 @@ void Shard::on_first_request_grace_end(uv_timer_t* timer) {
 
 void Shard::on_drain_timeout(uv_timer_t* timer) {
     auto* self = static_cast<Shard*>(timer->data);
-    log(LogLevel::warn, "shard {}: drain timeout, closing {} connections", self->index_, self->sessions_.size());
+    base::log(base::LogLevel::warn, "shard {}: drain timeout, closing {} connections", self->index_,
+              self->sessions_.size());
     // close() unlinks the session it is called on, and may close others (a woken queued request failing): take
     // the front each time rather than walking links that can change under the walk.
     while (!self->sessions_.empty()) self->sessions_.front()->close();
@@ -281,9 +282,9 @@ void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generat
 void Shard::log_panic_change() const {
     if (index_ != 0) return;  // once per server, not once per shard
     if (pool_.panicking()) {
-        log(LogLevel::warn, "no backend is healthy: panic mode, using all of them");
+        base::log(base::LogLevel::warn, "no backend is healthy: panic mode, using all of them");
     } else {
-        log(LogLevel::info, "a backend is healthy again: leaving panic mode");
+        base::log(base::LogLevel::info, "a backend is healthy again: leaving panic mode");
     }
 }
 

@@ -10,8 +10,8 @@
 #include <optional>
 #include <vector>
 
-#include "core/base/intrusive_list.h"
-#include "core/base/log_throttle.h"
+#include "base/intrusive_list.h"
+#include "base/log_throttle.h"
 #include "core/config/config.h"
 #include "core/proxy/exchange.h"
 #include "core/proxy/idle_upstreams.h"
@@ -19,10 +19,10 @@
 #include "core/shard/acceptor.h"
 #include "core/shard/listener.h"
 #include "core/shard/shard_inbox.h"
-#include "core/transport/buffers.h"
-#include "core/transport/transport.h"
 #include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
+#include "net/buffers.h"
+#include "net/transport.h"
 #include "pool/shard_pool.h"
 
 namespace lb::core {
@@ -39,7 +39,7 @@ struct ServerContext {
     uint64_t buffer_memory_per_shard = 0;
 };
 
-class Shard final : private Acceptor::Delegate, private MemoryBudget::Listener {
+class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Listener {
   public:
     // `listen_fd` is a bound, listening socket this shard takes ownership of (it is closed if this throws).
     Shard(unsigned index, const ServerContext& context, int listen_fd);
@@ -61,9 +61,9 @@ class Shard final : private Acceptor::Delegate, private MemoryBudget::Listener {
     const Config& config() const { return context_.config; }
     pool::ShardPool& pool() { return pool_; }
     IdleUpstreams& idle_upstreams() { return idle_upstreams_; }
-    BufferPool& buffers() { return buffers_; }
-    WritePool& writes() { return writes_; }
-    TransportEnv& transport_env() { return transport_env_; }
+    net::BufferPool& buffers() { return buffers_; }
+    net::WritePool& writes() { return writes_; }
+    net::TransportEnv& transport_env() { return transport_env_; }
     ExchangePool& exchanges() { return exchanges_; }
     http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
@@ -114,7 +114,7 @@ class Shard final : private Acceptor::Delegate, private MemoryBudget::Listener {
     bool may_accept() override;
     void on_accepted(int fd, const sockaddr_storage& peer) override;
     void on_accept_exhausted(int error) override;
-    // MemoryBudget::Listener
+    // net::MemoryBudget::Listener
     void on_memory_relief() override;
 
     // Work that must not run nested inside another connection's callback (waking a queued request, resuming
@@ -142,20 +142,20 @@ class Shard final : private Acceptor::Delegate, private MemoryBudget::Listener {
     uv_timer_t slow_start_timer_;
     pool::ShardPool pool_;
     IdleUpstreams idle_upstreams_;
-    MemoryBudget budget_;
-    BufferPool buffers_;
-    WritePool writes_;
-    MemoryWaiters memory_waiters_;
-    TransportEnv transport_env_;
+    net::MemoryBudget budget_;
+    net::BufferPool buffers_;
+    net::WritePool writes_;
+    net::MemoryWaiters memory_waiters_;
+    net::TransportEnv transport_env_;
     ExchangePool exchanges_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists
     metrics::ShardMetrics metrics_;
-    IntrusiveList<ProxySession> sessions_;
-    IntrusiveList<ProxySession, QueueTag> queue_;  // oldest at the back
-    size_t slots_freed_ = 0;                       // queued requests to wake on the next turn
-    bool memory_relieved_ = false;                 // memory waiters and the acceptor to resume on the next turn
-    LogThrottle resource_log_;
-    std::vector<LogThrottle> backend_logs_;
+    base::IntrusiveList<ProxySession> sessions_;
+    base::IntrusiveList<ProxySession, QueueTag> queue_;  // oldest at the back
+    size_t slots_freed_ = 0;                             // queued requests to wake on the next turn
+    bool memory_relieved_ = false;                       // memory waiters and the acceptor to resume on the next turn
+    base::LogThrottle resource_log_;
+    std::vector<base::LogThrottle> backend_logs_;
     std::vector<uint64_t> health_generation_;  // of the last transition applied, per backend
     bool picks_by_hash_key_ = false;
     bool draining_ = false;

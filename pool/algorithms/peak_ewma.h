@@ -7,8 +7,8 @@
 
 #include <vector>
 
-#include "pool/balancer.h"
 #include "pool/algorithms/two_choices.h"
+#include "pool/balancer.h"
 
 namespace lb::pool {
 

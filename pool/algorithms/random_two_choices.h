@@ -3,8 +3,8 @@
 // least connections, with O(1) work and no herding onto one "least loaded" backend when counts are stale.
 #pragma once
 
-#include "pool/balancer.h"
 #include "pool/algorithms/two_choices.h"
+#include "pool/balancer.h"
 
 namespace lb::pool {
 

@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "pool/balancer.h"
 #include "pool/algorithms/consistent_hash.h"
 #include "pool/algorithms/least_connections.h"
 #include "pool/algorithms/peak_ewma.h"
 #include "pool/algorithms/random_two_choices.h"
 #include "pool/algorithms/round_robin.h"
 #include "pool/algorithms/weighted_round_robin.h"
+#include "pool/balancer.h"
 
 using namespace lb::pool;
 using namespace std::chrono_literals;

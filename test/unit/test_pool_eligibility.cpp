@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "pool/balancer.h"
 #include "pool/algorithms/peak_ewma.h"
+#include "pool/balancer.h"
 #include "pool/shard_pool.h"
 
 using namespace lb::pool;

@@ -8,18 +8,18 @@
 #include <cstring>
 #include <string>
 
-#include "core/transport/tcp_transport.h"
+#include "net/tcp_transport.h"
 
-using namespace lb::core;
+using namespace lb;
 
 namespace {
 
-struct Recorder : TransportEvents {
+struct Recorder : net::TransportEvents {
     std::string read;
     int ended = 0;
     int written = 0;
     bool closed = false;
-    void on_transport_read(const BufferRef&, std::string_view bytes) override { read.append(bytes); }
+    void on_transport_read(const net::BufferRef&, std::string_view bytes) override { read.append(bytes); }
     void on_transport_end(int) override { ++ended; }
     void on_transport_written(int) override { ++written; }
     void on_transport_closed() override { closed = true; }
@@ -28,13 +28,13 @@ struct Recorder : TransportEvents {
 // A loop, a shard's buffers and one transport over one end of a socket pair; the test holds the other end.
 struct Bench {
     uv_loop_t loop;
-    MemoryBudget budget;
-    BufferPool buffers{budget};
-    WritePool writes{budget};
-    MemoryWaiters waiters;
-    TransportEnv env{&loop, buffers, writes, waiters};
+    net::MemoryBudget budget;
+    net::BufferPool buffers{budget};
+    net::WritePool writes{budget};
+    net::MemoryWaiters waiters;
+    net::TransportEnv env{&loop, buffers, writes, waiters};
     Recorder events;
-    std::unique_ptr<TcpTransport> transport;
+    std::unique_ptr<net::TcpTransport> transport;
     int peer = -1;
 
     explicit Bench(size_t budget_limit = SIZE_MAX) : budget(budget_limit) {
@@ -42,7 +42,7 @@ struct Bench {
         int pair[2];
         REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) == 0);
         peer = pair[1];
-        transport = std::make_unique<TcpTransport>(env, events);
+        transport = std::make_unique<net::TcpTransport>(env, events);
         REQUIRE(transport->open(pair[0]) == 0);
     }
     ~Bench() {
@@ -61,7 +61,7 @@ struct Bench {
 TEST_CASE("bytes that wait for a slow peer are compacted and charged for what they hold", "[transport]") {
     Bench bench;
     // Fill the socket so that everything after waits.
-    WriteBatch fill(bench.writes);
+    net::WriteBatch fill(bench.writes);
     std::string big(4 << 20, 'f');
     fill.append_copy(big);
     REQUIRE(bench.transport->write(fill) == 0);
@@ -69,9 +69,9 @@ TEST_CASE("bytes that wait for a slow peer are compacted and charged for what th
 
     // 1,000 pieces of 64 bytes, each referenced in its own 64 KiB read buffer, as small reads would give them.
     for (int i = 0; i < 1000; ++i) {
-        BufferRef buffer = bench.buffers.acquire();
+        net::BufferRef buffer = bench.buffers.acquire();
         std::memset(buffer.data(), 'a' + i % 26, 64);
-        WriteBatch piece(bench.writes);
+        net::WriteBatch piece(bench.writes);
         piece.append_ref(buffer, {buffer.data(), 64});
         REQUIRE(bench.transport->write(piece) == 0);
     }
@@ -79,7 +79,7 @@ TEST_CASE("bytes that wait for a slow peer are compacted and charged for what th
     CHECK(bench.buffers.in_use() == 0);
     size_t queued = bench.transport->queued_bytes();
     INFO("queued " << queued);
-    CHECK(queued < big.size() + 64 * 1000 + 2 * WriteRequest::kGrowth);
+    CHECK(queued < big.size() + 64 * 1000 + 2 * net::WriteRequest::kGrowth);
     CHECK(bench.budget.used() == queued);
 
     // Everything arrives, in order, once the peer reads.
@@ -99,12 +99,12 @@ TEST_CASE("bytes that wait for a slow peer are compacted and charged for what th
 
 TEST_CASE("a large waiting piece stays referenced in its read buffer", "[transport]") {
     Bench bench;
-    WriteBatch fill(bench.writes);
+    net::WriteBatch fill(bench.writes);
     fill.append_copy(std::string(4 << 20, 'f'));
     REQUIRE(bench.transport->write(fill) == 0);
-    BufferRef buffer = bench.buffers.acquire();
-    WriteBatch piece(bench.writes);
-    piece.append_ref(buffer, {buffer.data(), Buffer::kSize});
+    net::BufferRef buffer = bench.buffers.acquire();
+    net::WriteBatch piece(bench.writes);
+    piece.append_ref(buffer, {buffer.data(), net::Buffer::kSize});
     buffer.reset();
     REQUIRE(bench.transport->write(piece) == 0);
     CHECK(bench.buffers.in_use() == 1);  // kept, not copied: one buffer for a buffer's worth of bytes
@@ -122,15 +122,15 @@ TEST_CASE("input that arrived unread, or the peer's close, is seen before reuse"
 }
 
 TEST_CASE("a transport out of memory stops reading, waits, and resumes when relieved", "[transport]") {
-    Bench bench(Buffer::kSize);                // room for one read buffer
-    BufferRef held = bench.buffers.acquire();  // ... which is taken
+    Bench bench(net::Buffer::kSize);                // room for one read buffer
+    net::BufferRef held = bench.buffers.acquire();  // ... which is taken
     bench.transport->start_reading();
     REQUIRE(::send(bench.peer, "hello", 5, 0) == 5);
     for (int i = 0; i < 20 && bench.waiters.empty(); ++i) bench.spin();
     CHECK_FALSE(bench.waiters.empty());
     CHECK(bench.events.read.empty());
     held.reset();
-    while (Transport* waiter = bench.waiters.pop_front()) waiter->resume_after_memory();
+    while (net::Transport* waiter = bench.waiters.pop_front()) waiter->resume_after_memory();
     for (int i = 0; i < 20 && bench.events.read.empty(); ++i) bench.spin();
     CHECK(bench.events.read == "hello");
 }

@@ -1,4 +1,4 @@
-#include "core/base/log.h"
+#include "base/log.h"
 
 #include <unistd.h>
 
@@ -6,7 +6,7 @@
 #include <chrono>
 #include <ctime>
 
-namespace lb::core {
+namespace lb::base {
 
 namespace {
 std::atomic<LogLevel> g_level{LogLevel::info};
@@ -43,4 +43,4 @@ void log_line(LogLevel level, std::string_view message) {
     (void)rc;
 }
 
-}  // namespace lb::core
+}  // namespace lb::base

@@ -5,7 +5,7 @@
 
 #include <cstddef>
 
-namespace lb::core {
+namespace lb::base {
 
 template <typename T, typename Tag = void>
 class IntrusiveList {
@@ -80,4 +80,4 @@ class IntrusiveList {
     size_t size_ = 0;
 };
 
-}  // namespace lb::core
+}  // namespace lb::base

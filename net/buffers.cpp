@@ -1,6 +1,6 @@
-#include "core/transport/buffers.h"
+#include "net/buffers.h"
 
-namespace lb::core {
+namespace lb::net {
 
 namespace {
 
@@ -141,4 +141,4 @@ void WriteBatch::clear() {
     if (current_) pool_.recycle(std::move(current_));
 }
 
-}  // namespace lb::core
+}  // namespace lb::net

@@ -12,10 +12,10 @@
 #include <cstddef>
 #include <string_view>
 
-#include "core/base/intrusive_list.h"
-#include "core/transport/buffers.h"
+#include "base/intrusive_list.h"
+#include "net/buffers.h"
 
-namespace lb::core {
+namespace lb::net {
 
 class TransportEvents {
   public:
@@ -45,7 +45,7 @@ inline bool is_local_resource_error(int uv_error) {
 
 // Transports that stopped reading because their shard's memory budget ran out; resumed when it is relieved.
 class Transport;
-using MemoryWaiters = IntrusiveList<Transport>;
+using MemoryWaiters = base::IntrusiveList<Transport>;
 
 // What every transport of a shard shares.
 struct TransportEnv {
@@ -55,7 +55,7 @@ struct TransportEnv {
     MemoryWaiters& memory_waiters;
 };
 
-class Transport : public IntrusiveList<Transport>::Hook {
+class Transport : public base::IntrusiveList<Transport>::Hook {
   public:
     virtual ~Transport() = default;
 
@@ -83,4 +83,4 @@ class Transport : public IntrusiveList<Transport>::Hook {
     virtual void resume_after_memory() = 0;
 };
 
-}  // namespace lb::core
+}  // namespace lb::net

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-namespace lb::core {
+namespace lb::base {
 
 class LogThrottle {
   public:
@@ -31,4 +31,4 @@ class LogThrottle {
     bool logged_once_ = false;
 };
 
-}  // namespace lb::core
+}  // namespace lb::base

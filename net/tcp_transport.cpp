@@ -1,11 +1,11 @@
-#include "core/transport/tcp_transport.h"
+#include "net/tcp_transport.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 
-namespace lb::core {
+namespace lb::net {
 
 TcpTransport::TcpTransport(TransportEnv& env, TransportEvents& events) : env_(env), events_(events) {
     uv_tcp_init(env_.loop, &tcp_);
@@ -229,4 +229,4 @@ void TcpTransport::on_close(uv_handle_t* handle) {
     self->events_.on_transport_closed();  // may free this transport: nothing after it
 }
 
-}  // namespace lb::core
+}  // namespace lb::net

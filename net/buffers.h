@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-namespace lb::core {
+namespace lb::net {
 
 class BufferPool;
 
@@ -230,4 +230,4 @@ class WriteBatch {
     std::unique_ptr<WriteRequest> current_;
 };
 
-}  // namespace lb::core
+}  // namespace lb::net

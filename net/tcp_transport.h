@@ -7,9 +7,9 @@
 
 #include <memory>
 
-#include "core/transport/transport.h"
+#include "net/transport.h"
 
-namespace lb::core {
+namespace lb::net {
 
 class TcpTransport final : public Transport {
   public:
@@ -62,4 +62,4 @@ class TcpTransport final : public Transport {
     bool closing_ = false;
 };
 
-}  // namespace lb::core
+}  // namespace lb::net

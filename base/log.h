@@ -5,7 +5,7 @@
 
 #include <string_view>
 
-namespace lb::core {
+namespace lb::base {
 
 enum class LogLevel { debug, info, warn, error };
 
@@ -18,4 +18,4 @@ void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) {
     if (log_enabled(level)) log_line(level, fmt::format(format, std::forward<Args>(args)...));
 }
 
-}  // namespace lb::core
+}  // namespace lb::base
