@@ -378,11 +378,6 @@ class MapReader {
         if (field) out = field_host_port(file_, *field, allow_port_zero);
     }
 
-    void read_listen_address(std::string_view key, ListenAddress& out) const {
-        const Field* field = find(key);
-        if (field) out = field_listen_address(file_, *field);
-    }
-
     // Only the YAML 1.2 core spellings: "yes", "on" or "1" for a flag is more likely a slip than a choice.
     void read_bool(std::string_view key, bool& out) const {
         const Field* field = find(key);
@@ -589,6 +584,52 @@ BackendConfig read_backend(const std::string& file, const YAML::Node& item, cons
     backend.address = scalar_text(file, field, "a host:port string or a map with 'address' and 'weight'");
     backend.endpoint = field_host_port(file, field, false);
     return backend;
+}
+
+// One `listen:` entry: an address string, or a map with `address` (and, with TLS, its `tls:` section).
+ListenerConfig read_listener(const std::string& file, const YAML::Node& item, const std::string& path) {
+    ListenerConfig listener;
+    if (item.IsMap()) {
+        MapReader map(file, item, path, {"address"});
+        const Field* address = map.find("address");
+        if (!address) map.fail_here(fmt::format("'{}.address' is required", path));
+        listener.address = field_listen_address(file, *address);
+        return listener;
+    }
+    listener.address = field_listen_address(file, Field{path, item, item});
+    return listener;
+}
+
+// `listen:` one address, or a list whose entries are addresses or maps. The same address twice is an error: the
+// second bind would fail at start, and lb --check should say so first.
+std::vector<ListenerConfig> read_listeners(const MapReader& top) {
+    const Field* field = top.find("listen");
+    if (!field) return Config{}.listeners;
+    if (!field->value.IsSequence()) return {read_listener(top.file(), field->value, "listen")};
+    if (field->value.size() == 0) top.fail(*field, "'listen' must name at least one address");
+    // `listen: [::1]:8080` unquoted is a YAML flow list holding "::1": say what happened rather than "no port".
+    if (field->value.Style() == YAML::EmitterStyle::Flow && field->value.size() == 1 && field->value[0].IsScalar() &&
+        std::count(field->value[0].Scalar().begin(), field->value[0].Scalar().end(), ':') > 1) {
+        top.fail(*field,
+                 "'listen' must be a host:port or unix:PATH string (quote IPv6 addresses: \"[::1]:8080\"), "
+                 "got a list");
+    }
+    std::vector<ListenerConfig> listeners;
+    for (size_t i = 0; i < field->value.size(); ++i) {
+        const YAML::Node& item = field->value[i];
+        std::string path = fmt::format("listen[{}]", i);
+        ListenerConfig listener = read_listener(top.file(), item, path);
+        for (const auto& earlier : listeners) {
+            bool same = earlier.address == listener.address;
+            bool both_any_port = !listener.address.is_unix() && listener.address.tcp.port == 0;
+            if (same && !both_any_port) {
+                fail_at(top.file(), item.Mark(),
+                        fmt::format("'{}': {} is already listed", path, listener.address.to_string()));
+            }
+        }
+        listeners.push_back(std::move(listener));
+    }
+    return listeners;
 }
 
 // Two entries for one host:port would double its share and confuse metrics that are keyed by address. Names
@@ -801,7 +842,7 @@ Config read_config(const std::string& source, const YAML::Node& root) {
                    "peak_ewma", "consistent_hash", "queue", "health", "admin", "metrics"});
     Config config;
     config.source = source;
-    top.read_listen_address("listen", config.listen);
+    config.listeners = read_listeners(top);
     config.workers = read_workers(top);
     config.backends = read_backends(top);
     config.timeouts = read_timeouts(top);

@@ -33,6 +33,12 @@ struct ListenAddress {
     bool operator==(const ListenAddress&) const = default;
 };
 
+// One address lb accepts clients on. (A later `tls:` section makes it an HTTPS listener.)
+struct ListenerConfig {
+    ListenAddress address;
+    bool operator==(const ListenerConfig&) const = default;
+};
+
 struct BackendConfig {
     std::string address;  // "host:port" as written, used as the backend's name in logs and metrics
     HostPort endpoint;
@@ -90,7 +96,8 @@ inline constexpr unsigned kUnlimited = std::numeric_limits<unsigned>::max();
 
 struct Config {
     std::string source;  // the file it came from, for messages
-    ListenAddress listen{{"0.0.0.0", 8080}, {}};
+    // `listen:` one address or a list of them; each gets its socket in every worker.
+    std::vector<ListenerConfig> listeners{ListenerConfig{ListenAddress{{"0.0.0.0", 8080}, {}}}};
     unsigned workers = 0;  // 0 = "auto": one per core
     std::vector<BackendConfig> backends;
     Timeouts timeouts;

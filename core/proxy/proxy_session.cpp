@@ -33,15 +33,16 @@ std::string address_text(const sockaddr_storage& peer) {
 
 }  // namespace
 
-ProxySession::ProxySession(Shard& shard)
+ProxySession::ProxySession(Shard& shard, size_t listener)
     : shard_(shard),
       client_(std::make_unique<net::TcpTransport>(shard.transport_env(), *this)),
       to_client_(shard.writes()),
-      to_upstream_(shard.writes()) {}
+      to_upstream_(shard.writes()),
+      listener_(static_cast<uint16_t>(listener)) {}
 
-void ProxySession::start(Shard& shard, int fd, const sockaddr_storage& peer) {
+void ProxySession::start(Shard& shard, size_t listener, int fd, const sockaddr_storage& peer) {
     // Owned by its transport from here on: freed in on_transport_closed.
-    auto* session = new ProxySession(shard);
+    auto* session = new ProxySession(shard, listener);
     shard.add_session(session);
     shard.metrics().on_client_accepted();
     if (static_cast<net::TcpTransport&>(*session->client_).open(fd) != 0) {

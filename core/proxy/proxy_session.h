@@ -40,8 +40,8 @@ class ProxySession final : public net::TransportEvents,
                            public base::IntrusiveList<ProxySession, struct QueueTag>::Hook,
                            public DeadlineHook {
   public:
-    // Serves `fd`, a connection just accepted from `peer`.
-    static void start(Shard& shard, int fd, const sockaddr_storage& peer);
+    // Serves `fd`, a connection just accepted from `peer` on the shard's listener number `listener`.
+    static void start(Shard& shard, size_t listener, int fd, const sockaddr_storage& peer);
 
     // The most read-buffer and queued-write memory one connection can hold under `limits`, whatever its client
     // and backend do: towards each side, buffer_per_connection plus the last read that crossed it (64 KiB) plus
@@ -107,7 +107,7 @@ class ProxySession final : public net::TransportEvents,
         ProxySession& session_;
     };
 
-    explicit ProxySession(Shard& shard);
+    ProxySession(Shard& shard, size_t listener);
     bool closed() const { return phase_ == Phase::closed; }
     size_t high_water() const;
 
@@ -158,6 +158,7 @@ class ProxySession final : public net::TransportEvents,
     net::WriteBatch to_upstream_;
 
     uint32_t requests_ = 0;  // requests begun on this connection
+    uint16_t listener_;      // which of the configured listeners accepted it
     Phase phase_ = Phase::idle;
     bool parsing_ = false;             // inside parse_client_input: it carries on once a connection is ready
     bool upstream_held_back_ = false;  // upstream reading stopped until the client takes what waits for it

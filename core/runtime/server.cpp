@@ -71,23 +71,31 @@ void Server::start(const Server* predecessor) {
                                    static_cast<uint64_t>(config.timeouts.client_send.count())});
     }
 
-    std::vector<int> fds;
+    // fds[listener][shard]: every shard gets a socket of its own for every listener.
+    std::vector<std::vector<int>> fds;
+    auto close_all = [&] {
+        for (auto& per_listener : fds) {
+            for (int fd : per_listener) {
+                if (fd >= 0) ::close(fd);
+            }
+        }
+    };
     try {
-        if (config.listen.is_unix()) {
-            fds = open_unix_listeners(predecessor);
-        } else {
-            fds = open_tcp_listeners(predecessor);
+        ports_.assign(config.listeners.size(), 0);
+        socket_files_.resize(config.listeners.size());
+        for (size_t l = 0; l < config.listeners.size(); ++l) {
+            fds.push_back(config.listeners[l].address.is_unix() ? open_unix_listeners(l, predecessor)
+                                                                : open_tcp_listeners(l, predecessor));
         }
         for (unsigned i = 0; i < config.workers; ++i) {
-            int fd = std::exchange(fds[i], -1);  // the shard's from here, even if it throws
-            shards_.push_back(std::make_unique<Shard>(i, *context_, fd));
+            std::vector<int> shard_fds;
+            for (auto& per_listener : fds) shard_fds.push_back(std::exchange(per_listener[i], -1));
+            shards_.push_back(std::make_unique<Shard>(i, *context_, std::move(shard_fds)));  // the shard's from here
         }
     } catch (...) {
-        for (int fd : fds) {
-            if (fd >= 0) ::close(fd);
-        }
+        close_all();
         shards_.clear();
-        socket_file_.reset();  // removes the file if this generation made it
+        socket_files_.clear();  // removes the files this generation made
         throw;
     }
     // The shards last: once one runs it serves traffic (on a reload, next to the old generation), so nothing
@@ -97,17 +105,33 @@ void Server::start(const Server* predecessor) {
     for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
 }
 
-std::vector<int> Server::open_tcp_listeners(const Server* predecessor) {
+// The index of the predecessor's listener on the same address as our listener `l`, if there is one.
+std::optional<size_t> Server::inherited_listener(size_t l, const Server* predecessor) const {
+    if (!predecessor) return std::nullopt;
+    const auto& theirs = predecessor->config().listeners;
+    const auto& ours = context_->config.listeners[l];
+    for (size_t i = 0; i < theirs.size(); ++i) {
+        if (theirs[i].address == ours.address) return i;
+        // "host:0" took whatever port the kernel gave; naming that port now means the same socket.
+        ListenAddress bound = theirs[i].address;
+        if (!bound.is_unix() && bound.tcp.port == 0) bound.tcp.port = predecessor->ports_[i];
+        if (bound == ours.address) return i;
+    }
+    return std::nullopt;
+}
+
+std::vector<int> Server::open_tcp_listeners(size_t l, const Server* predecessor) {
     // A successor on the same address takes over its predecessor's sockets, one per shard, so the connections
     // waiting in their accept queues are served, not reset. Extra shards join with sockets of their own.
     const Config& config = context_->config;
-    const bool inherits = predecessor && predecessor->config().listen == config.listen;
-    SocketAddress listen_address = inherits ? predecessor->bound_listen_address() : resolve(config.listen.tcp);
+    std::optional<size_t> inherited = inherited_listener(l, predecessor);
+    SocketAddress listen_address = inherited ? bound_address(predecessor->shards_.front()->listen_fd(*inherited))
+                                             : resolve(config.listeners[l].address.tcp);
     std::vector<int> fds;
     try {
         for (unsigned i = 0; i < config.workers; ++i) {
-            if (inherits && i < predecessor->shards_.size()) {
-                fds.push_back(duplicate_listener(predecessor->shards_[i]->listen_fd()));
+            if (inherited && i < predecessor->shards_.size()) {
+                fds.push_back(duplicate_listener(predecessor->shards_[i]->listen_fd(*inherited)));
             } else {
                 fds.push_back(open_listener(listen_address, 4096, PortSharing::shared));
             }
@@ -118,24 +142,25 @@ std::vector<int> Server::open_tcp_listeners(const Server* predecessor) {
         for (int fd : fds) ::close(fd);
         throw;
     }
-    port_ = listen_address.port();
+    ports_[l] = listen_address.port();
     return fds;
 }
 
-std::vector<int> Server::open_unix_listeners(const Server* predecessor) {
+std::vector<int> Server::open_unix_listeners(size_t l, const Server* predecessor) {
     // No SO_REUSEPORT for Unix sockets: one socket, and each shard its own descriptor for it (every shard's loop
     // wakes for a connection and one accept() wins). A successor on the same path takes over the socket, and
     // with it the file, which the last generation using it removes.
     const Config& config = context_->config;
+    std::optional<size_t> inherited = inherited_listener(l, predecessor);
     std::vector<int> fds;
     try {
-        if (predecessor && predecessor->config().listen == config.listen && predecessor->socket_file_) {
-            fds.push_back(duplicate_listener(predecessor->shards_.front()->listen_fd()));
-            socket_file_ = predecessor->socket_file_;
+        if (inherited && predecessor->socket_files_[*inherited]) {
+            fds.push_back(duplicate_listener(predecessor->shards_.front()->listen_fd(*inherited)));
+            socket_files_[l] = predecessor->socket_files_[*inherited];
         } else {
-            UnixListener listener = open_unix_listener(config.listen.unix_path, 4096);
+            UnixListener listener = open_unix_listener(config.listeners[l].address.unix_path, 4096);
             fds.push_back(listener.fd);
-            socket_file_ = std::move(listener.file);
+            socket_files_[l] = std::move(listener.file);
         }
         while (fds.size() < config.workers) fds.push_back(duplicate_listener(fds.front()));
     } catch (...) {
@@ -204,21 +229,26 @@ uint64_t Server::client_connection_limit() const {
     return uint64_t{context_->client_connections_per_shard} * context_->config.workers;
 }
 
-SocketAddress Server::bound_listen_address() const { return bound_address(shards_.front()->listen_fd()); }
+uint16_t Server::port() const {
+    for (uint16_t p : ports_) {
+        if (p != 0) return p;
+    }
+    return 0;
+}
 
 void Server::retire() {
     if (admin_) admin_->stop();
     if (shutdown_requested_.exchange(true)) return;
     // Waits until every shard has closed its listener, so that from the return on, only the successor accepts.
     run_on_every_shard([](Shard& shard) { shard.begin_drain(); });
-    socket_file_.reset();  // a successor on the same path keeps the file; otherwise it goes now
+    socket_files_.clear();  // a successor on the same path keeps its file; the others go now
 }
 
 void Server::request_shutdown() {
     if (shutdown_requested_.exchange(true)) return;  // a shard's inbox closes once it has drained
     for (auto& shard : shards_) shard->request_drain();
     // No new client should find the path from here on; the listeners close as each shard starts its drain.
-    socket_file_.reset();
+    socket_files_.clear();
 }
 
 void Server::wait() {

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -41,8 +42,10 @@ class Server {
     // request_shutdown() then wait().
     void shutdown();
 
-    // The TCP port clients connect to (0 when lb listens on a Unix domain socket).
-    uint16_t port() const { return port_; }
+    // The port of the first TCP listener (0 when every listener is a Unix domain socket), and of listener `l`
+    // (0 for a Unix socket), as bound: with port 0 in lb.yaml the kernel picks them.
+    uint16_t port() const;
+    uint16_t port(size_t listener) const { return ports_[listener]; }
     // limits.client_connections as applied: each worker's share times the workers.
     uint64_t client_connection_limit() const;
     const Config& config() const;
@@ -73,11 +76,11 @@ class Server {
 
   private:
     void start_health_monitor(const Server* predecessor);
-    SocketAddress bound_listen_address() const;
-    // One listening descriptor per shard, taken over from `predecessor` where it listens on the same address.
-    // Throw std::runtime_error, with nothing left open.
-    std::vector<int> open_tcp_listeners(const Server* predecessor);
-    std::vector<int> open_unix_listeners(const Server* predecessor);
+    std::optional<size_t> inherited_listener(size_t listener, const Server* predecessor) const;
+    // For listener `listener`, one listening descriptor per shard, taken over from `predecessor` where it listens
+    // on the same address. Throw std::runtime_error, with nothing left open.
+    std::vector<int> open_tcp_listeners(size_t listener, const Server* predecessor);
+    std::vector<int> open_unix_listeners(size_t listener, const Server* predecessor);
     void broadcast_health(const health::Transition& transition);
 
     std::unique_ptr<ServerContext> context_;
@@ -88,10 +91,10 @@ class Server {
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<health::HealthMonitor> health_;
     std::atomic<uint64_t> last_transition_ns_for_test_{0};
-    uint16_t port_ = 0;
-    // Set when listening on a Unix domain socket; shared with the successors that take the socket over, and
+    std::vector<uint16_t> ports_;  // per listener, as bound
+    // Per listener, set for a Unix domain socket: shared with the successors that take the socket over, and
     // removed from the file system when the last generation using it lets go (retire or shutdown).
-    std::shared_ptr<UnixSocketFile> socket_file_;
+    std::vector<std::shared_ptr<UnixSocketFile>> socket_files_;
     std::atomic<bool> shutdown_requested_{false};
 };
 

@@ -1,6 +1,9 @@
 #include "core/runtime/supervisor.h"
 
+#include <fmt/format.h>
+
 #include <utility>
+#include <vector>
 
 #include "base/log.h"
 
@@ -23,12 +26,16 @@ void Supervisor::log_listening(const std::string& what) const {
     const Config& config = current_->config();
     std::string admin =
         current_->admin_port() ? fmt::format("; admin on {}:{}", config.admin.listen.host, current_->admin_port()) : "";
-    // The port as bound: with "listen: ...:0" the kernel picked it, and tests read it here.
-    ListenAddress listening = config.listen;
-    if (!listening.is_unix()) listening.tcp.port = current_->port();
+    // The ports as bound: with "listen: ...:0" the kernel picked them, and tests read them here.
+    std::vector<std::string> addresses;
+    for (size_t l = 0; l < config.listeners.size(); ++l) {
+        ListenAddress listening = config.listeners[l].address;
+        if (!listening.is_unix()) listening.tcp.port = current_->port(l);
+        addresses.push_back(listening.to_string());
+    }
     base::log(base::LogLevel::info,
               "{} listening on {} with {} workers and {} backends, at most {} client connections{}", what,
-              listening.to_string(), current_->shard_count(), config.backends.size(),
+              fmt::join(addresses, ", "), current_->shard_count(), config.backends.size(),
               current_->client_connection_limit(), admin);
 }
 

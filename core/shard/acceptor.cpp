@@ -17,7 +17,8 @@ constexpr uint64_t kExhaustedRetryMs = 100;
 
 }  // namespace
 
-Acceptor::Acceptor(uv_loop_t* loop, int listen_fd, Delegate& delegate) : delegate_(delegate), fd_(listen_fd) {
+Acceptor::Acceptor(uv_loop_t* loop, int listen_fd, size_t listener, Delegate& delegate)
+    : delegate_(delegate), listener_(listener), fd_(listen_fd) {
     uv_poll_init_socket(loop, &poll_, fd_);
     uv_timer_init(loop, &retry_timer_);
     poll_.data = this;
@@ -58,7 +59,7 @@ void Acceptor::accept_some() {
         socklen_t length = sizeof peer;
         int fd = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
-            delegate_.on_accepted(fd, peer);
+            delegate_.on_accepted(listener_, fd, peer);
             continue;
         }
         switch (errno) {

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include <cstddef>
+
 namespace lb::core {
 
 class Acceptor {
@@ -16,8 +18,8 @@ class Acceptor {
       public:
         // Whether a connection may be taken now (below the connection and memory limits).
         virtual bool may_accept() = 0;
-        // A new connection: `fd` is non-blocking and close-on-exec, and now the delegate's.
-        virtual void on_accepted(int fd, const sockaddr_storage& peer) = 0;
+        // A new connection on listener `listener`: `fd` is non-blocking and close-on-exec, and now the delegate's.
+        virtual void on_accepted(size_t listener, int fd, const sockaddr_storage& peer) = 0;
         // accept() failed for want of descriptors or memory (errno value): lb's problem, not the client's.
         virtual void on_accept_exhausted(int error) = 0;
 
@@ -25,8 +27,9 @@ class Acceptor {
         ~Delegate() = default;
     };
 
-    // Takes ownership of `listen_fd`, a listening socket. Owner loop only, like everything below.
-    Acceptor(uv_loop_t* loop, int listen_fd, Delegate& delegate);
+    // Takes ownership of `listen_fd`, the socket of the shard's listener number `listener`. Owner loop only, like
+    // everything below.
+    Acceptor(uv_loop_t* loop, int listen_fd, size_t listener, Delegate& delegate);
     Acceptor(const Acceptor&) = delete;
     Acceptor& operator=(const Acceptor&) = delete;
 
@@ -46,6 +49,7 @@ class Acceptor {
     void pause();
 
     Delegate& delegate_;
+    size_t listener_;
     uv_poll_t poll_;
     uv_timer_t retry_timer_;
     int fd_;

@@ -46,7 +46,7 @@ http::HeadLimits request_limits(const Config& config) {
 
 }  // namespace
 
-Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
+Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> listen_fds)
     : index_(index),
       context_(context),
       // Each shard seeds its balancer differently (rotation start, random choices), so shards do not all hit
@@ -67,12 +67,15 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
       backend_logs_(context.backends->size()) {
     static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
     if (uv_loop_init(&loop_) != 0) {
-        ::close(listen_fd);
+        for (int fd : listen_fds) ::close(fd);
         throw std::runtime_error("uv_loop_init failed");
     }
     budget_.set_listener(static_cast<net::MemoryBudget::Listener*>(this));
     deadlines_.emplace(&loop_, deadline_lanes(context.config));
-    acceptor_.emplace(&loop_, listen_fd, static_cast<Acceptor::Delegate&>(*this));
+    for (size_t l = 0; l < listen_fds.size(); ++l) {
+        acceptors_.push_back(
+            std::make_unique<Acceptor>(&loop_, listen_fds[l], l, static_cast<Acceptor::Delegate&>(*this)));
+    }
     inbox_.init(&loop_, *this);
     uv_idle_init(&loop_, &later_);
     later_.data = this;
@@ -92,7 +95,7 @@ Shard::Shard(unsigned index, const ServerContext& context, int listen_fd)
     if (pool_.panicking()) log_panic_change();
     drain_timer_.data = this;
     first_request_grace_timer_.data = this;
-    acceptor_->start();
+    for (auto& acceptor : acceptors_) acceptor->start();
 }
 
 Shard::~Shard() {
@@ -100,7 +103,7 @@ Shard::~Shard() {
 }
 
 void Shard::close_handles_before_run() {
-    acceptor_->close();
+    for (auto& acceptor : acceptors_) acceptor->close();
     close_own_handles();
     uv_run(&loop_, UV_RUN_DEFAULT);
     uv_loop_close(&loop_);
@@ -130,9 +133,9 @@ bool Shard::may_accept() {
     return false;
 }
 
-void Shard::on_accepted(int fd, const sockaddr_storage& peer) {
+void Shard::on_accepted(size_t listener, int fd, const sockaddr_storage& peer) {
     accepted_.fetch_add(1, std::memory_order_relaxed);
-    ProxySession::start(*this, fd, peer);
+    ProxySession::start(*this, listener, fd, peer);
 }
 
 void Shard::on_accept_exhausted(int error) {
@@ -164,7 +167,7 @@ void Shard::remove_session(ProxySession* session) {
     sessions_.remove(session);
     if (draining_) {
         finish_if_drained();
-    } else if (acceptor_->paused()) {
+    } else if (std::any_of(acceptors_.begin(), acceptors_.end(), [](const auto& a) { return a->paused(); })) {
         run_later();  // a connection slot (and a descriptor) came free
     }
 }
@@ -190,13 +193,15 @@ void Shard::on_later(uv_idle_t* idle) {
         self->memory_relieved_ = false;
         while (net::Transport* waiter = self->memory_waiters_.pop_front()) waiter->resume_after_memory();
     }
-    if (!self->draining_) self->acceptor_->resume();
+    if (!self->draining_) {
+        for (auto& acceptor : self->acceptors_) acceptor->resume();
+    }
 }
 
 void Shard::begin_drain() {
     if (draining_) return;
     draining_ = true;
-    acceptor_->close();
+    for (auto& acceptor : acceptors_) acceptor->close();
     const auto drain_ms = static_cast<uint64_t>(context_.config.timeouts.drain.count());
     const auto header_ms = static_cast<uint64_t>(context_.config.timeouts.client_header.count());
     uv_timer_start(&drain_timer_, &Shard::on_drain_timeout, drain_ms, 0);

@@ -41,8 +41,9 @@ struct ServerContext {
 
 class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Listener {
   public:
-    // `listen_fd` is a bound, listening socket this shard takes ownership of (it is closed if this throws).
-    Shard(unsigned index, const ServerContext& context, int listen_fd);
+    // `listen_fds` are bound, listening sockets, one per configured listener, that this shard takes ownership of
+    // (they are closed if this throws).
+    Shard(unsigned index, const ServerContext& context, std::vector<int> listen_fds);
     ~Shard();
     Shard(const Shard&) = delete;
     Shard& operator=(const Shard&) = delete;
@@ -74,7 +75,7 @@ class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Liste
     const std::string& backend_name(pool::BackendId id) const { return pool_.backend(id).name; }
     unsigned index() const { return index_; }
     // The listening socket, for a successor to duplicate; valid until the drain begins.
-    int listen_fd() const { return acceptor_->fd(); }
+    int listen_fd(size_t listener) const { return acceptors_[listener]->fd(); }
     // Whether requests need a consistent-hash key computed (decided once, not per request).
     bool picks_by_hash_key() const { return picks_by_hash_key_; }
     bool draining() const { return draining_; }
@@ -112,7 +113,7 @@ class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Liste
   private:
     // Acceptor::Delegate
     bool may_accept() override;
-    void on_accepted(int fd, const sockaddr_storage& peer) override;
+    void on_accepted(size_t listener, int fd, const sockaddr_storage& peer) override;
     void on_accept_exhausted(int error) override;
     // net::MemoryBudget::Listener
     void on_memory_relief() override;
@@ -134,7 +135,7 @@ class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Liste
     unsigned index_;
     const ServerContext& context_;
     uv_loop_t loop_;
-    std::optional<Acceptor> acceptor_;  // made once the loop exists
+    std::vector<std::unique_ptr<Acceptor>> acceptors_;  // one per listener, made once the loop exists
     ShardInbox inbox_;
     uv_idle_t later_;
     uv_timer_t drain_timer_;

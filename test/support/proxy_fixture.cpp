@@ -10,7 +10,7 @@ namespace lb::test {
 core::Config make_config(const std::vector<uint16_t>& backend_ports, unsigned workers) {
     core::Config config;
     config.source = "<test>";
-    config.listen.tcp = {"127.0.0.1", 0};
+    config.listeners = {core::ListenerConfig{core::ListenAddress{{"127.0.0.1", 0}, {}}}};
     config.workers = workers;
     config.admin.listen = {"127.0.0.1", 0};
     // Health checks would open connections of their own to the backends; tests that want them turn them on.

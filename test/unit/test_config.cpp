@@ -65,8 +65,8 @@ TEST_CASE("the shipped lb.yaml loads and runs the three demo backends", "[config
     std::string path = LB_SOURCE_DIR "/lb.yaml";
     Config config = load_config_file(path);
     CHECK(config.source == path);
-    CHECK(config.listen.tcp.host == "0.0.0.0");
-    CHECK(config.listen.tcp.port == 8080);
+    CHECK(config.listeners[0].address.tcp.host == "0.0.0.0");
+    CHECK(config.listeners[0].address.tcp.port == 8080);
     CHECK(config.workers == 0);
     REQUIRE(config.backends.size() == 3);
     for (size_t i = 0; i < 3; ++i) {
@@ -108,8 +108,8 @@ TEST_CASE("the shipped lb.yaml loads and runs the three demo backends", "[config
 TEST_CASE("keys left out take the documented defaults", "[config]") {
     Config config = load_config_string(kOneBackend, "min.yaml");
     CHECK(config.source == "min.yaml");
-    CHECK(config.listen.tcp.host == "0.0.0.0");
-    CHECK(config.listen.tcp.port == 8080);
+    CHECK(config.listeners[0].address.tcp.host == "0.0.0.0");
+    CHECK(config.listeners[0].address.tcp.port == 8080);
     CHECK(config.workers == 0);
     REQUIRE(config.backends.size() == 1);
     CHECK(config.backends[0].address == "127.0.0.1:9001");
@@ -185,8 +185,8 @@ retries: 0
 upstream:
   keepalive: 0
 )");
-    CHECK(config.listen.tcp.host == "::1");
-    CHECK(config.listen.tcp.port == 0);
+    CHECK(config.listeners[0].address.tcp.host == "::1");
+    CHECK(config.listeners[0].address.tcp.port == 0);
     CHECK(config.workers == 4);
     REQUIRE(config.backends.size() == 3);
     CHECK(config.backends[0].address == "10.0.0.1:80");
@@ -292,7 +292,7 @@ TEST_CASE("parse_host_port", "[config]") {
 }
 
 TEST_CASE("listen may use port 0, backends may not", "[config]") {
-    CHECK(load_config_string("listen: 127.0.0.1:0\nbackends: [127.0.0.1:9001]\n").listen.tcp.port == 0);
+    CHECK(load_config_string("listen: 127.0.0.1:0\nbackends: [127.0.0.1:9001]\n").listeners[0].address.tcp.port == 0);
     CHECK(error_of("backends:\n  - 127.0.0.1:0\n") ==
           "t.yaml:2:5: 'backends[0]': invalid address '127.0.0.1:0': port 0 is out of range 1..65535");
     CHECK(error_of("listen: 127.0.0.1:65536\nbackends: [127.0.0.1:9001]\n") ==
@@ -301,18 +301,20 @@ TEST_CASE("listen may use port 0, backends may not", "[config]") {
 
 TEST_CASE("listen may name a Unix socket", "[config]") {
     Config config = load_config_string("listen: unix:/run/lb.sock\nbackends: [127.0.0.1:9001]\n");
-    CHECK(config.listen.is_unix());
-    CHECK(config.listen.unix_path == "/run/lb.sock");
-    CHECK(config.listen.to_string() == "unix:/run/lb.sock");
-    CHECK(load_config_string("listen: unix:lb.sock\n" + std::string(kOneBackend)).listen.unix_path == "lb.sock");
-    CHECK_FALSE(load_config_string(kOneBackend).listen.is_unix());
-    CHECK(load_config_string(kOneBackend).listen.to_string() == "0.0.0.0:8080");
-    CHECK(load_config_string("listen: \"[::1]:80\"\n" + std::string(kOneBackend)).listen.to_string() == "[::1]:80");
+    CHECK(config.listeners[0].address.is_unix());
+    CHECK(config.listeners[0].address.unix_path == "/run/lb.sock");
+    CHECK(config.listeners[0].address.to_string() == "unix:/run/lb.sock");
+    CHECK(load_config_string("listen: unix:lb.sock\n" + std::string(kOneBackend)).listeners[0].address.unix_path ==
+          "lb.sock");
+    CHECK_FALSE(load_config_string(kOneBackend).listeners[0].address.is_unix());
+    CHECK(load_config_string(kOneBackend).listeners[0].address.to_string() == "0.0.0.0:8080");
+    CHECK(load_config_string("listen: \"[::1]:80\"\n" + std::string(kOneBackend)).listeners[0].address.to_string() ==
+          "[::1]:80");
 
     CHECK(error_of("listen: \"unix:\"\n" + std::string(kOneBackend)) ==
           "t.yaml:1:9: 'listen': invalid address 'unix:': the socket path after 'unix:' is empty");
     const std::string longest = "/" + std::string(106, 'a');
-    CHECK(load_config_string("listen: unix:" + longest + "\n" + kOneBackend).listen.unix_path == longest);
+    CHECK(load_config_string("listen: unix:" + longest + "\n" + kOneBackend).listeners[0].address.unix_path == longest);
     CHECK(error_of("listen: unix:" + longest + "a\n" + kOneBackend) ==
           "t.yaml:1:9: 'listen': invalid address 'unix:" + longest +
               "a': the socket path is 108 bytes long; a Unix socket path holds at most 107");
@@ -744,4 +746,20 @@ TEST_CASE("queue and admin errors point at the key", "[config]") {
           "t.yaml:3:11: 'admin.listen': invalid address '9090': expected host:port, e.g. 127.0.0.1:8080");
     CHECK(error_of(base + "admin:\n  port: 9090\n") ==
           "t.yaml:3:3: unknown key 'port' in 'admin' (expected one of: enabled, listen)");
+}
+
+TEST_CASE("listen takes one address or a list of addresses and maps", "[config][listen]") {
+    Config config = load_config_string(
+        "listen:\n  - 127.0.0.1:8080\n  - address: \"[::1]:8081\"\n  - unix:/run/lb.sock\nbackends: "
+        "[127.0.0.1:9001]\n");
+    REQUIRE(config.listeners.size() == 3);
+    CHECK(config.listeners[0].address.to_string() == "127.0.0.1:8080");
+    CHECK(config.listeners[1].address.to_string() == "[::1]:8081");
+    CHECK(config.listeners[2].address.to_string() == "unix:/run/lb.sock");
+    CHECK(error_of("listen:\n  - 127.0.0.1:8080\n  - 127.0.0.1:8080\nbackends: [127.0.0.1:9001]\n") ==
+          "t.yaml:3:5: 'listen[1]': 127.0.0.1:8080 is already listed");
+    CHECK(error_of("listen: []\nbackends: [127.0.0.1:9001]\n") ==
+          "t.yaml:1:9: 'listen' must name at least one address");
+    CHECK(error_of("listen:\n  - port: 80\nbackends: [127.0.0.1:9001]\n") ==
+          "t.yaml:2:5: unknown key 'port' in 'listen[0]' (expected one of: address)");
 }
