@@ -61,6 +61,7 @@ struct Run {
     std::vector<Relayed> responses;  // interim ones included
     bool rejected = false;           // lb would answer 502 or, mid-response, close
     bool ends_with_close = false;    // the client connection ends after the last response
+    bool bodiless_status_had_body = false;
     std::string to_client;
 };
 
@@ -120,6 +121,12 @@ class RelaySink : public http::MessageSink {
         return request_.method == HTTP_HEAD ? http::HeadAction::skip_body : http::HeadAction::proceed;
     }
     void on_body(std::string_view bytes) override {
+        if (interim_) {
+            // llhttp 8.1 gives a 1xx with Content-Length a body; lb sends it on as it comes (known issue).
+            run_.to_client.append(bytes);
+            run_.bodiless_status_had_body = true;
+            return;
+        }
         auto& relayed = run_.responses.back();
         relayed.backend.body.append(bytes);
         if (relayed.framing == http::BodyFraming::chunked) {
@@ -224,6 +231,7 @@ bool same_responses(const Run& a, const Run& b) {
 
 // A status that has no body, with fields that give it one anyway (see known::kBodyOfBodilessStatusRelayed).
 bool framed_bodiless_status(const Run& run) {
+    if (run.bodiless_status_had_body) return true;
     for (const auto& r : run.responses) {
         const WireMessage& m = r.backend;
         bool bodiless = m.interim() || m.status == 204 || m.status == 304;
@@ -248,7 +256,9 @@ void check_client_bytes(const Request& request, const Run& run) {
         const Relayed& relayed = run.responses[i];
         std::string problem = check_relayed_response(relayed.backend, got[i]);
         if (!problem.empty()) violation("response {}: {}\nclient: {}", i, problem, escaped(run.to_client, 2000));
-        if (got[i].complete != relayed.complete) {
+        // A close-delimited body cut short looks whole to the client: that framing cannot tell (HTTP/1.0 only).
+        bool indistinguishable = relayed.framing == http::BodyFraming::until_close && !relayed.complete;
+        if (got[i].complete != relayed.complete && !indistinguishable) {
             violation("response {}: relayed complete={}, the client reads complete={}\nclient: {}", i, relayed.complete,
                       got[i].complete, escaped(run.to_client, 2000));
         }

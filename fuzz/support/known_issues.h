@@ -23,4 +23,11 @@ inline constexpr bool kErrorBodyAfterHead = true;
 // fuzz/regressions/response_parser/no_content_with_length, fuzz/regressions/proxy_exchange/...
 inline constexpr bool kBodyOfBodilessStatusRelayed = true;
 
+// yaml-cpp 0.7's YAML::LoadAll, which core::load_config_string calls, never returns on a document that begins
+// with ',' (the whole file ",", or ",a"): it yields an empty document without consuming the token, again and
+// again, growing its vector until memory runs out. `lb --check`, a start or a SIGHUP reload with such a file
+// hangs, then the process is killed.
+// fuzz/regressions/config_loader/leading_comma
+inline constexpr bool kYamlCppLoadAllLoops = true;
+
 }  // namespace lb::fuzz::known
