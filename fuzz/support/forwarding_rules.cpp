@@ -26,7 +26,8 @@ bool connection_names(const WireMessage& message, std::string_view name) {
     for (std::string_view list : message.values("connection")) {
         while (true) {
             size_t comma = list.find(',');
-            if (same_name(trim(list.substr(0, comma)), name)) return true;
+            std::string_view token = trim(list.substr(0, comma));
+            if (!token.empty() && same_name(token, name)) return true;
             if (comma == std::string_view::npos) break;
             list.remove_prefix(comma + 1);
         }
@@ -50,6 +51,15 @@ bool same_fields(const std::vector<WireField>& a, const std::vector<WireField>& 
 
 // lb's own framing and connection fields, which it writes whatever the other hop sent.
 const std::vector<std::string_view> kFramingFields = {"connection", "transfer-encoding", "content-length"};
+
+// RFC 9110 §5.1: a field name is a token, at least one character. llhttp 8.1 accepts ": value" lines.
+std::string empty_field_name(const WireMessage& message) {
+    if (known::kEmptyFieldNameForwarded) return {};
+    for (const auto& f : message.fields) {
+        if (f.name.empty()) return fmt::format("a field with an empty name was forwarded: ': {}'", escaped(f.value));
+    }
+    return {};
+}
 
 }  // namespace
 
@@ -108,6 +118,7 @@ std::string check_forwarded_request(const WireMessage& client, const WireMessage
         return fmt::format("Host changed from '{}' to '{}'", escaped(client_host->value, 100),
                            escaped(upstream.find("host")->value, 100));
     }
+    if (std::string why = empty_field_name(upstream); !why.empty()) return why;
     auto expected = end_to_end_fields(client, {"x-forwarded-for", "x-forwarded-proto"});
     auto forwarded = fields_except(
         upstream, {"connection", "transfer-encoding", "content-length", "x-forwarded-for", "x-forwarded-proto"});
@@ -152,6 +163,7 @@ std::string check_client_response(const WireMessage& response) {
         return fmt::format("response to the client is HTTP/{}.{}", response.version_major, response.version_minor);
     }
     if (response.status == 101) return "101 Switching Protocols relayed, but lb never forwards Upgrade";
+    if (std::string why = empty_field_name(response); !why.empty()) return why;
     for (const auto& f : response.fields) {
         if (!is_hop_by_hop_field(f.name)) continue;
         bool own = (same_name(f.name, "connection") && (f.value == "close" || f.value == "keep-alive")) ||
