@@ -41,7 +41,17 @@ std::string describe(const std::vector<WireField>& fields) {
     return out;
 }
 
-bool same_fields(const std::vector<WireField>& a, const std::vector<WireField>& b) {
+// Whether a field named by the empty string crosses depends on an empty token in Connection ("close,"): part
+// of known::kEmptyFieldNameForwarded, left out of the comparison while that is tolerated.
+std::vector<WireField> comparable(std::vector<WireField> fields) {
+    if (!known::kEmptyFieldNameForwarded) return fields;
+    std::erase_if(fields, [](const WireField& f) { return f.name.empty(); });
+    return fields;
+}
+
+bool same_fields(std::vector<WireField> a, std::vector<WireField> b) {
+    a = comparable(std::move(a));
+    b = comparable(std::move(b));
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i) {
         if (a[i].name != b[i].name || a[i].value != b[i].value) return false;
@@ -108,13 +118,14 @@ std::string check_forwarded_request(const WireMessage& client, const WireMessage
     }
     // RFC 9112 §3.2: every HTTP/1.1 request carries exactly one Host; lb passes the client's unchanged.
     const WireField* client_host = client.find("host");
-    bool known_missing_host =
-        known::kHttp10ForwardedWithoutHost && !client_host && client.version_minor == 0 && upstream.count("host") == 0;
+    bool known_missing_host = upstream.count("host") == 0 &&
+                              ((known::kHttp10ForwardedWithoutHost && !client_host && client.version_minor == 0) ||
+                               (known::kConnectionDropsHost && client_host && connection_names(client, "host")));
     if (upstream.count("host") != 1 && !known_missing_host) {
         return fmt::format("upstream HTTP/1.1 request has {} Host fields (client sent {})", upstream.count("host"),
                            client.count("host"));
     }
-    if (client_host && upstream.find("host")->value != client_host->value) {
+    if (client_host && !known_missing_host && upstream.find("host")->value != client_host->value) {
         return fmt::format("Host changed from '{}' to '{}'", escaped(client_host->value, 100),
                            escaped(upstream.find("host")->value, 100));
     }

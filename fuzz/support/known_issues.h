@@ -17,6 +17,13 @@ inline constexpr bool kTolerated = true;
 // fuzz/regressions/request_parser/http10_without_host
 inline constexpr bool kHttp10ForwardedWithoutHost = kTolerated;
 
+// A request whose Connection header names Host ("Connection: host") goes upstream without Host: lb removes
+// every field Connection names (RFC 9110 §7.6.1) and writes no Host of its own, so the backend gets an
+// HTTP/1.1 request it must reject, or routes it by its default virtual host instead of the one the client
+// named. Keeping Host, or answering 400, would do.
+// fuzz/regressions/request_parser/connection_names_host, fuzz/regressions/proxy_exchange/connection_names_host
+inline constexpr bool kConnectionDropsHost = kTolerated;
+
 // lb's own error responses (400, 502, ...) carry their text body even when they answer a HEAD request
 // (RFC 9110 §9.3.2): a client reading a keep-alive stream would take the body for the next response; the
 // Connection: close that comes with them limits the harm.
