@@ -3,8 +3,9 @@
 // and the backend's listener live for the whole process.
 //
 // Input: the client's bytes, kBackendMarker, then the backend's answers separated by kNextMarker: the k-th
-// request the backend receives (a retry counts) gets the k-th answer, written once the request is complete; with
-// no answer left the backend closes instead. Within each part kWriteMarker separates writes, sent about
+// request the backend receives (a retry counts) gets the k-th answer, written once the request is complete (as
+// soon as its head arrives if the answer begins with kEarlyMarker); with no answer left the backend closes
+// instead. Within each part kWriteMarker separates writes, sent about
 // kWriteGap apart so that lb reads them separately. The client half-closes after its last write; the backend
 // half-closes after its last answer.
 //
@@ -22,6 +23,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <memory>
@@ -173,6 +175,7 @@ struct Upstream {
     WireParser requests{HTTP_REQUEST};
     std::vector<size_t> client_request;  // per message received: the client request it forwards
     size_t bodies_checked = 0;
+    size_t answered = 0;  // messages received that have had their answer
     Writes answer;
     bool answering = false;
 };
@@ -187,7 +190,11 @@ class Exchange {
         }
         client_requests_.feed(client_sent_);
         if (backend_answers) {
-            for (auto answer : split(backend_bytes, kNextMarker)) answers_.push_back(split(answer, kWriteMarker));
+            for (auto answer : split(backend_bytes, kNextMarker)) {
+                bool early = answer.starts_with(kEarlyMarker);
+                if (early) answer.remove_prefix(kEarlyMarker.size());
+                answers_.push_back({early, split(answer, kWriteMarker)});
+            }
         }
     }
     Exchange(const Exchange&) = delete;
@@ -197,15 +204,17 @@ class Exchange {
     void run();
     // After run(): the oracles that need the whole exchange.
     void check_after_close();
+    // What each side sent and received, for reports (and LB_FUZZ_VERBOSE=1).
+    std::string describe() const;
 
   private:
     void accept_upstreams();
     void read_upstream(Upstream& upstream, bool may_answer);
     size_t match_client_request(const WireMessage& forwarded);
-    void check_bodies(Upstream& upstream, bool may_answer);
+    void check_bodies(Upstream& upstream);
+    void answer_requests(Upstream& upstream);
     void start_answer(Upstream& upstream);
     bool answers_frame_bodiless_status() const;
-    std::string describe() const;
     void clean_up();
 
     int client_fd_ = -1;
@@ -214,7 +223,11 @@ class Exchange {
     WireParser client_requests_;  // what the client sent, as the oracle reads it
     std::string client_received_;
     bool client_closed_ = false;
-    std::vector<std::vector<std::string_view>> answers_;
+    struct Answer {
+        bool early = false;
+        std::vector<std::string_view> pieces;
+    };
+    std::vector<Answer> answers_;
     size_t answers_given_ = 0;
     std::vector<std::unique_ptr<Upstream>> upstreams_;
     size_t walk_ = SIZE_MAX;  // the client request the backend saw last
@@ -284,7 +297,8 @@ void Exchange::read_upstream(Upstream& u, bool may_answer) {
     while (u.client_request.size() < messages.size() && messages[u.client_request.size()].head_complete) {
         u.client_request.push_back(match_client_request(messages[u.client_request.size()]));
     }
-    check_bodies(u, may_answer);
+    check_bodies(u);
+    if (may_answer) answer_requests(u);
     if (result == IoResult::closed) {
         u.open = false;
         close_now(u.fd);
@@ -315,7 +329,7 @@ size_t Exchange::match_client_request(const WireMessage& forwarded) {
               llhttp_method_name(forwarded.method), escaped(forwarded.target, 100), problem, describe());
 }
 
-void Exchange::check_bodies(Upstream& u, bool may_answer) {
+void Exchange::check_bodies(Upstream& u) {
     const auto& messages = u.requests.messages();
     const auto& sent = client_requests_.messages();
     while (u.bodies_checked < u.client_request.size() && messages[u.bodies_checked].complete) {
@@ -330,7 +344,15 @@ void Exchange::check_bodies(Upstream& u, bool may_answer) {
                       escaped(forwarded.body), describe());
         }
         ++u.bodies_checked;
-        if (may_answer) start_answer(u);
+    }
+}
+
+void Exchange::answer_requests(Upstream& u) {
+    while (u.answered < u.client_request.size()) {
+        bool early = answers_given_ < answers_.size() && answers_[answers_given_].early;
+        if (!early && u.answered >= u.bodies_checked) return;  // not complete yet
+        start_answer(u);
+        ++u.answered;
     }
 }
 
@@ -339,7 +361,7 @@ void Exchange::start_answer(Upstream& u) {
     u.answering = true;
     u.answer.end_with_shutdown = false;
     if (answers_given_ < answers_.size()) {
-        for (auto piece : answers_[answers_given_]) u.answer.pieces.push_back(piece);
+        for (auto piece : answers_[answers_given_].pieces) u.answer.pieces.push_back(piece);
         ++answers_given_;
     }
     if (answers_given_ == answers_.size()) u.answer.end_with_shutdown = true;
@@ -351,7 +373,7 @@ bool Exchange::answers_frame_bodiless_status() const {
     for (const auto& answer : answers_) {
         WireParser parser(HTTP_RESPONSE);
         parser.use_llhttp_bodies_for_bodiless_statuses();
-        for (auto piece : answer) parser.feed(piece);
+        for (auto piece : answer.pieces) parser.feed(piece);
         for (const auto& m : parser.messages()) {
             bool bodiless = m.interim() || m.status == 204 || m.status == 304;
             if (m.head_complete && bodiless &&
@@ -450,5 +472,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Exchange exchange(client_bytes, backend_bytes, backend_answers);
     exchange.run();
     exchange.check_after_close();
+    static const bool verbose = std::getenv("LB_FUZZ_VERBOSE") != nullptr;
+    if (verbose) std::fprintf(stderr, "%s\n\n", exchange.describe().c_str());
     return 0;
 }

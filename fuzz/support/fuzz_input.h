@@ -1,5 +1,5 @@
 // How a fuzz input is cut into the parts a target plays. As in h2o's fuzz/driver.cc, a marker line splits the
-// bytes one side writes into separate writes (read boundaries are part of the input); two more markers split a
+// bytes one side writes into separate writes (read boundaries are part of the input); more markers split a
 // proxied exchange into what the client sends and what the backend answers, one answer per request.
 #pragma once
 
@@ -18,6 +18,10 @@ inline constexpr std::string_view kBackendMarker = "\n--BACKEND--\n";
 // Between the backend's answers to successive requests (proxy_exchange), or successive exchanges on one
 // backend connection (response_parser).
 inline constexpr std::string_view kNextMarker = "\n--NEXT--\n";
+
+// At the start of a backend answer (proxy_exchange): write it as soon as the request's head arrives, before
+// its body is complete (an early response).
+inline constexpr std::string_view kEarlyMarker = "--EARLY--\n";
 
 inline std::string_view as_text(const uint8_t* data, size_t size) {
     return {reinterpret_cast<const char*>(data), size};
