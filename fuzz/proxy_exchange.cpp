@@ -5,9 +5,8 @@
 // Input: the client's bytes, kBackendMarker, then the backend's answers separated by kNextMarker: the k-th
 // request the backend receives (a retry counts) gets the k-th answer, written once the request is complete (as
 // soon as its head arrives if the answer begins with kEarlyMarker); with no answer left the backend closes
-// instead. Within each part kWriteMarker separates writes, sent about
-// kWriteGap apart so that lb reads them separately. The client half-closes after its last write; the backend
-// half-closes after its last answer.
+// instead. Within each part kWriteMarker separates writes, sent about kWriteGap apart so that lb reads them
+// separately. The client half-closes after its last write; the backend half-closes after its last answer.
 //
 // Oracles (a violation aborts, so libFuzzer keeps the input):
 // - no crash, leak, undefined behaviour or hang: lb ends the client connection within kDeadline, and drops the
@@ -76,10 +75,10 @@ core::Config fuzz_config(uint16_t backend_port) {
     backend.endpoint = {"127.0.0.1", backend_port};
     backend.address = "127.0.0.1:" + std::to_string(backend_port);
     config.backends.push_back(backend);
-    config.timeouts.connect = milliseconds(200);
-    config.timeouts.client_header = milliseconds(200);
-    config.timeouts.client_keepalive = milliseconds(200);
-    config.timeouts.upstream_response = milliseconds(200);
+    config.timeouts.connect = milliseconds(100);
+    config.timeouts.client_header = milliseconds(100);
+    config.timeouts.client_keepalive = milliseconds(100);
+    config.timeouts.upstream_response = milliseconds(100);
     config.timeouts.upstream_keepalive = milliseconds(10'000);
     config.timeouts.drain = milliseconds(500);
     config.limits.header_bytes = 2048;
@@ -157,13 +156,15 @@ struct Writes {
             writing = pieces.front();
             pieces.pop_front();
         }
-        if (write_some(fd, writing) == IoResult::closed) {
+        IoResult result = write_some(fd, writing);
+        if (result == IoResult::closed) {
             pieces.clear();
             writing = {};
             shut = true;  // the peer is gone: nothing more goes out
             return;
         }
-        if (writing.empty()) due = now + kWriteGap;
+        // The next piece after the gap; a piece the peer is not reading yet is tried again after it too.
+        if (writing.empty() || result == IoResult::would_block) due = now + kWriteGap;
     }
 };
 
