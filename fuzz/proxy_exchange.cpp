@@ -107,15 +107,16 @@ void start_harness() {
     std::atexit(stop_harness);
 }
 
+constexpr http::ProxyError kProxyErrors[] = {
+    http::ProxyError::bad_request,  http::ProxyError::client_timeout,    http::ProxyError::body_too_large,
+    http::ProxyError::uri_too_long, http::ProxyError::headers_too_large, http::ProxyError::upstream_unreachable,
+    http::ProxyError::bad_response, http::ProxyError::no_backend,        http::ProxyError::upstream_timeout};
+
 // Whether `head` is one of lb's own error responses (http/error_response.h), matched on the whole head.
 bool is_lb_error_response(const WireMessage& head) {
     static const std::vector<WireMessage> errors = [] {
         std::vector<WireMessage> out;
-        for (auto e :
-             {http::ProxyError::bad_request, http::ProxyError::client_timeout, http::ProxyError::body_too_large,
-              http::ProxyError::uri_too_long, http::ProxyError::headers_too_large,
-              http::ProxyError::upstream_unreachable, http::ProxyError::bad_response, http::ProxyError::no_backend,
-              http::ProxyError::upstream_timeout}) {
+        for (auto e : kProxyErrors) {
             WireParser parser(HTTP_RESPONSE);
             parser.feed(http::error_response(e));
             out.push_back(parser.messages().at(0));
@@ -216,6 +217,8 @@ class Exchange {
     void answer_requests(Upstream& upstream);
     void start_answer(Upstream& upstream);
     bool answers_frame_bodiless_status() const;
+    bool answers_head(size_t response, const WireMessage& head) const;
+    bool error_response_inside_response() const;
     void clean_up();
 
     int client_fd_ = -1;
@@ -386,6 +389,29 @@ bool Exchange::answers_frame_bodiless_status() const {
     return false;
 }
 
+// Whether the client's `response`-th final response, with this head, answers a HEAD request and so has no body.
+bool Exchange::answers_head(size_t response, const WireMessage& head) const {
+    const auto& sent = client_requests_.messages();
+    bool head_request = response < sent.size() && sent[response].head_complete && sent[response].method == HTTP_HEAD;
+    return head_request && !(known::kErrorBodyAfterHead && is_lb_error_response(head));
+}
+
+// Whether one of lb's error responses begins where another response is still unfinished (see
+// known::kErrorResponseInsideResponse).
+bool Exchange::error_response_inside_response() const {
+    for (auto e : kProxyErrors) {
+        std::string_view error = http::error_response(e);
+        for (size_t at = client_received_.find(error); at != std::string::npos && at > 0;
+             at = client_received_.find(error, at + 1)) {
+            WireParser before(HTTP_RESPONSE);
+            before.set_answers_head([this](size_t i, const WireMessage& head) { return answers_head(i, head); });
+            bool parsed = before.feed(std::string_view(client_received_).substr(0, at));
+            if (!parsed || (!before.messages().empty() && !before.messages().back().complete)) return true;
+        }
+    }
+    return false;
+}
+
 void Exchange::check_after_close() {
     const auto& sent = client_requests_.messages();
     // A request still streaming when lb stopped was cut; what reached the backend is still the client's body.
@@ -401,14 +427,12 @@ void Exchange::check_after_close() {
         }
     }
     if (known::kBodyOfBodilessStatusRelayed && answers_frame_bodiless_status()) return;
+    if (known::kErrorResponseInsideResponse && error_response_inside_response()) return;
 
     // Requests the client began: the complete ones, and whatever bytes came after them.
     size_t begun = client_requests_.complete_count() + (client_requests_.bytes_after_last_complete() > 0 ? 1 : 0);
     WireParser responses(HTTP_RESPONSE);
-    responses.set_answers_head([&](size_t i, const WireMessage& head) {
-        bool answers_head = i < sent.size() && sent[i].head_complete && sent[i].method == HTTP_HEAD;
-        return answers_head && !(known::kErrorBodyAfterHead && is_lb_error_response(head));
-    });
+    responses.set_answers_head([this](size_t i, const WireMessage& head) { return answers_head(i, head); });
     if (!responses.feed(client_received_) || !responses.finish()) {
         violation("lb sent the client bytes that are not well-framed responses: {}\n{}", responses.error(), describe());
     }

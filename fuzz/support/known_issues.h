@@ -30,6 +30,15 @@ inline constexpr bool kConnectionDropsHost = kTolerated;
 // fuzz/regressions/proxy_exchange/error_response_to_head
 inline constexpr bool kErrorBodyAfterHead = kTolerated;
 
+// When the client's request turns out malformed (or over a limit) after the backend's response has begun to
+// reach the client (an early response while the body streams), lb writes its error response into the middle
+// of that response: "...Content-Length: 100\r\n\r\nfirst part of the bodyHTTP/1.1 400 Bad Request...". The
+// client takes lb's error for body bytes (or for a chunk size). Once response bytes are out, closing the
+// connection is the only honest signal, as lb already does when the backend fails mid-response.
+// fuzz/regressions/proxy_exchange/client_error_after_early_response,
+// fuzz/regressions/proxy_exchange/client_error_inside_response_body
+inline constexpr bool kErrorResponseInsideResponse = kTolerated;
+
 // A 1xx, 204 or 304 response with Content-Length or Transfer-Encoding: llhttp 8.1 reads a body for it (RFC 9112
 // §6.3 says it has none), and lb relays that body after a head that announces none. The client takes the bytes
 // for the next response: a response desync a backend can cause, and a 304 with Content-Length (which RFC 9110
