@@ -50,14 +50,14 @@ inline constexpr bool kBodyOfBodilessStatusRelayed = kTolerated;
 // llhttp 8.1 (strict) accepts a header line with an empty field name (": value", or ":"), in requests and
 // responses, and lb forwards it as it came (RFC 9110 §5.1: a field name is a non-empty token). Backends and
 // clients disagree on such a line (rejected, ignored, or glued to the previous field): a parsing discrepancy
-// of the kind request smuggling is built on. nginx answers 400 ("client sent invalid header line").
+// of the kind request smuggling is built on.
 // fuzz/regressions/request_parser/empty_field_name, fuzz/regressions/response_parser/empty_field_name
 inline constexpr bool kEmptyFieldNameForwarded = kTolerated;
 
 // yaml-cpp 0.7's YAML::LoadAll, which core::load_config_string calls, never returns on a document that begins
-// with ',' (the whole file ",", or ",a"): it yields an empty document without consuming the token, again and
-// again, growing its vector until memory runs out. `lb --check`, a start or a SIGHUP reload with such a file
-// hangs, then the process is killed.
+// with ',' (the whole file ",", or ",a"): an endless loop inside yaml-cpp, at constant memory. `lb --check`
+// and a start with such a file hang; a SIGHUP reload hangs lb's main loop, so the shards keep serving the old
+// configuration but SIGTERM, SIGINT and later SIGHUPs are never handled (only SIGKILL stops it).
 // fuzz/regressions/config_loader/leading_comma
 inline constexpr bool kYamlCppLoadAllLoops = kTolerated;
 
