@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <sys/un.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -900,22 +901,69 @@ std::string ListenAddress::to_string() const {
     return fmt::format("{}:{}", tcp.host, tcp.port);
 }
 
+namespace {
+
+// Walks a YAML stream's documents without building them, to say whether there is more than one with content.
+// Not YAML::LoadAll: yaml-cpp 0.7's LoadAll never returns on a stream that starts with ',' (its parser yields
+// empty documents without moving on), found by fuzz/config_loader.cpp; walking with a bound ends that.
+class DocumentCounter final : public YAML::EventHandler {
+  public:
+    void OnDocumentStart(const YAML::Mark& mark) override {
+        ++documents;
+        start = mark;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { saw_content(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+        saw_content(mark);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+        saw_content(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+        saw_content(mark);
+    }
+    void OnMapEnd() override {}
+
+    size_t documents = 0;
+    YAML::Mark start;
+    std::optional<YAML::Mark> second_with_content;  // where the first content of a second document is
+
+  private:
+    void saw_content(const YAML::Mark& mark) {
+        if (documents > 1 && !second_with_content) second_with_content = mark;
+    }
+};
+
+}  // namespace
+
 Config load_config_string(const std::string& yaml, const std::string& source) {
-    std::vector<YAML::Node> documents;
+    YAML::Node document;
     try {
-        documents = YAML::LoadAll(yaml);
+        // Load() would silently use the first of several documents; a second one with content is likely a
+        // mistake. Empty ones, as a trailing "---" makes, are harmless, but a stream of nothing but empty
+        // documents that does not end is yaml-cpp stuck on input it cannot parse.
+        std::istringstream stream(yaml);
+        YAML::Parser parser(stream);
+        DocumentCounter counter;
+        constexpr size_t kMostDocuments = 16;
+        while (counter.documents < kMostDocuments && parser.HandleNextDocument(counter)) {
+        }
+        if (counter.second_with_content) {
+            fail_at(source, *counter.second_with_content, "expected one YAML document, found a second");
+        }
+        if (counter.documents >= kMostDocuments) {
+            fail_at(source, counter.start, "YAML syntax error: content that starts no document (a stray ',' or ']'?)");
+        }
+        document = YAML::Load(yaml);
     } catch (const YAML::Exception& e) {
         fail_at(source, e.mark, fmt::format("YAML syntax error: {}", e.msg));
     }
-    // Load() would silently use the first of several documents; a second one with content is likely a mistake.
-    // Empty ones, as a trailing "---" makes, are harmless.
-    for (size_t i = 1; i < documents.size(); ++i) {
-        if (!documents[i].IsNull()) fail_at(source, documents[i].Mark(), "expected one YAML document, found a second");
-    }
-    if (documents.empty() || documents[0].IsNull()) {
-        throw ConfigError(source, 1, 1, "the config is empty: at least 'backends' is required");
-    }
-    return read_config(source, documents[0]);
+    if (document.IsNull()) throw ConfigError(source, 1, 1, "the config is empty: at least 'backends' is required");
+    return read_config(source, document);
 }
 
 Config load_config_file(const std::string& path) { return load_config_string(read_file(path), path); }

@@ -618,7 +618,12 @@ void ProxySession::fail_request(Outcome outcome) {
     if (exchange_ && exchange_->started_ns != 0) shard_.metrics().on_request_done(uv_hrtime() - exchange_->started_ns);
     to_upstream_.clear();
     to_client_.clear();
-    to_client_.append_static(error_response(outcome));
+    std::string_view response = error_response(outcome);
+    // An answer to HEAD has no body (RFC 9110 §9.3.2), lb's own included: its Content-Length stays, as for a GET.
+    if (exchange_ && exchange_->request.head_complete() && exchange_->request.head().method == HTTP_HEAD) {
+        response = response.substr(0, response.find("\r\n\r\n") + 4);
+    }
+    to_client_.append_static(response);
     flush_client();
     if (!closed()) close_after_flush();
 }

@@ -289,3 +289,13 @@ TEST_CASE("a worker at its share of limits.client_connections leaves new connect
     CHECK(third.read_response().status == 200);
     CHECK(proxy.server().connections_accepted(0) == 3);
 }
+
+TEST_CASE("lb's own error response to HEAD has no body", "[hardening][framing]") {
+    ProxyFixture proxy(1, [](lb::core::Config& c) { c.backends[0].endpoint.port = 1; });  // nothing listens there
+    Client client(proxy.port());
+    client.send("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    Response r = client.read_response(true);
+    CHECK(r.status == 502);
+    CHECK(r.body.empty());
+    CHECK(client.read_until_closed().empty());  // nothing after the head
+}

@@ -763,3 +763,11 @@ TEST_CASE("listen takes one address or a list of addresses and maps", "[config][
     CHECK(error_of("listen:\n  - port: 80\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:2:5: unknown key 'port' in 'listen[0]' (expected one of: address)");
 }
+
+TEST_CASE("input yaml-cpp cannot start a document with is an error, not a hang", "[config]") {
+    // yaml-cpp 0.7's LoadAll loops forever on these (fuzz/regressions/config_loader/leading_comma).
+    for (std::string text : {",", ",a", " ,", ",\nbackends: [127.0.0.1:9001]\n"}) {
+        INFO(text);
+        CHECK(error_of(text).find("YAML syntax error") != std::string::npos);
+    }
+}
