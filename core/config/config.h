@@ -4,11 +4,13 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "health/health_config.h"
+#include "net/tls_config.h"
 #include "pool/balancer_options.h"
 
 namespace lb::core {
@@ -33,9 +35,10 @@ struct ListenAddress {
     bool operator==(const ListenAddress&) const = default;
 };
 
-// One address lb accepts clients on. (A later `tls:` section makes it an HTTPS listener.)
+// One address lb accepts clients on; with a `tls:` section, an HTTPS listener.
 struct ListenerConfig {
     ListenAddress address;
+    std::optional<net::TlsListenerConfig> tls;
     bool operator==(const ListenerConfig&) const = default;
 };
 
@@ -49,6 +52,8 @@ struct BackendConfig {
     uint32_t max_connections = 0;
     // Its own `health:` keys (path, interval, timeout, rise, fall, port, host); unset ones take `health:`'s.
     health::CheckOverrides health;
+    // TLS to it (its own `tls:`, or `upstream.tls`); health checks use the same.
+    net::TlsUpstreamConfig tls;
 };
 
 // The per-shard wait queue for requests that find every eligible backend at its max_connections.
