@@ -38,7 +38,7 @@ struct ListenAddress {
 // One address lb accepts clients on; with a `tls:` section, an HTTPS listener.
 struct ListenerConfig {
     ListenAddress address;
-    std::optional<net::TlsListenerConfig> tls;
+    std::optional<net::TlsListenerConfig> tls = std::nullopt;
     bool operator==(const ListenerConfig&) const = default;
 };
 
