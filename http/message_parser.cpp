@@ -52,6 +52,7 @@ void MessageParser::SectionScanner::start(Mode mode) {
     in_start_line_ = mode != Mode::trailers;
     // A trailer section starts right after the last chunk's line: like any line after a line end.
     after_lf_ = mode == Mode::trailers;
+    last_byte_ = mode == Mode::trailers ? '\r' : 0;
     first_len_ = 0;
     last_len_ = 0;
 }
@@ -60,7 +61,7 @@ ParseError MessageParser::SectionScanner::scan(std::string_view bytes) {
     const char* p = bytes.data();
     const char* end = p + bytes.size();
     while (active_ && p < end) {
-        if (after_lf_) {
+        if (after_lf_ && !in_start_line_) {
             after_lf_ = false;
             if (*p == ' ' || *p == '\t') return ParseError::malformed;  // obs-fold
             if (*p == ':') return ParseError::malformed;                // a field with no name
@@ -71,6 +72,9 @@ ParseError MessageParser::SectionScanner::scan(std::string_view bytes) {
         }
         const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
         const char* line_end = lf ? lf : end;
+        // Every line ends in CRLF (RFC 9112 §2.2): llhttp takes a bare LF as the blank line that ends a section,
+        // where another parser would not; a proxy that lets that through invites request smuggling.
+        if (lf && (lf > bytes.data() ? lf[-1] : last_byte_) != '\r') return ParseError::malformed;
         if (in_start_line_) {
             // Empty lines before a request line are tolerated (RFC 9112 §2.2); llhttp decides on them.
             while (first_len_ == 0 && p < line_end && (*p == '\r' || *p == '\n')) ++p;
@@ -94,6 +98,7 @@ ParseError MessageParser::SectionScanner::scan(std::string_view bytes) {
         p = lf + 1;
         after_lf_ = true;
     }
+    if (!bytes.empty()) last_byte_ = bytes.back();
     return ParseError::none;
 }
 
@@ -170,6 +175,11 @@ FeedResult MessageParser::feed(std::string_view bytes) {
 }
 
 void MessageParser::resume() { llhttp_resume(&parser_); }
+
+bool MessageParser::is_head_request() const {
+    if (head_complete_) return head_.method == HTTP_HEAD;
+    return parser_.type == HTTP_REQUEST && scanner_.start_line_prefix() == "HEAD ";
+}
 
 bool MessageParser::finish() {
     llhttp_errno_t err = llhttp_finish(&parser_);

@@ -119,6 +119,9 @@ class MessageParser {
     void trim_storage(size_t max_capacity);
 
     const MessageHead& head() const { return head_; }
+    // Whether the request is a HEAD, as soon as its first bytes say so and whether or not the rest is valid: an
+    // error response to a malformed HEAD request must have no body either, or the client reads it as more.
+    bool is_head_request() const;
     bool in_message() const { return in_message_; }
     bool head_complete() const { return head_complete_; }
     const char* error_reason() const { return llhttp_get_error_reason(&parser_); }
@@ -134,6 +137,8 @@ class MessageParser {
         // Scans up to the end of the section; returns what is wrong, or none.
         ParseError scan(std::string_view bytes);
         bool active() const { return active_; }
+        // The start line's first bytes, as far as they have come.
+        std::string_view start_line_prefix() const { return {first_, first_len_}; }
 
       private:
         ParseError end_start_line();
@@ -141,6 +146,7 @@ class MessageParser {
         bool active_ = false;
         bool in_start_line_ = false;
         bool after_lf_ = false;
+        char last_byte_ = 0;  // the byte before this piece of input, for a LF at its start
         // The start line's first and last bytes (it may arrive over several reads).
         char first_[5] = {};
         uint8_t first_len_ = 0;

@@ -56,9 +56,9 @@ struct TlsListenerConfig {
 // TLS towards a backend (a backend's `tls:`, or `upstream.tls` for all).
 struct TlsUpstreamConfig {
     bool enabled = false;
-    bool verify = true;     // the backend's certificate against `ca_file` (or the system's CAs) and its name
-    std::string ca_file;    // empty: the system's trusted CAs
-    std::string sni;        // empty: the backend's host name, unless that is an IP address
+    bool verify = true;   // the backend's certificate against `ca_file` (or the system's CAs) and its name
+    std::string ca_file;  // empty: the system's trusted CAs
+    std::string sni;      // empty: the backend's host name, unless that is an IP address
     CertificateFiles client_certificate;  // mTLS: empty cert means none
     TlsVersion min_version = TlsVersion::tls1_2;
     bool operator==(const TlsUpstreamConfig&) const = default;

@@ -620,7 +620,7 @@ void ProxySession::fail_request(Outcome outcome) {
     to_client_.clear();
     std::string_view response = error_response(outcome);
     // An answer to HEAD has no body (RFC 9110 §9.3.2), lb's own included: its Content-Length stays, as for a GET.
-    if (exchange_ && exchange_->request.head_complete() && exchange_->request.head().method == HTTP_HEAD) {
+    if (exchange_ && exchange_->request.is_head_request()) {
         response = response.substr(0, response.find("\r\n\r\n") + 4);
     }
     to_client_.append_static(response);

@@ -145,6 +145,9 @@ TEST_CASE("obs-fold is rejected in every form (after an empty value, in response
         {HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\nX-Fold:\r\n\tfolded\r\n\r\n"},
         {HTTP_REQUEST, "GET / HTTP/1.1\r\n Host: t\r\n\r\n"},
         {HTTP_REQUEST, "GET / HTTP/1.1\r\nHost: t\r\n: no name\r\n\r\n"},
+        // A bare LF as the blank line: llhttp ends the head there, where a backend might not.
+        {HTTP_REQUEST, "POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\nhello"},
+        {HTTP_REQUEST, "\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n"},
         {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX-Fold:\r\n folded\r\nContent-Length: 0\r\n\r\n"},
         {HTTP_RESPONSE, "HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 0\r\n\r\n"},
         {HTTP_REQUEST,
