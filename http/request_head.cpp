@@ -67,6 +67,9 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
             continue;
         }
         if (equals_ignore_case(f.name, "x-forwarded-proto")) continue;
+        if (!forwarded.client_subject_header.empty() && equals_ignore_case(f.name, forwarded.client_subject_header)) {
+            continue;
+        }
         if (is_dropped_when_forwarding(request, f.name)) continue;
         has_host = has_host || equals_ignore_case(f.name, "host");
         append_field(out, f.name, f.value);
@@ -82,6 +85,9 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
     out.append(forwarded.client_address);
     out.append("\r\n");
     append_field(out, "X-Forwarded-Proto", forwarded.proto);
+    if (!forwarded.client_subject_header.empty() && !forwarded.client_subject.empty()) {
+        append_field(out, forwarded.client_subject_header, forwarded.client_subject);
+    }
 
     append_framing(out, upstream_request_framing(request), request.content_length);
     if (!keep_alive) out.append("Connection: close\r\n");

@@ -21,6 +21,10 @@ struct ForwardedFor {
     std::string_view client_address;  // appended to X-Forwarded-For
     std::string_view proto;           // X-Forwarded-Proto, replacing any the client sent
     std::string_view backend_host;    // Host for an HTTP/1.0 request that has none ("host:port" of the backend)
+    // A header lb sets from the TLS client certificate (empty name: none). Whatever the client sent under that
+    // name is dropped; the subject is added when one verified.
+    std::string_view client_subject_header = {};
+    std::string_view client_subject = {};
 };
 
 // The request line is re-written as HTTP/1.1; hop-by-hop fields and the fields Connection names are dropped;

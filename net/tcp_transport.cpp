@@ -108,6 +108,13 @@ bool TcpTransport::has_unread_input() {
     return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
+ssize_t TcpTransport::read_available(char* into, size_t size) {
+    uv_os_fd_t fd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) != 0) return 0;
+    ssize_t n = ::recv(fd, into, size, MSG_DONTWAIT);
+    return n < 0 ? -1 : n;
+}
+
 // ---- writing ----
 
 int TcpTransport::write(WriteBatch& batch) {

@@ -30,6 +30,9 @@ class TcpTransport final : public Transport {
     int shutdown() override;
     void close() override;
     bool has_unread_input() override;
+    // Reads what the socket holds now, without waiting (for a layer above that must look before the loop does):
+    // the bytes read, 0 at EOF, or -1 when nothing is there (or on error).
+    ssize_t read_available(char* into, size_t size);
     void resume_after_memory() override;
 
   private:

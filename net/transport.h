@@ -46,6 +46,19 @@ inline bool is_local_resource_error(int uv_error) {
 // Transports that stopped reading because their shard's memory budget ran out; resumed when it is relieved.
 class Transport;
 using MemoryWaiters = base::IntrusiveList<Transport>;
+struct LaterTag;
+struct TlsSessionInfo;
+
+// Runs work a transport must not do inside its owner's call (delivering input it already holds, when the owner
+// asks to read again): Transport::on_later_turn, on a later turn of the loop. The shard implements it.
+class LaterTurn {
+  public:
+    virtual void defer(Transport& transport) = 0;
+    virtual void cancel(Transport& transport) = 0;
+
+  protected:
+    ~LaterTurn() = default;
+};
 
 // What every transport of a shard shares.
 struct TransportEnv {
@@ -53,9 +66,10 @@ struct TransportEnv {
     BufferPool& buffers;
     WritePool& writes;
     MemoryWaiters& memory_waiters;
+    LaterTurn& later;
 };
 
-class Transport : public base::IntrusiveList<Transport>::Hook {
+class Transport : public base::IntrusiveList<Transport>::Hook, public base::IntrusiveList<Transport, LaterTag>::Hook {
   public:
     virtual ~Transport() = default;
 
@@ -81,6 +95,12 @@ class Transport : public base::IntrusiveList<Transport>::Hook {
     virtual bool has_unread_input() = 0;
     // Called by the shard when memory is available again, for a transport in memory_waiters.
     virtual void resume_after_memory() = 0;
+    // What was deferred through TransportEnv::later.
+    virtual void on_later_turn() {}
+    // The TLS session, for a TLS transport whose handshake is done; null otherwise.
+    virtual const TlsSessionInfo* tls_info() const { return nullptr; }
+    // What went wrong beyond a libuv error code (a TLS failure's reason), or empty.
+    virtual std::string_view error_detail() const { return {}; }
 };
 
 }  // namespace lb::net

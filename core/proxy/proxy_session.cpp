@@ -35,7 +35,6 @@ std::string address_text(const sockaddr_storage& peer) {
 
 ProxySession::ProxySession(Shard& shard, size_t listener)
     : shard_(shard),
-      client_(std::make_unique<net::TcpTransport>(shard.transport_env(), *this)),
       to_client_(shard.writes()),
       to_upstream_(shard.writes()),
       listener_(static_cast<uint16_t>(listener)) {}
@@ -43,12 +42,13 @@ ProxySession::ProxySession(Shard& shard, size_t listener)
 void ProxySession::start(Shard& shard, size_t listener, int fd, const sockaddr_storage& peer) {
     // Owned by its transport from here on: freed in on_transport_closed.
     auto* session = new ProxySession(shard, listener);
-    shard.add_session(session);
-    shard.metrics().on_client_accepted();
-    if (static_cast<net::TcpTransport&>(*session->client_).open(fd) != 0) {
-        session->close();
+    session->client_ = shard.open_client_transport(listener, *session, fd);
+    if (!session->client_) {
+        delete session;  // no handle was ever opened for it
         return;
     }
+    shard.add_session(session);
+    shard.metrics().on_client_accepted();
     session->client_address_ = address_text(peer);
     // The first request gets the header timeout from the moment the connection opens.
     session->arm(Lane::client_header);
@@ -241,6 +241,12 @@ void ProxySession::dispatch() {
 
 void ProxySession::start_connect() {
     upstream_ = UpstreamConnection::create(shard_, exchange_->backend);
+    if (!upstream_) {
+        shard_.note_resource_exhaustion(metrics::ResourceOp::connect, UV_ENOMEM);
+        release_upstream(Outcome::local_resources, false);
+        fail_request(Outcome::local_resources);
+        return;
+    }
     upstream_->attach(this);
     arm(Lane::connect);
     int rc = upstream_->connect(shard_.backend_address(exchange_->backend));
@@ -259,7 +265,9 @@ void ProxySession::start_connect() {
 void ProxySession::on_upstream_connected(int status) {
     if (phase_ != Phase::connecting) return;
     if (status != 0) {
-        shard_.log_backend_problem(exchange_->backend, "connect failed", uv_strerror(status));
+        // A TLS failure says more than its libuv code: "certificate verify failed (unable to get local issuer...)".
+        std::string_view detail = upstream_->error_detail();
+        shard_.log_backend_problem(exchange_->backend, "connect failed", detail.empty() ? uv_strerror(status) : detail);
         on_connect_failed(Outcome::connect_refused);
         return;
     }
@@ -297,10 +305,15 @@ void ProxySession::on_upstream_ready() {
 void ProxySession::write_upstream_head() {
     const http::MessageHead& head = exchange_->request.head();
     bool keep_alive = shard_.config().upstream_keepalive > 0;
-    to_upstream_.prepend_written([&](std::string& out) {
-        http::write_upstream_request_head(head, {client_address_, "http", shard_.backend_name(exchange_->backend)},
-                                          keep_alive, out);
-    });
+    http::ForwardedFor forwarded{client_address_, "http", shard_.backend_name(exchange_->backend)};
+    if (const net::TlsServerContext* tls = shard_.tls_listener(listener_)) {
+        forwarded.proto = "https";
+        // The header is lb's to set: a client's own never passes, a verified certificate's subject does.
+        forwarded.client_subject_header = tls->config().client_subject_header;
+        if (const net::TlsSessionInfo* info = client_->tls_info()) forwarded.client_subject = info->verified_subject;
+    }
+    to_upstream_.prepend_written(
+        [&](std::string& out) { http::write_upstream_request_head(head, forwarded, keep_alive, out); });
 }
 
 void ProxySession::flush_upstream() {

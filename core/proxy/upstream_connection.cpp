@@ -25,7 +25,11 @@ UpstreamConnection::UpstreamConnection(Shard& shard, pool::BackendId backend)
 UpstreamConnection* UpstreamConnection::create(Shard& shard, pool::BackendId backend) {
     // Owned by its transport's handles from here on: freed in on_transport_closed.
     auto* connection = new UpstreamConnection(shard, backend);
-    connection->transport_ = std::make_unique<net::TcpTransport>(shard.transport_env(), *connection);
+    connection->transport_ = shard.make_upstream_transport(backend, *connection);
+    if (!connection->transport_) {
+        delete connection;  // no handle was ever opened for it
+        return nullptr;
+    }
     shard.metrics().on_upstream_opened(backend);
     return connection;
 }

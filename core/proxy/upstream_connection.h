@@ -24,8 +24,11 @@ class UpstreamConnection final : public net::TransportEvents,
                                  public base::IntrusiveList<UpstreamConnection>::Hook,
                                  public DeadlineHook {
   public:
-    // A new, unconnected connection owned by itself (freed after close()).
+    // A new, unconnected connection owned by itself (freed after close()), or null when lb could not make one
+    // (no memory for a TLS session).
     static UpstreamConnection* create(Shard& shard, pool::BackendId backend);
+    // Why the connection failed, when its transport knows more than a libuv error (a TLS verification failure).
+    std::string_view error_detail() const { return transport_->error_detail(); }
 
     // Starts the connect; the attached session hears on_upstream_connected. Returns a libuv error if the connect
     // could not start (then no callback comes).

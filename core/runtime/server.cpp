@@ -83,6 +83,7 @@ void Server::start(const Server* predecessor) {
     try {
         ports_.assign(config.listeners.size(), 0);
         socket_files_.resize(config.listeners.size());
+        make_ticket_secrets(predecessor);
         for (size_t l = 0; l < config.listeners.size(); ++l) {
             fds.push_back(config.listeners[l].address.is_unix() ? open_unix_listeners(l, predecessor)
                                                                 : open_tcp_listeners(l, predecessor));
@@ -103,6 +104,24 @@ void Server::start(const Server* predecessor) {
     if (health_) health_->start();
     if (admin_) admin_->start();
     for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
+}
+
+void Server::make_ticket_secrets(const Server* predecessor) {
+    // Tickets issued before a reload still resume after it: a listener on the same address keeps the random
+    // secret of its predecessor (a secret from a file is read again, so that a new file takes effect).
+    const Config& config = context_->config;
+    context_->ticket_secrets.assign(config.listeners.size(), nullptr);
+    for (size_t l = 0; l < config.listeners.size(); ++l) {
+        const auto& tls = config.listeners[l].tls;
+        if (!tls) continue;
+        std::optional<size_t> inherited = inherited_listener(l, predecessor);
+        if (tls->ticket_key_file.empty() && inherited && predecessor->context_->ticket_secrets[*inherited] &&
+            predecessor->context_->ticket_secrets[*inherited]->rotation() == tls->ticket_key_rotation) {
+            context_->ticket_secrets[l] = predecessor->context_->ticket_secrets[*inherited];
+        } else {
+            context_->ticket_secrets[l] = net::TicketSecret::load(tls->ticket_key_file, tls->ticket_key_rotation);
+        }
+    }
 }
 
 // The index of the predecessor's listener on the same address as our listener `l`, if there is one.

@@ -77,6 +77,7 @@ class Server {
   private:
     void start_health_monitor(const Server* predecessor);
     std::optional<size_t> inherited_listener(size_t listener, const Server* predecessor) const;
+    void make_ticket_secrets(const Server* predecessor);
     // For listener `listener`, one listening descriptor per shard, taken over from `predecessor` where it listens
     // on the same address. Throw std::runtime_error, with nothing left open.
     std::vector<int> open_tcp_listeners(size_t listener, const Server* predecessor);

@@ -61,7 +61,7 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
       budget_(context.buffer_memory_per_shard != 0 ? context.buffer_memory_per_shard : SIZE_MAX),
       buffers_(budget_),
       writes_(budget_),
-      transport_env_{&loop_, buffers_, writes_, memory_waiters_},
+      transport_env_{&loop_, buffers_, writes_, memory_waiters_, static_cast<net::LaterTurn&>(*this)},
       exchanges_(request_limits(context.config)),
       metrics_(context.backends->size(), context.config.metrics_enabled),
       backend_logs_(context.backends->size()) {
@@ -71,6 +71,13 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
         throw std::runtime_error("uv_loop_init failed");
     }
     budget_.set_listener(static_cast<net::MemoryBudget::Listener*>(this));
+    try {
+        make_tls_contexts();
+    } catch (...) {
+        for (int fd : listen_fds) ::close(fd);
+        uv_loop_close(&loop_);
+        throw;
+    }
     deadlines_.emplace(&loop_, deadline_lanes(context.config));
     for (size_t l = 0; l < listen_fds.size(); ++l) {
         acceptors_.push_back(
@@ -172,6 +179,72 @@ void Shard::remove_session(ProxySession* session) {
     }
 }
 
+void Shard::make_tls_contexts() {
+    // Each worker builds its own contexts from the same files: its own session cache, no shared lock. A
+    // certificate that fails to load fails the start (or the reload, which keeps the running generation).
+    const Config& config = context_.config;
+    auto* observer = static_cast<net::HandshakeObserver*>(this);
+    for (size_t l = 0; l < config.listeners.size(); ++l) {
+        const auto& tls = config.listeners[l].tls;
+        tls_listeners_.push_back(
+            tls ? std::make_unique<net::TlsServerContext>(*tls, context_.ticket_secrets[l], observer, l) : nullptr);
+        tls_counters_.push_back(tls ? std::make_unique<TlsListenerCounters>() : nullptr);
+    }
+    for (const auto& backend : config.backends) {
+        tls_backends_.push_back(backend.tls.enabled ? std::make_unique<net::TlsClientContext>(
+                                                          backend.tls, backend.endpoint.host, nullptr, 0)
+                                                    : nullptr);
+    }
+}
+
+std::unique_ptr<net::Transport> Shard::open_client_transport(size_t listener, net::TransportEvents& events, int fd) {
+    if (const auto& tls = tls_listeners_[listener]) {
+        SSL* ssl = tls->new_session();
+        if (!ssl) {
+            ::close(fd);
+            return nullptr;
+        }
+        auto transport =
+            std::make_unique<net::TlsTransport>(transport_env_, events, ssl, net::TlsTransport::Role::server, tls.get(),
+                                                [](const void* context, const net::HandshakeReport& report) {
+                                                    static_cast<const net::TlsServerContext*>(context)->report(report);
+                                                });
+        if (transport->open(fd) != 0) return nullptr;
+        return transport;
+    }
+    auto transport = std::make_unique<net::TcpTransport>(transport_env_, events);
+    if (transport->open(fd) != 0) return nullptr;
+    return transport;
+}
+
+std::unique_ptr<net::Transport> Shard::make_upstream_transport(pool::BackendId backend, net::TransportEvents& events) {
+    if (const auto& tls = tls_backends_[backend]) {
+        SSL* ssl = tls->new_session();
+        if (!ssl) return nullptr;
+        return std::make_unique<net::TlsTransport>(transport_env_, events, ssl, net::TlsTransport::Role::client,
+                                                   tls.get(), [](const void* context, const net::HandshakeReport& r) {
+                                                       static_cast<const net::TlsClientContext*>(context)->report(r);
+                                                   });
+    }
+    return std::make_unique<net::TcpTransport>(transport_env_, events);
+}
+
+void Shard::on_handshake(size_t listener, const net::HandshakeReport& report) {
+    TlsListenerCounters& counters = *tls_counters_[listener];
+    counters.add(counters.handshakes[static_cast<size_t>(report.result)]);
+    if (report.result != net::HandshakeResult::success) return;
+    if (report.resumed) counters.add(counters.resumed);
+    if (report.version == "TLSv1.3") counters.add(counters.tls13);
+}
+
+void Shard::defer(net::Transport& transport) {
+    if (static_cast<base::IntrusiveList<net::Transport, net::LaterTag>::Hook&>(transport).linked()) return;
+    deferred_.push_front(&transport);
+    run_later();
+}
+
+void Shard::cancel(net::Transport& transport) { deferred_.remove(&transport); }
+
 void Shard::on_memory_relief() {
     memory_relieved_ = true;
     run_later();
@@ -189,6 +262,8 @@ void Shard::on_later(uv_idle_t* idle) {
         self->queue_.pop_back()->on_slot_free();
     }
     self->slots_freed_ = 0;
+    // Transports holding input their owners asked for again.
+    while (net::Transport* transport = self->deferred_.pop_back()) transport->on_later_turn();
     if (self->memory_relieved_) {
         self->memory_relieved_ = false;
         while (net::Transport* waiter = self->memory_waiters_.pop_front()) waiter->resume_after_memory();

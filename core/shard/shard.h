@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -22,6 +23,8 @@
 #include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
 #include "net/buffers.h"
+#include "net/tls_context.h"
+#include "net/tls_transport.h"
 #include "net/transport.h"
 #include "pool/shard_pool.h"
 
@@ -37,9 +40,22 @@ struct ServerContext {
     // Each shard's share of the process-wide limits (limits.client_connections, limits.buffer_memory).
     uint32_t client_connections_per_shard = 0;
     uint64_t buffer_memory_per_shard = 0;
+    // Per listener: the session ticket secret its workers share (null for a plain listener).
+    std::vector<std::shared_ptr<const net::TicketSecret>> ticket_secrets;
 };
 
-class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Listener {
+// A TLS listener's handshake counts in one shard (written by the shard, read by scrapes).
+struct TlsListenerCounters {
+    std::array<std::atomic<uint64_t>, static_cast<size_t>(net::HandshakeResult::count)> handshakes{};
+    std::atomic<uint64_t> resumed{0};
+    std::atomic<uint64_t> tls13{0};  // successful handshakes by version: TLS 1.3, the rest 1.2
+    void add(std::atomic<uint64_t>& c) { c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+};
+
+class Shard final : private Acceptor::Delegate,
+                    private net::MemoryBudget::Listener,
+                    private net::LaterTurn,
+                    private net::HandshakeObserver {
   public:
     // `listen_fds` are bound, listening sockets, one per configured listener, that this shard takes ownership of
     // (they are closed if this throws).
@@ -65,6 +81,16 @@ class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Liste
     net::BufferPool& buffers() { return buffers_; }
     net::WritePool& writes() { return writes_; }
     net::TransportEnv& transport_env() { return transport_env_; }
+    // The transport for a connection accepted on `listener` (TLS or plain), or null when it could not be set up
+    // (the descriptor is closed then).
+    std::unique_ptr<net::Transport> open_client_transport(size_t listener, net::TransportEvents& events, int fd);
+    // The transport for a new connection to `backend` (TLS when the backend says so), or null when a TLS
+    // session could not be made.
+    std::unique_ptr<net::Transport> make_upstream_transport(pool::BackendId backend, net::TransportEvents& events);
+    bool listener_is_tls(size_t listener) const { return tls_listeners_[listener] != nullptr; }
+    const net::TlsServerContext* tls_listener(size_t listener) const { return tls_listeners_[listener].get(); }
+    // Any thread: a TLS listener's handshake counts in this shard (null for a plain listener).
+    const TlsListenerCounters* tls_counters(size_t listener) const { return tls_counters_[listener].get(); }
     ExchangePool& exchanges() { return exchanges_; }
     http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
@@ -117,6 +143,11 @@ class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Liste
     void on_accept_exhausted(int error) override;
     // net::MemoryBudget::Listener
     void on_memory_relief() override;
+    // net::LaterTurn
+    void defer(net::Transport& transport) override;
+    void cancel(net::Transport& transport) override;
+    // net::HandshakeObserver (index: the listener's)
+    void on_handshake(size_t listener, const net::HandshakeReport& report) override;
 
     // Work that must not run nested inside another connection's callback (waking a queued request, resuming
     // readers and the acceptor) runs on a later loop turn, from an idle handle.
@@ -125,6 +156,7 @@ class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Liste
     static void on_drain_timeout(uv_timer_t* timer);
     static void on_first_request_grace_end(uv_timer_t* timer);
     void close_handles_before_run();
+    void make_tls_contexts();
     // Every handle the shard itself owns but the acceptor's (closed when the drain begins).
     void close_own_handles();
     void finish_if_drained();
@@ -147,7 +179,11 @@ class Shard final : private Acceptor::Delegate, private net::MemoryBudget::Liste
     net::BufferPool buffers_;
     net::WritePool writes_;
     net::MemoryWaiters memory_waiters_;
+    base::IntrusiveList<net::Transport, net::LaterTag> deferred_;  // transports waiting for a later turn
     net::TransportEnv transport_env_;
+    std::vector<std::unique_ptr<net::TlsServerContext>> tls_listeners_;  // per listener; null when plain
+    std::vector<std::unique_ptr<TlsListenerCounters>> tls_counters_;     // per listener; null when plain
+    std::vector<std::unique_ptr<net::TlsClientContext>> tls_backends_;   // per backend; null when plain
     ExchangePool exchanges_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists
     metrics::ShardMetrics metrics_;

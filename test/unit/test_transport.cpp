@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "net/tcp_transport.h"
 
@@ -32,7 +33,13 @@ struct Bench {
     net::BufferPool buffers{budget};
     net::WritePool writes{budget};
     net::MemoryWaiters waiters;
-    net::TransportEnv env{&loop, buffers, writes, waiters};
+    // Deferred work runs when the test asks (run_later()), on the test's own turn.
+    struct Later final : net::LaterTurn {
+        std::vector<net::Transport*> queued;
+        void defer(net::Transport& t) override { queued.push_back(&t); }
+        void cancel(net::Transport& t) override { std::erase(queued, &t); }
+    } later;
+    net::TransportEnv env{&loop, buffers, writes, waiters, later};
     Recorder events;
     std::unique_ptr<net::TcpTransport> transport;
     int peer = -1;
