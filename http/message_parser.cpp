@@ -52,7 +52,7 @@ void MessageParser::SectionScanner::start(Mode mode) {
     in_start_line_ = mode != Mode::trailers;
     // A trailer section starts right after the last chunk's line: like any line after a line end.
     after_lf_ = mode == Mode::trailers;
-    last_byte_ = mode == Mode::trailers ? '\r' : 0;
+    last_byte_ = mode == Mode::trailers ? '\n' : 0;  // a trailer section starts right after a LF
     first_len_ = 0;
     last_len_ = 0;
 }
