@@ -11,7 +11,6 @@
 #include <ctime>
 #include <fstream>
 #include <iterator>
-#include <iterator>
 #include <mutex>
 #include <stdexcept>
 

@@ -241,8 +241,8 @@ std::string Server::render_status() const {
         const net::TlsServerContext* tls = shards_.front()->tls_listener(l);
         if (!tls) continue;
         for (const auto& cert : tls->certificates()) {
-            status.certificates.push_back({config.listeners[l].address.to_string(), cert.file, cert.names,
-                                           cert.not_after_unix});
+            status.certificates.push_back(
+                {config.listeners[l].address.to_string(), cert.file, cert.names, cert.not_after_unix});
         }
     }
     return render_status_json(status);

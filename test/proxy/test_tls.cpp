@@ -171,7 +171,8 @@ TEST_CASE("a failed handshake leaves other connections untouched", "[tls]") {
 TEST_CASE("TLS shows in /metrics (handshakes by result, versions, ciphers, certificate expiry) and /status",
           "[tls][metrics]") {
     Certificate site = make_certificate("metrics", {"localhost", "metrics.test"});
-    ProxyFixture proxy(1, [&](lb::core::Config& c) { c.listeners = {tls_listener({site})}; }, 2);
+    ProxyFixture proxy(
+        1, [&](lb::core::Config& c) { c.listeners = {tls_listener({site})}; }, 2);
     uint16_t port = proxy.server().port();
     for (int i = 0; i < 3; ++i) {
         CHECK(run_command("curl -s -k --max-time 10 https://127.0.0.1:" + std::to_string(port) + "/").output == "b1\n");
@@ -193,4 +194,3 @@ TEST_CASE("TLS shows in /metrics (handshakes by result, versions, ciphers, certi
     CHECK(status.find("\"certificates\":[{\"listener\":\"127.0.0.1:0\"") != std::string::npos);
     CHECK(status.find("\"names\":[\"localhost\",\"metrics.test\"]") != std::string::npos);
 }
-
