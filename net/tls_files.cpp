@@ -1,6 +1,7 @@
 #include "net/tls_files.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <openssl/bio.h>
@@ -10,6 +11,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -40,6 +43,11 @@ using NamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES_free>>;
 
 [[noreturn]] void fail(const std::string& message) { throw std::runtime_error(message); }
 
+void close_fd(int* fd) { ::close(*fd); }
+
+// Larger than any certificate chain or CA bundle (Debian's whole bundle is about 200 KiB).
+constexpr off_t kMaxFileBytes = 16 << 20;
+
 // The reason of the most recent error on OpenSSL's queue, which is emptied: the next check starts clean.
 std::string openssl_reason() {
     unsigned long last = 0;
@@ -49,16 +57,30 @@ std::string openssl_reason() {
     return reason ? reason : fmt::format("OpenSSL error {:#x}", last);
 }
 
+// A regular file of at most kMaxFileBytes: not a FIFO or a device, which could block or never end.
 std::string read_file(const std::string& path, std::string_view what) {
     if (path.empty()) fail(fmt::format("the {} path is empty", what));
-    std::unique_ptr<std::FILE, Deleter<std::fclose>> file(std::fopen(path.c_str(), "rb"));
-    if (!file) fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
-    std::string text;
-    char buffer[16 * 1024];
-    size_t n;
-    while ((n = std::fread(buffer, 1, sizeof buffer, file.get())) > 0) text.append(buffer, n);
-    // A directory opens on Linux and fails here, with EISDIR.
-    if (std::ferror(file.get())) fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno)));
+    auto cannot = [&](int error) { fail(fmt::format("cannot read {} {}: {}", what, path, std::strerror(error))); };
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) cannot(errno);
+    std::unique_ptr<int, Deleter<close_fd>> guard(&fd);
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) cannot(errno);
+    if (S_ISDIR(info.st_mode)) cannot(EISDIR);
+    if (!S_ISREG(info.st_mode)) fail(fmt::format("{} {} is not a regular file", what, path));
+    if (info.st_size > kMaxFileBytes) {
+        fail(fmt::format("{} {} is {} bytes long; lb reads at most {}", what, path, info.st_size, kMaxFileBytes));
+    }
+    std::string text(static_cast<size_t>(info.st_size), '\0');
+    size_t done = 0;
+    while (done < text.size()) {
+        ssize_t n = ::read(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) cannot(errno);
+        if (n == 0) break;  // shrank meanwhile
+        done += static_cast<size_t>(n);
+    }
+    text.resize(done);
     return text;
 }
 

@@ -107,6 +107,40 @@ TEST_CASE("the README's TLS listener loads as written", "[config][tls]") {
     CHECK_FALSE(config.backends[0].tls.enabled);
 }
 
+#ifdef LB_SOURCE_DIR
+// lb.yaml shows a TLS listener in comments: with real files in place of its paths, it loads as written.
+TEST_CASE("lb.yaml's commented TLS listener loads once uncommented", "[config][tls]") {
+    const auto& certs = test_certs();
+    std::ifstream in(LB_SOURCE_DIR "/lb.yaml");
+    std::string line, example;
+    bool inside = false;
+    while (std::getline(in, line)) {
+        if (line == "# listen:") inside = true;
+        if (inside && !line.starts_with("#")) break;
+        if (inside) example += line.substr(std::min<size_t>(2, line.size())) + "\n";
+    }
+    REQUIRE(example.find("tls:") != std::string::npos);
+    auto replace = [&](const std::string& from, const std::string& to) {
+        size_t at = example.find(from);
+        REQUIRE(at != std::string::npos);
+        example.replace(at, from.size(), to);
+    };
+    replace("/etc/lb/site.pem", certs.localhost_rsa.cert);
+    replace("/etc/lb/site.key", certs.localhost_rsa.key);
+    replace("/etc/lb/site.ocsp.der", certs.ocsp_localhost_rsa);
+    replace("/etc/lb/other.pem", certs.other.cert);
+    replace("/etc/lb/other.key", certs.other.key);
+    Config config = load_config_string(example + "backends: [127.0.0.1:9001]\n", "lb.yaml");
+    REQUIRE(config.listeners.size() == 2);
+    REQUIRE(config.listeners[1].tls.has_value());
+    CHECK(config.listeners[1].tls->certificates.size() == 2);
+    CHECK(config.listeners[1].tls->certificates[0].ocsp == certs.ocsp_localhost_rsa);
+    lb::net::TlsListenerConfig defaults;
+    defaults.certificates = config.listeners[1].tls->certificates;
+    CHECK(*config.listeners[1].tls == defaults);  // it shows the defaults
+}
+#endif
+
 TEST_CASE("every key of a listener's tls section is read", "[config][tls]") {
     const auto& certs = test_certs();
     TempFile ticket_key("ticket.key", std::string(80, 'k'));
@@ -211,6 +245,9 @@ TEST_CASE("certificate and key files are read and checked at load time", "[confi
     CHECK(error_of(listener_with(certs.dir, certs.localhost_rsa.key)) ==
           "t.yaml:6:17: 'listen[0].tls.certificates[0].cert': cannot read certificate file " + certs.dir +
               ": Is a directory");
+    // A device or a FIFO could block the load or never end.
+    CHECK(error_of(listener_with("/dev/zero", certs.localhost_rsa.key)) ==
+          "t.yaml:6:17: 'listen[0].tls.certificates[0].cert': certificate file /dev/zero is not a regular file");
 
     TempFile der("der.crt", std::string("\x30\x82\x01\x0a\x02\x82\x01\x01", 8));
     CHECK(error_of(listener_with(der.path(), certs.localhost_rsa.key)) ==
