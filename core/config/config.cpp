@@ -617,8 +617,8 @@ void read_tls_version(const MapReader& map, std::string_view key, net::TlsVersio
     }
 }
 
-// A certificate and its key (and, for a listener, its OCSP response): the certificate is read and dated, the key
-// matched against it. The keys are `cert` and `key` in `map`, both required.
+// A certificate and its key: the certificate is read and dated (expired: an error; expiring within 30 days: a
+// warning), the key matched against it. The keys are `cert` and `key` in `map`, both required.
 void read_certificate_files(const MapReader& map, net::CertificateFiles& out, Warnings& warnings) {
     const Field* cert = map.find("cert");
     const Field* key = map.find("key");
