@@ -353,7 +353,7 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
           "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, metrics)");
     CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
           "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight, backup, "
-          "max_connections, health)");
+          "max_connections, health, tls)");
 }
 
 TEST_CASE("a repeated key is an error, not a silent override", "[config]") {
@@ -761,7 +761,7 @@ TEST_CASE("listen takes one address or a list of addresses and maps", "[config][
     CHECK(error_of("listen: []\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:1:9: 'listen' must name at least one address");
     CHECK(error_of("listen:\n  - port: 80\nbackends: [127.0.0.1:9001]\n") ==
-          "t.yaml:2:5: unknown key 'port' in 'listen[0]' (expected one of: address)");
+          "t.yaml:2:5: unknown key 'port' in 'listen[0]' (expected one of: address, tls)");
 }
 
 TEST_CASE("input yaml-cpp cannot start a document with is an error, not a hang", "[config]") {
