@@ -121,6 +121,9 @@ TEST_CASE("a backend that dies mid-response closes the client connection", "[err
     CHECK(received.rfind("HTTP/1.1 200", 0) == 0);
     CHECK(received.find("Content-Length: 1000000") != std::string::npos);
     CHECK(received.size() < 1000000);
+    // Part of the response went out: nothing is sent again.
+    CHECK(proxy.backend(0).connections_accepted() == 1);
+    CHECK(metric_value(proxy.server().render_metrics(), "lb_retries_total") == 0);
 }
 
 TEST_CASE("a pooled connection the backend closed while idle is dropped, not used", "[errors][pool]") {

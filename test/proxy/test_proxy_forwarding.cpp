@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
+#include <mutex>
 
 #include "test/support/proxy_fixture.h"
 #include "test/support/raw_backend.h"
@@ -142,6 +143,51 @@ TEST_CASE("the backend's hop-by-hop response headers are not passed to the clien
         client.send(kGet);
         CHECK(client.read_response().body == "ok");
     }
+}
+
+TEST_CASE("a chunked request body is re-chunked: chunk extensions and trailers are not forwarded",
+          "[forwarding][chunked]") {
+    // The backend keeps the raw bytes of the body it received, up to the end of the chunked message.
+    std::mutex mutex;
+    std::string received;  // guarded by mutex
+    RawBackend backend([&](int fd) {
+        if (RawBackend::read_head(fd).empty()) return;
+        std::string body;
+        char c;
+        while (body.size() < 5 || body.compare(body.size() - 5, 5, "0\r\n\r\n") != 0) {
+            if (::recv(fd, &c, 1, 0) != 1) return;
+            body.push_back(c);
+        }
+        {
+            std::lock_guard lock(mutex);
+            received = body;
+        }
+        RawBackend::write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    ProxyFixture proxy(0, [&](lb::core::Config& c) { c.backends = make_config({backend.port()}).backends; });
+    Client client(proxy.port());
+    client.send(
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
+        "5;ext=must-not-pass\r\nhello\r\n6;name=\"quoted\"\r\n world\r\n0;last=yes\r\nX-Checksum: abc\r\n\r\n");
+    CHECK(client.read_response().body == "ok");
+    std::lock_guard lock(mutex);
+    INFO(received);
+    CHECK(received.find(';') == std::string::npos);
+    CHECK(received.find("X-Checksum") == std::string::npos);
+    // Plain chunks carrying the same bytes, then the last chunk with an empty trailer section.
+    std::string data;
+    for (size_t at = 0;;) {
+        size_t line_end = received.find("\r\n", at);
+        REQUIRE(line_end != std::string::npos);
+        size_t size = std::stoul(received.substr(at, line_end - at), nullptr, 16);
+        if (size == 0) {
+            CHECK(received.substr(line_end) == "\r\n\r\n");
+            break;
+        }
+        data += received.substr(line_end + 2, size);
+        at = line_end + 2 + size + 2;
+    }
+    CHECK(data == "hello world");
 }
 
 TEST_CASE("a close-delimited response reaches an HTTP/1.1 client chunked, on a connection that stays open",
