@@ -67,9 +67,11 @@ TEST_CASE("every error kind is counted once, where it happens", "[admin][metrics
         c.limits.uri_bytes = 512;
         c.limits.header_bytes = 2048;
         c.limits.request_body_bytes = 100;
-        c.timeouts.client_header = 150ms;      // a request head that never ends: only this ends it
-        c.timeouts.upstream_response = 150ms;  // a backend that never answers: likewise
-        c.timeouts.connect = 1000ms;           // a connect that never completes: likewise
+        // Each ends something that never ends by itself (a request head, a response, a connect), and is long
+        // enough that the requests that do complete are not cut short on a loaded machine.
+        c.timeouts.client_header = 1000ms;
+        c.timeouts.upstream_response = 1000ms;
+        c.timeouts.connect = 1000ms;
         c.backends.push_back(make_config({refusing.port()}).backends[0]);
         c.backends.push_back(make_config({unanswered.port()}).backends[0]);
         c.retries = 2;

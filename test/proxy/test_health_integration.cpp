@@ -226,8 +226,8 @@ TEST_CASE("passive checks count what live requests through lb meet: resets, time
         config.health.passive.consecutive_failures = 3;
         config.health.passive.base_ejection_time = 600s;
         config.health.passive.count_5xx = c.count_5xx;
-        // Only for the backend that never answers: it cannot answer in time, whatever the clock.
-        config.timeouts.upstream_response = 200ms;
+        // For the backend that never answers: it cannot answer in time, whatever the clock; b1 has a second.
+        if (c.name == "response timeouts") config.timeouts.upstream_response = 1000ms;
         config.backends.push_back(make_config({failing.port()}).backends[0]);
         config.retries = 1;
     });
