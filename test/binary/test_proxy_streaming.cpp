@@ -157,6 +157,7 @@ TEST_CASE("1 GiB streams each way through lb, which stops reading while a peer d
     RunningLb lb("large",
                  "listen: 127.0.0.1:0\nworkers: 1\nbackends:\n  - 127.0.0.1:" + std::to_string(backend.port()) +
                      "\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n");
+    const uint64_t rss_at_start = lb.process().rss_bytes();
     const uint64_t bound = lb::core::ProxySession::buffer_memory_bound(lb::core::Limits{});
     const uint64_t allowance = socket_buffer_allowance();
     REQUIRE(allowance < kGiB / 4);
@@ -210,13 +211,14 @@ TEST_CASE("1 GiB streams each way through lb, which stops reading while a peer d
     }
 
     uint64_t peak = lb.process().peak_rss_bytes();
-    INFO("lb peak RSS: " << peak / kKiB << " KiB");
+    INFO("lb RSS at start: " << rss_at_start / kKiB << " KiB, peak: " << peak / kKiB << " KiB");
     // Nothing is buffered whole: a few read buffers and write queues, far below the gigabyte that passed. The README
-    // says under 7 MiB.
+    // says the peak stays within twice the connection's stated bound of what lb holds at start (libraries, OpenSSL,
+    // the loops): the bound's buffers, plus as much again for the allocator's slack.
 #ifndef LB_SANITIZER_BUILD
-    CHECK(peak < 7 * kMiB);
+    CHECK(peak < rss_at_start + 2 * bound);
 #endif
-    WARN("lb peak RSS after 1 GiB: " << peak / kKiB << " KiB");
+    WARN("lb RSS at start " << rss_at_start / kKiB << " KiB, peak after 1 GiB: " << peak / kKiB << " KiB");
     lb.process().signal(SIGTERM);
     CHECK(lb.process().wait() == 0);
 }
