@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """idle_conns.py: hold N idle keep-alive HTTP/1.1 client connections open, for bench/run --memory.
 
-Usage: idle_conns.py HOST PORT N [--path /] [--concurrency 256]
+Usage: idle_conns.py HOST PORT N [--path /] [--concurrency 256] [--tls]
 
 Opens N connections (at most --concurrency connecting or waiting for a response at a time, so the listen backlog
-never overflows), sends one keep-alive GET on each and reads its whole response, and keeps the socket open. Then it
+never overflows), with --tls makes a full TLS handshake on each (no resumption, the certificate not verified), sends
+one keep-alive GET on each and reads its whole response, and keeps the socket open. Then it
 prints one line,
     ready ok=<connections idle and open> failed=<connections that failed> seconds=<time taken>
 and holds the connections until its standard input closes (or SIGTERM/SIGINT), then closes them all. Each "check"
@@ -16,6 +17,7 @@ import resource
 import selectors
 import signal
 import socket
+import ssl
 import sys
 import time
 
@@ -47,6 +49,7 @@ def main():
     parser.add_argument("--path", default="/")
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--timeout", type=float, default=60.0, help="give up on the whole setup after this long")
+    parser.add_argument("--tls", action="store_true", help="HTTPS: a full TLS handshake on each connection")
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -60,6 +63,35 @@ def main():
     started = 0
     in_flight = 0
     t0 = time.monotonic()
+
+    tls = None
+    if args.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+
+    def send_request(conn):
+        try:
+            conn.sock.send(request)  # tiny request on a fresh connection: fits the send buffer (one record)
+        except OSError:
+            fail(conn)
+            return
+        conn.state = "reading"
+        sel.modify(conn.sock, selectors.EVENT_READ, conn)
+
+    def handshake(conn):
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            sel.modify(conn.sock, selectors.EVENT_READ, conn)
+            return
+        except ssl.SSLWantWriteError:
+            sel.modify(conn.sock, selectors.EVENT_WRITE, conn)
+            return
+        except OSError:
+            fail(conn)
+            return
+        send_request(conn)
 
     def fail(conn):
         nonlocal failed, in_flight
@@ -94,18 +126,22 @@ def main():
                 if conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
                     fail(conn)
                     continue
-                try:
-                    conn.sock.sendall(request)  # tiny request on a fresh socket: fits the send buffer
-                except OSError:
-                    fail(conn)
-                    continue
-                conn.state = "reading"
-                sel.modify(conn.sock, selectors.EVENT_READ, conn)
+                if tls:
+                    sel.unregister(conn.sock)
+                    conn.sock = tls.wrap_socket(conn.sock, server_hostname=args.host, do_handshake_on_connect=False)
+                    sel.register(conn.sock, selectors.EVENT_WRITE, conn)
+                    conn.state = "handshaking"
+                    handshake(conn)
+                else:
+                    send_request(conn)
+                continue
+            if conn.state == "handshaking":
+                handshake(conn)
                 continue
             try:
                 data = conn.sock.recv(65536)
-            except BlockingIOError:
-                continue
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                continue  # over TLS: a record that carried no data (a session ticket), or a partial one
             except OSError:
                 fail(conn)
                 continue
