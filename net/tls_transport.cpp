@@ -1,5 +1,6 @@
 #include "net/tls_transport.h"
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -11,6 +12,20 @@ namespace {
 
 // One TLS record's worth of plaintext: larger writes are cut into records of this size.
 constexpr size_t kRecordBytes = 16 * 1024;
+
+// A memory BIO keeps the largest capacity it ever needed; an empty one above this is replaced, so that a
+// connection that passed a 16 KiB response (or a 64 KiB read) does not keep that much while idle. A handshake
+// flight or a small response fits below it.
+constexpr size_t kKeptBioCapacity = 4 * 1024;
+
+// A fresh memory BIO if `bio` is empty and holds more capacity than kKeptBioCapacity, else null.
+BIO* replacement_for(BIO* bio) {
+    if (BIO_ctrl_pending(bio) != 0) return nullptr;
+    BUF_MEM* memory = nullptr;
+    BIO_get_mem_ptr(bio, &memory);
+    if (memory == nullptr || memory->max <= kKeptBioCapacity) return nullptr;
+    return BIO_new(BIO_s_mem());
+}
 
 constexpr std::string_view kPlainHttpAnswer =
     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 54\r\nConnection: close\r\n\r\n"
@@ -212,6 +227,11 @@ void TlsTransport::deliver() {
         int error = SSL_get_error(ssl_, n);
         flush_output();  // what reading may have produced (a key update answered)
         if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
+            if (BIO* fresh = replacement_for(network_in_)) {
+                BIO_set_mem_eof_return(fresh, -1);
+                SSL_set0_rbio(ssl_, fresh);  // frees the old one
+                network_in_ = fresh;
+            }
             if (end_pending_) {
                 end_pending_ = false;
                 owner_.on_transport_end(end_status_);
@@ -380,6 +400,10 @@ int TlsTransport::flush_output() {
         int n = BIO_read(network_out_, bytes.data() + offset, static_cast<int>(pending));
         bytes.resize(offset + static_cast<size_t>(std::max(n, 0)));
     });
+    if (BIO* fresh = replacement_for(network_out_)) {
+        SSL_set0_wbio(ssl_, fresh);  // frees the old one
+        network_out_ = fresh;
+    }
     return inner_.write(out);
 }
 
@@ -397,6 +421,18 @@ int TlsTransport::shutdown() {
         if (int rc = flush_output(); rc != 0) return rc;
     }
     return inner_.shutdown();
+}
+
+void TlsTransport::end_and_close() {
+    if (opened_ && !closing_) {
+        // close_notify: a client reading to the end sees a clean end (OpenSSL 3 reports a bare EOF as an error
+        // and drops the session). The alert goes out with the socket's next write, at once on an idle one.
+        ERR_clear_error();
+        SSL_shutdown(ssl_);
+        ERR_clear_error();
+        (void)flush_output();
+    }
+    close();
 }
 
 void TlsTransport::on_transport_shutdown(int status) {

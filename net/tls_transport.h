@@ -49,6 +49,7 @@ class TlsTransport final : public Transport, private TransportEvents {
     size_t queued_bytes() const override { return inner_.queued_bytes(); }
     int shutdown() override;
     void close() override;
+    void end_and_close() override;
     bool has_unread_input() override;
     void resume_after_memory() override;
     void on_later_turn() override;

@@ -90,6 +90,10 @@ class Transport : public base::IntrusiveList<Transport>::Hook, public base::Intr
     virtual int shutdown() = 0;
     // Idempotent. on_transport_closed follows once every handle is closed.
     virtual void close() = 0;
+    // close() after ending the stream the way its protocol marks a complete one (TLS: close_notify), for a
+    // connection that ends well with nothing queued. An aborted one uses close(), so a cut response never looks
+    // whole to the peer.
+    virtual void end_and_close() { close(); }
     // Whether bytes arrived that nobody has read, or the peer closed: an idle pooled connection must have neither
     // before it is used again.
     virtual bool has_unread_input() = 0;

@@ -580,7 +580,7 @@ void ProxySession::on_transport_written(int status) {
     }
     size_t queued = client_->queued_bytes();
     if (phase_ == Phase::closing_after_flush) {
-        if (queued == 0) close();
+        if (queued == 0) end_and_close();
         return;
     }
     if (queued > high_water() / 2) return;  // below the low-water mark before anything resumes
@@ -602,7 +602,7 @@ void ProxySession::close_when_flushed() {
     phase_ = Phase::closing_after_flush;
     update_client_reading();
     if (client_->queued_bytes() == 0) {
-        close();  // every byte is with the kernel already: closing sends it, then FIN
+        end_and_close();  // every byte is with the kernel already: closing sends it, then FIN
     } else {
         arm(Lane::client_send);
     }
@@ -703,7 +703,15 @@ void ProxySession::on_queue_deadline(DeadlineHook& hook) {
     self.fail_request(Outcome::queue_timeout);
 }
 
-void ProxySession::on_client_deadline(DeadlineHook& hook) { static_cast<ProxySession&>(hook).close(); }
+void ProxySession::on_client_deadline(DeadlineHook& hook) {
+    auto& self = static_cast<ProxySession&>(hook);
+    // An idle connection past its keep-alive time ends cleanly; one that stalled a send or a linger does not.
+    if (self.phase_ == Phase::idle) {
+        self.end_and_close();
+    } else {
+        self.close();
+    }
+}
 
 // ---- drain and close ----
 
@@ -714,10 +722,14 @@ void ProxySession::begin_drain() {
     // (a reload or a shutdown racing a connect), with its request on the way: the shard gives it a short grace
     // to arrive, then serves it with Connection: close. A connection idle between requests is closed at once,
     // which HTTP/1.1 clients expect of keep-alive.
-    if (phase_ == Phase::idle && requests_ > 0 && pending_.empty()) close();
+    if (phase_ == Phase::idle && requests_ > 0 && pending_.empty()) end_and_close();
 }
 
-void ProxySession::close() {
+void ProxySession::close() { close_client(false); }
+
+void ProxySession::end_and_close() { close_client(true); }
+
+void ProxySession::close_client(bool clean_end) {
     if (closed()) return;
     release_upstream(Outcome::client_gone, false);
     phase_ = Phase::closed;
@@ -729,7 +741,11 @@ void ProxySession::close() {
     shard_.metrics().on_client_closed();
     shard_.deadlines().disarm(*this);
     // The exchange goes with the session, in on_transport_closed: a parser callback may be running right now.
-    client_->close();
+    if (clean_end) {
+        client_->end_and_close();
+    } else {
+        client_->close();
+    }
 }
 
 void ProxySession::on_transport_closed() {

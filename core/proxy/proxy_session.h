@@ -62,7 +62,11 @@ class ProxySession final : public net::TransportEvents,
     bool awaiting_first_request() const { return phase_ == Phase::idle && requests_ == 0; }
     // From the shard's queue, on a later loop turn: a connection slot may be free now.
     void on_slot_free();
+    // Ends the connection at once, in-flight work abandoned (over TLS: no close_notify, so a cut response never
+    // looks whole).
     void close();
+    // Ends a connection that finished well: over TLS, close_notify goes first.
+    void end_and_close();
 
     // The shard's deadline queue, one function per lane.
     static void on_header_deadline(DeadlineHook& hook);
@@ -84,6 +88,7 @@ class ProxySession final : public net::TransportEvents,
     void on_message_complete() override;
 
   private:
+    void close_client(bool clean_end);
     enum class Phase {
         idle,                 // between requests (or before the first): nothing of a request received
         reading_head,         // some bytes of a request head received
