@@ -176,6 +176,8 @@ std::string_view to_string(HandshakeResult result) {
             return "no_shared_cipher";
         case HandshakeResult::unknown_ca:
             return "unknown_ca";
+        case HandshakeResult::no_client_certificate:
+            return "no_client_certificate";
         case HandshakeResult::timeout:
             return "timeout";
         case HandshakeResult::plain_http:

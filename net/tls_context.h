@@ -20,11 +20,12 @@ namespace lb::net {
 // How one handshake ended, for metrics. A closed set: each failure kind is what operators tell apart.
 enum class HandshakeResult : uint8_t {
     success,
-    no_shared_cipher,  // no version, cipher or group both sides accept
-    unknown_ca,        // a certificate that does not verify (the client's, or the backend's)
-    timeout,           // the peer stalled mid-handshake (timeouts.client_header on listeners)
-    plain_http,        // plain HTTP sent to a TLS listener
-    other,             // any other protocol error, or the peer went away
+    no_shared_cipher,       // no version, cipher or group both sides accept
+    unknown_ca,             // a certificate that does not verify (the client's, or the backend's)
+    no_client_certificate,  // a client certificate was required and none was given (by the client, or by lb)
+    timeout,                // the peer stalled mid-handshake (timeouts.client_header on listeners)
+    plain_http,             // plain HTTP sent to a TLS listener
+    other,                  // any other protocol error, or the peer went away
     count
 };
 std::string_view to_string(HandshakeResult result);

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "test/support/metrics_text.h"
 #include "test/support/proxy_fixture.h"
 #include "test/support/test_certs.h"
 #include "test/support/test_support.h"
@@ -27,6 +28,42 @@ lb::core::ListenerConfig tls_listener(const lb::net::TlsListenerConfig& tls) {
 lb::core::ListenerConfig tls_listener(const std::vector<CertAndKey>& certificates) {
     return tls_listener(tls_config(certificates));
 }
+
+// localhost's certificate, asking clients for certificates from the test CA and passing the verified subject to
+// backends in X-Client-Subject.
+lb::net::TlsListenerConfig client_certificate_config(lb::net::ClientVerification verify) {
+    const TestCerts& certs = test_certs();
+    lb::net::TlsListenerConfig tls = tls_config({certs.localhost_ecdsa});
+    tls.client_ca = certs.ca.cert;
+    tls.verify_client = verify;
+    tls.client_subject_header = "X-Client-Subject";
+    return tls;
+}
+
+// curl to https://localhost:PORT`target`, trusting the test CA; `options` may add a client certificate.
+CommandResult curl_https(uint16_t port, const std::string& options, const std::string& target = "/") {
+    return run_command("curl -s --max-time 10 --cacert " + test_certs().ca.cert + " " + options +
+                       " 'https://localhost:" + std::to_string(port) + target + "'");
+}
+
+std::string client_certificate_options(const CertAndKey& certificate) {
+    return "--cert " + certificate.cert + " --key " + certificate.key;
+}
+
+// lb_tls_handshakes_total of the one TLS listener on 127.0.0.1:0, for one result.
+double handshakes(lb::core::Server& server, const std::string& result) {
+    return metric_value(server.render_metrics(),
+                        "lb_tls_handshakes_total{listener=\"127.0.0.1:0\",result=\"" + result + "\"}");
+}
+
+size_t count_of(const std::string& text, const std::string& needle) {
+    size_t count = 0;
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++count;
+    return count;
+}
+
+constexpr const char* kSpoofedSubject = "X-Client-Subject: CN=admin";
+constexpr const char* kClientSubject = "X-Client-Subject: CN=lb test client,O=lb tests\n";
 
 // Runs openssl s_client; with `input` it sends that and waits for lb to close (-ign_eof), without it the
 // handshake alone is looked at.
@@ -192,4 +229,85 @@ TEST_CASE("TLS shows in /metrics (handshakes by result, versions, ciphers, certi
     CHECK(status.find("\"certificates\":[{\"listener\":\"127.0.0.1:0\"") != std::string::npos);
     CHECK(status.find("\"names\":[\"localhost\"]") != std::string::npos);
     CHECK(status.find("\"names\":[\"other.test\"]") != std::string::npos);
+}
+
+TEST_CASE(
+    "verify_client required: no certificate, or one from another CA, is refused and counted; the CA's client "
+    "gets through and its subject reaches the backend, never the one it sent",
+    "[tls][client-certificates]") {
+    const TestCerts& certs = test_certs();
+    ProxyFixture proxy(1, [&](lb::core::Config& c) {
+        c.listeners = {tls_listener(client_certificate_config(lb::net::ClientVerification::required))};
+    });
+    uint16_t port = proxy.server().port();
+    for (std::string version : {"--tlsv1.2 --tls-max 1.2", "--tlsv1.3"}) {
+        INFO(version);
+        CHECK(curl_https(port, version).exit_code != 0);
+        CHECK(curl_https(port, version + " " + client_certificate_options(certs.other_client)).exit_code != 0);
+    }
+    wait_until(
+        [&] {
+            return handshakes(proxy.server(), "no_client_certificate") == 2 &&
+                   handshakes(proxy.server(), "unknown_ca") == 2;
+        },
+        "both refusals of each version are counted");
+    CHECK(handshakes(proxy.server(), "success") == 0);
+    CHECK(proxy.backend(0).requests_served() == 0);
+
+    for (std::string version : {"--tlsv1.2 --tls-max 1.2", "--tlsv1.3"}) {
+        INFO(version);
+        auto accepted = curl_https(port,
+                                   version + " " + client_certificate_options(certs.client) + " -H '" +
+                                       kSpoofedSubject + "' -H 'x-client-subject: CN=root'",
+                                   "/?echo=headers");
+        CHECK(accepted.exit_code == 0);
+        CHECK(accepted.output.find(kClientSubject) != std::string::npos);
+        CHECK(count_of(accepted.output, "X-Client-Subject:") == 1);
+        CHECK(accepted.output.find("CN=admin") == std::string::npos);
+        CHECK(accepted.output.find("CN=root") == std::string::npos);
+    }
+    CHECK(handshakes(proxy.server(), "success") == 2);
+}
+
+TEST_CASE(
+    "verify_client optional: a client without a certificate gets through with no subject, even one it sent; "
+    "a certificate given must verify",
+    "[tls][client-certificates]") {
+    const TestCerts& certs = test_certs();
+    ProxyFixture proxy(1, [&](lb::core::Config& c) {
+        c.listeners = {tls_listener(client_certificate_config(lb::net::ClientVerification::optional))};
+    });
+    uint16_t port = proxy.server().port();
+    auto anonymous = curl_https(port, std::string("-H '") + kSpoofedSubject + "'", "/?echo=headers");
+    CHECK(anonymous.exit_code == 0);
+    CHECK(anonymous.output.find("X-Forwarded-Proto: https\n") != std::string::npos);
+    CHECK(anonymous.output.find("X-Client-Subject") == std::string::npos);
+
+    auto verified = curl_https(port, client_certificate_options(certs.client), "/?echo=headers");
+    CHECK(verified.exit_code == 0);
+    CHECK(verified.output.find(kClientSubject) != std::string::npos);
+
+    CHECK(curl_https(port, client_certificate_options(certs.other_client)).exit_code != 0);
+    wait_until([&] { return handshakes(proxy.server(), "unknown_ca") == 1; }, "the foreign certificate is counted");
+    CHECK(handshakes(proxy.server(), "success") == 2);
+}
+
+TEST_CASE("a resumed session keeps its verified client certificate: the subject still reaches the backend",
+          "[tls][client-certificates]") {
+    const TestCerts& certs = test_certs();
+    ProxyFixture proxy(1, [&](lb::core::Config& c) {
+        c.listeners = {tls_listener(client_certificate_config(lb::net::ClientVerification::required))};
+    });
+    uint16_t port = proxy.server().port();
+    const std::string request = "GET /?echo=headers HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n";
+    const std::string identity = " -cert " + certs.client.cert + " -key " + certs.client.key;
+    for (std::string version : {"-tls1_2", "-tls1_3"}) {
+        INFO(version);
+        std::string session = write_temp_file("client-session" + version, "");
+        std::string first = s_client(port, version + identity + " -sess_out " + session, request);
+        CHECK(first.find(kClientSubject) != std::string::npos);
+        std::string resumed = s_client(port, version + " -sess_in " + session, request);
+        CHECK(resumed.find("Reused, ") != std::string::npos);
+        CHECK(resumed.find(kClientSubject) != std::string::npos);
+    }
 }
