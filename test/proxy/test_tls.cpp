@@ -292,6 +292,19 @@ TEST_CASE(
     CHECK(handshakes(proxy.server(), "success") == 2);
 }
 
+TEST_CASE("the client subject header is lb's on every listener: a client of a plain listener cannot send it either",
+          "[tls][client-certificates]") {
+    ProxyFixture proxy(1, [&](lb::core::Config& c) {
+        c.listeners.push_back(tls_listener(client_certificate_config(lb::net::ClientVerification::optional)));
+    });
+    Response plain = http_get(proxy.server().port(0), "/?echo=headers",
+                              std::string(kSpoofedSubject) + "\r\nx-client-subject: CN=root\r\n");
+    CHECK(plain.status == 200);
+    CHECK(plain.body.find("X-Forwarded-Proto: http\n") != std::string::npos);
+    CHECK(plain.body.find("CN=admin") == std::string::npos);
+    CHECK(plain.body.find("CN=root") == std::string::npos);
+}
+
 TEST_CASE("a resumed session keeps its verified client certificate: the subject still reaches the backend",
           "[tls][client-certificates]") {
     const TestCerts& certs = test_certs();
