@@ -166,6 +166,22 @@ int on_status_request(SSL* ssl, void* arg) {
     return SSL_TLSEXT_ERR_OK;
 }
 
+// A digest of how client certificates are checked (SSL_MAX_SID_CTX_LENGTH bytes): the mode and the CA file's bytes.
+std::vector<unsigned char> session_context(const TlsListenerConfig& config) {
+    std::vector<unsigned char> input = {'l', 'b', static_cast<unsigned char>(config.verify_client)};
+    if (config.verify_client != ClientVerification::none) {
+        std::vector<unsigned char> cas = read_bytes(config.client_ca);
+        input.insert(input.end(), cas.begin(), cas.end());
+    }
+    std::vector<unsigned char> digest(SSL_MAX_SID_CTX_LENGTH);
+    unsigned int length = 0;
+    if (EVP_Digest(input.data(), input.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
+        fail("SHA-256");
+    }
+    digest.resize(length);
+    return digest;
+}
+
 }  // namespace
 
 std::string_view to_string(HandshakeResult result) {
@@ -199,6 +215,18 @@ int ssl_ex_index() {
     return index;
 }
 
+std::shared_ptr<const TicketSecret> TicketSecret::derive(const std::vector<unsigned char>& context) const {
+    auto derived = std::make_shared<TicketSecret>();
+    derived->rotation_ = rotation_;
+    derived->bytes_.resize(32);
+    size_t length = 0;
+    if (!EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, bytes_.data(), bytes_.size(), context.data(),
+                   context.size(), derived->bytes_.data(), derived->bytes_.size(), &length)) {
+        fail("deriving the session ticket secret");
+    }
+    return derived;
+}
+
 std::shared_ptr<const TicketSecret> TicketSecret::load(const std::string& file, std::chrono::seconds rotation) {
     auto secret = std::make_shared<TicketSecret>();
     secret->rotation_ = rotation.count() > 0 ? rotation : std::chrono::seconds(3600);
@@ -217,8 +245,10 @@ std::shared_ptr<const TicketSecret> TicketSecret::load(const std::string& file, 
 
 TlsServerContext::TlsServerContext(const TlsListenerConfig& config, std::shared_ptr<const TicketSecret> tickets,
                                    HandshakeObserver* observer, size_t index)
-    : config_(config), tickets_(std::move(tickets)), observer_(observer), index_(index) {
+    : config_(config), observer_(observer), index_(index) {
     if (config_.certificates.empty()) throw std::runtime_error("tls: no certificate");
+    session_context_ = session_context(config_);
+    if (tickets) tickets_ = tickets->derive(session_context_);
     for (const auto& files : config_.certificates) {
         // A certificate for names already served (an ECDSA one beside an RSA one) joins that context: OpenSSL then
         // picks between them by what the client supports.
@@ -264,8 +294,7 @@ SSL_CTX* TlsServerContext::make_context() {
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, nullptr);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, this);
-    static const unsigned char kSessionContext[] = "lb";
-    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+    SSL_CTX_set_session_id_context(ctx, session_context_.data(), static_cast<unsigned int>(session_context_.size()));
     // Resumption: tickets when the client takes them, else this worker's own session cache.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     if (config_.session_tickets) {

@@ -53,6 +53,9 @@ class TicketSecret {
   public:
     // A random secret for this process, or the first 48 bytes of `file`. Throws std::runtime_error.
     static std::shared_ptr<const TicketSecret> load(const std::string& file, std::chrono::seconds rotation);
+    // A secret of its own for one session context (what a session was authenticated under): tickets issued under
+    // one context are unknown under another, though both come from this secret. Same rotation.
+    std::shared_ptr<const TicketSecret> derive(const std::vector<unsigned char>& context) const;
     const std::vector<unsigned char>& bytes() const { return bytes_; }
     std::chrono::seconds rotation() const { return rotation_; }
 
@@ -95,7 +98,11 @@ class TlsServerContext {
     static int on_servername(SSL* ssl, int* alert, void* arg);
 
     TlsListenerConfig config_;
-    std::shared_ptr<const TicketSecret> tickets_;
+    // What a resumed session must have been established under: whether and against which CAs client certificates
+    // were verified. A session made without a client certificate never resumes where one is required, on another
+    // listener sharing the ticket key file or after a reload that starts asking for certificates.
+    std::vector<unsigned char> session_context_;
+    std::shared_ptr<const TicketSecret> tickets_;  // derived for session_context_
     HandshakeObserver* observer_;
     size_t index_;
     std::vector<Named> contexts_;  // [0] is the default

@@ -324,3 +324,31 @@ TEST_CASE("a resumed session keeps its verified client certificate: the subject 
         CHECK(resumed.find(kClientSubject) != std::string::npos);
     }
 }
+
+TEST_CASE(
+    "a session from a listener that asks for no client certificate does not resume on one that requires it, "
+    "even with the same ticket keys",
+    "[tls][client-certificates]") {
+    const TestCerts& certs = test_certs();
+    std::string ticket_key = write_temp_file("shared-ticket.key", std::string(48, 'k'));
+    ProxyFixture proxy(1, [&](lb::core::Config& c) {
+        lb::net::TlsListenerConfig open = tls_config({certs.localhost_ecdsa});
+        lb::net::TlsListenerConfig guarded = client_certificate_config(lb::net::ClientVerification::required);
+        open.ticket_key_file = guarded.ticket_key_file = ticket_key;
+        c.listeners = {tls_listener(open), tls_listener(guarded)};
+    });
+    const std::string request = "GET / HTTP/1.1\\r\\nHost: t\\r\\nConnection: close\\r\\n\\r\\n";
+    for (std::string version : {"-tls1_2", "-tls1_3"}) {
+        INFO(version);
+        std::string session = write_temp_file("open-session" + version, "");
+        s_client(proxy.server().port(0), version + " -sess_out " + session, request);
+        // The ticket is good where it came from...
+        CHECK(s_client(proxy.server().port(0), version + " -sess_in " + session, request).find("Reused, ") !=
+              std::string::npos);
+        // ... and worth nothing where a certificate is required: a full handshake, which asks for one.
+        std::string guarded = s_client(proxy.server().port(1), version + " -sess_in " + session, request);
+        CHECK(guarded.find("Reused, ") == std::string::npos);
+        CHECK(guarded.find("\nb1") == std::string::npos);
+    }
+    CHECK(proxy.backend(0).requests_served() == 4);
+}
