@@ -156,13 +156,18 @@ int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
 
 // ---- OCSP stapling ----
 
+// OpenSSL calls this once it has chosen the certificate (SSL_get_certificate names it by then).
+template <typename Stapled>
 int on_status_request(SSL* ssl, void* arg) {
-    const auto* response = static_cast<const std::vector<unsigned char>*>(arg);
-    if (!response || response->empty()) return SSL_TLSEXT_ERR_NOACK;
-    auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(response->size()));  // OpenSSL frees it
+    const auto* stapled = static_cast<const std::vector<Stapled>*>(arg);
+    X509* chosen = SSL_get_certificate(ssl);
+    if (!stapled || !chosen) return SSL_TLSEXT_ERR_NOACK;
+    auto it = std::find_if(stapled->begin(), stapled->end(), [&](const Stapled& s) { return s.cert == chosen; });
+    if (it == stapled->end() || it->response.empty()) return SSL_TLSEXT_ERR_NOACK;
+    auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(it->response.size()));  // OpenSSL frees it
     if (!copy) return SSL_TLSEXT_ERR_NOACK;
-    std::memcpy(copy, response->data(), response->size());
-    SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(response->size()));
+    std::memcpy(copy, it->response.data(), it->response.size());
+    SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(it->response.size()));
     return SSL_TLSEXT_ERR_OK;
 }
 
@@ -271,11 +276,14 @@ TlsServerContext::TlsServerContext(const TlsListenerConfig& config, std::shared_
         if (SSL_CTX_use_certificate_chain_file(ctx, files.cert.c_str()) != 1) fail(files.cert);
         if (SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) != 1) fail(files.key);
         if (SSL_CTX_check_private_key(ctx) != 1) fail(files.key + " does not match " + files.cert);
-        if (!files.ocsp.empty() && !named.ocsp) {
-            // One response per context: the stapled one is its first certificate's.
-            named.ocsp = std::make_unique<std::vector<unsigned char>>(read_bytes(files.ocsp));
-            SSL_CTX_set_tlsext_status_cb(ctx, on_status_request);
-            SSL_CTX_set_tlsext_status_arg(ctx, named.ocsp.get());
+        if (!files.ocsp.empty()) {
+            if (!named.stapled) {
+                named.stapled = std::make_unique<std::vector<Stapled>>();
+                SSL_CTX_set_tlsext_status_cb(ctx, on_status_request<Stapled>);
+                SSL_CTX_set_tlsext_status_arg(ctx, named.stapled.get());
+            }
+            // The certificate just set is the context's current one: the one the response is for.
+            named.stapled->push_back({SSL_CTX_get0_certificate(ctx), read_bytes(files.ocsp)});
         }
     }
 }

@@ -88,10 +88,16 @@ class TlsServerContext {
     void report(const HandshakeReport& report) const;
 
   private:
+    // An OCSP response (DER) and the certificate it speaks for: an RSA and an ECDSA certificate in one context
+    // each staple their own, and one without a response staples none.
+    struct Stapled {
+        X509* cert;  // the context holds the reference
+        std::vector<unsigned char> response;
+    };
     struct Named {
         SSL_CTX* ctx;
         std::vector<std::string> names;
-        std::unique_ptr<std::vector<unsigned char>> ocsp;  // the stapled response (DER), if any
+        std::unique_ptr<std::vector<Stapled>> stapled;  // on the heap: OpenSSL's status callback points at it
     };
     SSL_CTX* make_context();
     SSL_CTX* context_for(std::string_view server_name) const;

@@ -4,6 +4,8 @@
 #include <poll.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
 
 #include "test/support/metrics_text.h"
 #include "test/support/proxy_fixture.h"
@@ -54,6 +56,13 @@ std::string client_certificate_options(const CertAndKey& certificate) {
 double handshakes(lb::core::Server& server, const std::string& result) {
     return metric_value(server.render_metrics(),
                         "lb_tls_handshakes_total{listener=\"127.0.0.1:0\",result=\"" + result + "\"}");
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
 }
 
 size_t count_of(const std::string& text, const std::string& needle) {
@@ -351,4 +360,34 @@ TEST_CASE(
         CHECK(guarded.find("\nb1") == std::string::npos);
     }
     CHECK(proxy.backend(0).requests_served() == 4);
+}
+
+TEST_CASE("OCSP stapling: a certificate's response is stapled when the client asks, and only for that certificate",
+          "[tls][ocsp]") {
+    const TestCerts& certs = test_certs();
+    // The RSA certificate with its chain, as a client checking the response (curl --cert-status) needs the issuer.
+    std::string rsa_chain =
+        write_temp_file("localhost-rsa-chain.pem", read_file(certs.localhost_rsa.cert) + read_file(certs.ca.cert));
+    ProxyFixture proxy(1, [&](lb::core::Config& c) {
+        lb::net::TlsListenerConfig tls = tls_config({certs.localhost_ecdsa, {rsa_chain, certs.localhost_rsa.key}});
+        tls.certificates[1].ocsp = certs.ocsp_localhost_rsa;
+        c.listeners = {tls_listener(tls)};
+    });
+    uint16_t port = proxy.server().port();
+    std::string rsa12 = s_client(port, "-status -tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256");
+    CHECK(rsa12.find("OCSP Response Status: successful") != std::string::npos);
+    CHECK(rsa12.find("Cert Status: good") != std::string::npos);
+    std::string rsa13 = s_client(port, "-status -tls1_3 -sigalgs rsa_pss_rsae_sha256");
+    CHECK(rsa13.find("Cert Status: good") != std::string::npos);
+    // curl checks the stapled response against the certificate it got, and the CA.
+    CHECK(curl_https(port, "--cert-status --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256").output == "b1\n");
+
+    // The ECDSA certificate has no response: none is stapled, rather than the RSA certificate's.
+    std::string ecdsa12 = s_client(port, "-status -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256");
+    CHECK(ecdsa12.find("Cipher is ECDHE-ECDSA") != std::string::npos);
+    CHECK(ecdsa12.find("OCSP response: no response sent") != std::string::npos);
+    std::string ecdsa13 = s_client(port, "-status -tls1_3 -sigalgs ecdsa_secp256r1_sha256");
+    CHECK(ecdsa13.find("OCSP response: no response sent") != std::string::npos);
+    // A client that does not ask gets nothing.
+    CHECK(s_client(port, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256").find("OCSP") == std::string::npos);
 }
