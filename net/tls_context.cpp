@@ -254,42 +254,53 @@ TlsServerContext::TlsServerContext(const TlsListenerConfig& config, std::shared_
     if (config_.certificates.empty()) throw std::runtime_error("tls: no certificate");
     session_context_ = session_context(config_);
     if (tickets) tickets_ = tickets->derive(session_context_);
-    for (const auto& files : config_.certificates) {
-        // A certificate for names already served (an ECDSA one beside an RSA one) joins that context: OpenSSL then
-        // picks between them by what the client supports.
-        std::unique_ptr<X509, decltype(&X509_free)> leaf(nullptr, X509_free);
-        {
-            std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(files.cert.c_str(), "r"), BIO_free);
-            if (!bio) fail("cannot read " + files.cert);
-            leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-            if (!leaf) fail(files.cert + ": no certificate");
-        }
-        std::vector<std::string> names = certificate_names(leaf.get());
-        infos_.push_back({files.cert, names, not_after(leaf.get())});
-        auto same = std::find_if(contexts_.begin(), contexts_.end(), [&](const Named& n) { return n.names == names; });
-        if (same == contexts_.end()) {
-            contexts_.push_back({make_context(), names, nullptr});
-            same = std::prev(contexts_.end());  // push_back invalidated the old iterator
-        }
-        Named& named = *same;
-        SSL_CTX* ctx = named.ctx;
-        if (SSL_CTX_use_certificate_chain_file(ctx, files.cert.c_str()) != 1) fail(files.cert);
-        if (SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) != 1) fail(files.key);
-        if (SSL_CTX_check_private_key(ctx) != 1) fail(files.key + " does not match " + files.cert);
-        if (!files.ocsp.empty()) {
-            if (!named.stapled) {
-                named.stapled = std::make_unique<std::vector<Stapled>>();
-                SSL_CTX_set_tlsext_status_cb(ctx, on_status_request<Stapled>);
-                SSL_CTX_set_tlsext_status_arg(ctx, named.stapled.get());
+    // The destructor does not run when the constructor throws: what was made so far is released here.
+    try {
+        for (const auto& files : config_.certificates) {
+            // A certificate for names already served (an ECDSA one beside an RSA one) joins that context: OpenSSL then
+            // picks between them by what the client supports.
+            std::unique_ptr<X509, decltype(&X509_free)> leaf(nullptr, X509_free);
+            {
+                std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(files.cert.c_str(), "r"), BIO_free);
+                if (!bio) fail("cannot read " + files.cert);
+                leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+                if (!leaf) fail(files.cert + ": no certificate");
             }
-            // The certificate just set is the context's current one: the one the response is for.
-            named.stapled->push_back({SSL_CTX_get0_certificate(ctx), read_bytes(files.ocsp)});
+            std::vector<std::string> names = certificate_names(leaf.get());
+            infos_.push_back({files.cert, names, not_after(leaf.get())});
+            auto same =
+                std::find_if(contexts_.begin(), contexts_.end(), [&](const Named& n) { return n.names == names; });
+            if (same == contexts_.end()) {
+                contexts_.push_back({make_context(), names, nullptr});
+                same = std::prev(contexts_.end());  // push_back invalidated the old iterator
+            }
+            Named& named = *same;
+            SSL_CTX* ctx = named.ctx;
+            if (SSL_CTX_use_certificate_chain_file(ctx, files.cert.c_str()) != 1) fail(files.cert);
+            if (SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) != 1) fail(files.key);
+            if (SSL_CTX_check_private_key(ctx) != 1) fail(files.key + " does not match " + files.cert);
+            if (!files.ocsp.empty()) {
+                if (!named.stapled) {
+                    named.stapled = std::make_unique<std::vector<Stapled>>();
+                    SSL_CTX_set_tlsext_status_cb(ctx, on_status_request<Stapled>);
+                    SSL_CTX_set_tlsext_status_arg(ctx, named.stapled.get());
+                }
+                // The certificate just set is the context's current one: the one the response is for.
+                X509* cert = SSL_CTX_get0_certificate(ctx);
+                X509_up_ref(cert);
+                named.stapled->push_back({cert, {}});
+                named.stapled->back().response = read_bytes(files.ocsp);
+            }
         }
+    } catch (...) {
+        release();
+        throw;
     }
 }
 
 SSL_CTX* TlsServerContext::make_context() {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> owned(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+    SSL_CTX* ctx = owned.get();
     if (!ctx) fail("SSL_CTX_new");
     SSL_CTX_set_min_proto_version(ctx, min_version(config_.min_version));
     // No renegotiation (a CPU sink for a client that asks again and again), no compression; buffers go back
@@ -318,11 +329,19 @@ SSL_CTX* TlsServerContext::make_context() {
         if (config_.verify_client == ClientVerification::required) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
         SSL_CTX_set_verify(ctx, mode, nullptr);
     }
-    return ctx;
+    return owned.release();
 }
 
-TlsServerContext::~TlsServerContext() {
-    for (auto& named : contexts_) SSL_CTX_free(named.ctx);
+TlsServerContext::~TlsServerContext() { release(); }
+
+void TlsServerContext::release() {
+    for (auto& named : contexts_) {
+        if (named.stapled) {
+            for (const auto& s : *named.stapled) X509_free(s.cert);
+        }
+        SSL_CTX_free(named.ctx);
+    }
+    contexts_.clear();
 }
 
 SSL* TlsServerContext::new_session() const {

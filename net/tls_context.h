@@ -91,7 +91,7 @@ class TlsServerContext {
     // An OCSP response (DER) and the certificate it speaks for: an RSA and an ECDSA certificate in one context
     // each staple their own, and one without a response staples none.
     struct Stapled {
-        X509* cert;  // the context holds the reference
+        X509* cert;  // a reference of our own: a later certificate of the same type replaces it in the context
         std::vector<unsigned char> response;
     };
     struct Named {
@@ -100,6 +100,7 @@ class TlsServerContext {
         std::unique_ptr<std::vector<Stapled>> stapled;  // on the heap: OpenSSL's status callback points at it
     };
     SSL_CTX* make_context();
+    void release();  // frees every context and stapled certificate
     SSL_CTX* context_for(std::string_view server_name) const;
     static int on_servername(SSL* ssl, int* alert, void* arg);
 
