@@ -167,7 +167,7 @@ TEST_CASE(
     CHECK(lb.process().wait() == 0);
 }
 
-TEST_CASE("a reload to a broken certificate is refused with file and line; the old certificate goes on serving",
+TEST_CASE("a reload to a broken certificate is refused with file and line, and the old certificate goes on serving",
           "[tls][binary][reload]") {
     const TestCerts& certs = test_certs();
     StartedBackend b1("b1");
@@ -198,7 +198,7 @@ TEST_CASE("a reload to a broken certificate is refused with file and line; the o
 }
 
 TEST_CASE(
-    "session tickets issued before a reload resume after it, and after a certificate switch; not where the "
+    "session tickets issued before a reload resume after it, and after a certificate switch, but not where the "
     "reload starts asking for client certificates",
     "[tls][binary][reload]") {
     const TestCerts& certs = test_certs();

@@ -182,7 +182,7 @@ TEST_CASE("plain HTTP sent to the TLS port gets a 400 that says so", "[tls]") {
     CHECK(client.wait_closed());
 }
 
-TEST_CASE("a handshake that stalls is closed by the header timeout; other connections go on", "[tls]") {
+TEST_CASE("a handshake that stalls is closed by the header timeout while other connections go on", "[tls]") {
     const TestCerts& certs = test_certs();
     ProxyFixture proxy(1, [&](lb::core::Config& c) {
         c.listeners = {tls_listener({certs.localhost_ecdsa})};
@@ -241,7 +241,7 @@ TEST_CASE("TLS shows in /metrics (handshakes by result, versions, ciphers, certi
 }
 
 TEST_CASE(
-    "verify_client required: no certificate, or one from another CA, is refused and counted; the CA's client "
+    "verify_client required: no certificate, or one from another CA, is refused and counted, while the CA's client "
     "gets through and its subject reaches the backend, never the one it sent",
     "[tls][client-certificates]") {
     const TestCerts& certs = test_certs();
@@ -279,8 +279,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "verify_client optional: a client without a certificate gets through with no subject, even one it sent; "
-    "a certificate given must verify",
+    "verify_client optional: a client without a certificate gets through with no subject, even one it sent, "
+    "and a certificate given must verify",
     "[tls][client-certificates]") {
     const TestCerts& certs = test_certs();
     ProxyFixture proxy(1, [&](lb::core::Config& c) {
