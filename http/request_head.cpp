@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iterator>
 
 #include "http/header_rules.h"
@@ -68,6 +69,10 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
         }
         if (equals_ignore_case(f.name, "x-forwarded-proto")) continue;
         if (!forwarded.client_subject_header.empty() && equals_ignore_case(f.name, forwarded.client_subject_header)) {
+            continue;
+        }
+        if (std::any_of(forwarded.dropped_fields.begin(), forwarded.dropped_fields.end(),
+                        [&](const std::string& name) { return equals_ignore_case(f.name, name); })) {
             continue;
         }
         if (is_dropped_when_forwarding(request, f.name)) continue;

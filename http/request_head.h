@@ -2,6 +2,7 @@
 // Pure functions over a parsed MessageHead; they append to `out`.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,8 @@ struct ForwardedFor {
     std::string_view client_address;  // appended to X-Forwarded-For
     std::string_view proto;           // X-Forwarded-Proto, replacing any the client sent
     std::string_view backend_host;    // Host for an HTTP/1.0 request that has none ("host:port" of the backend)
+    // Fields lb alone may set (the client certificate headers of every listener): the client's are dropped.
+    std::span<const std::string> dropped_fields = {};
     // A header lb sets from the TLS client certificate (empty name: none). Whatever the client sent under that
     // name is dropped; the subject is added when one verified.
     std::string_view client_subject_header = {};

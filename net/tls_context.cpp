@@ -156,14 +156,35 @@ int on_ticket_key(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_C
 
 // ---- OCSP stapling ----
 
+// OpenSSL calls this once it has chosen the certificate (SSL_get_certificate names it by then).
+template <typename Stapled>
 int on_status_request(SSL* ssl, void* arg) {
-    const auto* response = static_cast<const std::vector<unsigned char>*>(arg);
-    if (!response || response->empty()) return SSL_TLSEXT_ERR_NOACK;
-    auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(response->size()));  // OpenSSL frees it
+    const auto* stapled = static_cast<const std::vector<Stapled>*>(arg);
+    X509* chosen = SSL_get_certificate(ssl);
+    if (!stapled || !chosen) return SSL_TLSEXT_ERR_NOACK;
+    auto it = std::find_if(stapled->begin(), stapled->end(), [&](const Stapled& s) { return s.cert == chosen; });
+    if (it == stapled->end() || it->response.empty()) return SSL_TLSEXT_ERR_NOACK;
+    auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(it->response.size()));  // OpenSSL frees it
     if (!copy) return SSL_TLSEXT_ERR_NOACK;
-    std::memcpy(copy, response->data(), response->size());
-    SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(response->size()));
+    std::memcpy(copy, it->response.data(), it->response.size());
+    SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(it->response.size()));
     return SSL_TLSEXT_ERR_OK;
+}
+
+// A digest of how client certificates are checked (SSL_MAX_SID_CTX_LENGTH bytes): the mode and the CA file's bytes.
+std::vector<unsigned char> session_context(const TlsListenerConfig& config) {
+    std::vector<unsigned char> input = {'l', 'b', static_cast<unsigned char>(config.verify_client)};
+    if (config.verify_client != ClientVerification::none) {
+        std::vector<unsigned char> cas = read_bytes(config.client_ca);
+        input.insert(input.end(), cas.begin(), cas.end());
+    }
+    std::vector<unsigned char> digest(SSL_MAX_SID_CTX_LENGTH);
+    unsigned int length = 0;
+    if (EVP_Digest(input.data(), input.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
+        fail("SHA-256");
+    }
+    digest.resize(length);
+    return digest;
 }
 
 }  // namespace
@@ -176,6 +197,8 @@ std::string_view to_string(HandshakeResult result) {
             return "no_shared_cipher";
         case HandshakeResult::unknown_ca:
             return "unknown_ca";
+        case HandshakeResult::no_client_certificate:
+            return "no_client_certificate";
         case HandshakeResult::timeout:
             return "timeout";
         case HandshakeResult::plain_http:
@@ -197,6 +220,18 @@ int ssl_ex_index() {
     return index;
 }
 
+std::shared_ptr<const TicketSecret> TicketSecret::derive(const std::vector<unsigned char>& context) const {
+    auto derived = std::make_shared<TicketSecret>();
+    derived->rotation_ = rotation_;
+    derived->bytes_.resize(32);
+    size_t length = 0;
+    if (!EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, bytes_.data(), bytes_.size(), context.data(),
+                   context.size(), derived->bytes_.data(), derived->bytes_.size(), &length)) {
+        fail("deriving the session ticket secret");
+    }
+    return derived;
+}
+
 std::shared_ptr<const TicketSecret> TicketSecret::load(const std::string& file, std::chrono::seconds rotation) {
     auto secret = std::make_shared<TicketSecret>();
     secret->rotation_ = rotation.count() > 0 ? rotation : std::chrono::seconds(3600);
@@ -215,41 +250,57 @@ std::shared_ptr<const TicketSecret> TicketSecret::load(const std::string& file, 
 
 TlsServerContext::TlsServerContext(const TlsListenerConfig& config, std::shared_ptr<const TicketSecret> tickets,
                                    HandshakeObserver* observer, size_t index)
-    : config_(config), tickets_(std::move(tickets)), observer_(observer), index_(index) {
+    : config_(config), observer_(observer), index_(index) {
     if (config_.certificates.empty()) throw std::runtime_error("tls: no certificate");
-    for (const auto& files : config_.certificates) {
-        // A certificate for names already served (an ECDSA one beside an RSA one) joins that context: OpenSSL then
-        // picks between them by what the client supports.
-        std::unique_ptr<X509, decltype(&X509_free)> leaf(nullptr, X509_free);
-        {
-            std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(files.cert.c_str(), "r"), BIO_free);
-            if (!bio) fail("cannot read " + files.cert);
-            leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-            if (!leaf) fail(files.cert + ": no certificate");
+    session_context_ = session_context(config_);
+    if (tickets) tickets_ = tickets->derive(session_context_);
+    // The destructor does not run when the constructor throws: what was made so far is released here.
+    try {
+        for (const auto& files : config_.certificates) {
+            // A certificate for names already served (an ECDSA one beside an RSA one) joins that context: OpenSSL then
+            // picks between them by what the client supports.
+            std::unique_ptr<X509, decltype(&X509_free)> leaf(nullptr, X509_free);
+            {
+                std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_file(files.cert.c_str(), "r"), BIO_free);
+                if (!bio) fail("cannot read " + files.cert);
+                leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+                if (!leaf) fail(files.cert + ": no certificate");
+            }
+            std::vector<std::string> names = certificate_names(leaf.get());
+            infos_.push_back({files.cert, names, not_after(leaf.get())});
+            auto same =
+                std::find_if(contexts_.begin(), contexts_.end(), [&](const Named& n) { return n.names == names; });
+            if (same == contexts_.end()) {
+                contexts_.push_back({make_context(), names, nullptr});
+                same = std::prev(contexts_.end());  // push_back invalidated the old iterator
+            }
+            Named& named = *same;
+            SSL_CTX* ctx = named.ctx;
+            if (SSL_CTX_use_certificate_chain_file(ctx, files.cert.c_str()) != 1) fail(files.cert);
+            if (SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) != 1) fail(files.key);
+            if (SSL_CTX_check_private_key(ctx) != 1) fail(files.key + " does not match " + files.cert);
+            if (!files.ocsp.empty()) {
+                if (!named.stapled) {
+                    named.stapled = std::make_unique<std::vector<Stapled>>();
+                    SSL_CTX_set_tlsext_status_cb(ctx, on_status_request<Stapled>);
+                    SSL_CTX_set_tlsext_status_arg(ctx, named.stapled.get());
+                }
+                // The certificate just set is the context's current one: the one the response is for.
+                X509* cert = SSL_CTX_get0_certificate(ctx);
+                X509_up_ref(cert);
+                named.stapled->push_back({cert, {}});
+                named.stapled->back().response = read_bytes(files.ocsp);
+            }
         }
-        std::vector<std::string> names = certificate_names(leaf.get());
-        infos_.push_back({files.cert, names, not_after(leaf.get())});
-        auto same = std::find_if(contexts_.begin(), contexts_.end(), [&](const Named& n) { return n.names == names; });
-        if (same == contexts_.end()) {
-            contexts_.push_back({make_context(), names, nullptr});
-            same = std::prev(contexts_.end());  // push_back invalidated the old iterator
-        }
-        Named& named = *same;
-        SSL_CTX* ctx = named.ctx;
-        if (SSL_CTX_use_certificate_chain_file(ctx, files.cert.c_str()) != 1) fail(files.cert);
-        if (SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) != 1) fail(files.key);
-        if (SSL_CTX_check_private_key(ctx) != 1) fail(files.key + " does not match " + files.cert);
-        if (!files.ocsp.empty() && !named.ocsp) {
-            // One response per context: the stapled one is its first certificate's.
-            named.ocsp = std::make_unique<std::vector<unsigned char>>(read_bytes(files.ocsp));
-            SSL_CTX_set_tlsext_status_cb(ctx, on_status_request);
-            SSL_CTX_set_tlsext_status_arg(ctx, named.ocsp.get());
-        }
+    } catch (...) {
+        release();
+        throw;
     }
 }
 
 SSL_CTX* TlsServerContext::make_context() {
-    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> owned(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+    SSL_CTX* ctx = owned.get();
     if (!ctx) fail("SSL_CTX_new");
     SSL_CTX_set_min_proto_version(ctx, min_version(config_.min_version));
     // No renegotiation (a CPU sink for a client that asks again and again), no compression; buffers go back
@@ -262,8 +313,7 @@ SSL_CTX* TlsServerContext::make_context() {
     SSL_CTX_set_alpn_select_cb(ctx, on_alpn, nullptr);
     SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
     SSL_CTX_set_tlsext_servername_arg(ctx, this);
-    static const unsigned char kSessionContext[] = "lb";
-    SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
+    SSL_CTX_set_session_id_context(ctx, session_context_.data(), static_cast<unsigned int>(session_context_.size()));
     // Resumption: tickets when the client takes them, else this worker's own session cache.
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     if (config_.session_tickets) {
@@ -279,11 +329,19 @@ SSL_CTX* TlsServerContext::make_context() {
         if (config_.verify_client == ClientVerification::required) mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
         SSL_CTX_set_verify(ctx, mode, nullptr);
     }
-    return ctx;
+    return owned.release();
 }
 
-TlsServerContext::~TlsServerContext() {
-    for (auto& named : contexts_) SSL_CTX_free(named.ctx);
+TlsServerContext::~TlsServerContext() { release(); }
+
+void TlsServerContext::release() {
+    for (auto& named : contexts_) {
+        if (named.stapled) {
+            for (const auto& s : *named.stapled) X509_free(s.cert);
+        }
+        SSL_CTX_free(named.ctx);
+    }
+    contexts_.clear();
 }
 
 SSL* TlsServerContext::new_session() const {

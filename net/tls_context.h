@@ -20,11 +20,12 @@ namespace lb::net {
 // How one handshake ended, for metrics. A closed set: each failure kind is what operators tell apart.
 enum class HandshakeResult : uint8_t {
     success,
-    no_shared_cipher,  // no version, cipher or group both sides accept
-    unknown_ca,        // a certificate that does not verify (the client's, or the backend's)
-    timeout,           // the peer stalled mid-handshake (timeouts.client_header on listeners)
-    plain_http,        // plain HTTP sent to a TLS listener
-    other,             // any other protocol error, or the peer went away
+    no_shared_cipher,       // no version, cipher or group both sides accept
+    unknown_ca,             // a certificate that does not verify (the client's, or the backend's)
+    no_client_certificate,  // a client certificate was required and none was given (by the client, or by lb)
+    timeout,                // the peer stalled mid-handshake (timeouts.client_header on listeners)
+    plain_http,             // plain HTTP sent to a TLS listener
+    other,                  // any other protocol error, or the peer went away
     count
 };
 std::string_view to_string(HandshakeResult result);
@@ -52,6 +53,9 @@ class TicketSecret {
   public:
     // A random secret for this process, or the first 48 bytes of `file`. Throws std::runtime_error.
     static std::shared_ptr<const TicketSecret> load(const std::string& file, std::chrono::seconds rotation);
+    // A secret of its own for one session context (what a session was authenticated under): tickets issued under
+    // one context are unknown under another, though both come from this secret. Same rotation.
+    std::shared_ptr<const TicketSecret> derive(const std::vector<unsigned char>& context) const;
     const std::vector<unsigned char>& bytes() const { return bytes_; }
     std::chrono::seconds rotation() const { return rotation_; }
 
@@ -84,17 +88,28 @@ class TlsServerContext {
     void report(const HandshakeReport& report) const;
 
   private:
+    // An OCSP response (DER) and the certificate it speaks for: an RSA and an ECDSA certificate in one context
+    // each staple their own, and one without a response staples none.
+    struct Stapled {
+        X509* cert;  // a reference of our own: a later certificate of the same type replaces it in the context
+        std::vector<unsigned char> response;
+    };
     struct Named {
         SSL_CTX* ctx;
         std::vector<std::string> names;
-        std::unique_ptr<std::vector<unsigned char>> ocsp;  // the stapled response (DER), if any
+        std::unique_ptr<std::vector<Stapled>> stapled;  // on the heap: OpenSSL's status callback points at it
     };
     SSL_CTX* make_context();
+    void release();  // frees every context and stapled certificate
     SSL_CTX* context_for(std::string_view server_name) const;
     static int on_servername(SSL* ssl, int* alert, void* arg);
 
     TlsListenerConfig config_;
-    std::shared_ptr<const TicketSecret> tickets_;
+    // What a resumed session must have been established under: whether and against which CAs client certificates
+    // were verified. A session made without a client certificate never resumes where one is required, on another
+    // listener sharing the ticket key file or after a reload that starts asking for certificates.
+    std::vector<unsigned char> session_context_;
+    std::shared_ptr<const TicketSecret> tickets_;  // derived for session_context_
     HandshakeObserver* observer_;
     size_t index_;
     std::vector<Named> contexts_;  // [0] is the default

@@ -60,9 +60,10 @@ HandshakeResult classify(unsigned long code, long verify_result) {
         case SSL_R_CERTIFICATE_VERIFY_FAILED:
         case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
         case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
-        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
-        case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
             return HandshakeResult::unknown_ca;
+        case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:  // a client that sent none, told lb requires one
+        case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:  // a backend that requires one lb did not send
+            return HandshakeResult::no_client_certificate;
         default:
             return HandshakeResult::other;
     }

@@ -23,7 +23,8 @@ std::vector<metrics::ExtraFamily> tls_metric_families(const Config& config,
     ExtraFamily handshakes{"lb_tls_handshakes_total",
                            ExtraFamily::Type::counter,
                            "TLS handshakes on a listener by result: success, no_shared_cipher, unknown_ca "
-                           "(a client certificate that does not verify), timeout, plain_http, other.",
+                           "(a client certificate that does not verify), no_client_certificate (none given where "
+                           "verify_client is required), timeout, plain_http, other.",
                            {}};
     ExtraFamily resumed{"lb_tls_resumed_handshakes_total",
                         ExtraFamily::Type::counter,

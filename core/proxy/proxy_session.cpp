@@ -306,9 +306,11 @@ void ProxySession::write_upstream_head() {
     const http::MessageHead& head = exchange_->request.head();
     bool keep_alive = shard_.config().upstream_keepalive > 0;
     http::ForwardedFor forwarded{client_address_, "http", shard_.backend_name(exchange_->backend)};
+    // The subject headers are lb's to set: a client's own never passes, on whichever listener it came (the
+    // backends are the same behind every listener), and a verified certificate's subject does.
+    forwarded.dropped_fields = shard_.client_subject_headers();
     if (const net::TlsServerContext* tls = shard_.tls_listener(listener_)) {
         forwarded.proto = "https";
-        // The header is lb's to set: a client's own never passes, a verified certificate's subject does.
         forwarded.client_subject_header = tls->config().client_subject_header;
         if (const net::TlsSessionInfo* info = client_->tls_info()) forwarded.client_subject = info->verified_subject;
     }

@@ -84,6 +84,7 @@ void Server::start(const Server* predecessor) {
     try {
         ports_.assign(config.listeners.size(), 0);
         socket_files_.resize(config.listeners.size());
+        match_inherited_listeners(predecessor);
         make_ticket_secrets(predecessor);
         for (size_t l = 0; l < config.listeners.size(); ++l) {
             fds.push_back(config.listeners[l].address.is_unix() ? open_unix_listeners(l, predecessor)
@@ -115,7 +116,7 @@ void Server::make_ticket_secrets(const Server* predecessor) {
     for (size_t l = 0; l < config.listeners.size(); ++l) {
         const auto& tls = config.listeners[l].tls;
         if (!tls) continue;
-        std::optional<size_t> inherited = inherited_listener(l, predecessor);
+        std::optional<size_t> inherited = inherited_[l];
         if (tls->ticket_key_file.empty() && inherited && predecessor->context_->ticket_secrets[*inherited] &&
             predecessor->context_->ticket_secrets[*inherited]->rotation() == tls->ticket_key_rotation) {
             context_->ticket_secrets[l] = predecessor->context_->ticket_secrets[*inherited];
@@ -125,26 +126,44 @@ void Server::make_ticket_secrets(const Server* predecessor) {
     }
 }
 
-// The index of the predecessor's listener on the same address as our listener `l`, if there is one.
-std::optional<size_t> Server::inherited_listener(size_t l, const Server* predecessor) const {
-    if (!predecessor) return std::nullopt;
+void Server::match_inherited_listeners(const Server* predecessor) {
+    const auto& ours = context_->config.listeners;
+    inherited_.assign(ours.size(), std::nullopt);
+    if (!predecessor) return;
     const auto& theirs = predecessor->config().listeners;
-    const auto& ours = context_->config.listeners[l];
-    for (size_t i = 0; i < theirs.size(); ++i) {
-        if (theirs[i].address == ours.address) return i;
-        // "host:0" took whatever port the kernel gave; naming that port now means the same socket.
-        ListenAddress bound = theirs[i].address;
-        if (!bound.is_unix() && bound.tcp.port == 0) bound.tcp.port = predecessor->ports_[i];
-        if (bound == ours.address) return i;
+    std::vector<bool> taken(theirs.size(), false);
+    auto take = [&](size_t l, auto&& same) {
+        for (size_t i = 0; i < theirs.size(); ++i) {
+            if (taken[i] || !same(theirs[i].address, i)) continue;
+            taken[i] = true;
+            inherited_[l] = i;
+            return;
+        }
+    };
+    auto any_port = [](const ListenAddress& address) { return !address.is_unix() && address.tcp.port == 0; };
+    // An address with its port (or a Unix path) names one socket: the one bound there, also where "host:0" took
+    // that port from the kernel.
+    for (size_t l = 0; l < ours.size(); ++l) {
+        if (any_port(ours[l].address)) continue;
+        take(l, [&](const ListenAddress& address, size_t i) {
+            ListenAddress bound = address;
+            if (any_port(bound)) bound.tcp.port = predecessor->ports_[i];
+            return bound == ours[l].address;
+        });
     }
-    return std::nullopt;
+    // Several "host:0" listeners (a plain and a TLS one, say) each keep their own socket: the first is the first
+    // left, the second the second, and so on, never one socket for two.
+    for (size_t l = 0; l < ours.size(); ++l) {
+        if (any_port(ours[l].address))
+            take(l, [&](const ListenAddress& address, size_t) { return address == ours[l].address; });
+    }
 }
 
 std::vector<int> Server::open_tcp_listeners(size_t l, const Server* predecessor) {
     // A successor on the same address takes over its predecessor's sockets, one per shard, so the connections
     // waiting in their accept queues are served, not reset. Extra shards join with sockets of their own.
     const Config& config = context_->config;
-    std::optional<size_t> inherited = inherited_listener(l, predecessor);
+    std::optional<size_t> inherited = inherited_[l];
     SocketAddress listen_address = inherited ? bound_address(predecessor->shards_.front()->listen_fd(*inherited))
                                              : resolve(config.listeners[l].address.tcp);
     std::vector<int> fds;
@@ -171,7 +190,7 @@ std::vector<int> Server::open_unix_listeners(size_t l, const Server* predecessor
     // wakes for a connection and one accept() wins). A successor on the same path takes over the socket, and
     // with it the file, which the last generation using it removes.
     const Config& config = context_->config;
-    std::optional<size_t> inherited = inherited_listener(l, predecessor);
+    std::optional<size_t> inherited = inherited_[l];
     std::vector<int> fds;
     try {
         if (inherited && predecessor->socket_files_[*inherited]) {

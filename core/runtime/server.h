@@ -76,7 +76,8 @@ class Server {
 
   private:
     void start_health_monitor(const Server* predecessor);
-    std::optional<size_t> inherited_listener(size_t listener, const Server* predecessor) const;
+    // Which of the predecessor's listeners each of ours takes over (its sockets, its ticket secret), if any.
+    void match_inherited_listeners(const Server* predecessor);
     void make_ticket_secrets(const Server* predecessor);
     // For listener `listener`, one listening descriptor per shard, taken over from `predecessor` where it listens
     // on the same address. Throw std::runtime_error, with nothing left open.
@@ -92,7 +93,8 @@ class Server {
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<health::HealthMonitor> health_;
     std::atomic<uint64_t> last_transition_ns_for_test_{0};
-    std::vector<uint16_t> ports_;  // per listener, as bound
+    std::vector<uint16_t> ports_;                   // per listener, as bound
+    std::vector<std::optional<size_t>> inherited_;  // per listener: the predecessor's listener taken over
     // Per listener, set for a Unix domain socket: shared with the successors that take the socket over, and
     // removed from the file system when the last generation using it lets go (retire or shutdown).
     std::vector<std::shared_ptr<UnixSocketFile>> socket_files_;

@@ -189,6 +189,7 @@ void Shard::make_tls_contexts() {
         tls_listeners_.push_back(
             tls ? std::make_unique<net::TlsServerContext>(*tls, context_.ticket_secrets[l], observer, l) : nullptr);
         tls_counters_.push_back(tls ? std::make_unique<TlsListenerCounters>() : nullptr);
+        if (tls && !tls->client_subject_header.empty()) client_subject_headers_.push_back(tls->client_subject_header);
     }
     for (const auto& backend : config.backends) {
         tls_backends_.push_back(backend.tls.enabled ? std::make_unique<net::TlsClientContext>(

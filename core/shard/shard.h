@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "base/intrusive_list.h"
@@ -84,6 +85,8 @@ class Shard final : private Acceptor::Delegate,
     const net::TlsServerContext* tls_listener(size_t listener) const { return tls_listeners_[listener].get(); }
     // Any thread: a TLS listener's handshake counts in this shard (null for a plain listener).
     const TlsListenerCounters* tls_counters(size_t listener) const { return tls_counters_[listener].get(); }
+    // Every listener's client_subject_header: lb's alone to set, so dropped from what any client sends.
+    const std::vector<std::string>& client_subject_headers() const { return client_subject_headers_; }
     ExchangePool& exchanges() { return exchanges_; }
     http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
@@ -177,6 +180,7 @@ class Shard final : private Acceptor::Delegate,
     std::vector<std::unique_ptr<net::TlsServerContext>> tls_listeners_;  // per listener; null when plain
     std::vector<std::unique_ptr<TlsListenerCounters>> tls_counters_;     // per listener; null when plain
     std::vector<std::unique_ptr<net::TlsClientContext>> tls_backends_;   // per backend; null when plain
+    std::vector<std::string> client_subject_headers_;
     ExchangePool exchanges_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists
     metrics::ShardMetrics metrics_;

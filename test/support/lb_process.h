@@ -20,6 +20,8 @@ class RunningLb {
     RunningLb(const std::string& name, const std::string& yaml, std::vector<std::string> prefix = {});
 
     uint16_t port() const { return port_; }
+    // Every listener's port, in the order of `listen:`, as lb logged them at start.
+    const std::vector<uint16_t>& ports() const { return ports_; }
     uint16_t admin_port() const { return admin_port_; }  // 0 when lb logged no admin listener
     Process& process() { return *process_; }
     const std::string& config_path() const { return config_path_; }
@@ -28,6 +30,9 @@ class RunningLb {
     std::string log() const;
     // Waits until lb has logged a line containing `text`; fails the test after `limit`.
     void wait_for_log(const std::string& text, std::chrono::milliseconds limit = std::chrono::seconds{20}) const;
+    // Rewrites the config file with `yaml`, sends SIGHUP and waits until lb has logged how this reload ended.
+    // Returns whether it succeeded ("reloaded ...") rather than failed ("reload failed ...").
+    bool reload(const std::string& yaml);
     // One series from a fresh scrape of /metrics; fails the test when it is missing (metrics_text.h).
     double metric(const std::string& series) const;
 
@@ -36,6 +41,7 @@ class RunningLb {
     std::string log_path_;
     std::unique_ptr<Process> process_;
     uint16_t port_ = 0;
+    std::vector<uint16_t> ports_;
     uint16_t admin_port_ = 0;
 };
 

@@ -1,5 +1,7 @@
 // The pure HTTP pieces: the parser wrapper's limits and fold detection, header rules, and the heads lb writes.
 #include <catch2/catch.hpp>
+#include <string>
+#include <vector>
 
 #include "http/header_rules.h"
 #include "http/message_parser.h"
@@ -232,6 +234,29 @@ TEST_CASE("Connection cannot remove Host or X-Forwarded-*; HTTP/1.0 without Host
     CHECK(out ==
           "GET /old HTTP/1.1\r\nHost: 10.0.0.5:8080\r\nX-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: http\r\n"
           "Connection: close\r\n\r\n");
+}
+
+TEST_CASE(
+    "client certificate headers are lb's: a client's own are dropped whatever their case, the verified subject "
+    "is added",
+    "[http][headers]") {
+    Recorder sink;
+    MessageParser parser(HTTP_REQUEST, sink);
+    parser.feed(
+        "GET / HTTP/1.1\r\nHost: h\r\nX-Client-Subject: CN=admin\r\nx-client-subject: CN=root\r\n"
+        "X-Other-Subject: CN=other\r\nAccept: */*\r\n\r\n");
+    const std::vector<std::string> lb_owned = {"X-Client-Subject", "X-Other-Subject"};
+    std::string out;
+    // A plain listener, or a TLS one where no certificate verified: nothing added, nothing passed on.
+    write_upstream_request_head(parser.head(), {"192.0.2.9", "http", "b:1", lb_owned}, true, out);
+    CHECK(out ==
+          "GET / HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: http\r\n\r\n");
+    out.clear();
+    write_upstream_request_head(
+        parser.head(), {"192.0.2.9", "https", "b:1", lb_owned, "X-Client-Subject", "CN=client,O=example"}, true, out);
+    CHECK(out ==
+          "GET / HTTP/1.1\r\nHost: h\r\nAccept: */*\r\nX-Forwarded-For: 192.0.2.9\r\nX-Forwarded-Proto: https\r\n"
+          "X-Client-Subject: CN=client,O=example\r\n\r\n");
 }
 
 TEST_CASE("request heads that must not be forwarded", "[http][headers]") {
