@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "demo/backend_state.h"
+#include "demo/demo_tls.h"
 #include "demo/demo_worker.h"
 
 namespace lb::demo {
@@ -58,6 +59,10 @@ DemoBackend::~DemoBackend() { stop(); }
 
 void DemoBackend::start() {
     if (!workers_.empty()) throw std::logic_error("DemoBackend::start: already running");
+    if (!options_.tls_cert.empty() && !tls_) {
+        tls_ = std::make_unique<TlsServerContext>(options_.tls_cert, options_.tls_key, options_.tls_client_ca);
+        state_->tls = tls_.get();  // before any thread starts, which orders it before their reads
+    }
     const unsigned threads = options_.threads == 0 ? 1 : options_.threads;
     // Built in a local vector: if anything throws, its destructor closes and joins what was started.
     std::vector<std::unique_ptr<Worker>> workers;
@@ -106,6 +111,12 @@ int64_t DemoBackend::connections_held_back() const {
 uint64_t DemoBackend::write_queue_peak_bytes() const {
     return state_->write_queue_peak_bytes.load(std::memory_order_relaxed);
 }
+
+uint64_t DemoBackend::tls_handshakes() const { return state_->tls_handshakes.load(std::memory_order_relaxed); }
+
+uint64_t DemoBackend::tls_resumed() const { return state_->tls_resumed.load(std::memory_order_relaxed); }
+
+uint64_t DemoBackend::tls_failures() const { return state_->tls_failures.load(std::memory_order_relaxed); }
 
 void DemoBackend::set_extra_delay(std::chrono::milliseconds ms) {
     state_->extra_delay_ms.store(static_cast<uint64_t>(ms.count()), std::memory_order_relaxed);

@@ -16,6 +16,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: lb-demo-backend --port N --id ID [--host ADDR] [--threads N] [--silent]\n"
+    "                       [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "\n"
     "A demo HTTP/1.1 backend for lb. Every response carries X-Backend-Id, X-Conn-Id and X-Conn-Request;\n"
     "the default body is \"<id>\\n\", GET /health answers \"ok\\n\", GET /stats the backend's counters as\n"
@@ -29,6 +30,10 @@ constexpr const char* kUsage =
     "  --host ADDR   address to bind                                  default 127.0.0.1\n"
     "  --threads N   event loops sharing the port via SO_REUSEPORT    default 1\n"
     "  --silent      accept connections, never read nor answer them\n"
+    "  --tls-cert FILE       serve HTTPS with this PEM certificate (leaf first, then its chain)\n"
+    "  --tls-key FILE        ... and this PEM key\n"
+    "  --tls-client-ca FILE  require a client certificate that chains to these PEM CA certificates\n"
+    "                        (HTTPS responses carry X-TLS-Version, X-TLS-SNI and X-TLS-Client)\n"
     "  --help        this text\n"
     "\n"
     "Prints \"lb-demo-backend <id> listening on <host>:<port>\" once accepting; SIGINT/SIGTERM stop it.\n";
@@ -80,6 +85,12 @@ int demo_backend_main(int argc, char** argv) {
             options.id = value;
         } else if (arg == "--host") {
             options.host = value;
+        } else if (arg == "--tls-cert" || arg == "--tls-key" || arg == "--tls-client-ca") {
+            if (value.empty()) return usage_error("empty " + std::string(arg));
+            std::string& file = arg == "--tls-cert"  ? options.tls_cert
+                                : arg == "--tls-key" ? options.tls_key
+                                                     : options.tls_client_ca;
+            file = value;
         } else if (arg == "--threads") {
             auto threads = parse_number<unsigned>(value, 1, 256);
             if (!threads) return usage_error("bad --threads '" + std::string(value) + "' (1..256)");
@@ -87,6 +98,13 @@ int demo_backend_main(int argc, char** argv) {
         } else {
             return usage_error("unknown option " + std::string(arg));
         }
+    }
+
+    if (options.tls_cert.empty() != options.tls_key.empty()) {
+        return usage_error("--tls-cert and --tls-key go together");
+    }
+    if (!options.tls_client_ca.empty() && options.tls_cert.empty()) {
+        return usage_error("--tls-client-ca needs --tls-cert and --tls-key");
     }
 
     // Block the stop signals before any thread starts, so every thread inherits the mask and sigwait() below is

@@ -83,6 +83,7 @@ int Connection::accept(uv_stream_t* listener) {
     conn_id_ = backend_.connections_accepted.fetch_add(1, std::memory_order_relaxed) + 1;
     backend_.connections_open.fetch_add(1, std::memory_order_relaxed);
     counted_open_ = true;
+    if (backend_.tls) tls_ = std::make_unique<TlsSession>(*backend_.tls);
     reset_request();
     if (backend_.silent) phase_ = Phase::silent;  // and update_reading never starts reading
     update_reading();
@@ -133,19 +134,65 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
     }
     if (self.phase_ == Phase::lingering || self.phase_ == Phase::silent) return;  // draining until the peer's FIN
     auto size = static_cast<size_t>(nread);
-    if (!self.pending_.empty()) {
-        self.pending_.append(buf->base, size);
-        self.process_pending();
+    if (self.tls_) {
+        self.on_tls_input(buf->base, size);
+    } else {
+        self.on_input(buf->base, size);
+    }
+}
+
+// Request bytes (plaintext), in the shared read buffer or in a TLS connection's.
+void Connection::on_input(const char* data, size_t size) {
+    if (!pending_.empty()) {
+        pending_.append(data, size);
+        process_pending();
         return;
     }
     // Common case: parse straight from the shared buffer and keep only what is left over.
-    self.feeding_ = true;
-    size_t consumed = self.feed(buf->base, size);
-    self.feeding_ = false;
-    if (self.phase_ != Phase::lingering && !self.closing_ && consumed < size) {
-        self.pending_.append(buf->base + consumed, size - consumed);
+    feeding_ = true;
+    size_t consumed = feed(data, size);
+    feeding_ = false;
+    if (phase_ != Phase::lingering && !closing_ && consumed < size) pending_.append(data + consumed, size - consumed);
+    after_input();
+}
+
+// Ciphertext just read: the session takes all of it, which frees the shared read buffer to receive the plaintext,
+// parsed piece by piece as plain reads would be. What the session has to send meanwhile (its handshake, session
+// tickets, an alert) goes out at the end. All of a read is decrypted even when parsing pauses: the plaintext waits
+// in pending_ as a plain read's rest would, so what one connection holds stays within one read's worth.
+void Connection::on_tls_input(const char* data, size_t size) {
+    tls_->put_ciphertext(data, size);
+    while (!closing_ && phase_ != Phase::lingering && phase_ != Phase::silent) {
+        size_t n = 0;
+        TlsSession::ReadResult result = tls_->read(read_buffer_, n);
+        if (!tls_counted_ && tls_->handshake_done()) {
+            tls_counted_ = true;
+            backend_.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+            if (tls_->resumed()) backend_.tls_resumed.fetch_add(1, std::memory_order_relaxed);
+        }
+        switch (result) {
+            case TlsSession::ReadResult::data:
+                on_input(read_buffer_.data(), n);
+                continue;
+            case TlsSession::ReadResult::want_more:
+                break;
+            case TlsSession::ReadResult::closed:
+                // close_notify: the end of the request stream, as a FIN is for plain HTTP.
+                if (!flush_tls()) return;
+                uv_read_stop(stream());
+                on_read_end(UV_EOF);
+                return;
+            case TlsSession::ReadResult::failed:
+                // A refused handshake (no client certificate, plain HTTP on this port...) or a broken stream: the
+                // alert goes out if the socket takes it at once, then the connection closes.
+                backend_.tls_failures.fetch_add(1, std::memory_order_relaxed);
+                flush_tls();
+                close();
+                return;
+        }
+        break;
     }
-    self.after_input();
+    flush_tls();
 }
 
 void Connection::on_read_end(ssize_t status) {
@@ -455,6 +502,7 @@ void Connection::build_head(int status, Framing framing, bool counted_body, bool
     fmt::format_to(out, "X-Conn-Id: {}\r\nX-Conn-Request: {}\r\nContent-Type: text/plain\r\n", conn_id_,
                    responses_done_ + 1);
     if (counted_body) fmt::format_to(out, "X-Received-Body-Bytes: {}\r\n", body_received_);
+    if (tls_) append_tls_headers();
     switch (framing) {
         case Framing::chunked:
             head_.append("Transfer-Encoding: chunked\r\n");
@@ -471,6 +519,21 @@ void Connection::build_head(int status, Framing framing, bool counted_body, bool
         head_.append("Connection: keep-alive\r\n");
     }
     head_.append("\r\n");
+}
+
+// What the TLS session agreed on, for tests of what a client (lb towards its backends) offered: the version, the
+// SNI name it sent, the subject of the client certificate it presented. Only printable ASCII is copied.
+void Connection::append_tls_headers() {
+    auto append = [&](std::string_view name, const std::string& value) {
+        if (value.empty()) return;
+        head_.append(name);
+        head_.append(": ");
+        for (char c : value) head_.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+        head_.append("\r\n");
+    };
+    append("X-TLS-Version", tls_->version());
+    append("X-TLS-SNI", tls_->server_name());
+    append("X-TLS-Client", tls_->client_subject());
 }
 
 // Prepares the response to a complete request (or a malformed one) and starts writing it, after delay_ms if asked.
@@ -500,10 +563,18 @@ void Connection::start_response() {
         body_size_ = *controls_.bytes;
     } else if (controls_.stats) {
         echo_text_ = fmt::format(
-            "{{\"id\": \"{}\", \"connections_accepted\": {}, \"requests_served\": {}, \"connections_open\": {}}}\n",
+            "{{\"id\": \"{}\", \"connections_accepted\": {}, \"requests_served\": {}, \"connections_open\": {}",
             backend_.id, backend_.connections_accepted.load(std::memory_order_relaxed),
             backend_.requests_served.load(std::memory_order_relaxed),
             backend_.connections_open.load(std::memory_order_relaxed));
+        if (backend_.tls) {
+            fmt::format_to(std::back_inserter(echo_text_),
+                           ", \"tls_handshakes\": {}, \"tls_resumed\": {}, \"tls_failures\": {}",
+                           backend_.tls_handshakes.load(std::memory_order_relaxed),
+                           backend_.tls_resumed.load(std::memory_order_relaxed),
+                           backend_.tls_failures.load(std::memory_order_relaxed));
+        }
+        echo_text_.append("}\n");
         body_data_ = echo_text_.data();
         body_size_ = echo_text_.size();
     } else if (controls_.health) {
@@ -658,6 +729,10 @@ void Connection::finish_response() {
 void Connection::close_gracefully() {
     phase_ = Phase::lingering;
     pending_.clear();
+    if (tls_) {
+        tls_->shutdown();  // close_notify: the client can tell this end from a cut connection
+        if (!flush_tls()) return;
+    }
     if (uv_shutdown(&shutdown_req_, stream(), on_shutdown) != 0) {
         close();
         return;
@@ -686,7 +761,31 @@ void Connection::on_timer(uv_timer_t* timer) {
     }
 }
 
+// The pieces go out in order: as they are, or encrypted into one TLS write (small pieces such as chunk headers
+// would otherwise make records of their own).
 bool Connection::send(std::span<const Piece> pieces) {
+    if (!tls_) return send_raw(pieces);
+    if (closing_) return false;
+    tls_plain_.clear();
+    for (const Piece& piece : pieces) tls_plain_.append(piece.data, piece.size);
+    if (!tls_->write(tls_plain_)) {
+        backend_.tls_failures.fetch_add(1, std::memory_order_relaxed);
+        close();
+        return false;
+    }
+    return flush_tls();
+}
+
+// Sends the ciphertext the TLS session has produced. False when the connection is closing (or now closes).
+bool Connection::flush_tls() {
+    std::string_view ciphertext = tls_->output();
+    if (ciphertext.empty()) return !closing_;
+    bool sent = send_raw(std::array{Piece{ciphertext.data(), ciphertext.size(), true}});
+    tls_->clear_output();
+    return sent;
+}
+
+bool Connection::send_raw(std::span<const Piece> pieces) {
     if (closing_) return false;
     std::array<Piece, kMaxPieces> rest{};
     std::array<uv_buf_t, kMaxPieces> bufs{};

@@ -1,6 +1,7 @@
 // One accepted TCP connection of the demo backend: parses requests with llhttp, one at a time, and writes the
 // responses (or the misbehaviour) that the query parameters ask for (see request_controls.h). Runs entirely on its
-// worker's loop thread.
+// worker's loop thread. With TLS (BackendState::tls), the bytes read are decrypted before they are parsed and
+// the bytes sent are encrypted first (demo_tls.h); reading, writing and backpressure are the same either way.
 #pragma once
 
 #include <llhttp.h>
@@ -8,11 +9,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "demo/backend_state.h"
+#include "demo/demo_tls.h"
 #include "demo/request_controls.h"
 
 namespace lb::demo {
@@ -77,6 +80,8 @@ class Connection {
     uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
 
     // Input.
+    void on_input(const char* data, size_t size);
+    void on_tls_input(const char* data, size_t size);
     size_t feed(const char* data, size_t size);
     size_t execute(const char* data, size_t size);
     void process_pending();
@@ -99,6 +104,9 @@ class Connection {
     void finish_response();
     void close_gracefully();
     bool send(std::span<const Piece> pieces);
+    bool send_raw(std::span<const Piece> pieces);
+    bool flush_tls();
+    void append_tls_headers();
     const char* body_at(uint64_t offset) const;
 
     // libuv callbacks.
@@ -130,6 +138,9 @@ class Connection {
     uv_shutdown_t shutdown_req_{};
     int open_handles_ = 0;
     llhttp_t parser_{};
+    std::unique_ptr<TlsSession> tls_;  // HTTPS only
+    bool tls_counted_ = false;         // its handshake was counted in BackendState
+    std::string tls_plain_;            // the pieces of one send(), joined to be encrypted at once
 
     uint64_t conn_id_ = 0;
     uint64_t responses_done_ = 0;

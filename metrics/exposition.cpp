@@ -196,6 +196,12 @@ std::string render_prometheus(const Snapshot& snapshot, const ExpositionInfo& in
 #undef LB_METRICS_HISTOGRAM
 #undef LB_METRICS_FOR_BACKENDS
 
+    for (const ExtraFamily& family : info.extra) {
+        w.header(family.name, family.type == ExtraFamily::Type::counter ? MetricType::counter : MetricType::gauge,
+                 family.help);
+        for (const auto& [labels, value] : family.samples) w.sample(family.name, labels, value);
+    }
+
     // About lb itself.
     w.header("lb_shards", MetricType::gauge, "Worker shards (threads with their own event loop) serving traffic.");
     w.sample("lb_shards", {}, static_cast<int64_t>(info.shards));

@@ -6,6 +6,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "metrics/process_stats.h"
 #include "metrics/snapshot.h"
@@ -16,6 +18,16 @@ namespace lb::metrics {
 // The Content-Type the /metrics response must carry.
 inline constexpr std::string_view kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
+// A family whose label values only the caller knows (a TLS listener's address, a certificate's file): rendered
+// after the list's families. Labels are given formatted and escaped (escape_label_value), values as integers.
+struct ExtraFamily {
+    enum class Type { counter, gauge };
+    std::string name;
+    Type type;
+    std::string help;
+    std::vector<std::pair<std::string, int64_t>> samples;  // labels ("a=\"1\",b=\"2\""), value
+};
+
 // What the exposition needs besides the counters. Views: they must stay valid for the render_prometheus() call.
 // Every member has a default initializer so that designated initialization may name only some of them (GCC's
 // -Wmissing-field-initializers, an error here, fires otherwise).
@@ -25,6 +37,7 @@ struct ExpositionInfo {
     std::span<const std::string> backend_names = {};     // index = backend id, "host:port"; unnamed ids are not shown
     double start_time_seconds = 0;                       // lb_process_start_time_seconds: Unix time lb started at
     std::optional<ProcessStats> process = std::nullopt;  // process_* metrics; absent: not rendered (exact tests)
+    std::span<const ExtraFamily> extra = {};             // rendered after the list's families
 };
 
 // Any thread; pure. One HELP and one TYPE line per family, its samples right after (the format requires a family's

@@ -230,12 +230,15 @@ TlsServerContext::TlsServerContext(const TlsListenerConfig& config, std::shared_
         std::vector<std::string> names = certificate_names(leaf.get());
         infos_.push_back({files.cert, names, not_after(leaf.get())});
         auto same = std::find_if(contexts_.begin(), contexts_.end(), [&](const Named& n) { return n.names == names; });
-        SSL_CTX* ctx = same != contexts_.end() ? same->ctx : make_context();
-        if (same == contexts_.end()) contexts_.push_back({ctx, names, nullptr});
+        if (same == contexts_.end()) {
+            contexts_.push_back({make_context(), names, nullptr});
+            same = std::prev(contexts_.end());  // push_back invalidated the old iterator
+        }
+        Named& named = *same;
+        SSL_CTX* ctx = named.ctx;
         if (SSL_CTX_use_certificate_chain_file(ctx, files.cert.c_str()) != 1) fail(files.cert);
         if (SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) != 1) fail(files.key);
         if (SSL_CTX_check_private_key(ctx) != 1) fail(files.key + " does not match " + files.cert);
-        Named& named = same != contexts_.end() ? *same : contexts_.back();
         if (!files.ocsp.empty() && !named.ocsp) {
             // One response per context: the stapled one is its first certificate's.
             named.ocsp = std::make_unique<std::vector<unsigned char>>(read_bytes(files.ocsp));

@@ -54,6 +54,15 @@ std::string render_status_json(const StatusInput& status) {
                        "{}{{\"index\":{},\"active_connections\":{},\"accepted_connections\":{}}}", i ? "," : "",
                        s.index, s.active_connections, s.accepted_connections);
     }
+    out += "],\"certificates\":[";
+    for (size_t i = 0; i < status.certificates.size(); ++i) {
+        const auto& c = status.certificates[i];
+        std::string names;
+        for (size_t n = 0; n < c.names.size(); ++n) names += (n ? "," : "") + json_string(c.names[n]);
+        fmt::format_to(std::back_inserter(out),
+                       "{}{{\"listener\":{},\"file\":{},\"names\":[{}],\"not_after_unix\":{}}}", i ? "," : "",
+                       json_string(c.listener), json_string(c.file), names, c.not_after_unix);
+    }
     out += "]}\n";
     return out;
 }

@@ -22,10 +22,18 @@ struct ShardStatus {
     uint64_t accepted_connections = 0;
 };
 
+struct CertificateStatus {
+    std::string listener;  // "0.0.0.0:8443"
+    std::string file;
+    std::vector<std::string> names;
+    int64_t not_after_unix = 0;
+};
+
 struct StatusInput {
     std::string version;
     std::vector<BackendStatus> backends;
     std::vector<ShardStatus> shards;
+    std::vector<CertificateStatus> certificates;
 };
 
 std::string render_status_json(const StatusInput& status);

@@ -23,6 +23,8 @@
 #include <system_error>
 #include <utility>
 
+#include "net/tls_files.h"
+
 namespace lb::core {
 
 ConfigError::ConfigError(std::string file, int line, int column, const std::string& message)
@@ -297,6 +299,7 @@ class MapReader {
     }
 
     const std::string& file() const { return file_; }
+    const std::string& path() const { return path_; }
 
     // The field for `key`, or nullptr when the document leaves it out.
     const Field* find(std::string_view key) const {
@@ -566,11 +569,256 @@ health::CheckOverrides read_check_overrides(const MapReader& backend) {
     return own;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// TLS: a listener's `tls:` section, and a backend's (or `upstream:`'s) `tls:`. The files they name are read now,
+// with net/tls_files.h's checks, so that a config that loads can build its OpenSSL contexts; each failure points
+// at the key that names the file.
+
+// Where findings that are not errors go while a config loads.
+using Warnings = std::vector<ConfigWarning>;
+
+void warn(Warnings& warnings, const std::string& file, const Field& field, const std::string& message) {
+    YAML::Mark mark = field.mark();
+    if (mark.is_null()) {
+        warnings.push_back(ConfigWarning{file, 0, 0, message});
+    } else {
+        warnings.push_back(ConfigWarning{file, mark.line + 1, mark.column + 1, message});
+    }
+}
+
+// Runs one of net/tls_files.h's checks; what it throws becomes an error at `field`.
+template <typename Check>
+auto check_tls_file(const MapReader& map, const Field& field, Check check) {
+    try {
+        return check();
+    } catch (const std::runtime_error& e) {
+        map.fail(field, fmt::format("'{}': {}", field.path, e.what()));
+    }
+}
+
+// A file path, as written: relative ones are relative to lb's working directory.
+std::string read_path(const MapReader& map, const Field& field) {
+    std::string path = map.scalar(field, "a file path");
+    if (path.empty()) map.fail(field, fmt::format("'{}' must not be empty", field.path));
+    if (path.find('\0') != std::string::npos) map.fail(field, fmt::format("'{}' contains a NUL byte", field.path));
+    return path;
+}
+
+void read_tls_version(const MapReader& map, std::string_view key, net::TlsVersion& out) {
+    const Field* field = map.find(key);
+    if (!field) return;
+    std::string text = map.scalar(*field, "\"1.2\" or \"1.3\"");
+    if (text == "1.2") {
+        out = net::TlsVersion::tls1_2;
+    } else if (text == "1.3") {
+        out = net::TlsVersion::tls1_3;
+    } else {
+        map.fail(*field, fmt::format("'{}' must be \"1.2\" or \"1.3\", got {}", field->path, describe(field->value)));
+    }
+}
+
+// A certificate and its key: the certificate is read and dated (expired: an error; expiring within 30 days: a
+// warning), the key matched against it. The keys are `cert` and `key` in `map`, both required.
+void read_certificate_files(const MapReader& map, net::CertificateFiles& out, Warnings& warnings) {
+    const Field* cert = map.find("cert");
+    const Field* key = map.find("key");
+    if (!cert) map.fail_here(fmt::format("'{}' is required", child_path(map.path(), "cert")));
+    if (!key) map.fail_here(fmt::format("'{}' is required", child_path(map.path(), "key")));
+    out.cert = read_path(map, *cert);
+    out.key = read_path(map, *key);
+    net::CertificateSummary summary = check_tls_file(map, *cert, [&] { return net::read_certificate_file(out.cert); });
+    std::optional<std::string> warning = check_tls_file(
+        map, *cert, [&] { return net::check_certificate_dates(summary, out.cert, std::chrono::system_clock::now()); });
+    if (warning) warn(warnings, map.file(), *cert, fmt::format("'{}': {}", cert->path, *warning));
+    check_tls_file(map, *key, [&] { net::check_private_key_file(out.key, out.cert); });
+}
+
+// An HTTP field name (RFC 9110 token), for the header that carries a client certificate's subject.
+bool is_field_name(std::string_view name) {
+    constexpr std::string_view kTokenPunctuation = "!#$%&'*+-.^_`|~";
+    return !name.empty() && std::all_of(name.begin(), name.end(), [&](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || kTokenPunctuation.find(c) != std::string_view::npos;
+    });
+}
+
+// `certificates:` a non-empty list of {cert, key, ocsp}.
+std::vector<net::CertificateFiles> read_listener_certificates(const MapReader& tls, Warnings& warnings) {
+    const Field* field = tls.find("certificates");
+    if (!field) {
+        tls.fail_here(
+            fmt::format("'{}' is required: a list of {{cert, key}} PEM files", child_path(tls.path(), "certificates")));
+    }
+    if (!field->value.IsSequence()) {
+        tls.fail(*field, fmt::format("'{}' must be a list of maps with cert and key, got {}", field->path,
+                                     describe(field->value)));
+    }
+    if (field->value.size() == 0) {
+        tls.fail(*field, fmt::format("'{}' must list at least one certificate", field->path));
+    }
+    std::vector<net::CertificateFiles> certificates;
+    for (size_t i = 0; i < field->value.size(); ++i) {
+        const YAML::Node& item = field->value[i];
+        std::string path = fmt::format("{}[{}]", field->path, i);
+        if (!item.IsMap()) {
+            tls.fail(Field{path, item, item},
+                     fmt::format("'{}' must be a map with cert and key (and optionally ocsp), got {}", path,
+                                 describe(item)));
+        }
+        MapReader entry(tls.file(), item, path, {"cert", "key", "ocsp"});
+        net::CertificateFiles files;
+        read_certificate_files(entry, files, warnings);
+        if (const Field* ocsp = entry.find("ocsp")) {
+            files.ocsp = read_path(entry, *ocsp);
+            check_tls_file(entry, *ocsp, [&] { net::check_ocsp_response_file(files.ocsp); });
+        }
+        certificates.push_back(std::move(files));
+    }
+    return certificates;
+}
+
+// A listener's `tls:` section.
+net::TlsListenerConfig read_listener_tls(const MapReader& listener, Warnings& warnings) {
+    MapReader tls = listener.section(
+        "tls", {"certificates", "min_version", "ciphers", "ciphersuites", "groups", "session_tickets",
+                "ticket_key_file", "ticket_key_rotation", "client_ca", "verify_client", "client_subject_header"});
+    net::TlsListenerConfig config;
+    config.certificates = read_listener_certificates(tls, warnings);
+    read_tls_version(tls, "min_version", config.min_version);
+
+    if (const Field* field = tls.find("ciphers")) {
+        config.ciphers = tls.scalar(*field, "an OpenSSL cipher list");
+        check_tls_file(tls, *field, [&] { net::check_cipher_list(config.ciphers); });
+    }
+    if (const Field* field = tls.find("ciphersuites")) {
+        config.ciphersuites = tls.scalar(*field, "TLS 1.3 ciphersuites separated by ':'");
+        check_tls_file(tls, *field, [&] { net::check_ciphersuites(config.ciphersuites); });
+    }
+    if (config.ciphersuites.empty() && config.min_version == net::TlsVersion::tls1_3) {
+        const Field* field = tls.find("ciphersuites");
+        tls.fail(*field, fmt::format("'{}' is empty and 'min_version' is 1.3: no cipher is left", field->path));
+    }
+    if (const Field* field = tls.find("groups")) {
+        config.groups = tls.scalar(*field, "groups separated by ':'");
+        check_tls_file(tls, *field, [&] { net::check_groups(config.groups); });
+    }
+
+    tls.read_bool("session_tickets", config.session_tickets);
+    if (const Field* field = tls.find("ticket_key_file")) {
+        config.ticket_key_file = read_path(tls, *field);
+        check_tls_file(tls, *field, [&] { net::check_ticket_key_file(config.ticket_key_file); });
+    }
+    if (const Field* field = tls.find("ticket_key_rotation")) {
+        Millis rotation{};
+        tls.read_duration("ticket_key_rotation", rotation, 1min, 24h);
+        if (rotation % 1s != 0ms) {
+            tls.fail(*field, fmt::format("'{}' must be whole seconds, got {}", field->path, describe(field->value)));
+        }
+        config.ticket_key_rotation = std::chrono::duration_cast<std::chrono::seconds>(rotation);
+    }
+    if (!config.session_tickets) {
+        for (std::string_view key : {"ticket_key_file", "ticket_key_rotation"}) {
+            if (const Field* field = tls.find(key)) {
+                tls.fail(*field, fmt::format("'{}' is set but 'session_tickets' is false", field->path));
+            }
+        }
+    }
+
+    if (const Field* field = tls.find("client_ca")) {
+        config.client_ca = read_path(tls, *field);
+        check_tls_file(tls, *field, [&] { net::check_ca_file(config.client_ca); });
+    }
+    if (const Field* field = tls.find("verify_client")) {
+        std::string text = tls.scalar(*field, "none, optional or required");
+        if (text == "none") {
+            config.verify_client = net::ClientVerification::none;
+        } else if (text == "optional") {
+            config.verify_client = net::ClientVerification::optional;
+        } else if (text == "required") {
+            config.verify_client = net::ClientVerification::required;
+        } else {
+            tls.fail(*field, fmt::format("'{}' must be none, optional or required, got {}", field->path,
+                                         describe(field->value)));
+        }
+        if (config.verify_client != net::ClientVerification::none && config.client_ca.empty()) {
+            tls.fail(*field, fmt::format("'{}' is {} but no 'client_ca' is set: the CA certificates to verify "
+                                         "clients against",
+                                         field->path, text));
+        }
+    }
+    if (const Field* field = tls.find("client_ca"); field && config.verify_client == net::ClientVerification::none) {
+        tls.fail(*field, fmt::format("'{}' is set but 'verify_client' is none: set verify_client to optional or "
+                                     "required",
+                                     field->path));
+    }
+    if (const Field* field = tls.find("client_subject_header")) {
+        config.client_subject_header = tls.scalar(*field, "a header name");
+        if (!is_field_name(config.client_subject_header)) {
+            tls.fail(*field, fmt::format("'{}' must be a header name, got {}", field->path, describe(field->value)));
+        }
+        if (config.verify_client == net::ClientVerification::none) {
+            tls.fail(*field, fmt::format("'{}' is set but 'verify_client' is none: there is no client certificate "
+                                         "to pass on",
+                                         field->path));
+        }
+    }
+    return config;
+}
+
+// TLS towards backends: `true`, `false`, or a map of {verify, ca_file, sni, cert, key, min_version}. Written under
+// a backend or under `upstream:` (the default for every backend); `owner` is the map it is in.
+net::TlsUpstreamConfig read_upstream_tls(const MapReader& owner, const Field& field, Warnings& warnings) {
+    net::TlsUpstreamConfig config;
+    if (field.value.IsScalar()) {
+        std::string text = field.value.Scalar();
+        if (text != "true" && text != "false") {
+            owner.fail(field, fmt::format("'{}' must be true, false or a map with verify, ca_file, sni, cert, key, "
+                                          "min_version, got {}",
+                                          field.path, describe(field.value)));
+        }
+        config.enabled = text == "true";
+        return config;
+    }
+    if (!field.value.IsMap()) {
+        owner.fail(field, fmt::format("'{}' must be true, false or a map with verify, ca_file, sni, cert, key, "
+                                      "min_version, got {}",
+                                      field.path, describe(field.value)));
+    }
+    MapReader tls(owner.file(), field.value, field.path, {"verify", "ca_file", "sni", "cert", "key", "min_version"});
+    config.enabled = true;
+    tls.read_bool("verify", config.verify);
+    if (const Field* ca = tls.find("ca_file")) {
+        if (!config.verify) {
+            tls.fail(*ca,
+                     fmt::format("'{}' is set but 'verify' is false: nothing would be checked against it", ca->path));
+        }
+        config.ca_file = read_path(tls, *ca);
+        check_tls_file(tls, *ca, [&] { net::check_ca_file(config.ca_file); });
+    }
+    if (const Field* sni = tls.find("sni")) {
+        config.sni = tls.scalar(*sni, "a host name");
+        try {
+            check_host(config.sni);
+        } catch (const std::invalid_argument& e) {
+            tls.fail(*sni, fmt::format("'{}': {}", sni->path, e.what()));
+        }
+        in_addr v4{};
+        if (inet_pton(AF_INET, config.sni.c_str(), &v4) == 1) {
+            tls.fail(*sni, fmt::format("'{}' must be a host name: TLS sends no IP address as SNI", sni->path));
+        }
+    }
+    if (tls.find("cert") || tls.find("key")) read_certificate_files(tls, config.client_certificate, warnings);
+    read_tls_version(tls, "min_version", config.min_version);
+    return config;
+}
+
 // One backend: "host:port", or a map with its address and options.
-BackendConfig read_backend(const std::string& file, const YAML::Node& item, const std::string& path) {
+// `upstream_tls` is `upstream.tls`, which a backend's own `tls:` replaces.
+BackendConfig read_backend(const std::string& file, const YAML::Node& item, const std::string& path,
+                           const net::TlsUpstreamConfig& upstream_tls, Warnings& warnings) {
     BackendConfig backend;
+    backend.tls = upstream_tls;
     if (item.IsMap()) {
-        MapReader map(file, item, path, {"address", "weight", "backup", "max_connections", "health"});
+        MapReader map(file, item, path, {"address", "weight", "backup", "max_connections", "health", "tls"});
         const Field* address = map.find("address");
         if (!address) map.fail_here(fmt::format("'{}.address' is required", path));
         backend.address = map.scalar(*address, "a host:port string");
@@ -579,6 +827,7 @@ BackendConfig read_backend(const std::string& file, const YAML::Node& item, cons
         map.read_bool("backup", backend.backup);
         map.read_integer<uint32_t>("max_connections", backend.max_connections, 0, 1'000'000);
         backend.health = read_check_overrides(map);
+        if (const Field* tls = map.find("tls")) backend.tls = read_upstream_tls(map, *tls, warnings);
         return backend;
     }
     Field field{path, item, item};
@@ -588,13 +837,22 @@ BackendConfig read_backend(const std::string& file, const YAML::Node& item, cons
 }
 
 // One `listen:` entry: an address string, or a map with `address` (and, with TLS, its `tls:` section).
-ListenerConfig read_listener(const std::string& file, const YAML::Node& item, const std::string& path) {
+ListenerConfig read_listener(const std::string& file, const YAML::Node& item, const std::string& path,
+                             Warnings& warnings) {
     ListenerConfig listener;
     if (item.IsMap()) {
-        MapReader map(file, item, path, {"address"});
+        MapReader map(file, item, path, {"address", "tls"});
         const Field* address = map.find("address");
         if (!address) map.fail_here(fmt::format("'{}.address' is required", path));
         listener.address = field_listen_address(file, *address);
+        if (const Field* tls = map.find("tls")) {
+            // "tls:" alone: the section's whole content is missing; say so at the key.
+            if (tls->value.IsNull()) {
+                map.fail(*tls,
+                         fmt::format("'{}.certificates' is required: a list of {{cert, key}} PEM files", tls->path));
+            }
+            listener.tls = read_listener_tls(map, warnings);
+        }
         return listener;
     }
     listener.address = field_listen_address(file, Field{path, item, item});
@@ -603,10 +861,10 @@ ListenerConfig read_listener(const std::string& file, const YAML::Node& item, co
 
 // `listen:` one address, or a list whose entries are addresses or maps. The same address twice is an error: the
 // second bind would fail at start, and lb --check should say so first.
-std::vector<ListenerConfig> read_listeners(const MapReader& top) {
+std::vector<ListenerConfig> read_listeners(const MapReader& top, Warnings& warnings) {
     const Field* field = top.find("listen");
     if (!field) return Config{}.listeners;
-    if (!field->value.IsSequence()) return {read_listener(top.file(), field->value, "listen")};
+    if (!field->value.IsSequence()) return {read_listener(top.file(), field->value, "listen", warnings)};
     if (field->value.size() == 0) top.fail(*field, "'listen' must name at least one address");
     // `listen: [::1]:8080` unquoted is a YAML flow list holding "::1": say what happened rather than "no port".
     if (field->value.Style() == YAML::EmitterStyle::Flow && field->value.size() == 1 && field->value[0].IsScalar() &&
@@ -619,7 +877,7 @@ std::vector<ListenerConfig> read_listeners(const MapReader& top) {
     for (size_t i = 0; i < field->value.size(); ++i) {
         const YAML::Node& item = field->value[i];
         std::string path = fmt::format("listen[{}]", i);
-        ListenerConfig listener = read_listener(top.file(), item, path);
+        ListenerConfig listener = read_listener(top.file(), item, path, warnings);
         for (const auto& earlier : listeners) {
             bool same = earlier.address == listener.address;
             bool both_any_port = !listener.address.is_unix() && listener.address.tcp.port == 0;
@@ -641,7 +899,8 @@ std::string backend_identity(const HostPort& endpoint) {
     return fmt::format("{}|{}", host, endpoint.port);
 }
 
-std::vector<BackendConfig> read_backends(const MapReader& top) {
+std::vector<BackendConfig> read_backends(const MapReader& top, const net::TlsUpstreamConfig& upstream_tls,
+                                         Warnings& warnings) {
     const Field* field = top.find("backends");
     if (!field) top.fail_here("'backends' is required: list at least one backend, e.g. backends: [\"127.0.0.1:9001\"]");
     if (!field->value.IsSequence() || field->value.size() == 0) {
@@ -652,7 +911,7 @@ std::vector<BackendConfig> read_backends(const MapReader& top) {
     std::vector<std::string> identities;
     for (const YAML::Node& item : field->value) {
         std::string path = fmt::format("backends[{}]", backends.size());
-        BackendConfig backend = read_backend(top.file(), item, path);
+        BackendConfig backend = read_backend(top.file(), item, path, upstream_tls, warnings);
         std::string identity = backend_identity(backend.endpoint);
         auto earlier = std::find(identities.begin(), identities.end(), identity);
         if (earlier != identities.end()) {
@@ -843,14 +1102,17 @@ Config read_config(const std::string& source, const YAML::Node& root) {
                    "peak_ewma", "consistent_hash", "queue", "health", "admin", "metrics"});
     Config config;
     config.source = source;
-    config.listeners = read_listeners(top);
+    config.listeners = read_listeners(top, config.warnings);
     config.workers = read_workers(top);
-    config.backends = read_backends(top);
+    // `upstream:` before the backends, whose default TLS it holds; its warnings come first, as it is read.
+    MapReader upstream = top.section("upstream", {"keepalive", "tls"});
+    upstream.read_integer_or<unsigned>("keepalive", config.upstream_keepalive, 0, 1'000'000, "unlimited", kUnlimited);
+    net::TlsUpstreamConfig upstream_tls;
+    if (const Field* tls = upstream.find("tls")) upstream_tls = read_upstream_tls(upstream, *tls, config.warnings);
+    config.backends = read_backends(top, upstream_tls, config.warnings);
     config.timeouts = read_timeouts(top);
     config.limits = read_limits(top);
     top.read_integer<unsigned>("retries", config.retries, 0, 10);
-    top.section("upstream", {"keepalive"})
-        .read_integer_or<unsigned>("keepalive", config.upstream_keepalive, 0, 1'000'000, "unlimited", kUnlimited);
     config.balancer = read_balancer(top);
     config.queue = read_queue(top);
     config.health = read_health(top);
@@ -894,6 +1156,8 @@ uint64_t parse_size(const std::string& text) {
 HostPort parse_host_port(const std::string& text) { return parse_host_port_impl(text, false); }
 
 ListenAddress parse_listen_address(const std::string& text) { return parse_listen_address_impl(text); }
+
+std::string ConfigWarning::to_string() const { return fmt::format("{}:{}:{}: {}", file, line, column, message); }
 
 std::string ListenAddress::to_string() const {
     if (is_unix()) return fmt::format("{}{}", kUnixPrefix, unix_path);

@@ -99,6 +99,17 @@ struct AdminConfig {
 
 inline constexpr unsigned kUnlimited = std::numeric_limits<unsigned>::max();
 
+// Something about a config that loads and is worth telling its operator (a certificate that expires soon): `lb
+// --check` prints each one, lb logs each one when it starts and when it reloads. Not an error: the config is used.
+struct ConfigWarning {
+    std::string file;
+    int line = 0;
+    int column = 0;
+    std::string message;
+    // "file:line:column: message", as errors read.
+    std::string to_string() const;
+};
+
 struct Config {
     std::string source;  // the file it came from, for messages
     // `listen:` one address or a list of them; each gets its socket in every worker.
@@ -115,7 +126,8 @@ struct Config {
     QueueConfig queue;
     health::HealthConfig health;
     AdminConfig admin;
-    bool metrics_enabled = true;  // off only to measure what recording costs
+    bool metrics_enabled = true;          // off only to measure what recording costs
+    std::vector<ConfigWarning> warnings;  // in the order the loader found them
 };
 
 // A config problem: where it is and what was expected. what() is "file:line:column: message".
@@ -133,7 +145,10 @@ class ConfigError : public std::runtime_error {
 };
 
 // Reads and validates a config file. Throws ConfigError (with file, line and column) on any problem:
-// unreadable file, YAML syntax, unknown key, wrong type, out-of-range value, no backends.
+// unreadable file, YAML syntax, unknown key, wrong type, out-of-range value, no backends. The files a `tls:`
+// section names are read and checked too (net/tls_files.h): unreadable or wrong files, a key that does not match
+// its certificate, an expired certificate, cipher lists OpenSSL rejects. A certificate that expires within 30
+// days loads, with a warning in Config::warnings.
 Config load_config_file(const std::string& path);
 
 // Same, from text; `source` names it in messages.

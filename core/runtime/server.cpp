@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "core/admin/admin_server.h"
 #include "core/admin/status_page.h"
+#include "core/admin/tls_metrics.h"
 #include "core/runtime/process_limits.h"
 #include "core/shard/listener.h"
 #include "core/shard/shard.h"
@@ -213,6 +214,8 @@ std::string Server::render_metrics() const {
     info.backend_names = backend_names_;
     info.start_time_seconds = start_time_seconds_;
     info.process = metrics::read_process_stats();
+    std::vector<metrics::ExtraFamily> tls = tls_metric_families(context_->config, shards_);
+    info.extra = tls;
     return metrics::render_prometheus(merge_all(shards_, health_.get()), info);
 }
 
@@ -232,6 +235,15 @@ std::string Server::render_status() const {
         const metrics::ShardMetrics* block = &shard->metrics();
         metrics::Snapshot own = metrics::merge(std::span(&block, 1));
         status.shards.push_back({shard->index(), own.global.client_connections_active, shard->connections_accepted()});
+    }
+    const Config& config = context_->config;
+    for (size_t l = 0; l < config.listeners.size() && !shards_.empty(); ++l) {
+        const net::TlsServerContext* tls = shards_.front()->tls_listener(l);
+        if (!tls) continue;
+        for (const auto& cert : tls->certificates()) {
+            status.certificates.push_back(
+                {config.listeners[l].address.to_string(), cert.file, cert.names, cert.not_after_unix});
+        }
     }
     return render_status_json(status);
 }

@@ -230,11 +230,7 @@ std::unique_ptr<net::Transport> Shard::make_upstream_transport(pool::BackendId b
 }
 
 void Shard::on_handshake(size_t listener, const net::HandshakeReport& report) {
-    TlsListenerCounters& counters = *tls_counters_[listener];
-    counters.add(counters.handshakes[static_cast<size_t>(report.result)]);
-    if (report.result != net::HandshakeResult::success) return;
-    if (report.resumed) counters.add(counters.resumed);
-    if (report.version == "TLSv1.3") counters.add(counters.tls13);
+    tls_counters_[listener]->record(report);
 }
 
 void Shard::defer(net::Transport& transport) {

@@ -20,6 +20,7 @@
 #include "core/shard/acceptor.h"
 #include "core/shard/listener.h"
 #include "core/shard/shard_inbox.h"
+#include "core/shard/tls_counters.h"
 #include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
 #include "net/buffers.h"
@@ -42,14 +43,6 @@ struct ServerContext {
     uint64_t buffer_memory_per_shard = 0;
     // Per listener: the session ticket secret its workers share (null for a plain listener).
     std::vector<std::shared_ptr<const net::TicketSecret>> ticket_secrets;
-};
-
-// A TLS listener's handshake counts in one shard (written by the shard, read by scrapes).
-struct TlsListenerCounters {
-    std::array<std::atomic<uint64_t>, static_cast<size_t>(net::HandshakeResult::count)> handshakes{};
-    std::atomic<uint64_t> resumed{0};
-    std::atomic<uint64_t> tls13{0};  // successful handshakes by version: TLS 1.3, the rest 1.2
-    void add(std::atomic<uint64_t>& c) { c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 };
 
 class Shard final : private Acceptor::Delegate,

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "demo/demo_backend.h"
+#include "test/support/lb_process.h"
 #include "test/support/proxy_fixture.h"
 #include "test/support/test_support.h"
 
@@ -50,30 +51,53 @@ TEST_CASE("lb --help and --version", "[cli]") {
     CHECK(run_command(std::string(LB_BINARY) + " --bogus").exit_code == 2);
 }
 
-TEST_CASE("SIGTERM lets an in-flight slow request finish, then lb exits 0", "[lifecycle][shutdown]") {
+TEST_CASE("SIGTERM or SIGINT: lb stops accepting, closes idle connections, lets a request in flight finish, exits 0",
+          "[lifecycle][shutdown]") {
+    int stop_signal = GENERATE(SIGTERM, SIGINT);
     lb::demo::DemoBackend backend({});
     backend.start();
-    std::string log = write_temp_file("drain.log", "");
-    Process lb({LB_BINARY, "-c", write_temp_file("drain.yaml", minimal_config(0, backend.port()))}, log);
-    uint16_t port = wait_for_lb_port(log);
+    RunningLb lb("drain", minimal_config(0, backend.port()));
 
-    Client slow(port);
-    Client idle(port);
+    Client idle(lb.port());
     idle.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     REQUIRE(idle.read_response().status == 200);
-    uint64_t connections_before = backend.connections_accepted();
-    slow.send("GET /?delay_ms=700 HTTP/1.1\r\nHost: t\r\n\r\n");
-    // The request is in flight once lb has opened its backend connection for it.
-    while (backend.connections_accepted() == connections_before) std::this_thread::yield();
+    // In flight until the test sends its last byte, however long the shutdown takes to start.
+    HeldRequest held(lb.port());
+    // Without upstream keep-alive, the request is with the backend once lb has opened a connection for it.
+    wait_until([&] { return backend.connections_accepted() == 2; }, "the held request reached the backend");
 
-    lb.signal(SIGTERM);
-    Response r = slow.read_response();
+    lb.process().signal(stop_signal);
+    lb.wait_for_log("draining connections");
+    CHECK(idle.wait_closed());  // an idle keep-alive connection is closed at once
+    // New connections are refused once every worker has closed its listener.
+    wait_until([&] { return status_of(lb.port(), "GET / HTTP/1.1\r\nHost: t\r\n\r\n") == -1; }, "lb stops accepting");
+    CHECK(lb.process().running());
+    Response r = held.finish();
     CHECK(r.status == 200);
     CHECK(r.body == "b1\n");
     CHECK(r.header("Connection") == "close");
-    CHECK(slow.wait_closed());
-    CHECK(idle.wait_closed());  // an idle keep-alive connection is closed at once
-    CHECK(lb.wait() == 0);
+    CHECK(held.client().wait_closed());
+    CHECK(lb.process().wait() == 0);
+    CHECK(lb.log().find("stopped") != std::string::npos);
+}
+
+TEST_CASE("a second signal makes lb exit at once, with a request still in flight", "[lifecycle][shutdown]") {
+    int second_signal = GENERATE(SIGTERM, SIGINT);
+    lb::demo::DemoBackend backend({});
+    backend.start();
+    // A drain that could last ten minutes, and a request that never finishes by itself: only the second signal
+    // can end lb within the test.
+    std::string config = minimal_config(0, backend.port()) + "timeouts:\n  drain: 10m\n";
+    RunningLb lb("second-signal", config);
+    HeldRequest held(lb.port());
+    wait_until([&] { return backend.connections_accepted() == 1; }, "the held request reached the backend");
+    lb.process().signal(SIGTERM);
+    lb.wait_for_log("draining connections");
+    CHECK(lb.process().running());
+    lb.process().signal(second_signal);
+    CHECK(lb.process().wait() == 1);
+    CHECK(lb.log().find("second signal: exiting without waiting for the drain") != std::string::npos);
+    CHECK(held.client().read_until_closed().empty());  // no response: the process is gone
 }
 
 TEST_CASE("with 4 shards, connections are accepted on more than one shard", "[lifecycle][shards]") {

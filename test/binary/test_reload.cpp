@@ -11,9 +11,11 @@
 #include <vector>
 
 #include "demo/demo_backend.h"
+#include "test/support/metrics_text.h"
 #include "test/support/test_support.h"
 
 using namespace lb::test;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -62,7 +64,8 @@ struct ReloadableLb {
         size_t outcomes_before = outcomes();
         write_temp_file("reload.yaml", config);
         process.signal(SIGHUP);
-        wait_until([&] { return outcomes() > outcomes_before; }, "lb logs the reload's outcome");
+        // Generous: a reload that resolves a name waits for the resolver, which may be slow to say no.
+        wait_until([&] { return outcomes() > outcomes_before; }, "lb logs the reload's outcome", 40s);
     }
     size_t outcomes() const {
         std::string log = read_file(log_path);
@@ -78,6 +81,7 @@ struct ReloadableLb {
 }  // namespace
 
 TEST_CASE("a reload with a broken file names file, line and column, and keeps the running configuration", "[reload]") {
+    set_watchdog_limit(110s);  // a resolver may take its time to fail
     StartedBackend b1("b1");
     ReloadableLb lb(config_with_backend(b1.port()));
     Client kept(lb.port);  // a keep-alive connection open across the failed reload
@@ -106,6 +110,16 @@ TEST_CASE("a reload with a broken file names file, line and column, and keeps th
               .find("reload failed, keeping the running configuration: admin.listen: cannot listen on " + squatted) !=
           std::string::npos);
     CHECK(http_get(lb.port, "/").body == "b1\n");
+
+    // A backend name that does not resolve (.invalid never does, RFC 6761).
+    lb.reload("listen: 127.0.0.1:0\nbackends:\n  - 127.0.0.1:" + std::to_string(b1.port()) +
+              "\n  - no-such-host.invalid:80\nadmin:\n  enabled: false\n");
+    CHECK(read_file(lb.log_path)
+              .find("reload failed, keeping the running configuration: cannot resolve 'no-such-host.invalid'") !=
+          std::string::npos);
+    CHECK(http_get(lb.port, "/").body == "b1\n");
+    kept.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(kept.read_response().body == "b1\n");
 
     lb.process.signal(SIGTERM);
     CHECK(lb.process.wait() == 0);
@@ -159,15 +173,16 @@ TEST_CASE("a reload can add workers and move the listener", "[reload]") {
             std::string::npos);
     for (int i = 0; i < 10; ++i) CHECK(http_get(lb.port, "/").body == "b1\n");
 
-    // A different address: the new generation binds sockets of its own, and the old port is given up.
-    const uint16_t new_port = reserve_closed_port();
+    // A different address: the new generation binds sockets of its own (on a port the kernel picks, so that no
+    // other test can take it first), and the old port is given up.
     std::string moved = more_workers;
-    moved.replace(moved.find("listen: 127.0.0.1:0"), 19, "listen: 127.0.0.1:" + std::to_string(new_port));
+    moved.replace(moved.find("listen: 127.0.0.1:0"), 19, "listen: 127.0.0.2:0");
     lb.reload(moved);
-    REQUIRE(read_file(lb.log_path).find("generation 3 listening on 127.0.0.1:" + std::to_string(new_port)) !=
-            std::string::npos);
-    CHECK(new_port != lb.port);
-    CHECK(http_get(new_port, "/").body == "b1\n");
+    const std::string marker = "generation 3 listening on 127.0.0.2:";
+    std::string log = read_file(lb.log_path);
+    REQUIRE(log.find(marker) != std::string::npos);
+    const auto new_port = static_cast<uint16_t>(std::stoi(log.substr(log.find(marker) + marker.size())));
+    CHECK(run_command("curl -s --max-time 10 http://127.0.0.2:" + std::to_string(new_port) + "/").output == "b1\n");
     CHECK(status_of(lb.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n") == -1);  // refused
 
     lb.process.signal(SIGTERM);
@@ -180,7 +195,8 @@ TEST_CASE("a reload keeps what health checks knew, and a backend it adds waits f
     StartedBackend b3("b3");
     StartedBackend b4("b4");
     const std::string up = "127.0.0.1:" + std::to_string(b1.port());
-    const std::string dead = "127.0.0.1:" + std::to_string(reserve_closed_port());
+    RefusingPort refusing;
+    const std::string dead = "127.0.0.1:" + std::to_string(refusing.port());
     auto config = [&](const std::string& interval, const std::string& more_backends = "") {
         return "listen: 127.0.0.1:0\nworkers: 2\nbackends:\n  - " + up + "\n  - " + dead + "\n" + more_backends +
                "admin:\n  listen: 127.0.0.1:0\nhealth:\n  interval: " + interval +
@@ -215,6 +231,65 @@ TEST_CASE("a reload keeps what health checks knew, and a backend it adds waits f
     CHECK(answered["b3\n"] == 0);
     CHECK(answered["b1\n"] + answered["b4\n"] == 20);
     CHECK_FALSE(is_up(http_get(admin_port, "/metrics").body, failing));
+
+    lb.process.signal(SIGTERM);
+    CHECK(lb.process.wait() == 0);
+}
+
+TEST_CASE("a reload with no known backend up starts the added ones in health.initial_state", "[reload][health]") {
+    RefusingPort refusing;
+    StartedBackend b3("b3");
+    const std::string dead = "127.0.0.1:" + std::to_string(refusing.port());
+    const std::string added = "127.0.0.1:" + std::to_string(b3.port());
+    auto config = [&](const std::string& interval, const std::string& more_backends) {
+        return "listen: 127.0.0.1:0\nworkers: 2\nbackends:\n  - " + dead + "\n" + more_backends +
+               "admin:\n  listen: 127.0.0.1:0\nhealth:\n  interval: " + interval +
+               "\n  timeout: 500ms\n  rise: 2\n  fall: 2\n";
+    };
+    ReloadableLb lb(config("100ms", ""));
+    const uint16_t admin_port = logged_admin_port(read_file(lb.log_path));
+    wait_until([&] { return read_file(lb.log_path).find("backend " + dead + " is down") != std::string::npos; },
+               "the only backend is found down");
+    CHECK(status_of(lb.port, "GET / HTTP/1.1\r\nHost: t\r\n\r\n") == 503);
+    // Added while nothing known is up: b3 starts healthy (the default initial_state), although its checks fail
+    // (fall 2 and a 60 s interval: its first failed check, run at once, cannot take it down) and would keep it
+    // out of rotation had a known backend been up.
+    lb.reload(config("60s", "  - address: " + added + "\n    health:\n      path: /?status=503\n"));
+    std::string metrics = http_get(admin_port, "/metrics").body;
+    CHECK(metrics.find("lb_backend_up{backend=\"" + added + "\"} 1") != std::string::npos);
+    CHECK(metrics.find("lb_backend_up{backend=\"" + dead + "\"} 0") != std::string::npos);
+    for (int i = 0; i < 10; ++i) CHECK(http_get(lb.port, "/").body == "b3\n");
+
+    lb.process.signal(SIGTERM);
+    CHECK(lb.process.wait() == 0);
+}
+
+TEST_CASE("a reload to fewer workers keeps serving, and counters start again from zero", "[reload]") {
+    StartedBackend b1("b1");
+    std::string three_workers = config_with_backend(b1.port());
+    three_workers.replace(three_workers.find("workers: 2"), 10, "workers: 3");
+    ReloadableLb lb(three_workers);
+    const uint16_t admin_port = logged_admin_port(read_file(lb.log_path));
+    const std::string served = "lb_backend_requests_total{backend=\"127.0.0.1:" + std::to_string(b1.port()) +
+                               "\",method=\"GET\",code=\"200\"}";
+    for (int i = 0; i < 5; ++i) REQUIRE(http_get(lb.port, "/").status == 200);
+    CHECK(scrape_metric(admin_port, served) == 5);
+    CHECK(scrape_metric(admin_port, "lb_client_connections_accepted_total") == 5);
+
+    std::string one_worker = three_workers;
+    one_worker.replace(one_worker.find("workers: 3"), 10, "workers: 1");
+    lb.reload(one_worker);
+    REQUIRE(read_file(lb.log_path)
+                .find("generation 2 listening on 127.0.0.1:" + std::to_string(lb.port) + " with 1 workers") !=
+            std::string::npos);
+    wait_until([&] { return read_file(lb.log_path).find("generation 1 drained") != std::string::npos; },
+               "the old generation drains");
+    // The sockets of the two workers given up are closed: every new connection goes to the one left.
+    for (int i = 0; i < 30; ++i) CHECK(http_get(lb.port, "/").body == "b1\n");
+    // The new generation counts from zero (the admin port is taken over too).
+    CHECK(scrape_metric(admin_port, served) == 30);
+    CHECK(scrape_metric(admin_port, "lb_client_connections_accepted_total") == 30);
+    CHECK(scrape_metric(admin_port, "lb_shards") == 1);
 
     lb.process.signal(SIGTERM);
     CHECK(lb.process.wait() == 0);

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
+#include "test/support/metrics_text.h"
 #include "test/support/proxy_fixture.h"
 #include "test/support/test_support.h"
 
@@ -17,20 +18,8 @@ std::string scrape(uint16_t admin_port, const std::string& path) {
     return r.body;
 }
 
-// Sum of every sample of `name` (any labels) whose label text contains `label_filter`.
 double sum_samples(const std::string& text, const std::string& name, const std::string& label_filter = "") {
-    std::istringstream in(text);
-    std::string line;
-    double total = 0;
-    while (std::getline(in, line)) {
-        if (line.empty() || line[0] == '#') continue;
-        size_t end = line.find_first_of("{ ");
-        if (line.substr(0, end) != name) continue;
-        std::string labels = line[end] == '{' ? line.substr(end, line.find('}') - end + 1) : "";
-        if (labels.find(label_filter) == std::string::npos) continue;
-        total += std::stod(line.substr(line.rfind(' ') + 1));
-    }
-    return total;
+    return metric_sum(text, name, label_filter);
 }
 
 }  // namespace
@@ -71,16 +60,21 @@ TEST_CASE("histogram buckets are cumulative", "[admin][metrics]") {
     CHECK(sum_samples(text, "lb_request_duration_seconds_bucket", "le=\"0.025\"") < 6);
 }
 
-TEST_CASE("every error kind is counted where it happens", "[admin][metrics]") {
-    uint16_t dead = reserve_closed_port();
+TEST_CASE("every error kind is counted once, where it happens", "[admin][metrics]") {
+    RefusingPort refusing;
+    UnansweredPort unanswered;
     ProxyFixture proxy(1, [&](lb::core::Config& c) {
         c.limits.uri_bytes = 512;
         c.limits.header_bytes = 2048;
         c.limits.request_body_bytes = 100;
-        c.timeouts.client_header = 150ms;
-        c.timeouts.upstream_response = 150ms;
-        c.backends.push_back(make_config({dead}).backends[0]);
-        c.retries = 1;
+        // Each ends something that never ends by itself (a request head, a response, a connect), and is long
+        // enough that the requests that do complete are not cut short on a loaded machine.
+        c.timeouts.client_header = 1000ms;
+        c.timeouts.upstream_response = 1000ms;
+        c.timeouts.connect = 1000ms;
+        c.backends.push_back(make_config({refusing.port()}).backends[0]);
+        c.backends.push_back(make_config({unanswered.port()}).backends[0]);
+        c.retries = 2;
     });
     auto send = [&](const std::string& request) {
         Client client(proxy.port());
@@ -92,26 +86,35 @@ TEST_CASE("every error kind is counted where it happens", "[admin][metrics]") {
     CHECK(send("GET / HTTP/1.1\r\nHost: t\r\nX: " + std::string(3000, 'h') + "\r\n\r\n") == 431);
     CHECK(send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 101\r\n\r\n") == 413);
     CHECK(send("GET / HTTP/1.1\r\nHost: t") == 408);
-    // Rotation b1, dead: the request aimed at the dead one is refused, counted, retried on b1.
+    CHECK(send("GET / HTTP/2.0\r\nHost: t\r\n\r\n") == 505);
+    // One shard rotates b1, refusing, unanswered: the first request goes to b1; the second is refused, times out
+    // connecting, and is served by b1 on its third attempt.
     CHECK(send("GET / HTTP/1.1\r\nHost: t\r\n\r\n") == 200);
     CHECK(send("GET / HTTP/1.1\r\nHost: t\r\n\r\n") == 200);
-    CHECK(send("GET /?delay_ms=2000 HTTP/1.1\r\nHost: t\r\n\r\n") == 504);
+    set_backend_health(proxy.server(), 1, false);
+    set_backend_health(proxy.server(), 2, false);
+    // From here on b1 alone.
+    CHECK(send("GET /?silent=1 HTTP/1.1\r\nHost: t\r\n\r\n") == 504);
     {
         Client client(proxy.port());
         client.send("GET /?bytes=1000000&mid_close=1 HTTP/1.1\r\nHost: t\r\n\r\n");
         client.read_until_closed();
     }
+    CHECK(send("GET /?invalid=1 HTTP/1.1\r\nHost: t\r\n\r\n") == 502);
     set_backend_health(proxy.server(), 0, false);
-    set_backend_health(proxy.server(), 1, false);
     CHECK(send("GET / HTTP/1.1\r\nHost: t\r\n\r\n") == 503);
 
     std::string text = scrape(proxy.server().admin_port(), "/metrics");
-    for (const char* kind : {"client_parse_error", "uri_limit", "header_limit", "body_limit", "client_timeout",
-                             "connect_refused", "upstream_timeout", "upstream_reset", "no_backend"}) {
+    for (const char* kind :
+         {"client_parse_error", "uri_limit", "header_limit", "body_limit", "client_timeout", "version_not_supported",
+          "connect_refused", "connect_timeout", "upstream_timeout", "upstream_reset", "bad_response", "no_backend"}) {
         INFO(kind);
-        CHECK(sum_samples(text, "lb_errors_total", std::string("kind=\"") + kind + "\"") >= 1);
+        CHECK(metric_value(text, std::string("lb_errors_total{kind=\"") + kind + "\"}") == 1);
     }
-    CHECK(sum_samples(text, "lb_retries_total") >= 1);
+    // Counted in their own tests: queue_timeout in test_balancing, local_resources in test_abuse.
+    CHECK(metric_value(text, "lb_errors_total{kind=\"queue_timeout\"}") == 0);
+    CHECK(metric_value(text, "lb_errors_total{kind=\"local_resources\"}") == 0);
+    CHECK(metric_value(text, "lb_retries_total") == 2);
     CHECK(sum_samples(text, "lb_backend_up") == 0);
 }
 
@@ -125,21 +128,32 @@ TEST_CASE("promtool accepts the scrape", "[admin][metrics][promtool]") {
 }
 
 TEST_CASE("/status is JSON that matches the pool", "[admin][status]") {
-    ProxyFixture proxy(2, {}, 2);
+    ProxyFixture proxy(
+        2, [](lb::core::Config& c) { c.backends[0].weight = 3; }, 2);
     REQUIRE(http_get(proxy.port(), "/").status == 200);
     set_backend_health(proxy.server(), 1, false);
+    // A request in flight: to b1, the only one up.
+    HeldRequest held(proxy.port());
+    const std::string b1 = "127.0.0.1:" + std::to_string(proxy.backend(0).port());
+    const std::string b2 = "127.0.0.1:" + std::to_string(proxy.backend(1).port());
+    wait_until(
+        [&] {
+            return metric_value(proxy.server().render_metrics(),
+                                "lb_backend_upstream_connections_active{backend=\"" + b1 + "\"}") == 1;
+        },
+        "the held request is in flight to b1");
     std::string json = scrape(proxy.server().admin_port(), "/status");
     std::string file = write_temp_file("status.json", json);
     auto parsed = run_command(
-        "python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); "
-        "print(len(s[\"backends\"]), s[\"backends\"][0][\"state\"], s[\"backends\"][1][\"state\"], len(s[\"shards\"]), "
-        "sum(x[\"accepted_connections\"] for x in s[\"shards\"]))' " +
+        "python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); b=s[\"backends\"]; "
+        "print(len(b), [(x[\"name\"], x[\"state\"], x[\"weight\"], x[\"in_flight\"]) for x in b], len(s[\"shards\"]), "
+        "sum(x[\"accepted_connections\"] for x in s[\"shards\"]), sum(x[\"active_connections\"] for x in "
+        "s[\"shards\"]))' " +
         file);
     INFO(json);
     CHECK(parsed.exit_code == 0);
-    CHECK(parsed.output == "2 up down 2 1\n");
-    CHECK(json.find(proxy.backend(0).port() == 0 ? "" : "127.0.0.1:" + std::to_string(proxy.backend(0).port())) !=
-          std::string::npos);
+    CHECK(parsed.output == "2 [('" + b1 + "', 'up', 3, 1), ('" + b2 + "', 'down', 1, 0)] 2 2 1\n");
+    CHECK(held.finish().status == 200);
 }
 
 TEST_CASE("the admin listener answers only its own paths", "[admin]") {
@@ -153,6 +167,12 @@ TEST_CASE("with metrics recording off, traffic flows and /metrics shows zeros", 
     ProxyFixture proxy(2, [](lb::core::Config& c) { c.metrics_enabled = false; });
     for (int i = 0; i < 5; ++i) REQUIRE(http_get(proxy.port(), "/").status == 200);
     std::string text = scrape(proxy.server().admin_port(), "/metrics");
-    CHECK(sum_samples(text, "lb_backend_requests_total") == 0);
-    CHECK(sum_samples(text, "lb_client_connections_accepted_total") == 0);
+    CHECK(metric_value(text, "lb_client_connections_accepted_total") == 0);
+    CHECK(metric_value(text, "lb_client_received_bytes_total") == 0);
+    CHECK(metric_value(text, "lb_request_duration_seconds_count") == 0);
+    // Per method and code, a series exists only once a response was counted.
+    CHECK(text.find("lb_backend_requests_total{") == std::string::npos);
+    // Every series is there, at zero: the gauges too.
+    CHECK(metric_value(text, "lb_backend_up{backend=\"127.0.0.1:" + std::to_string(proxy.backend(0).port()) + "\"}") ==
+          0);
 }

@@ -1,5 +1,5 @@
 // The demo backend over real sockets: an in-process DemoBackend on port 0 per test, plus the lb-demo-backend
-// executable, plus the pure query-parameter parser.
+// executable, plus the pure query-parameter parser; and the same over HTTPS (at the end).
 #include <arpa/inet.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
@@ -20,7 +20,9 @@
 
 #include "demo/demo_backend.h"
 #include "demo/request_controls.h"
+#include "test/support/test_certs.h"
 #include "test/support/test_support.h"
+#include "test/support/tls_bridge.h"
 
 using lb::demo::DemoBackend;
 using lb::demo::DemoBackendOptions;
@@ -861,4 +863,298 @@ TEST_CASE("lb-demo-backend --silent accepts and never answers", "[demo][process]
     process.signal(SIGTERM);
     CHECK(process.wait() == 0);
     CHECK(client.wait_closed());  // stopping closes what it held
+}
+
+// ---- HTTPS ------------------------------------------------------------------------------------------------------
+// The same backend with a certificate: real clients (curl, openssl s_client) check what it presents, and the test
+// Client, through a TlsBridge, checks that every control and the backpressure work as they do in plain HTTP.
+
+namespace {
+
+using lb::test::test_certs;
+using lb::test::TlsBridge;
+
+DemoBackendOptions https_options(const lb::test::CertAndKey& pair, const std::string& client_ca = "") {
+    DemoBackendOptions options;
+    options.tls_cert = pair.cert;
+    options.tls_key = pair.key;
+    options.tls_client_ca = client_ca;
+    return options;
+}
+
+TlsBridge::Options bridge_to(uint16_t port) { return {.tls_port = port, .ca_file = test_certs().ca.cert}; }
+
+// curl with a bound on its run time; stdout is the body unless -o says otherwise.
+lb::test::CommandResult curl(const std::string& arguments) {
+    return lb::test::run_command("curl --silent --show-error --max-time 20 " + arguments);
+}
+
+}  // namespace
+
+TEST_CASE("HTTPS: curl verifies the certificate and keeps the connection alive", "[demo][tls]") {
+    const auto& certs = test_certs();
+    const lb::test::CertAndKey& pair = GENERATE(test_certs().localhost_rsa, test_certs().localhost_ecdsa);
+    Running server(https_options(pair));
+    const std::string port = std::to_string(server.port());
+
+    // Two URLs in one curl: the second goes on the same connection (num_connects counts new ones). 127.0.0.1 is
+    // one of the certificate's names too.
+    auto both = curl("--cacert " + certs.ca.cert + " -w ' connects=%{num_connects} version=%{http_version}\\n' " +
+                     "'https://127.0.0.1:" + port + "/?bytes=5' 'https://127.0.0.1:" + port + "/?status=201'");
+    CHECK(both.exit_code == 0);
+    CHECK(both.output == "abcde connects=1 version=1.1\nb1\n connects=0 version=1.1\n");
+    CHECK(server.backend.connections_accepted() == 1);
+    CHECK(server.backend.requests_served() == 2);
+    CHECK(server.backend.tls_handshakes() == 1);
+
+    auto head = curl("--cacert " + certs.ca.cert + " -D - -o /dev/null https://localhost:" + port + "/");
+    CHECK(head.exit_code == 0);
+    CHECK_THAT(head.output, Catch::Matchers::Contains("X-TLS-Version: TLSv1.3\r\n") &&
+                                Catch::Matchers::Contains("X-TLS-SNI: localhost\r\n") &&
+                                !Catch::Matchers::Contains("X-TLS-Client"));
+
+    // Without the CA curl refuses the certificate; with the wrong name too (the certificate is for localhost).
+    CHECK(curl("https://localhost:" + port + "/").exit_code == 60);
+    CHECK(curl("--cacert " + certs.ca.cert + " --resolve other.test:" + port + ":127.0.0.1 https://other.test:" + port +
+               "/")
+              .exit_code == 60);
+    // Plain HTTP on the HTTPS port gets no answer.
+    CHECK(curl("http://127.0.0.1:" + port + "/").exit_code == 52);
+    CHECK(server.backend.tls_failures() >= 1);
+}
+
+TEST_CASE("HTTPS: openssl s_client, TLS 1.2 and 1.3, and session resumption", "[demo][tls]") {
+    const auto& certs = test_certs();
+    Running server(https_options(certs.localhost_ecdsa));
+    const std::string session = lb::test::write_temp_file("demo-tls.session", "");
+    const std::string s_client =
+        "printf 'GET /?bytes=3 HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' | "
+        "timeout 20 openssl s_client -connect 127.0.0.1:" +
+        std::to_string(server.port()) + " -servername localhost -CAfile " + certs.ca.cert +
+        " -verify_return_error -ign_eof ";
+
+    auto first = lb::test::run_command(s_client + "-brief -sess_out " + session);
+    CHECK(first.exit_code == 0);
+    CHECK_THAT(first.output, Catch::Matchers::Contains("Protocol version: TLSv1.3") &&
+                                 Catch::Matchers::Contains("Verification: OK") &&
+                                 Catch::Matchers::Contains("HTTP/1.1 200 OK\r\n") &&
+                                 Catch::Matchers::EndsWith("\r\n\r\nabc"));
+    auto resumed = lb::test::run_command(s_client + "-sess_in " + session);
+    CHECK(resumed.exit_code == 0);
+    CHECK_THAT(resumed.output, Catch::Matchers::Contains("Reused, TLSv1.3"));
+    CHECK(server.backend.tls_resumed() == 1);
+
+    auto tls12 = lb::test::run_command(s_client + "-brief -tls1_2");
+    CHECK(tls12.exit_code == 0);
+    CHECK_THAT(tls12.output, Catch::Matchers::Contains("Protocol version: TLSv1.2") &&
+                                 Catch::Matchers::Contains("X-TLS-Version: TLSv1.2\r\n"));
+    // TLS 1.1 and older are refused.
+    CHECK(lb::test::run_command(s_client + "-brief -tls1_1").exit_code != 0);
+    CHECK(server.backend.tls_handshakes() == 3);
+}
+
+TEST_CASE("HTTPS: keep-alive, pipelining and the query controls work as in HTTP", "[demo][tls]") {
+    Running server(https_options(test_certs().localhost_rsa));
+    {
+        TlsBridge bridge(bridge_to(server.port()));
+        Client client(bridge.port());
+        client.send(get("/first?delay_ms=50&status=201") + get("/second?bytes=70000&chunked=1") +
+                    get("/third?echo=headers"));
+        Response first = client.read_response();
+        Response second = client.read_response();
+        Response third = client.read_response();
+        CHECK(first.status == 201);
+        CHECK(first.header("X-TLS-Version") == "TLSv1.3");
+        CHECK(second.chunked);
+        CHECK(second.body == pattern(70000));
+        CHECK(second.header("X-Conn-Request") == "2");
+        CHECK(third.body == "GET /third?echo=headers HTTP/1.1\nHost: test\n");
+
+        client.send("POST /?echo=body HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+        CHECK_THAT(read_until(client, "hello"), Catch::Matchers::Contains("X-Conn-Request: 4\r\n"));
+        client.send("6\r\n world\r\n0\r\n\r\n");
+        read_until(client, "\r\n0\r\n\r\n");
+        client.send(get("/?status=204") + get("/last", "Connection: close\r\n"));
+        Response no_content = client.read_response();
+        CHECK(no_content.status == 204);
+        CHECK_FALSE(no_content.has_header("Content-Length"));
+        Response last = client.read_response();
+        CHECK(last.header("X-Conn-Request") == "6");
+        CHECK(last.header("Connection") == "close");
+        // A graceful close ends TLS with close_notify, then the FIN.
+        CHECK(client.wait_closed());
+        CHECK(bridge.end() == TlsBridge::End::close_notify);
+    }
+    {
+        // HTTP/1.0 without keep-alive, and a client that ends with close_notify after its request.
+        TlsBridge bridge(bridge_to(server.port()));
+        Client client(bridge.port());
+        client.send("GET /?bytes=3 HTTP/1.0\r\n\r\n");
+        client.shutdown_write();
+        Response r = client.read_response();
+        CHECK(r.body == "abc");
+        CHECK(r.header("Connection") == "close");
+        CHECK(client.wait_closed());
+    }
+    CHECK(server.backend.connections_accepted() == 2);
+    CHECK(server.backend.tls_failures() == 0);
+}
+
+TEST_CASE("HTTPS: drop, mid_close and reset_mid_body end the TLS stream as they end TCP", "[demo][tls]") {
+    Running server(https_options(test_certs().localhost_ecdsa));
+    {
+        TlsBridge bridge(bridge_to(server.port()));
+        Client client(bridge.port());
+        client.send(get("/?drop=1"));
+        CHECK(client.wait_closed());
+        CHECK(bridge.end() == TlsBridge::End::eof_without_notify);
+    }
+    {
+        TlsBridge bridge(bridge_to(server.port()));
+        Client client(bridge.port());
+        client.send(get("/?bytes=1000&mid_close=1"));
+        std::string got = client.read_until_closed();
+        CHECK(got.ends_with("\r\n\r\n" + pattern(500)));
+        CHECK(bridge.end() == TlsBridge::End::eof_without_notify);
+    }
+    {
+        TlsBridge bridge(bridge_to(server.port()));
+        Client client(bridge.port());
+        client.send(get("/?bytes=1000&reset_mid_body=1"));
+        std::string got;
+        int error = 0;
+        for (char buf[4096];;) {
+            ssize_t n = ::recv(client.fd(), buf, sizeof buf, 0);
+            if (n > 0) {
+                got.append(buf, static_cast<size_t>(n));
+            } else if (n == 0 || errno != EINTR) {
+                error = n == 0 ? 0 : errno;
+                break;
+            }
+        }
+        CHECK(error == ECONNRESET);  // the bridge passes the reset on
+        CHECK(got.ends_with("\r\n\r\n" + pattern(500)));
+        CHECK(bridge.end() == TlsBridge::End::reset);
+    }
+}
+
+TEST_CASE("HTTPS: echo=body applies backpressure through TLS", "[demo][tls]") {
+    lb::test::set_watchdog_limit(std::chrono::seconds{90});
+    Running server(https_options(test_certs().localhost_ecdsa));
+    TlsBridge bridge(bridge_to(server.port()));
+    Client client(bridge.port(), std::chrono::seconds{30});
+    const size_t size = 32 << 20;
+    const std::string piece = pattern(1 << 20);
+    client.send("POST /?echo=body HTTP/1.1\r\nHost: h\r\nContent-Length: " + std::to_string(size) + "\r\n\r\n");
+    std::atomic<uint64_t> sent{0};
+    std::atomic<bool> stalled{false};
+    std::atomic<int> send_errno{0};
+    std::jthread sender([&](std::stop_token stop) {
+        const int fd = client.fd();
+        uint64_t offset = 0;
+        while (offset < size && !stop.stop_requested()) {
+            const size_t at = static_cast<size_t>(offset % piece.size());
+            ssize_t n = ::send(fd, piece.data() + at, piece.size() - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                offset += static_cast<uint64_t>(n);
+                sent.store(offset);
+                stalled.store(false);
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                stalled.store(true);
+                pollfd p{fd, POLLOUT, 0};
+                ::poll(&p, 1, 50);
+            } else if (!(n < 0 && errno == EINTR)) {
+                send_errno.store(errno);
+                return;
+            }
+        }
+    });
+    lb::test::wait_until([&] { return server.backend.connections_held_back() == 1 && stalled.load(); },
+                         "the backend holds back and the sender stalls", std::chrono::seconds{60});
+    CHECK(sent.load() < size);
+    CHECK(server.backend.backpressure_stops() >= 1);
+    // What the backend holds is bounded as in HTTP: 1 MiB queued (ciphertext now), plus what one read brings.
+    CHECK(server.backend.write_queue_peak_bytes() < (2u << 20));
+
+    Response r = client.read_response();
+    sender.join();
+    CHECK(send_errno.load() == 0);
+    REQUIRE(r.body.size() == size);
+    size_t mismatches = 0;
+    for (size_t offset = 0; offset < size; offset += piece.size()) {
+        mismatches += r.body.compare(offset, piece.size(), piece) != 0;
+    }
+    CHECK(mismatches == 0);
+    CHECK(server.backend.connections_held_back() == 0);
+}
+
+TEST_CASE("HTTPS with --tls-client-ca: a client certificate from that CA is required", "[demo][tls]") {
+    const auto& certs = test_certs();
+    Running server(https_options(certs.localhost_rsa, certs.ca.cert));
+    const std::string url = " https://localhost:" + std::to_string(server.port()) + "/";
+    const std::string trust = "--cacert " + certs.ca.cert;
+
+    auto accepted = curl(trust + " --cert " + certs.client.cert + " --key " + certs.client.key + " -D -" + url);
+    CHECK(accepted.exit_code == 0);
+    CHECK_THAT(accepted.output, Catch::Matchers::Contains("X-TLS-Client: CN=lb test client,O=lb tests\r\n"));
+
+    // No certificate, or one from another CA: TLS 1.3 finds out after the client's handshake, at its first read.
+    CHECK(curl(trust + url).exit_code != 0);
+    CHECK(curl(trust + " --cert " + certs.other_client.cert + " --key " + certs.other_client.key + url).exit_code != 0);
+    CHECK(server.backend.tls_failures() == 2);
+    CHECK(server.backend.requests_served() == 1);
+
+    // The bridge reports what the server said.
+    TlsBridge bridge(bridge_to(server.port()));
+    Client client(bridge.port());
+    client.send(get("/"));
+    CHECK(client.wait_closed());
+    CHECK(bridge.end() == TlsBridge::End::tls_error);
+    CHECK_THAT(bridge.error(), Catch::Matchers::Contains("certificate required"));
+
+    TlsBridge::Options with_certificate = bridge_to(server.port());
+    with_certificate.client_cert = certs.client.cert;
+    with_certificate.client_key = certs.client.key;
+    with_certificate.tls1_2_only = true;
+    TlsBridge bridge12(with_certificate);
+    Client client12(bridge12.port());
+    client12.send(get("/"));
+    Response r = client12.read_response();
+    CHECK(r.header("X-TLS-Version") == "TLSv1.2");
+    CHECK(r.header("X-TLS-Client") == "CN=lb test client,O=lb tests");
+}
+
+TEST_CASE("HTTPS: TLS files OpenSSL cannot use stop start()", "[demo][tls]") {
+    const auto& certs = test_certs();
+    DemoBackend missing(https_options({certs.dir + "/missing.pem", certs.localhost_rsa.key}));
+    CHECK_THROWS_WITH(missing.start(), Catch::Matchers::StartsWith("TLS certificate " + certs.dir + "/missing.pem"));
+    DemoBackend mismatched(https_options({certs.localhost_rsa.cert, certs.other.key}));
+    CHECK_THROWS_WITH(mismatched.start(), Catch::Matchers::StartsWith("TLS key "));
+    DemoBackend bad_ca(https_options(certs.localhost_rsa, certs.localhost_rsa.key));
+    CHECK_THROWS_WITH(bad_ca.start(), Catch::Matchers::StartsWith("TLS client CA "));
+    CHECK(missing.port() == 0);
+}
+
+TEST_CASE("lb-demo-backend --tls-cert --tls-key serves HTTPS", "[demo][tls][process]") {
+    const auto& certs = test_certs();
+    const std::string log = lb::test::write_temp_file("demo-backend-tls.log", "");
+    lb::test::Process process(
+        {LB_DEMO_BACKEND_BINARY, "--port", "0", "--id", "s1", "--tls-cert", certs.localhost_ecdsa.cert, "--tls-key",
+         certs.localhost_ecdsa.key, "--tls-client-ca", certs.ca.cert},
+        log);
+    const uint16_t port = wait_for_demo_port(process, log, "s1");
+    auto r = curl("--cacert " + certs.ca.cert + " --cert " + certs.client.cert + " --key " + certs.client.key +
+                  " https://localhost:" + std::to_string(port) + "/");
+    CHECK(r.exit_code == 0);
+    CHECK(r.output == "s1\n");
+    process.signal(SIGTERM);
+    CHECK(process.wait() == 0);
+
+    const std::string binary = LB_DEMO_BACKEND_BINARY;
+    CHECK(lb::test::run_command(binary + " --tls-cert " + certs.localhost_ecdsa.cert).exit_code == 2);
+    CHECK(lb::test::run_command(binary + " --tls-client-ca " + certs.ca.cert).exit_code == 2);
+    auto unusable = lb::test::run_command(binary + " --port 0 --tls-cert " + certs.localhost_ecdsa.cert +
+                                          " --tls-key " + certs.other.key);
+    CHECK(unusable.exit_code == 1);
+    CHECK_THAT(unusable.output, Catch::Matchers::Contains("cannot start: TLS key"));
 }

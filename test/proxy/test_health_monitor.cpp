@@ -1,6 +1,7 @@
-// HealthMonitor against real sockets: in-process demo backends on port 0, dead backends on reserved-and-closed
-// ports, short intervals. Tests wait on what the monitor reports (transitions and checks, through condition
-// variables), never on sleeps, and every monitor ends with its health loop closed cleanly (MonitorUnderTest).
+// HealthMonitor against real sockets: in-process demo backends on port 0, dead backends on ports held by a socket
+// that refuses connections (RefusingPort), short intervals. Tests wait on what the monitor reports (transitions and
+// checks, through condition variables), never on sleeps, and every monitor ends with its health loop closed cleanly
+// (MonitorUnderTest).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -22,7 +23,7 @@ using namespace lb::health;
 using namespace std::chrono_literals;
 using lb::demo::DemoBackend;
 using lb::demo::DemoBackendOptions;
-using lb::test::reserve_closed_port;
+using lb::test::RefusingPort;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -362,8 +363,10 @@ TEST_CASE("passive failures eject a backend at once and its ejection timer bring
     HealthConfig config = fast_config();
     config.interval = 1h;  // one round of active checks only: ejection must not wait for them
     config.passive.consecutive_failures = 3;
-    config.passive.base_ejection_time = 200ms;
-    config.passive.max_ejection_time = 1s;
+    // Long enough that the test reports the second round of failures well within one base time of the first
+    // ejection's end (the count it doubles by decays after that), on a loaded machine too.
+    config.passive.base_ejection_time = 1000ms;
+    config.passive.max_ejection_time = 4s;
     MonitorUnderTest m(config, {target("b0", b0->port()), target("b1", b1->port())});
     Recorder& recorder = m.recorder;
     recorder.wait_checks(1, 0);
@@ -374,7 +377,7 @@ TEST_CASE("passive failures eject a backend at once and its ejection timer bring
     CHECK(t[0].backend == 0);
     CHECK_FALSE(t[0].healthy);
     CHECK(t[0].cause == TransitionCause::ejection);
-    CHECK(t[0].reason == "ejected for 200 ms after 3 consecutive failures (last: connect failure)");
+    CHECK(t[0].reason == "ejected for 1000 ms after 3 consecutive failures (last: connect failure)");
     CHECK(m->snapshot()[0].ejected);
     CHECK(m->snapshot()[0].active_healthy);
 
@@ -382,14 +385,14 @@ TEST_CASE("passive failures eject a backend at once and its ejection timer bring
     CHECK(t[1].backend == 0);
     CHECK(t[1].healthy);
     CHECK(t[1].cause == TransitionCause::ejection_ended);
-    CHECK(t[1].reason == "ejection ended after 200 ms");
+    CHECK(t[1].reason == "ejection ended after 1000 ms");
     // libuv timers count whole milliseconds from the loop's cached time: allow a little slack.
-    CHECK(recorder.transition_time(1) - recorder.transition_time(0) >= 190ms);
+    CHECK(recorder.transition_time(1) - recorder.transition_time(0) >= 990ms);
 
     // Ejected again soon after: twice as long.
     for (int i = 0; i < 3; ++i) m->report_passive(0, PassiveOutcome::reset);
     t = recorder.wait_transitions(3);
-    CHECK(t[2].reason == "ejected for 400 ms after 3 consecutive failures (last: reset)");
+    CHECK(t[2].reason == "ejected for 2000 ms after 3 consecutive failures (last: reset)");
     CHECK(m->snapshot()[0].ejection_count == 2);
     CHECK(m.ejections(0) == 2);
     CHECK(m.ejections(1) == 0);
@@ -407,7 +410,8 @@ TEST_CASE("no more than max_ejected_percent of the backends are ejected at once"
     config.passive.base_ejection_time = 300ms;
     config.passive.max_ejected_percent = 50;
     std::vector<HealthTarget> targets;
-    for (int i = 0; i < 4; ++i) targets.push_back(target("b" + std::to_string(i), reserve_closed_port()));
+    RefusingPort refusing;
+    for (int i = 0; i < 4; ++i) targets.push_back(target("b" + std::to_string(i), refusing.port()));
     MonitorUnderTest m(config, targets);
     Recorder& recorder = m.recorder;
 
@@ -448,7 +452,8 @@ TEST_CASE("passive reports from many threads are all counted: the doorbell coale
     config.passive.consecutive_failures = 4000;
     config.passive.base_ejection_time = 1h;
     config.passive.max_ejection_time = 1h;
-    MonitorUnderTest m(config, {target("b0", reserve_closed_port())}, MonitorUnderTest::Start::later);
+    RefusingPort refusing;
+    MonitorUnderTest m(config, {target("b0", refusing.port())}, MonitorUnderTest::Start::later);
     // Reports before start() are kept and handled once it runs.
     for (int i = 0; i < 1000; ++i) m->report_passive(0, PassiveOutcome::connect_failure);
     m->report_passive(7, PassiveOutcome::connect_failure);  // no such backend: ignored
@@ -474,8 +479,9 @@ TEST_CASE("report_passive queues only what can change a decision", "[health]") {
     config.passive.consecutive_failures = 3;
     config.passive.base_ejection_time = 1h;
     config.passive.max_ejection_time = 1h;
+    RefusingPort refusing0, refusing1;
     {
-        MonitorUnderTest m(config, {target("b0", reserve_closed_port()), target("b1", reserve_closed_port())});
+        MonitorUnderTest m(config, {target("b0", refusing0.port()), target("b1", refusing1.port())});
         auto queued = [&] { return m->passive_reports_queued_for_test(); };
 
         // Successes with no failure pending: nothing to reset, nothing queued (the data path's common case).
@@ -508,7 +514,7 @@ TEST_CASE("report_passive queues only what can change a decision", "[health]") {
 
     // Passive ejection off: nothing is ever queued.
     config.passive.consecutive_failures = 0;
-    MonitorUnderTest off(config, {target("b0", reserve_closed_port())});
+    MonitorUnderTest off(config, {target("b0", refusing0.port())});
     for (int i = 0; i < 100; ++i) off->report_passive(0, PassiveOutcome::connect_failure);
     CHECK(off->passive_reports_queued_for_test() == 0);
 }
@@ -553,7 +559,8 @@ TEST_CASE("the check request carries the path and Host header, to the override p
     HealthConfig config = fast_config();
     config.interval = 1h;
     config.initial_state = InitialState::unhealthy;
-    HealthTarget t = target("10.9.9.9:1234", reserve_closed_port());  // the checks must not go to this port
+    RefusingPort refusing;
+    HealthTarget t = target("10.9.9.9:1234", refusing.port());  // the checks must not go to this port
     t.overrides.port = port;
     t.overrides.path = "/ready?probe=1";
     t.overrides.host = "svc.example";
@@ -611,19 +618,20 @@ TEST_CASE("a response that is not HTTP fails the check as a bad response", "[hea
 TEST_CASE("stop() with checks, connects and timers in flight leaves no handle open", "[health]") {
     auto slow = start_backend("slow");
     HealthConfig config = fast_config();
-    config.path = "/health?delay_ms=10000";
-    config.timeout = 20s;
-    config.max_response_time = 20s;
+    config.path = "/health?delay_ms=30000";
+    config.timeout = 60s;
+    config.max_response_time = 60s;
     config.passive.consecutive_failures = 1;
     config.passive.base_ejection_time = 1h;
     config.passive.max_ejection_time = 1h;
-    MonitorUnderTest m(config, {target("slow", slow->port()), target("dead", reserve_closed_port())});
+    RefusingPort refusing;
+    MonitorUnderTest m(config, {target("slow", slow->port()), target("dead", refusing.port())});
     m->report_passive(0, PassiveOutcome::timeout);  // an ejection timer running
     m.recorder.wait_transitions(1);
     m.recorder.wait_checks(1, 1);  // the dead one is being checked round after round
     auto before = Clock::now();
     m.stop();
-    CHECK(Clock::now() - before < 2s);  // nothing waits for the slow response
+    CHECK(Clock::now() - before < 20s);  // nothing waits for the slow response, 30 s away
     m.stop();
 
     // Never started: stop() and the destructor have nothing to do.

@@ -1,8 +1,12 @@
 // What lb forwards and in which order: round robin, keep-alive on both sides, pipelining, header rules,
 // bodies that must not exist (HEAD, 204, 304), Expect: 100-continue and HTTP/1.0 clients.
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
+#include <mutex>
 
 #include "test/support/proxy_fixture.h"
+#include "test/support/raw_backend.h"
 #include "test/support/test_support.h"
 
 using namespace lb::test;
@@ -79,15 +83,172 @@ TEST_CASE("hop-by-hop headers stay on their hop, X-Forwarded-* are set and Host 
 }
 
 TEST_CASE("the backend's hop-by-hop response headers are not passed to the client", "[forwarding][headers]") {
-    ProxyFixture proxy(1);
-    // The backend closes after this response; the client connection stays open all the same.
+    // Every hop-by-hop field a response can carry, a chunk extension and a trailer: lb frames the body itself.
+    RawBackend backend([](int fd) {
+        while (!RawBackend::read_head(fd).empty()) {
+            if (!RawBackend::write_all(fd,
+                                       "HTTP/1.1 200 OK\r\n"
+                                       "Connection: keep-alive, X-Named-By-Connection\r\n"
+                                       "X-Named-By-Connection: must-not-pass\r\n"
+                                       "Keep-Alive: timeout=5, max=100\r\n"
+                                       "Proxy-Connection: keep-alive\r\n"
+                                       "TE: trailers\r\n"
+                                       "Trailer: X-Checksum\r\n"
+                                       "Upgrade: h2c\r\n"
+                                       "Transfer-Encoding: chunked\r\n"
+                                       "X-End-To-End: kept\r\n"
+                                       "\r\n"
+                                       "2;ext=must-not-pass\r\nok\r\n0\r\nX-Checksum: must-not-pass\r\n\r\n")) {
+                return;
+            }
+        }
+    });
+    ProxyFixture proxy(0, [&](lb::core::Config& c) { c.backends = make_config({backend.port()}).backends; });
+    // What lb itself may write: its own framing and, at the end, its own Connection: close.
+    auto check_head = [](const std::string& raw) {
+        INFO(raw);
+        for (const char* hop : {"X-Named-By-Connection", "Keep-Alive", "Proxy-Connection", "TE:", "Trailer", "Upgrade",
+                                "must-not-pass", "keep-alive", "ext="}) {
+            INFO(hop);
+            CHECK(raw.find(hop) == std::string::npos);
+        }
+        CHECK(raw.find("X-End-To-End: kept\r\n") != std::string::npos);
+    };
+    SECTION("an HTTP/1.1 client gets lb's own chunks") {
+        Client client(proxy.port());
+        client.send("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        std::string raw = client.read_until_closed();
+        check_head(raw);
+        size_t body = raw.find("\r\n\r\n") + 4;
+        CHECK(raw.substr(body) == "2\r\nok\r\n0\r\n\r\n");  // no extension, no trailer
+        std::string head = raw.substr(0, body);
+        CHECK(head.find("Transfer-Encoding: chunked\r\n") == head.rfind("Transfer-Encoding"));  // lb's, once
+        CHECK(head.find("Connection: close\r\n") == head.rfind("Connection"));                  // lb's, once
+    }
+    SECTION("an HTTP/1.0 client gets the body until the close, with no Transfer-Encoding") {
+        Client client(proxy.port());
+        client.send("GET / HTTP/1.0\r\n\r\n");
+        std::string raw = client.read_until_closed();
+        check_head(raw);
+        CHECK(raw.find("Transfer-Encoding") == std::string::npos);
+        CHECK(raw.substr(raw.find("\r\n\r\n") + 4) == "ok");
+    }
+    SECTION("the client connection stays open on its own terms") {
+        Client client(proxy.port());
+        client.send(kGet);
+        Response r = client.read_response();
+        CHECK(r.status == 200);
+        CHECK(r.body == "ok");
+        CHECK_FALSE(r.has_header("Connection"));
+        client.send(kGet);
+        CHECK(client.read_response().body == "ok");
+    }
+}
+
+TEST_CASE("a chunked request body is re-chunked: chunk extensions and trailers are not forwarded",
+          "[forwarding][chunked]") {
+    // The backend keeps the raw bytes of the body it received, up to the end of the chunked message.
+    std::mutex mutex;
+    std::string received;  // guarded by mutex
+    RawBackend backend([&](int fd) {
+        if (RawBackend::read_head(fd).empty()) return;
+        std::string body;
+        char c;
+        while (body.size() < 5 || body.compare(body.size() - 5, 5, "0\r\n\r\n") != 0) {
+            if (::recv(fd, &c, 1, 0) != 1) return;
+            body.push_back(c);
+        }
+        {
+            std::lock_guard lock(mutex);
+            received = body;
+        }
+        RawBackend::write_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    });
+    ProxyFixture proxy(0, [&](lb::core::Config& c) { c.backends = make_config({backend.port()}).backends; });
     Client client(proxy.port());
-    client.send("GET /?close=1 HTTP/1.1\r\nHost: test\r\n\r\n");
-    Response r = client.read_response();
-    CHECK(r.status == 200);
-    CHECK_FALSE(r.has_header("Connection"));
-    client.send(kGet);
-    CHECK(client.read_response().status == 200);
+    client.send(
+        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
+        "5;ext=must-not-pass\r\nhello\r\n6;name=\"quoted\"\r\n world\r\n0;last=yes\r\nX-Checksum: abc\r\n\r\n");
+    CHECK(client.read_response().body == "ok");
+    std::lock_guard lock(mutex);
+    INFO(received);
+    CHECK(received.find(';') == std::string::npos);
+    CHECK(received.find("X-Checksum") == std::string::npos);
+    // Plain chunks carrying the same bytes, then the last chunk with an empty trailer section.
+    std::string data;
+    for (size_t at = 0;;) {
+        size_t line_end = received.find("\r\n", at);
+        REQUIRE(line_end != std::string::npos);
+        size_t size = std::stoul(received.substr(at, line_end - at), nullptr, 16);
+        if (size == 0) {
+            CHECK(received.substr(line_end) == "\r\n\r\n");
+            break;
+        }
+        data += received.substr(line_end + 2, size);
+        at = line_end + 2 + size + 2;
+    }
+    CHECK(data == "hello world");
+}
+
+TEST_CASE("a close-delimited response reaches an HTTP/1.1 client chunked, on a connection that stays open",
+          "[forwarding][close-delimited]") {
+    ProxyFixture proxy(1);
+    std::string pattern;
+    for (int i = 0; i < 100000; ++i) pattern += static_cast<char>('a' + i % 26);
+    SECTION("HTTP/1.1") {
+        Client client(proxy.port());
+        client.send("GET /?close_delimited=1&bytes=100000 HTTP/1.1\r\nHost: t\r\n\r\n");
+        Response r = client.read_response();
+        CHECK(r.status == 200);
+        CHECK(r.chunked);
+        CHECK_FALSE(r.has_header("Content-Length"));
+        CHECK_FALSE(r.has_header("Connection"));
+        CHECK(r.body == pattern);
+        // The backend's connection ended with its response; the client's did not.
+        client.send(kGet);
+        Response next = client.read_response();
+        CHECK(next.status == 200);
+        CHECK(next.header("X-Conn-Id") != r.header("X-Conn-Id"));
+        CHECK(proxy.backend(0).connections_accepted() == 2);
+    }
+    SECTION("HTTP/1.0: sent until the close") {
+        Client client(proxy.port());
+        client.send("GET /?close_delimited=1&bytes=100000 HTTP/1.0\r\n\r\n");
+        std::string raw = client.read_until_closed();
+        CHECK(raw.rfind("HTTP/1.1 200", 0) == 0);
+        CHECK(raw.find("Transfer-Encoding") == std::string::npos);
+        CHECK(raw.find("Connection: close\r\n") != std::string::npos);
+        CHECK(raw.substr(raw.find("\r\n\r\n") + 4) == pattern);
+    }
+}
+
+TEST_CASE("limits.request_body_bytes: 0 lets a body of any size through", "[forwarding][limits]") {
+    ProxyFixture proxy(1, [](lb::core::Config& c) { c.limits.request_body_bytes = 0; });
+    SECTION("a declared length beyond the default limit of 1 GiB") {
+        // The backend echoes the body as it arrives, so the head answers long before 5 GiB could be sent.
+        Client client(proxy.port());
+        client.send("POST /?echo=body HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(5ULL << 30) +
+                    "\r\n\r\n" + std::string(100000, 'x'));
+        std::string seen;
+        while (seen.find(std::string(1000, 'x')) == std::string::npos) {
+            char buffer[65536];
+            ssize_t n = ::recv(client.fd(), buffer, sizeof buffer, 0);
+            REQUIRE(n > 0);
+            seen.append(buffer, static_cast<size_t>(n));
+        }
+        CHECK(seen.rfind("HTTP/1.1 200", 0) == 0);
+    }
+    SECTION("a chunked body, counted as it streams") {
+        const size_t size = 3 << 20;
+        Client client(proxy.port());
+        client.send("POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+        std::string chunk = "10000\r\n" + std::string(0x10000, 'x') + "\r\n";
+        for (size_t sent = 0; sent < size; sent += 0x10000) client.send(chunk);
+        client.send("0\r\n\r\n");
+        Response r = client.read_response();
+        CHECK(r.status == 200);
+        CHECK(r.header("X-Received-Body-Bytes") == std::to_string(size));
+    }
 }
 
 TEST_CASE("HEAD, 204 and 304 responses carry no body", "[forwarding][bodies]") {

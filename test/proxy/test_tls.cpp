@@ -167,3 +167,30 @@ TEST_CASE("a failed handshake leaves other connections untouched", "[tls]") {
     auto served = run_command("curl -s -k --max-time 10 https://127.0.0.1:" + std::to_string(port) + "/");
     CHECK(served.output == "b1\n");
 }
+
+TEST_CASE("TLS shows in /metrics (handshakes by result, versions, ciphers, certificate expiry) and /status",
+          "[tls][metrics]") {
+    Certificate site = make_certificate("metrics", {"localhost", "metrics.test"});
+    ProxyFixture proxy(
+        1, [&](lb::core::Config& c) { c.listeners = {tls_listener({site})}; }, 2);
+    uint16_t port = proxy.server().port();
+    for (int i = 0; i < 3; ++i) {
+        CHECK(run_command("curl -s -k --max-time 10 https://127.0.0.1:" + std::to_string(port) + "/").output == "b1\n");
+    }
+    Client plain(port);
+    plain.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(plain.read_response().status == 400);
+    std::string text = http_get(proxy.server().admin_port(), "/metrics").body;
+    std::string listener = "listener=\"127.0.0.1:0\"";
+    CHECK(text.find("lb_tls_handshakes_total{" + listener + ",result=\"success\"} 3\n") != std::string::npos);
+    CHECK(text.find("lb_tls_handshakes_total{" + listener + ",result=\"plain_http\"} 1\n") != std::string::npos);
+    CHECK(text.find("lb_tls_versions_total{" + listener + ",version=\"TLSv1.3\"} 3\n") != std::string::npos);
+    CHECK(text.find("lb_tls_ciphers_total{" + listener + ",cipher=\"TLS_AES_") != std::string::npos);
+    CHECK(text.find("lb_tls_certificate_expiry_timestamp_seconds{" + listener) != std::string::npos);
+    CHECK(text.find("names=\"localhost,metrics.test\"") != std::string::npos);
+    std::string file = write_temp_file("tls.prom", text);
+    CHECK(run_command("promtool check metrics < " + file).exit_code == 0);
+    std::string status = http_get(proxy.server().admin_port(), "/status").body;
+    CHECK(status.find("\"certificates\":[{\"listener\":\"127.0.0.1:0\"") != std::string::npos);
+    CHECK(status.find("\"names\":[\"localhost\",\"metrics.test\"]") != std::string::npos);
+}

@@ -42,6 +42,24 @@ std::vector<bool> shard_views_of_backend(core::Server& server, size_t backend) {
     return {views.begin(), views.end()};
 }
 
+std::vector<std::vector<uint64_t>> responses_by_shard(core::Server& server) {
+    // Each shard fills its own row, on its own thread.
+    std::vector<std::vector<uint64_t>> responses(server.shard_count());
+    server.run_on_every_shard([&](core::Shard& shard) {
+        const metrics::ShardMetrics& block = shard.metrics();
+        std::vector<uint64_t>& row = responses[shard.index()];
+        for (size_t b = 0; b < block.backend_count(); ++b) {
+            const metrics::Histogram& durations =
+                block.backend(static_cast<metrics::BackendIndex>(b)).response_duration_seconds;
+            uint64_t count = 0;
+            for (size_t bucket = 0; bucket < metrics::HistogramBuckets::kBuckets; ++bucket)
+                count += durations.bucket(bucket);
+            row.push_back(count);
+        }
+    });
+    return responses;
+}
+
 ProxyFixture::ProxyFixture(size_t backends, const std::function<void(core::Config&)>& tweak, unsigned workers) {
     std::vector<uint16_t> ports;
     for (size_t i = 0; i < backends; ++i) {

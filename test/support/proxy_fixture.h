@@ -22,6 +22,10 @@ void set_backend_health(core::Server& server, size_t backend, bool healthy);
 // transition arrive on every shard.
 std::vector<bool> shard_views_of_backend(core::Server& server, size_t backend);
 
+// How many responses each shard has received from each backend (from the shard's own metrics block), indexed
+// [shard][backend]: how a test sees where each shard sent its requests.
+std::vector<std::vector<uint64_t>> responses_by_shard(core::Server& server);
+
 class ProxyFixture {
   public:
     // Starts `backends` demo backends (ids b1, b2, ...) and a balancer in front of them; `tweak` may change the

@@ -169,6 +169,15 @@ bool Client::wait_closed() {
     }
 }
 
+HeldRequest::HeldRequest(uint16_t port, const std::string& target, const std::string& extra_headers) : client_(port) {
+    client_.send("POST " + target + " HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n" + extra_headers + "\r\nh");
+}
+
+Response HeldRequest::finish() {
+    client_.send("d");
+    return client_.read_response();
+}
+
 Response http_exchange(uint16_t port, const std::string& request) {
     Client client(port);
     client.send(request);
@@ -211,6 +220,38 @@ uint16_t reserve_closed_port() {
     REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
     ::close(fd);
     return ntohs(addr.sin_port);
+}
+
+RefusingPort::RefusingPort() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    auto addr = loopback(0);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+}
+
+RefusingPort::~RefusingPort() { ::close(fd_); }
+
+UnansweredPort::UnansweredPort() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listen_fd_ >= 0);
+    auto addr = loopback(0);
+    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listen_fd_, 0) == 0);
+    socklen_t len = sizeof addr;
+    REQUIRE(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    port_ = ntohs(addr.sin_port);
+    // A backlog of 0 still queues one connection; with it there, the queue is full.
+    queued_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(queued_fd_ >= 0);
+    REQUIRE(::connect(queued_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+}
+
+UnansweredPort::~UnansweredPort() {
+    ::close(queued_fd_);
+    ::close(listen_fd_);
 }
 
 uint16_t wait_for_lb_port(const std::string& log_path, std::chrono::milliseconds limit) {

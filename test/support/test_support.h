@@ -63,6 +63,20 @@ class Client {
     std::string buffered_;
 };
 
+// A request kept in flight for as long as the test wants, with no clock involved: a POST whose body lacks its last
+// byte, which the demo backend (it answers once a body is whole) cannot answer until finish() sends that byte.
+class HeldRequest {
+  public:
+    // Sends the head and all but the last body byte to 127.0.0.1:`port`. `target` may carry demo controls.
+    explicit HeldRequest(uint16_t port, const std::string& target = "/", const std::string& extra_headers = "");
+    // Sends the last byte and reads the response.
+    Response finish();
+    Client& client() { return client_; }
+
+  private:
+    Client client_;
+};
+
 // Sends `request` on a new connection and reads one response.
 Response http_exchange(uint16_t port, const std::string& request);
 // A plain GET with Host and Connection: close.
@@ -72,8 +86,41 @@ Response http_get(uint16_t port, const std::string& target, const std::string& e
 // `request` on a new connection and returns the response's status, or -1 on any failure. No Catch calls.
 int status_of(uint16_t port, const std::string& request);
 
-// A port on 127.0.0.1 that was bound and then closed: connecting to it is refused.
+// A port on 127.0.0.1 that was bound and then closed: connecting to it is refused, until something else takes it
+// (a test running in parallel may). Prefer RefusingPort, which keeps the port.
 uint16_t reserve_closed_port();
+
+// A port on 127.0.0.1 that refuses connections for as long as this object lives: a socket bound to it that never
+// listens. The kernel answers a SYN with a reset (ECONNREFUSED), and no other socket can bind the port meanwhile.
+class RefusingPort {
+  public:
+    RefusingPort();
+    ~RefusingPort();
+    RefusingPort(const RefusingPort&) = delete;
+    RefusingPort& operator=(const RefusingPort&) = delete;
+    uint16_t port() const { return port_; }
+
+  private:
+    int fd_ = -1;
+    uint16_t port_ = 0;
+};
+
+// A port on 127.0.0.1 where a connect neither completes nor is refused, for as long as this object lives: a
+// listener with a backlog of 0 whose one queue slot is taken by a connection nobody accepts, so the kernel drops
+// every further SYN. A connect to it ends only at the connecting side's own timeout.
+class UnansweredPort {
+  public:
+    UnansweredPort();
+    ~UnansweredPort();
+    UnansweredPort(const UnansweredPort&) = delete;
+    UnansweredPort& operator=(const UnansweredPort&) = delete;
+    uint16_t port() const { return port_; }
+
+  private:
+    int listen_fd_ = -1;
+    int queued_fd_ = -1;  // the connection that fills the accept queue
+    uint16_t port_ = 0;
+};
 
 // Waits for an lb started with `listen: ...:0` to log "listening on HOST:PORT" into `log_path` and returns the
 // port. No port is reserved in advance, so no other process can take it in between.

@@ -97,6 +97,7 @@ TEST_CASE("the shipped lb.yaml loads and runs the three demo backends", "[config
     CHECK(config.admin.enabled == defaults.admin.enabled);
     CHECK(config.admin.listen.host == defaults.admin.listen.host);
     CHECK(config.admin.listen.port == defaults.admin.listen.port);
+    CHECK(config.metrics_enabled == defaults.metrics_enabled);
     for (const auto& backend : config.backends) {
         CHECK_FALSE(backend.backup);
         CHECK(backend.max_connections == 0);
@@ -130,6 +131,7 @@ TEST_CASE("keys left out take the documented defaults", "[config]") {
     CHECK(config.limits.buffer_per_connection == 256 * 1024);
     CHECK(config.limits.buffer_memory == 1ULL << 30);
     CHECK(config.timeouts.client_send == 60s);
+    CHECK(config.metrics_enabled);
     CHECK(load_config_string("backends: [127.0.0.1:9001]\nupstream: {keepalive: unlimited}\nlimits: "
                              "{client_connections: auto}\n")
               .upstream_keepalive == lb::core::kUnlimited);
@@ -184,6 +186,8 @@ limits:
 retries: 0
 upstream:
   keepalive: 0
+metrics:
+  enabled: false
 )");
     CHECK(config.listeners[0].address.tcp.host == "::1");
     CHECK(config.listeners[0].address.tcp.port == 0);
@@ -213,6 +217,16 @@ upstream:
     CHECK(config.limits.buffer_memory == 256 * 1024 * 1024);
     CHECK(config.retries == 0);
     CHECK(config.upstream_keepalive == 0);
+    CHECK_FALSE(config.metrics_enabled);  // bench/run --metrics-cost depends on it
+}
+
+TEST_CASE("metrics.enabled takes a boolean", "[config]") {
+    CHECK(load_config_string("backends: [127.0.0.1:9001]\nmetrics:\n  enabled: true\n").metrics_enabled);
+    CHECK_FALSE(load_config_string("backends: [127.0.0.1:9001]\nmetrics: {enabled: false}\n").metrics_enabled);
+    CHECK(error_of("backends: [127.0.0.1:9001]\nmetrics:\n  enabled: sometimes\n") ==
+          "t.yaml:3:12: 'metrics.enabled' must be true or false, got 'sometimes'");
+    CHECK(error_of("backends: [127.0.0.1:9001]\nmetrics:\n  enable: false\n") ==
+          "t.yaml:3:3: unknown key 'enable' in 'metrics' (expected one of: enabled)");
 }
 
 TEST_CASE("parse_duration", "[config]") {
@@ -353,7 +367,7 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
           "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, metrics)");
     CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
           "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight, backup, "
-          "max_connections, health)");
+          "max_connections, health, tls)");
 }
 
 TEST_CASE("a repeated key is an error, not a silent override", "[config]") {
@@ -761,7 +775,7 @@ TEST_CASE("listen takes one address or a list of addresses and maps", "[config][
     CHECK(error_of("listen: []\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:1:9: 'listen' must name at least one address");
     CHECK(error_of("listen:\n  - port: 80\nbackends: [127.0.0.1:9001]\n") ==
-          "t.yaml:2:5: unknown key 'port' in 'listen[0]' (expected one of: address)");
+          "t.yaml:2:5: unknown key 'port' in 'listen[0]' (expected one of: address, tls)");
 }
 
 TEST_CASE("input yaml-cpp cannot start a document with is an error, not a hang", "[config]") {
