@@ -37,8 +37,8 @@ class CheckConnection final : public http::MessageSink, private net::TransportEv
     // Starts connecting to `address` (and, for TLS, the handshake) and sends `request` once connected. Returns
     // nullptr with `error` set when the connect fails synchronously (no event follows; the connection cleans
     // itself up).
-    static CheckConnection* open(CheckTransports& transports, size_t backend, Checker& checker,
-                                 const sockaddr* address, const std::string& request, int& error);
+    static CheckConnection* open(CheckTransports& transports, size_t backend, Checker& checker, const sockaddr* address,
+                                 const std::string& request, int& error);
 
     // Starts an exchange on an idle connection.
     void send(const std::string& request);
@@ -112,6 +112,7 @@ struct MonitorState {
     static void on_wakeup(uv_async_t* async);
     void shut_down();
     void record_check(size_t backend, const CheckOutcome& outcome, Millis duration);
+    void note_tls_failure(size_t backend, const CheckOutcome& outcome, bool transition_follows);
     void on_ejection_end(size_t backend);
     void apply(size_t backend, const HealthDecider::Change& change);
     void refresh_status(size_t backend);  // status_mutex held
@@ -133,6 +134,9 @@ struct MonitorState {
     std::vector<std::unique_ptr<Checker>> checkers;
     uint64_t generation = 0;
     bool stopping = false;
+    // Per backend: the TLS failure last logged, so that a backend whose certificate never verifies is named once
+    // (and again when the reason changes), not at every check. Cleared by a check that passes.
+    std::vector<std::string> logged_tls_failure;
 
     // The inbox. Sends to `wakeup` happen under the mutex and only while open, so none can reach a closed handle.
     enum class InboxState { not_started, open, closed };
@@ -366,11 +370,14 @@ std::string CheckConnection::failure_reason(int status) const {
 void CheckConnection::on_transport_connected(int status) {
     if (closing_) return;  // a timeout got there first
     if (status < 0) {
-        // For TLS, a failed handshake (its reason from OpenSSL: "certificate verify failed", ...) is a failed
-        // connect as much as a refused one.
+        // For TLS, a failed handshake (its reason from OpenSSL: "certificate verify failed (...)") is a failed
+        // connect as much as a refused one, told apart so that a status page and the log say which.
         std::string_view detail = transport_->error_detail();
-        fail(CheckResult::connect_error, tls_ && !detail.empty() ? fmt::format("TLS handshake failed: {}", detail)
-                                                                 : std::string(uv_strerror(status)));
+        if (tls_ && !detail.empty()) {
+            fail(CheckResult::tls_handshake, fmt::format("TLS handshake failed: {}", detail));
+        } else {
+            fail(CheckResult::connect_error, uv_strerror(status));
+        }
         return;
     }
     connected_ = true;
@@ -492,6 +499,7 @@ MonitorState::MonitorState(HealthConfig config_in, std::vector<HealthTarget> tar
           }()),
       random(options.seed),
       transports(targets.size()),
+      logged_tls_failure(targets.size()),
       metrics_block(targets.size(), options.metrics_enabled) {
     if (!options.log) options.log = default_log;
     // Only active checks connect: with passive ejection alone, no certificate or CA file is loaded.
@@ -564,7 +572,27 @@ void MonitorState::record_check(size_t backend, const CheckOutcome& outcome, Mil
         refresh_status(backend);
     }
     if (options.on_check) options.on_check(backend, outcome, duration);
+    note_tls_failure(backend, outcome, change.has_value());
     if (change) apply(backend, *change);
+}
+
+// A TLS failure is a configuration problem more often than an outage (a CA file, a name, a client certificate):
+// it is logged once, in the line of the transition it causes, or in a line of its own for a backend that is down
+// already, where no transition would name it. Again only when the reason changes, or after a check that passed.
+void MonitorState::note_tls_failure(size_t backend, const CheckOutcome& outcome, bool transition_follows) {
+    std::string& logged = logged_tls_failure[backend];
+    if (outcome.result != CheckResult::tls_handshake) {
+        if (outcome.passed()) logged.clear();
+        return;
+    }
+    if (transition_follows) {
+        logged = outcome.reason;  // the transition's own line says it
+        return;
+    }
+    if (!gates[backend].down.load(std::memory_order_relaxed)) return;  // its transition down will say it
+    if (outcome.reason == logged) return;
+    logged = outcome.reason;
+    log(fmt::format("health: backend {} is still down: {}", targets[backend].name, outcome.reason));
 }
 
 void MonitorState::on_ejection_end(size_t backend) {

@@ -3,7 +3,8 @@
 // HealthMonitor owns one thread running its own uv_loop_t. On it, every backend has a checker: a keep-alive
 // connection that sends `GET <path> HTTP/1.1` every interval (± jitter, first round at start), parses the
 // response with llhttp and judges it (status, max response time, timeout). The connection is TCP, or TLS with the
-// backend's own TLS settings (as the workers reach it); a failed handshake is a failed connect, with TLS's reason. Results feed the rise/fall and
+// backend's own TLS settings (as the workers reach it); a failed handshake is a failed check of its own kind
+// (tls_handshake, counted as connect_error), with OpenSSL's reason, logged once. Results feed the rise/fall and
 // ejection decisions (health_decision.h). Shards report what real requests saw through report_passive(), which
 // queues into the monitor's own inbox (a mutex plus a uv_async_t doorbell, drained completely on each wake).
 //
