@@ -438,6 +438,13 @@ void CheckConnection::end_of_stream(int status) {
         lost();  // the backend closed an idle connection: the next check opens a new one
         return;
     }
+    std::string_view tls_detail = tls_ ? transport_->error_detail() : std::string_view{};
+    if (status != UV_EOF && !tls_detail.empty() && exchanges_ == 1 && !got_bytes_) {
+        // With TLS 1.3 a backend refuses lb's client certificate (or its absence) once lb has finished its side of
+        // the handshake: the alert is the first thing the connection reads. The handshake failed all the same.
+        fail(CheckResult::tls_handshake, fmt::format("TLS handshake failed: {}", tls_detail));
+        return;
+    }
     if (status == UV_EOF && parser_.in_message()) {
         // A response without Content-Length or chunking ends with the connection (over TLS too, with or
         // without close_notify, as browsers take it).

@@ -285,14 +285,16 @@ bool every_shard_sees(lb::core::Server& server, size_t backend, bool up) {
     return true;
 }
 
-// b1: a certificate lb trusts; b2: one it does not; b3: a trusted one, and it requires lb's client certificate.
-ProxyFixture::BackendTweak three_tls_backends() {
+// b1: a certificate lb trusts; b2: one it does not; b3: a trusted one, and it requires lb's client certificate;
+// b4: a trusted one, and it requires a client certificate from a CA that did not sign lb's.
+ProxyFixture::BackendTweak four_tls_backends() {
     const auto& certs = test_certs();
     return [&certs](size_t index, lb::demo::DemoBackendOptions& options) {
         const lb::test::CertAndKey& cert = index == 1 ? certs.untrusted_localhost : certs.localhost_ecdsa;
         options.tls_cert = cert.cert;
         options.tls_key = cert.key;
         if (index == 2) options.tls_client_ca = certs.ca.cert;
+        if (index == 3) options.tls_client_ca = certs.other_ca.cert;
     };
 }
 
@@ -309,17 +311,19 @@ double checks_of(lb::core::Server& server, uint16_t backend_port, const std::str
 
 }  // namespace
 
-TEST_CASE("health checks over TLS: trusted backends come up, one whose certificate fails stays down, said once",
-          "[tls][upstream][health]") {
+TEST_CASE(
+    "health checks over TLS: trusted backends come up; one whose certificate fails, or that refuses lb's, "
+    "stays down, said once",
+    "[tls][upstream][health]") {
     StderrCapture log;
     ProxyFixture proxy(
-        3,
+        4,
         [](lb::core::Config& c) {
             upstream_tls(with_client_certificate())(c);
             fast_checks(c);
             c.health.initial_state = lb::health::InitialState::unhealthy;
         },
-        1, three_tls_backends());
+        1, four_tls_backends());
     wait_until([&] { return every_shard_sees(proxy.server(), 0, true); }, "b1 is up");
     wait_until([&] { return every_shard_sees(proxy.server(), 2, true); }, "b3 (client certificate) is up");
     uint16_t bad_port = proxy.backend(1).port();
@@ -341,8 +345,23 @@ TEST_CASE("health checks over TLS: trusted backends come up, one whose certifica
               {"health: backend 127.0.0.1:" + std::to_string(bad_port) + " is still down",
                "TLS handshake failed: certificate verify failed (unable to get local issuer certificate)"}) == 1);
     CHECK(log.lines_with({"health: backend 127.0.0.1:" + std::to_string(bad_port), "certificate verify failed"}) == 1);
+    // b4 refuses lb's client certificate: with TLS 1.3 after lb's side of the handshake, a handshake failure all
+    // the same.
+    uint16_t refusing_port = proxy.backend(3).port();
+    wait_until([&] { return checks_of(proxy.server(), refusing_port, "connect_error") >= 2; },
+               "two checks of b4 failed");
+    CHECK(every_shard_sees(proxy.server(), 3, false));
+    CHECK(checks_of(proxy.server(), refusing_port, "bad_status") == 0);
+    snapshot = proxy.server().health_monitor()->snapshot();
+    REQUIRE(snapshot[3].last_result.has_value());
+    CHECK(*snapshot[3].last_result == lb::health::CheckResult::tls_handshake);
+    CHECK(snapshot[3].last_reason.rfind("TLS handshake failed: ", 0) == 0);
+    CHECK(snapshot[3].last_reason.find("alert unknown ca") != std::string::npos);
     // Requests go to b1 and b3 only.
-    for (int i = 0; i < 4; ++i) CHECK(curl_get(proxy.port()).body != "b2\n");
+    for (int i = 0; i < 6; ++i) {
+        std::string body = curl_get(proxy.port()).body;
+        CHECK((body == "b1\n" || body == "b3\n"));
+    }
 }
 
 TEST_CASE("health checks over TLS: a backend that starts up goes down when its certificate does not verify, said once",
