@@ -312,7 +312,7 @@ double checks_of(lb::core::Server& server, uint16_t backend_port, const std::str
 }  // namespace
 
 TEST_CASE(
-    "health checks over TLS: trusted backends come up; one whose certificate fails, or that refuses lb's, "
+    "health checks over TLS: trusted backends come up, and one whose certificate fails or that refuses lb's "
     "stays down, said once",
     "[tls][upstream][health]") {
     StderrCapture log;
