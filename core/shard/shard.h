@@ -84,6 +84,8 @@ class Shard final : private Acceptor::Delegate,
     const net::TlsServerContext* tls_listener(size_t listener) const { return tls_listeners_[listener].get(); }
     // Any thread: a TLS listener's handshake counts in this shard (null for a plain listener).
     const TlsListenerCounters* tls_counters(size_t listener) const { return tls_counters_[listener].get(); }
+    // Any thread: the handshakes of this shard's connections to TLS backends.
+    const TlsBackendCounters& tls_backend_counters() const { return *tls_backend_counters_; }
     ExchangePool& exchanges() { return exchanges_; }
     http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
@@ -176,6 +178,7 @@ class Shard final : private Acceptor::Delegate,
     net::TransportEnv transport_env_;
     std::vector<std::unique_ptr<net::TlsServerContext>> tls_listeners_;  // per listener; null when plain
     std::vector<std::unique_ptr<TlsListenerCounters>> tls_counters_;     // per listener; null when plain
+    std::unique_ptr<TlsBackendCounters> tls_backend_counters_;           // outlives the contexts reporting to it
     std::vector<std::unique_ptr<net::TlsClientContext>> tls_backends_;   // per backend; null when plain
     ExchangePool exchanges_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists

@@ -122,6 +122,12 @@ std::string first_address_of(const std::string& host) {
     return text;
 }
 
+// lb_backend_tls_handshakes_total of the backend on `backend_port`, for `result`.
+double tls_handshakes(lb::core::Server& server, uint16_t backend_port, const std::string& result) {
+    return metric_value(server.render_metrics(),
+                        backend_series("lb_backend_tls_handshakes_total", backend_port, "result=\"" + result + "\""));
+}
+
 double errors_of_kind(lb::core::Server& server, const std::string& kind) {
     return metric_value(server.render_metrics(), "lb_errors_total{kind=\"" + kind + "\"}");
 }
@@ -136,6 +142,8 @@ TEST_CASE("a TLS backend whose certificate verifies against ca_file gets the req
     CHECK(r.head.find("X-TLS-Version: TLSv1.3\r\n") != std::string::npos);
     CHECK(proxy.backend(0).tls_handshakes() == 1);
     CHECK(errors_of_kind(proxy.server(), "connect_refused") == 0);
+    CHECK(tls_handshakes(proxy.server(), proxy.backend(0).port(), "success") == 1);
+    CHECK(tls_handshakes(proxy.server(), proxy.backend(0).port(), "unknown_ca") == 0);
 }
 
 TEST_CASE("a backend certificate that does not verify: 502, a connect failure in metrics, the reason in the log",
@@ -147,6 +155,8 @@ TEST_CASE("a backend certificate that does not verify: 502, a connect failure in
         backend_port = proxy.backend(0).port();
         CHECK(curl_get(proxy.port()).status == 502);
         CHECK(errors_of_kind(proxy.server(), "connect_refused") == 1);
+        CHECK(tls_handshakes(proxy.server(), backend_port, "unknown_ca") == 1);
+        CHECK(tls_handshakes(proxy.server(), backend_port, "success") == 0);
         CHECK(proxy.backend(0).requests_served() == 0);
         CHECK(log.lines_with({"backend 127.0.0.1:" + std::to_string(backend_port) + " connect failed",
                               "certificate verify failed (unable to get local issuer certificate)"}) == 1);
@@ -158,6 +168,8 @@ TEST_CASE("a backend certificate that does not verify: 502, a connect failure in
         backend_port = proxy.backend(0).port();
         CHECK(curl_get(proxy.port()).status == 502);
         CHECK(errors_of_kind(proxy.server(), "connect_refused") == 1);
+        CHECK(tls_handshakes(proxy.server(), backend_port, "unknown_ca") == 1);
+        CHECK(tls_handshakes(proxy.server(), backend_port, "success") == 0);
         CHECK(proxy.backend(0).requests_served() == 0);
         CHECK(log.lines_with({"backend 127.0.0.1:" + std::to_string(backend_port) + " connect failed",
                               "certificate verify failed (hostname mismatch)"}) == 1);
@@ -167,6 +179,8 @@ TEST_CASE("a backend certificate that does not verify: 502, a connect failure in
         backend_port = proxy.backend(0).port();
         CHECK(curl_get(proxy.port()).status == 502);
         CHECK(errors_of_kind(proxy.server(), "connect_refused") == 1);
+        CHECK(tls_handshakes(proxy.server(), backend_port, "unknown_ca") == 1);
+        CHECK(tls_handshakes(proxy.server(), backend_port, "success") == 0);
         CHECK(log.lines_with({"backend 127.0.0.1:" + std::to_string(backend_port) + " connect failed",
                               "certificate verify failed (certificate has expired)"}) == 1);
     }
@@ -265,6 +279,11 @@ TEST_CASE("a new connection to a TLS backend resumes the session of the last one
     for (int i = 0; i < 3; ++i) REQUIRE(curl_get(proxy.port()).status == 200);
     CHECK(proxy.backend(0).tls_handshakes() == 3);
     CHECK(proxy.backend(0).tls_resumed() == 2);
+    // lb counts them too.
+    uint16_t port = proxy.backend(0).port();
+    CHECK(tls_handshakes(proxy.server(), port, "success") == 3);
+    CHECK(metric_value(proxy.server().render_metrics(),
+                       backend_series("lb_backend_tls_resumed_handshakes_total", port)) == 2);
 }
 
 namespace {
