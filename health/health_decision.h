@@ -25,6 +25,7 @@ namespace lb::health {
     X(too_slow,      bad_status)    /* an expected status, slower than max_response_time */                    \
     X(bad_response,  bad_status)    /* bytes that are not a valid HTTP response */                             \
     X(connect_error, connect_error) /* refused, unreachable, or the connection lost before a whole response */ \
+    X(tls_handshake, connect_error) /* the TLS handshake failed: a certificate that does not verify...      */ \
     X(timeout,       timeout)       /* no whole response within the check's timeout */
 // clang-format on
 

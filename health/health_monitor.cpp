@@ -15,7 +15,9 @@
 #include <thread>
 #include <utility>
 
+#include "health/check_transports.h"
 #include "http/message_parser.h"
+#include "net/transport.h"
 #include "pool/random_source.h"
 
 namespace lb::health {
@@ -24,43 +26,49 @@ namespace {
 
 class Checker;
 
-// One TCP connection to a backend's check port, kept alive between checks. It owns itself from open() on and
-// is freed only in its close callback. The link to its Checker is cut both ways when it closes: close() clears
-// checker_, and whoever calls close() on the checker's current connection clears the checker's pointer too.
+// One connection to a backend's check port, kept alive between checks: a TcpTransport, or a TlsTransport for a
+// backend with TLS (connected once its handshake is done). It owns itself from open() on and is freed only when
+// its transport has closed. The link to its Checker is cut both ways when it closes: close() clears checker_, and
+// whoever calls close() on the checker's current connection clears the checker's pointer too.
 // Paths to close(): the checker (timeout, failure, response without keep-alive, stop), and the connection
 // itself (idle connection closed by the backend or sent unasked-for bytes), which tells the checker.
-class CheckConnection final : public http::MessageSink {
+class CheckConnection final : public http::MessageSink, private net::TransportEvents {
   public:
-    // Starts connecting to `address` and sends `request` once connected. Returns nullptr with `error` set when
-    // the connect fails synchronously (its callback will not run; the handle cleans itself up).
-    static CheckConnection* open(uv_loop_t* loop, Checker& checker, const sockaddr* address, const std::string& request,
-                                 int& error);
+    // Starts connecting to `address` (and, for TLS, the handshake) and sends `request` once connected. Returns
+    // nullptr with `error` set when the connect fails synchronously (no event follows; the connection cleans
+    // itself up).
+    static CheckConnection* open(CheckTransports& transports, size_t backend, Checker& checker, const sockaddr* address,
+                                 const std::string& request, int& error);
 
     // Starts an exchange on an idle connection.
     void send(const std::string& request);
-    // Idempotent. Detaches from the checker; the memory goes in the close callback.
+    // Idempotent. Detaches from the checker; the memory goes once the transport has closed.
     void close();
 
     bool idle() const { return connected_ && !busy_ && !closing_; }
 
   private:
-    explicit CheckConnection(Checker& checker) : checker_(&checker) {}
+    CheckConnection(Checker& checker, net::WritePool& writes, bool tls)
+        : checker_(&checker), writes_(writes), tls_(tls) {}
 
-    static void on_connect(uv_connect_t* req, int status);
-    static void on_write(uv_write_t* req, int status);
-    static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
-    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
-    static void on_close(uv_handle_t* handle);
+    // net::TransportEvents
+    void on_transport_connected(int status) override;
+    void on_transport_read(const net::BufferRef& buffer, std::string_view bytes) override;
+    void on_transport_end(int status) override;
+    void on_transport_written(int status) override;
+    void on_transport_closed() override { delete this; }
 
     void write();
     void read(std::string_view bytes);
-    void end_of_stream(ssize_t status);
+    void end_of_stream(int status);
     // The exchange failed (`result`: connect_error or bad_response): closes and tells the checker, which may
     // retry once on a fresh connection when this one was reused and no response byte came back (the backend
     // closed the idle connection as we used it).
     void fail(CheckResult result, std::string reason);
     // Tells the checker the connection is gone without an exchange in progress.
     void lost();
+    // For people: why the connection failed with `status`, with what TLS said when it said something.
+    std::string failure_reason(int status) const;
 
     // http::MessageSink. Only flags are set here: what follows runs after feed() returns.
     http::HeadAction on_head(const http::MessageHead& head) override {
@@ -72,22 +80,19 @@ class CheckConnection final : public http::MessageSink {
     void on_message_complete() override { complete_ = true; }
 
     Checker* checker_;
-    uv_tcp_t tcp_{};
-    uv_connect_t connect_req_{};
-    uv_write_t write_req_{};
+    net::WritePool& writes_;
+    std::unique_ptr<net::Transport> transport_;
     http::MessageParser parser_{HTTP_RESPONSE, *this};
     const std::string* request_ = nullptr;  // the checker's, which outlives every connection
-    bool connected_ = false;
-    bool busy_ = false;           // an exchange is in progress
-    bool writing_ = false;        // write_req_ is in flight
-    bool write_pending_ = false;  // an exchange started while write_req_ was still in flight
+    bool tls_;
+    bool connected_ = false;  // for TLS: the handshake is done too
+    bool busy_ = false;       // an exchange is in progress
     bool closing_ = false;
     bool got_bytes_ = false;  // of the current exchange
     bool complete_ = false;
     bool keep_alive_ = false;
     int status_ = 0;
     uint32_t exchanges_ = 0;  // started on this connection, the current one included
-    char buffer_[4096];
 };
 
 }  // namespace
@@ -107,6 +112,7 @@ struct MonitorState {
     static void on_wakeup(uv_async_t* async);
     void shut_down();
     void record_check(size_t backend, const CheckOutcome& outcome, Millis duration);
+    void note_tls_failure(size_t backend, const CheckOutcome& outcome, bool transition_follows);
     void on_ejection_end(size_t backend);
     void apply(size_t backend, const HealthDecider::Change& change);
     void refresh_status(size_t backend);  // status_mutex held
@@ -124,9 +130,13 @@ struct MonitorState {
     pool::RandomSource random;
     uv_loop_t loop{};
     uv_async_t wakeup{};
+    CheckTransports transports;  // outlives the checkers and their connections
     std::vector<std::unique_ptr<Checker>> checkers;
     uint64_t generation = 0;
     bool stopping = false;
+    // Per backend: the TLS failure last logged, so that a backend whose certificate never verifies is named once
+    // (and again when the reason changes), not at every check. Cleared by a check that passes.
+    std::vector<std::string> logged_tls_failure;
 
     // The inbox. Sends to `wakeup` happen under the mutex and only while open, so none can reach a closed handle.
     enum class InboxState { not_started, open, closed };
@@ -184,7 +194,6 @@ class Checker {
     }
 
     void init(uv_loop_t* loop) {
-        loop_ = loop;
         for (uv_timer_t* timer : {&next_timer_, &deadline_timer_, &ejection_timer_}) {
             uv_timer_init(loop, timer);
             timer->data = this;
@@ -260,7 +269,8 @@ class Checker {
         }
         drop_connection();
         int error = 0;
-        conn_ = CheckConnection::open(loop_, *this, reinterpret_cast<const sockaddr*>(&address_), request_, error);
+        conn_ = CheckConnection::open(monitor_.transports, index_, *this, reinterpret_cast<const sockaddr*>(&address_),
+                                      request_, error);
         if (!conn_) finish(failed(CheckResult::connect_error, uv_strerror(error)), elapsed_since_start());
     }
 
@@ -292,7 +302,6 @@ class Checker {
     CheckSettings settings_;
     sockaddr_storage address_;
     std::string request_;
-    uv_loop_t* loop_ = nullptr;
     uv_timer_t next_timer_{};
     uv_timer_t deadline_timer_{};
     uv_timer_t ejection_timer_{};
@@ -306,19 +315,16 @@ class Checker {
 // ---------------------------------------------------------------------------------------------------------------
 // CheckConnection
 
-CheckConnection* CheckConnection::open(uv_loop_t* loop, Checker& checker, const sockaddr* address,
-                                       const std::string& request, int& error) {
-    auto* conn = new CheckConnection(checker);
-    error = uv_tcp_init(loop, &conn->tcp_);
-    if (error < 0) {
-        delete conn;  // never became a handle
+CheckConnection* CheckConnection::open(CheckTransports& transports, size_t backend, Checker& checker,
+                                       const sockaddr* address, const std::string& request, int& error) {
+    auto* conn = new CheckConnection(checker, transports.writes(), transports.is_tls(backend));
+    conn->transport_ = transports.make(backend, *conn);
+    if (!conn->transport_) {
+        delete conn;  // no transport, so no handle to close
+        error = UV_ENOMEM;
         return nullptr;
     }
-    conn->tcp_.data = conn;
-    conn->connect_req_.data = conn;
-    conn->write_req_.data = conn;
-    uv_tcp_nodelay(&conn->tcp_, 1);
-    error = uv_tcp_connect(&conn->connect_req_, &conn->tcp_, address, &CheckConnection::on_connect);
+    error = conn->transport_->connect(address);
     if (error < 0) {
         conn->checker_ = nullptr;  // the caller reports the failure itself
         conn->close();
@@ -338,76 +344,61 @@ void CheckConnection::send(const std::string& request) {
     request_ = &request;
     ++exchanges_;
     parser_.reset();
-    if (writing_) {
-        write_pending_ = true;  // the previous write's callback has not run yet: send from there
-        return;
-    }
     write();
 }
 
 void CheckConnection::write() {
-    uv_buf_t buf = uv_buf_init(const_cast<char*>(request_->data()), static_cast<unsigned>(request_->size()));
-    int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, &CheckConnection::on_write);
-    if (rc < 0) {
-        fail(CheckResult::connect_error, uv_strerror(rc));
-        return;
-    }
-    writing_ = true;
+    // Copied: the transport keeps what the socket does not take at once, and a request is a hundred bytes.
+    net::WriteBatch batch(writes_);
+    batch.append_copy(*request_);
+    if (int rc = transport_->write(batch); rc < 0) fail(CheckResult::connect_error, failure_reason(rc));
 }
 
 void CheckConnection::close() {
     if (closing_) return;
     closing_ = true;
     checker_ = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &CheckConnection::on_close);
+    transport_->close();
 }
 
-void CheckConnection::on_close(uv_handle_t* handle) { delete static_cast<CheckConnection*>(handle->data); }
+std::string CheckConnection::failure_reason(int status) const {
+    std::string_view detail = transport_->error_detail();
+    if (tls_ && !detail.empty()) return fmt::format("TLS error: {}", detail);
+    return uv_strerror(status);
+}
 
-void CheckConnection::on_connect(uv_connect_t* req, int status) {
-    auto* self = static_cast<CheckConnection*>(req->data);
-    if (self->closing_) return;  // UV_ECANCELED after close(), or a timeout got there first
+void CheckConnection::on_transport_connected(int status) {
+    if (closing_) return;  // a timeout got there first
     if (status < 0) {
-        self->fail(CheckResult::connect_error, uv_strerror(status));
+        // For TLS, a failed handshake (its reason from OpenSSL: "certificate verify failed (...)") is a failed
+        // connect as much as a refused one, told apart so that a status page and the log say which.
+        std::string_view detail = transport_->error_detail();
+        if (tls_ && !detail.empty()) {
+            fail(CheckResult::tls_handshake, fmt::format("TLS handshake failed: {}", detail));
+        } else {
+            fail(CheckResult::connect_error, uv_strerror(status));
+        }
         return;
     }
-    self->connected_ = true;
-    int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&self->tcp_), &CheckConnection::on_alloc,
-                           &CheckConnection::on_read);
-    if (rc < 0) {
-        self->fail(CheckResult::connect_error, uv_strerror(rc));
-        return;
-    }
-    self->write();
+    connected_ = true;
+    // Read all along, between checks too: an idle connection the backend closes, or sends to unasked, is dropped.
+    transport_->start_reading();
+    write();
 }
 
-void CheckConnection::on_write(uv_write_t* req, int status) {
-    auto* self = static_cast<CheckConnection*>(req->data);
-    self->writing_ = false;
-    if (self->closing_) return;
-    if (status < 0) {
-        self->fail(CheckResult::connect_error, uv_strerror(status));
-        return;
-    }
-    if (self->write_pending_) {
-        self->write_pending_ = false;
-        self->write();
-    }
+void CheckConnection::on_transport_written(int status) {
+    if (closing_ || status >= 0) return;
+    fail(CheckResult::connect_error, failure_reason(status));
 }
 
-void CheckConnection::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
-    auto* self = static_cast<CheckConnection*>(handle->data);
-    *buf = uv_buf_init(self->buffer_, sizeof self->buffer_);
+void CheckConnection::on_transport_read(const net::BufferRef&, std::string_view bytes) {
+    if (closing_ || bytes.empty()) return;
+    read(bytes);
 }
 
-void CheckConnection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t*) {
-    auto* self = static_cast<CheckConnection*>(stream->data);
-    if (self->closing_ || nread == 0) return;
-    if (nread < 0) {
-        self->end_of_stream(nread);
-        return;
-    }
-    self->read({self->buffer_, static_cast<size_t>(nread)});
+void CheckConnection::on_transport_end(int status) {
+    if (closing_) return;
+    end_of_stream(status);
 }
 
 void CheckConnection::read(std::string_view bytes) {
@@ -442,13 +433,21 @@ void CheckConnection::read(std::string_view bytes) {
     }
 }
 
-void CheckConnection::end_of_stream(ssize_t status) {
+void CheckConnection::end_of_stream(int status) {
     if (!busy_) {
         lost();  // the backend closed an idle connection: the next check opens a new one
         return;
     }
+    std::string_view tls_detail = tls_ ? transport_->error_detail() : std::string_view{};
+    if (status != UV_EOF && !tls_detail.empty() && exchanges_ == 1 && !got_bytes_) {
+        // With TLS 1.3 a backend refuses lb's client certificate (or its absence) once lb has finished its side of
+        // the handshake: the alert is the first thing the connection reads. The handshake failed all the same.
+        fail(CheckResult::tls_handshake, fmt::format("TLS handshake failed: {}", tls_detail));
+        return;
+    }
     if (status == UV_EOF && parser_.in_message()) {
-        // A response without Content-Length or chunking ends with the connection.
+        // A response without Content-Length or chunking ends with the connection (over TLS too, with or
+        // without close_notify, as browsers take it).
         complete_ = false;
         if (parser_.finish() && complete_ && status_ >= 200) {
             busy_ = false;
@@ -458,8 +457,8 @@ void CheckConnection::end_of_stream(ssize_t status) {
             return;
         }
     }
-    fail(CheckResult::connect_error, status == UV_EOF ? std::string("connection closed before the response")
-                                                      : std::string(uv_strerror(static_cast<int>(status))));
+    fail(CheckResult::connect_error,
+         status == UV_EOF ? std::string("connection closed before the response") : failure_reason(status));
 }
 
 void CheckConnection::fail(CheckResult result, std::string reason) {
@@ -506,8 +505,16 @@ MonitorState::MonitorState(HealthConfig config_in, std::vector<HealthTarget> tar
               return initial;
           }()),
       random(options.seed),
+      transports(targets.size()),
+      logged_tls_failure(targets.size()),
       metrics_block(targets.size(), options.metrics_enabled) {
     if (!options.log) options.log = default_log;
+    // Only active checks connect: with passive ejection alone, no certificate or CA file is loaded.
+    if (config.enabled) {
+        for (size_t i = 0; i < targets.size(); ++i) {
+            if (targets[i].tls.enabled) transports.use_tls(i, targets[i].tls, targets[i].host);
+        }
+    }
     gates = std::make_unique<PassiveGate[]>(targets.size());
     for (size_t i = 0; i < targets.size(); ++i) {
         bool healthy = initial_state_of(config, targets[i]) == InitialState::healthy;
@@ -556,6 +563,7 @@ void MonitorState::shut_down() {
     if (stopping) return;
     stopping = true;
     for (auto& checker : checkers) checker->close();
+    transports.close();
     uv_close(reinterpret_cast<uv_handle_t*>(&wakeup), nullptr);
 }
 
@@ -571,7 +579,27 @@ void MonitorState::record_check(size_t backend, const CheckOutcome& outcome, Mil
         refresh_status(backend);
     }
     if (options.on_check) options.on_check(backend, outcome, duration);
+    note_tls_failure(backend, outcome, change.has_value());
     if (change) apply(backend, *change);
+}
+
+// A TLS failure is a configuration problem more often than an outage (a CA file, a name, a client certificate):
+// it is logged once, in the line of the transition it causes, or in a line of its own for a backend that is down
+// already, where no transition would name it. Again only when the reason changes, or after a check that passed.
+void MonitorState::note_tls_failure(size_t backend, const CheckOutcome& outcome, bool transition_follows) {
+    std::string& logged = logged_tls_failure[backend];
+    if (outcome.result != CheckResult::tls_handshake) {
+        if (outcome.passed()) logged.clear();
+        return;
+    }
+    if (transition_follows) {
+        logged = outcome.reason;  // the transition's own line says it
+        return;
+    }
+    if (!gates[backend].down.load(std::memory_order_relaxed)) return;  // its transition down will say it
+    if (outcome.reason == logged) return;
+    logged = outcome.reason;
+    log(fmt::format("health: backend {} is still down: {}", targets[backend].name, outcome.reason));
 }
 
 void MonitorState::on_ejection_end(size_t backend) {
@@ -624,8 +652,15 @@ void HealthMonitor::start() {
     if (m.started) throw std::logic_error("HealthMonitor::start() called twice");
     int rc = uv_loop_init(&m.loop);
     if (rc < 0) throw std::runtime_error(fmt::format("health: cannot create its loop: {}", uv_strerror(rc)));
+    rc = m.transports.start(&m.loop);
+    if (rc < 0) {
+        uv_loop_close(&m.loop);
+        throw std::runtime_error(fmt::format("health: cannot create its idle handle: {}", uv_strerror(rc)));
+    }
     rc = uv_async_init(&m.loop, &m.wakeup, &MonitorState::on_wakeup);
     if (rc < 0) {
+        m.transports.close();
+        uv_run(&m.loop, UV_RUN_DEFAULT);  // the close callback
         uv_loop_close(&m.loop);
         throw std::runtime_error(fmt::format("health: cannot create its wake-up handle: {}", uv_strerror(rc)));
     }

@@ -1,8 +1,10 @@
 // Active and passive health checks for one pool, decided once on a dedicated thread and reported as transitions.
 //
-// HealthMonitor owns one thread running its own uv_loop_t. On it, every backend has a checker: a keep-alive TCP
+// HealthMonitor owns one thread running its own uv_loop_t. On it, every backend has a checker: a keep-alive
 // connection that sends `GET <path> HTTP/1.1` every interval (± jitter, first round at start), parses the
-// response with llhttp and judges it (status, max response time, timeout). Results feed the rise/fall and
+// response with llhttp and judges it (status, max response time, timeout). The connection is TCP, or TLS with the
+// backend's own TLS settings (as the workers reach it); a failed handshake is a failed check of its own kind
+// (tls_handshake, counted as connect_error), with OpenSSL's reason, logged once. Results feed the rise/fall and
 // ejection decisions (health_decision.h). Shards report what real requests saw through report_passive(), which
 // queues into the monitor's own inbox (a mutex plus a uv_async_t doorbell, drained completely on each wake).
 //
@@ -33,6 +35,7 @@
 #include "health/health_config.h"
 #include "health/health_decision.h"
 #include "metrics/shard_metrics.h"
+#include "net/tls_config.h"
 
 namespace lb::health {
 
@@ -46,6 +49,11 @@ struct HealthTarget {
     std::string name;            // "host:port" as written in lb.yaml: logs, snapshot, default Host header
     sockaddr_storage address{};  // resolved address (AF_INET or AF_INET6) with the backend's port
     CheckOverrides overrides;    // the backend's own `health:` keys
+    // The backend's `tls:` (its own, or upstream.tls): checks use the same TLS as requests when it is enabled.
+    net::TlsUpstreamConfig tls;
+    // The backend's host as configured (lb.yaml's host, before resolution): for TLS, the default SNI and the
+    // name its certificate must carry. Required when tls.enabled.
+    std::string host;
     // The state to start in instead of config.initial_state: on a reload, what the previous monitor knew of this
     // backend (or false for one the reload adds, until its first check passes).
     std::optional<bool> starts_healthy;
@@ -99,7 +107,9 @@ class HealthMonitor {
 
     // `config` is the pool-wide health section, `targets` the backends in pool order. `on_transition` is called
     // on the health thread, once per transition, in generation order; it must not block for long and must not
-    // call stop(). Throws std::invalid_argument when on_transition is empty.
+    // call stop(). Throws std::invalid_argument when on_transition is empty or a TLS target has no host, and
+    // std::runtime_error when a TLS target's files (CA, client certificate) cannot be loaded (with active checks
+    // on: only they connect).
     HealthMonitor(HealthConfig config, std::vector<HealthTarget> targets, TransitionCallback on_transition,
                   HealthMonitorOptions options = {});
     ~HealthMonitor();  // stop()

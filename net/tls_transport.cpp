@@ -138,7 +138,11 @@ void TlsTransport::advance_handshake() {
     if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return;
     unsigned long code = ERR_peek_last_error();
     long verify = SSL_get_verify_result(ssl_);
-    error_ = verify != X509_V_OK ? X509_verify_cert_error_string(verify) : take_openssl_error();
+    // OpenSSL's own reason for a certificate that does not verify says only "certificate verify failed": the
+    // verification result says why (an unknown issuer, a name that does not match, an expired certificate).
+    error_ = verify != X509_V_OK
+                 ? std::string("certificate verify failed (") + X509_verify_cert_error_string(verify) + ")"
+                 : take_openssl_error();
     if (error_.empty()) error_ = "the peer ended the handshake";
     handshake_failed(classify(code, verify), UV_EPROTO);
 }
@@ -450,6 +454,15 @@ void TlsTransport::close() {
     if (handshaking_ && !plain_http_) {
         handshaking_ = false;
         report(HandshakeResult::timeout);
+    }
+    // OpenSSL marks the session of an SSL freed without a shutdown as not resumable, and a client context keeps
+    // that very session for its next connection. A connection the owner closes after a good handshake and no TLS
+    // error ended well (a response read whole, an idle one no longer kept), so its session stays resumable, as
+    // nginx keeps it: a quiet shutdown only sets the flags, it sends nothing.
+    if (opened_ && error_.empty()) {
+        SSL_set_quiet_shutdown(ssl_, 1);
+        SSL_shutdown(ssl_);
+        ERR_clear_error();
     }
     closing_ = true;
     env_.memory_waiters.remove(this);

@@ -15,6 +15,39 @@ uint64_t sum(const std::vector<const TlsListenerCounters*>& per_shard,
     return total;
 }
 
+// Per TLS backend, summed over the shards: handshakes by result and the resumed ones.
+std::vector<metrics::ExtraFamily> backend_tls_families(const Config& config,
+                                                       const std::vector<std::unique_ptr<Shard>>& shards) {
+    using metrics::ExtraFamily;
+    ExtraFamily handshakes{"lb_backend_tls_handshakes_total",
+                           ExtraFamily::Type::counter,
+                           "TLS handshakes towards a backend by result: success, unknown_ca (its certificate does not "
+                           "verify), no_shared_cipher, timeout, other. Health checks are counted apart.",
+                           {}};
+    ExtraFamily resumed{"lb_backend_tls_resumed_handshakes_total",
+                        ExtraFamily::Type::counter,
+                        "Successful TLS handshakes towards a backend that resumed the session of an earlier "
+                        "connection.",
+                        {}};
+    for (size_t b = 0; b < config.backends.size(); ++b) {
+        if (!config.backends[b].tls.enabled) continue;
+        std::string backend = fmt::format("backend=\"{}\"", metrics::escape_label_value(config.backends[b].address));
+        for (size_t r = 0; r < static_cast<size_t>(net::HandshakeResult::count); ++r) {
+            auto result = static_cast<net::HandshakeResult>(r);
+            if (result == net::HandshakeResult::plain_http) continue;  // a listener's only
+            uint64_t n = 0;
+            for (const auto& shard : shards) n += shard->tls_backend_counters().handshakes(b, result);
+            handshakes.samples.emplace_back(fmt::format("{},result=\"{}\"", backend, net::to_string(result)),
+                                            static_cast<int64_t>(n));
+        }
+        uint64_t n = 0;
+        for (const auto& shard : shards) n += shard->tls_backend_counters().resumed(b);
+        resumed.samples.emplace_back(backend, static_cast<int64_t>(n));
+    }
+    if (handshakes.samples.empty()) return {};
+    return {handshakes, resumed};
+}
+
 }  // namespace
 
 std::vector<metrics::ExtraFamily> tls_metric_families(const Config& config,
@@ -79,8 +112,10 @@ std::vector<metrics::ExtraFamily> tls_metric_families(const Config& config,
                 cert.not_after_unix);
         }
     }
-    if (handshakes.samples.empty()) return {};
-    return {handshakes, resumed, versions, ciphers, expiry};
+    std::vector<ExtraFamily> families;
+    if (!handshakes.samples.empty()) families = {handshakes, resumed, versions, ciphers, expiry};
+    for (ExtraFamily& family : backend_tls_families(config, shards)) families.push_back(std::move(family));
+    return families;
 }
 
 }  // namespace lb::core

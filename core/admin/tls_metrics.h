@@ -1,5 +1,6 @@
 // The TLS families of /metrics: handshakes per listener by result, resumed ones, versions and ciphers in use, and
-// each certificate's expiry (a gauge to alert on before it comes). Summed over the shards at scrape time.
+// each certificate's expiry (a gauge to alert on before it comes); per TLS backend, handshakes by result and resumed
+// ones. Summed over the shards at scrape time.
 #pragma once
 
 #include <memory>

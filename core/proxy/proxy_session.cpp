@@ -465,6 +465,11 @@ void ProxySession::on_upstream_end(int status) {
         finish_exchange(false);
         return;
     }
+    // A TLS error after the handshake has a reason worth a line: with TLS 1.3 a backend refuses lb's client
+    // certificate (or the lack of one) only once lb has finished its side of the handshake and sent the request.
+    if (std::string_view detail = upstream_->error_detail(); status != UV_EOF && !detail.empty()) {
+        shard_.log_backend_problem(exchange_->backend, "connection failed", detail);
+    }
     on_upstream_failed(Outcome::upstream_reset);
 }
 

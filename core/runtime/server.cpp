@@ -315,6 +315,8 @@ void Server::start_health_monitor(const Server* predecessor) {
         target.name = config.backends[i].address;
         target.address = context_->backend_addresses[i].storage;
         target.overrides = config.backends[i].health;
+        target.tls = config.backends[i].tls;  // checks reach a backend as requests do
+        target.host = config.backends[i].endpoint.host;
         targets.push_back(std::move(target));
     }
     // A reload: each backend starts as the old generation knew it (see carry_over_health()).

@@ -191,10 +191,13 @@ void Shard::make_tls_contexts() {
         tls_counters_.push_back(tls ? std::make_unique<TlsListenerCounters>() : nullptr);
         if (tls && !tls->client_subject_header.empty()) client_subject_headers_.push_back(tls->client_subject_header);
     }
-    for (const auto& backend : config.backends) {
-        tls_backends_.push_back(backend.tls.enabled ? std::make_unique<net::TlsClientContext>(
-                                                          backend.tls, backend.endpoint.host, nullptr, 0)
-                                                    : nullptr);
+    tls_backend_counters_ = std::make_unique<TlsBackendCounters>(config.backends.size());
+    for (size_t b = 0; b < config.backends.size(); ++b) {
+        const BackendConfig& backend = config.backends[b];
+        tls_backends_.push_back(backend.tls.enabled
+                                    ? std::make_unique<net::TlsClientContext>(backend.tls, backend.endpoint.host,
+                                                                              tls_backend_counters_.get(), b)
+                                    : nullptr);
     }
 }
 

@@ -87,6 +87,8 @@ class Shard final : private Acceptor::Delegate,
     const TlsListenerCounters* tls_counters(size_t listener) const { return tls_counters_[listener].get(); }
     // Every listener's client_subject_header: lb's alone to set, so dropped from what any client sends.
     const std::vector<std::string>& client_subject_headers() const { return client_subject_headers_; }
+    // Any thread: the handshakes of this shard's connections to TLS backends.
+    const TlsBackendCounters& tls_backend_counters() const { return *tls_backend_counters_; }
     ExchangePool& exchanges() { return exchanges_; }
     http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
@@ -179,6 +181,7 @@ class Shard final : private Acceptor::Delegate,
     net::TransportEnv transport_env_;
     std::vector<std::unique_ptr<net::TlsServerContext>> tls_listeners_;  // per listener; null when plain
     std::vector<std::unique_ptr<TlsListenerCounters>> tls_counters_;     // per listener; null when plain
+    std::unique_ptr<TlsBackendCounters> tls_backend_counters_;           // outlives the contexts reporting to it
     std::vector<std::unique_ptr<net::TlsClientContext>> tls_backends_;   // per backend; null when plain
     std::vector<std::string> client_subject_headers_;
     ExchangePool exchanges_;

@@ -5,7 +5,9 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "net/tls_context.h"
@@ -38,6 +40,37 @@ struct TlsListenerCounters {
 
   private:
     static void add(Count& c) { c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+};
+
+// The handshakes of one shard's connections to its TLS backends, per backend: by result (a backend certificate that
+// does not verify counts as unknown_ca), and the resumed ones. Bounded: backends × results. The health thread's
+// check connections are not counted here: a check's own result says how it went.
+class TlsBackendCounters final : public net::HandshakeObserver {
+  public:
+    explicit TlsBackendCounters(size_t backends) : per_backend_(std::make_unique<PerBackend[]>(backends)) {}
+
+    // Shard only (index: the backend's).
+    void on_handshake(size_t backend, const net::HandshakeReport& report) override {
+        PerBackend& b = per_backend_[backend];
+        add(b.handshakes[static_cast<size_t>(report.result)]);
+        if (report.result == net::HandshakeResult::success && report.resumed) add(b.resumed);
+    }
+
+    // Any thread.
+    uint64_t handshakes(size_t backend, net::HandshakeResult result) const {
+        return per_backend_[backend].handshakes[static_cast<size_t>(result)].load(std::memory_order_relaxed);
+    }
+    uint64_t resumed(size_t backend) const { return per_backend_[backend].resumed.load(std::memory_order_relaxed); }
+
+  private:
+    using Count = std::atomic<uint64_t>;
+    struct PerBackend {
+        std::array<Count, static_cast<size_t>(net::HandshakeResult::count)> handshakes{};
+        Count resumed{0};
+    };
+    static void add(Count& c) { c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+
+    std::unique_ptr<PerBackend[]> per_backend_;
 };
 
 }  // namespace lb::core

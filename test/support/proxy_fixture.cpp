@@ -60,11 +60,13 @@ std::vector<std::vector<uint64_t>> responses_by_shard(core::Server& server) {
     return responses;
 }
 
-ProxyFixture::ProxyFixture(size_t backends, const std::function<void(core::Config&)>& tweak, unsigned workers) {
+ProxyFixture::ProxyFixture(size_t backends, const std::function<void(core::Config&)>& tweak, unsigned workers,
+                           const BackendTweak& backend_tweak) {
     std::vector<uint16_t> ports;
     for (size_t i = 0; i < backends; ++i) {
         demo::DemoBackendOptions options;
         options.id = "b" + std::to_string(i + 1);
+        if (backend_tweak) backend_tweak(i, options);
         backends_.push_back(std::make_unique<demo::DemoBackend>(options));
         backends_.back()->start();
         ports.push_back(backends_.back()->port());

@@ -28,9 +28,13 @@ std::vector<std::vector<uint64_t>> responses_by_shard(core::Server& server);
 
 class ProxyFixture {
   public:
+    // What may change backend `index`'s options before it starts (TLS files...).
+    using BackendTweak = std::function<void(size_t index, demo::DemoBackendOptions&)>;
+
     // Starts `backends` demo backends (ids b1, b2, ...) and a balancer in front of them; `tweak` may change the
-    // config first (timeouts, limits, extra dead backends...).
-    explicit ProxyFixture(size_t backends, const std::function<void(core::Config&)>& tweak = {}, unsigned workers = 1);
+    // config first (timeouts, limits, extra dead backends...), `backend_tweak` each backend's options.
+    explicit ProxyFixture(size_t backends, const std::function<void(core::Config&)>& tweak = {}, unsigned workers = 1,
+                          const BackendTweak& backend_tweak = {});
     ~ProxyFixture();
 
     uint16_t port() const { return server_->port(); }
