@@ -104,7 +104,7 @@ TEST_CASE("a backend that starts unhealthy comes up on a first passing check, el
     CHECK(twitchy.record(true));
 }
 
-TEST_CASE("consecutive passive failures eject; a success resets the run", "[health]") {
+TEST_CASE("consecutive passive failures eject, a success resets the run", "[health]") {
     Ejector e(passive(3, 30s, 300s), 2);
     CHECK_FALSE(e.record(0, PassiveOutcome::connect_failure, 0ms));
     CHECK_FALSE(e.record(0, PassiveOutcome::timeout, 0ms));
@@ -381,7 +381,7 @@ std::vector<std::optional<bool>> starts(const std::vector<HealthTarget>& targets
 
 }  // namespace
 
-TEST_CASE("a reload carries each known backend's state; added ones wait for a check while a known one is up",
+TEST_CASE("a reload carries each known backend's state, added ones wait for a check while a known one is up",
           "[health][reload]") {
     HealthConfig config;
     std::vector<BackendHealth> previous{known("a:80", true), known("b:80", false), known("gone:80", true)};
