@@ -445,10 +445,12 @@ void ProxySession::on_response_complete() {
     auto& metrics = shard_.metrics();
     if (metrics.enabled()) {
         uint64_t now = uv_hrtime();
-        metrics.on_backend_response(exchange_->backend,
-                                    metrics::method_class(llhttp_method_name(exchange_->request.head().method)),
-                                    static_cast<unsigned>(exchange_->status), now - exchange_->dispatched_ns);
-        metrics.on_request_done(now - exchange_->started_ns);
+        const char* method = llhttp_method_name(exchange_->request.head().method);
+        const auto status = static_cast<unsigned>(exchange_->status);
+        metrics.on_backend_response(exchange_->backend, metrics::method_class(method), status,
+                                    now - exchange_->dispatched_ns);
+        metrics.on_response_sent(metrics::RequestMethodLabel::slot(method), status);
+        metrics.on_request_done(status, now - exchange_->started_ns);
     }
 }
 
@@ -614,6 +616,19 @@ void ProxySession::count_attempt_failure(Outcome outcome) {
     if (const auto& kind = row(outcome).error_kind) shard_.metrics().on_error(*kind);
 }
 
+// lb's own answer to the request: counted like a backend's in lb_requests_total and the request duration. The method
+// is OTHER when lb refused the request before its head was whole.
+void ProxySession::count_response_sent(unsigned status) {
+    auto& metrics = shard_.metrics();
+    if (!metrics.enabled()) return;
+    const bool method_known = exchange_ && exchange_->request.head_complete();
+    metrics.on_response_sent(
+        method_known ? metrics::RequestMethodLabel::slot(llhttp_method_name(exchange_->request.head().method))
+                     : metrics::RequestMethodLabel::kOther,
+        status);
+    if (exchange_ && exchange_->started_ns != 0) metrics.on_request_done(status, uv_hrtime() - exchange_->started_ns);
+}
+
 void ProxySession::fail_request(Outcome outcome) {
     if (closed() || phase_ == Phase::lingering || phase_ == Phase::closing_after_flush) return;
     if (exchange_ && exchange_->response_started) {
@@ -628,7 +643,7 @@ void ProxySession::fail_request(Outcome outcome) {
     // A backend's failures were counted per attempt where they happened; the others end the request here.
     if (r.source != Source::backend) count_attempt_failure(outcome);
     release_upstream(Outcome::client_gone, false);
-    if (exchange_ && exchange_->started_ns != 0) shard_.metrics().on_request_done(uv_hrtime() - exchange_->started_ns);
+    count_response_sent(static_cast<unsigned>(r.status));
     to_upstream_.clear();
     to_client_.clear();
     std::string_view response = error_response(outcome);

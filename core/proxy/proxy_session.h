@@ -135,6 +135,7 @@ class ProxySession final : public net::TransportEvents,
     // Endings.
     void fail_request(Outcome outcome);
     void count_attempt_failure(Outcome outcome);
+    void count_response_sent(unsigned status);
     void release_upstream(Outcome outcome, bool reusable);
     void release_exchange();
     void close_after_flush();

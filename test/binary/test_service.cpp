@@ -96,6 +96,8 @@ TEST_CASE("cmake --install puts lb in bin/, lb.yaml in the examples and a unit s
     CHECK(::access(binary.c_str(), X_OK) == 0);
     std::string example = prefix + "/share/doc/lb/examples/lb.yaml";
     CHECK(read_file(example) == read_file(LB_SOURCE_DIR "/lb.yaml"));
+    CHECK(read_file(prefix + "/share/doc/lb/examples/lb-alerts.yml") ==
+          read_file(LB_SOURCE_DIR "/deploy/prometheus/lb-alerts.yml"));
     // The installed binary accepts the installed example as it stands.
     CHECK(run_command(binary + " --check -c " + example).exit_code == 0);
 

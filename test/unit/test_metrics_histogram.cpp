@@ -83,24 +83,25 @@ TEST_CASE("exposition renders cumulative buckets, exact _sum and _count", "[metr
     uint64_t sum_ns = 0;
     uint64_t observations = 0;
     for (uint64_t bound : HistogramBuckets::kUpperNs) {
-        shard.on_request_done(bound);
+        shard.on_request_done(200, bound);
         sum_ns += bound;
         ++observations;
     }
-    shard.on_request_done(60'000'000'000);
+    shard.on_request_done(200, 60'000'000'000);
     sum_ns += 60'000'000'000;
     ++observations;
     for (uint64_t ns : {uint64_t{0}, uint64_t{1}, uint64_t{99'999}}) {
-        shard.on_request_done(ns);
+        shard.on_request_done(200, ns);
         sum_ns += ns;
         ++observations;
     }
 
     const ShardMetrics* blocks[] = {&shard};
     const Snapshot snapshot = merge(blocks);
-    CHECK(snapshot.global.request_duration_seconds.count() == observations);
-    CHECK(snapshot.global.request_duration_seconds.sum_ns == sum_ns);
-    CHECK(snapshot.global.request_duration_seconds.buckets[0] == 4);  // 100 µs itself and the three below it
+    const HistogramSnapshot& ok = snapshot.global.request_duration_seconds[StatusClassLabel::slot(200)];
+    CHECK(ok.count() == observations);
+    CHECK(ok.sum_ns == sum_ns);
+    CHECK(ok.buckets[0] == 4);  // 100 µs itself and the three below it
 
     const std::string names[] = {"a:1"};
     const std::string text = render_prometheus(snapshot, ExpositionInfo{.version = "test", .backend_names = names});
@@ -113,9 +114,9 @@ TEST_CASE("exposition renders cumulative buckets, exact _sum and _count", "[metr
         const uint64_t expected = i < HistogramBuckets::kBounds ? 4 + i : observations;
         CHECK(buckets[i].value == expected);
     }
-    CHECK(line_value(text, "lb_request_duration_seconds_count") == std::to_string(observations));
+    CHECK(line_value(text, "lb_request_duration_seconds_count{code=\"2xx\"}") == std::to_string(observations));
     // The bounds add up to 19.44435 s, plus 60 s, plus 100 000 ns from the small ones (0 + 1 + 99 999 ns).
-    CHECK(line_value(text, "lb_request_duration_seconds_sum") == "79.444450000");
+    CHECK(line_value(text, "lb_request_duration_seconds_sum{code=\"2xx\"}") == "79.444450000");
 }
 
 TEST_CASE("per-backend histogram counts every response and nothing else", "[metrics][histogram]") {
