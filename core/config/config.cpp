@@ -1067,13 +1067,14 @@ health::HealthConfig read_health(const MapReader& top) {
     }
 
     MapReader passive = map.section("passive", {"consecutive_failures", "base_ejection_time", "max_ejection_time",
-                                                "max_ejected_percent", "count_5xx"});
+                                                "max_ejected_percent", "count_5xx", "passed_check_ends_ejection"});
     health::PassiveHealthConfig& p = h.passive;
     passive.read_integer<uint32_t>("consecutive_failures", p.consecutive_failures, 0, kMaxThreshold);
     passive.read_duration("base_ejection_time", p.base_ejection_time);
     passive.read_duration("max_ejection_time", p.max_ejection_time);
     passive.read_integer<uint32_t>("max_ejected_percent", p.max_ejected_percent, 0, 100);
     passive.read_bool("count_5xx", p.count_5xx);
+    passive.read_bool("passed_check_ends_ejection", p.passed_check_ends_ejection);
     if (p.max_ejection_time < p.base_ejection_time) {
         // Point at the one that was written; with both written, at the maximum.
         const Field* field = passive.find("max_ejection_time");

@@ -639,7 +639,13 @@ void ProxySession::fail_request(Outcome outcome) {
         return;
     }
     const OutcomeRow& r = row(outcome);
-    base::log(base::LogLevel::info, "{} answered {}: {}", client_address_, r.status, r.name);
+    // Once a second per outcome at most: a dead backend under load must not cost a line per request.
+    uint64_t suppressed = 0;
+    if (base::log_enabled(base::LogLevel::info) &&
+        shard_.answer_log(static_cast<size_t>(outcome)).allow(uv_now(shard_.loop()), suppressed)) {
+        base::log(base::LogLevel::info, "{} answered {}: {} ({} more answered so since the last report)",
+                  client_address_, r.status, r.name, suppressed);
+    }
     // A backend's failures were counted per attempt where they happened; the others end the request here.
     if (r.source != Source::backend) count_attempt_failure(outcome);
     release_upstream(Outcome::client_gone, false);

@@ -63,8 +63,7 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
       writes_(budget_),
       transport_env_{&loop_, buffers_, writes_, memory_waiters_, static_cast<net::LaterTurn&>(*this)},
       exchanges_(request_limits(context.config)),
-      metrics_(context.backends->size(), context.config.metrics_enabled),
-      backend_logs_(context.backends->size()) {
+      metrics_(context.backends->size(), context.config.metrics_enabled) {
     static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
     if (uv_loop_init(&loop_) != 0) {
         for (int fd : listen_fds) ::close(fd);
@@ -163,7 +162,7 @@ void Shard::note_resource_exhaustion(metrics::ResourceOp op, int uv_error) {
 
 void Shard::log_backend_problem(pool::BackendId backend, std::string_view what, std::string_view detail) {
     uint64_t suppressed = 0;
-    if (!backend_logs_[backend].allow(uv_now(&loop_), suppressed)) return;
+    if (!context_.backend_logs[backend].allow(uv_now(&loop_), suppressed)) return;
     base::log(base::LogLevel::warn, "backend {} {}{}{} ({} more problems with it since the last report)",
               backend_name(backend), what, detail.empty() ? "" : ": ", detail, suppressed);
 }

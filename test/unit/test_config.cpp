@@ -702,7 +702,7 @@ TEST_CASE("health errors point at the key", "[config]") {
           "'health.passive.base_ejection_time' (10m)");
     CHECK(error_of(base + "health:\n  passive:\n    ejection_time: 10s\n") ==
           "t.yaml:4:5: unknown key 'ejection_time' in 'health.passive' (expected one of: consecutive_failures, "
-          "base_ejection_time, max_ejection_time, max_ejected_percent, count_5xx)");
+          "base_ejection_time, max_ejection_time, max_ejected_percent, count_5xx, passed_check_ends_ejection)");
     CHECK(error_of(base + "health:\n  slow_start: 25h\n") ==
           "t.yaml:3:15: 'health.slow_start' must be between 0ms and 24h, got '25h'");
     CHECK(error_of(base + "health: on\n") ==
