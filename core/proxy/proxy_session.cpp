@@ -164,6 +164,12 @@ void ProxySession::update_client_reading() {
 }
 
 http::HeadAction ProxySession::on_head(const http::MessageHead& head) {
+    // First, so that even a refused request's error response carries an id.
+    const RequestIdConfig& ids = shard_.config().request_id;
+    if (ids.enabled && http::find_request_id(head, ids.header).empty()) {
+        exchange_->generated_id = shard_.request_ids().next();
+        exchange_->id_generated = true;
+    }
     if (http::ParseError e = http::validate_request_head(head); e != http::ParseError::none) {
         exchange_->refusal = outcome_of(e);
         return http::HeadAction::pause;
@@ -312,6 +318,10 @@ void ProxySession::write_upstream_head() {
         forwarded.client_subject_header = tls->config().client_subject_header;
         if (const net::TlsSessionInfo* info = client_->tls_info()) forwarded.client_subject = info->verified_subject;
     }
+    if (exchange_->id_generated) {
+        forwarded.request_id_header = shard_.config().request_id.header;
+        forwarded.request_id = request_id();
+    }
     to_upstream_.prepend_written(
         [&](std::string& out) { http::write_upstream_request_head(head, forwarded, keep_alive, out); });
 }
@@ -418,9 +428,11 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
         client_eof_) {
         exchange_->client_keep_alive = false;
     }
+    const std::string_view id = request_id();
+    const http::AddedField id_field{id.empty() ? std::string_view{} : shard_.config().request_id.header, id};
     to_client_.append_written([&](std::string& out) {
         http::write_client_response_head(head, exchange_->response_framing, request.is_http10(),
-                                         exchange_->client_keep_alive, out);
+                                         exchange_->client_keep_alive, out, id_field);
     });
     return no_body ? http::HeadAction::skip_body : http::HeadAction::proceed;
 }
@@ -616,6 +628,14 @@ void ProxySession::count_attempt_failure(Outcome outcome) {
     if (const auto& kind = row(outcome).error_kind) shard_.metrics().on_error(*kind);
 }
 
+std::string_view ProxySession::request_id() const {
+    if (!exchange_) return {};
+    if (exchange_->id_generated) return {exchange_->generated_id.data(), exchange_->generated_id.size()};
+    const RequestIdConfig& ids = shard_.config().request_id;
+    if (!ids.enabled || !exchange_->request.head_complete()) return {};
+    return http::find_request_id(exchange_->request.head(), ids.header);
+}
+
 // lb's own answer to the request: counted like a backend's in lb_requests_total and the request duration. The method
 // is OTHER when lb refused the request before its head was whole.
 void ProxySession::count_response_sent(unsigned status) {
@@ -657,7 +677,23 @@ void ProxySession::fail_request(Outcome outcome) {
     if (exchange_ && exchange_->request.is_head_request()) {
         response = response.substr(0, response.find("\r\n\r\n") + 4);
     }
-    to_client_.append_static(response);
+    // A request refused before its head was whole has no id yet: its answer gets one all the same.
+    if (exchange_ && shard_.config().request_id.enabled && request_id().empty()) {
+        exchange_->generated_id = shard_.request_ids().next();
+        exchange_->id_generated = true;
+    }
+    if (const std::string_view id = request_id(); !id.empty() && !response.empty()) {
+        // The request id goes last in the head, before the blank line that ends it.
+        const size_t head_end = response.find("\r\n\r\n") + 2;
+        const std::string_view header = shard_.config().request_id.header;
+        to_client_.append_written([&](std::string& out) {
+            out.append(response.substr(0, head_end));
+            out.append(header).append(": ").append(id).append("\r\n");
+            out.append(response.substr(head_end));
+        });
+    } else {
+        to_client_.append_static(response);
+    }
     flush_client();
     if (!closed()) close_after_flush();
 }

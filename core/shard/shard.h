@@ -89,6 +89,7 @@ class Shard final : private Acceptor::Delegate,
     // Any thread: a TLS listener's handshake counts in this shard (null for a plain listener).
     const TlsListenerCounters* tls_counters(size_t listener) const { return tls_counters_[listener].get(); }
     ExchangePool& exchanges() { return exchanges_; }
+    http::RequestIdGenerator& request_ids() { return request_ids_; }
     http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
     metrics::ShardMetrics& metrics() { return metrics_; }
@@ -186,6 +187,7 @@ class Shard final : private Acceptor::Delegate,
     std::vector<std::unique_ptr<TlsListenerCounters>> tls_counters_;     // per listener; null when plain
     std::vector<std::unique_ptr<net::TlsClientContext>> tls_backends_;   // per backend; null when plain
     ExchangePool exchanges_;
+    http::RequestIdGenerator request_ids_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists
     metrics::ShardMetrics metrics_;
     base::IntrusiveList<ProxySession> sessions_;
