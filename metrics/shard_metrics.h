@@ -91,7 +91,8 @@ class alignas(kCacheLine) ShardMetrics {
     // `duration_ns` after its first byte; `status` is the code sent.
     void on_request_done(unsigned status, uint64_t duration_ns) {
         if (!enabled_) return;
-        global_.request_duration_seconds[StatusClassLabel::slot(status)].record(duration_ns);
+        global_.request_duration_seconds.record(duration_ns);
+        global_.request_duration_by_code_seconds[StatusClassLabel::slot(status)].record(duration_ns);
     }
     void on_error(ErrorKind kind) {
         if (!enabled_) return;

@@ -304,8 +304,8 @@ static_assert(StatusLabel::values[StatusLabel::slot(100)] == "100" &&
               StatusLabel::values[StatusLabel::slot(600)] == "other" &&
               StatusLabel::values[StatusLabel::slot(99)] == "other");
 
-// The class of a response's status, "1xx".."5xx", for the request duration histogram: exact codes would multiply
-// its 17 buckets by hundreds. Same key as the exact code, so `code=~"5.."` selects both.
+// The class of a response's status, "1xx".."5xx", for the request duration histograms by code: exact codes would
+// multiply their 17 buckets by hundreds. Same key as the exact code, so `code=~"5.."` selects both.
 struct StatusClassLabel {
     static constexpr std::string_view key = "code";
     static constexpr std::array values = {std::string_view{"1xx"}, std::string_view{"2xx"}, std::string_view{"3xx"},
@@ -343,30 +343,31 @@ using HistogramArray = std::array<Histogram, kLabelCount<Label>>;
 // backend="host:port" label first). Member names therefore carry the Prometheus unit and _total suffixes.
 
 // Per shard, not per backend.
-#define LB_METRICS_GLOBAL_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM, HISTOGRAM_BY)                  \
-    GAUGE(client_connections_active, sum, "Client connections currently open.")                                    \
-    COUNTER(client_connections_accepted_total, "Client connections accepted.")                                     \
-    COUNTER(client_received_bytes_total, "Bytes received from clients.")                                           \
-    COUNTER(client_sent_bytes_total, "Bytes sent to clients.")                                                     \
-    COUNTER_BY(errors_total, ErrorKindLabel,                                                                       \
-               "Errors by kind: client-side kinds once per request, upstream-side kinds once per failed attempt.") \
-    COUNTER(retries_total, "Requests sent again, to another backend or connection, after a failed attempt.")       \
-    COUNTER(queue_waits_total, "Requests that had to wait for an upstream connection slot before being sent.")     \
-    COUNTER_BY(resource_exhaustion_total, ResourceOpLabel,                                                         \
-               "Times lb itself ran out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), by the "  \
-               "operation that failed. Never counted against a backend.")                                          \
-    COUNTER(accept_pauses_total,                                                                                   \
-            "Times a worker stopped accepting for a while: limits.client_connections or limits.buffer_memory "     \
-            "reached, or no descriptor left.")                                                                     \
-    GAUGE(buffer_bytes, sum,                                                                                       \
-          "Memory held in read buffers and queued writes (bounded by limits.buffer_memory); read from the "        \
-          "workers' budgets at scrape time.")                                                                      \
-    COUNTER_BY2(requests_total, RequestMethodLabel, StatusLabel,                                                   \
-                "Responses lb sent to clients, its own errors (400, 408, 413, 414, 431, 502, 503, 504, 505) "      \
-                "included, by request method and exact status code.")                                              \
-    HISTOGRAM_BY(request_duration_seconds, StatusClassLabel,                                                       \
-                 "Time from a request's first byte received to its response's last byte, as the client sees it, "  \
-                 "by the class of the status sent.")
+#define LB_METRICS_GLOBAL_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM, HISTOGRAM_BY)                   \
+    GAUGE(client_connections_active, sum, "Client connections currently open.")                                     \
+    COUNTER(client_connections_accepted_total, "Client connections accepted.")                                      \
+    COUNTER(client_received_bytes_total, "Bytes received from clients.")                                            \
+    COUNTER(client_sent_bytes_total, "Bytes sent to clients.")                                                      \
+    COUNTER_BY(errors_total, ErrorKindLabel,                                                                        \
+               "Errors by kind: client-side kinds once per request, upstream-side kinds once per failed attempt.")  \
+    COUNTER(retries_total, "Requests sent again, to another backend or connection, after a failed attempt.")        \
+    COUNTER(queue_waits_total, "Requests that had to wait for an upstream connection slot before being sent.")      \
+    COUNTER_BY(resource_exhaustion_total, ResourceOpLabel,                                                          \
+               "Times lb itself ran out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), by the "   \
+               "operation that failed. Never counted against a backend.")                                           \
+    COUNTER(accept_pauses_total,                                                                                    \
+            "Times a worker stopped accepting for a while: limits.client_connections or limits.buffer_memory "      \
+            "reached, or no descriptor left.")                                                                      \
+    GAUGE(buffer_bytes, sum,                                                                                        \
+          "Memory held in read buffers and queued writes (bounded by limits.buffer_memory); read from the "         \
+          "workers' budgets at scrape time.")                                                                       \
+    COUNTER_BY2(requests_total, RequestMethodLabel, StatusLabel,                                                    \
+                "Responses lb sent to clients, its own errors (400, 408, 413, 414, 431, 502, 503, 504, 505) "       \
+                "included, by request method and exact status code.")                                               \
+    HISTOGRAM(request_duration_seconds,                                                                             \
+              "Time from a request's first byte received to its response's last byte sent, as the client sees it.") \
+    HISTOGRAM_BY(request_duration_by_code_seconds, StatusClassLabel,                                                \
+                 "The same time as lb_request_duration_seconds, one histogram per class of the status sent.")
 
 // Per shard and per backend, stored as an array indexed by backend id.
 #define LB_METRICS_BACKEND_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM, HISTOGRAM_BY)                    \

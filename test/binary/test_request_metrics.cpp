@@ -75,9 +75,10 @@ TEST_CASE("lb_requests_total counts lb's own answers: 503 with no backend up, 40
     CHECK(metric_value(text, "lb_requests_total{method=\"OTHER\",code=\"400\"}") == 1);
     CHECK(metric_sum(text, "lb_requests_total") == 4);
     CHECK(metric_value(text, "lb_errors_total{kind=\"no_backend\"}") == 3);
-    // The duration histogram has each answer under its class.
-    CHECK(metric_value(text, "lb_request_duration_seconds_count{code=\"5xx\"}") == 3);
-    CHECK(metric_value(text, "lb_request_duration_seconds_count{code=\"4xx\"}") == 1);
+    // Each answer is timed, under its class too.
+    CHECK(metric_value(text, "lb_request_duration_seconds_count") == 4);
+    CHECK(metric_value(text, "lb_request_duration_by_code_seconds_count{code=\"5xx\"}") == 3);
+    CHECK(metric_value(text, "lb_request_duration_by_code_seconds_count{code=\"4xx\"}") == 1);
     lb.process().signal(SIGTERM);
     CHECK(lb.process().wait() == 0);
 }

@@ -57,7 +57,8 @@ void run_shard(ShardMetrics& m, Expected& e, unsigned shard) {
         m.on_response_sent(client_method, sent_status);
         ++e.global.requests_total[client_method * kLabelCount<StatusLabel> + StatusLabel::slot(sent_status)];
         m.on_request_done(sent_status, duration);
-        add_observation(e.global.request_duration_seconds[StatusClassLabel::slot(sent_status)], duration);
+        add_observation(e.global.request_duration_seconds, duration);
+        add_observation(e.global.request_duration_by_code_seconds[StatusClassLabel::slot(sent_status)], duration);
 
         const auto kind = static_cast<ErrorKind>((i + shard) % kLabelCount<ErrorKindLabel>);
         m.on_error(kind);
@@ -145,7 +146,7 @@ TEST_CASE("merge is the exact sum of four shards written concurrently with scrap
             uint64_t errors = 0;
             for (uint64_t v : snapshot.global.errors_total) errors += v;
             uint64_t requests = 0;
-            for (const auto& by_class : snapshot.global.request_duration_seconds) requests += by_class.count();
+            for (const auto& by_code : snapshot.global.request_duration_by_code_seconds) requests += by_code.count();
             monotonic = monotonic && snapshot.global.client_connections_accepted_total >= last_accepted &&
                         requests >= last_requests && errors >= last_errors;
             last_accepted = snapshot.global.client_connections_accepted_total;
@@ -185,11 +186,17 @@ TEST_CASE("merge is the exact sum of four shards written concurrently with scrap
             total.global.errors_total[k] += e.global.errors_total[k];
         for (size_t k = 0; k < total.global.requests_total.size(); ++k)
             total.global.requests_total[k] += e.global.requests_total[k];
+        for (size_t i = 0; i < HistogramBuckets::kBuckets; ++i) {
+            total.global.request_duration_seconds.buckets[i] += e.global.request_duration_seconds.buckets[i];
+        }
+        total.global.request_duration_seconds.sum_ns += e.global.request_duration_seconds.sum_ns;
         for (size_t c = 0; c < kLabelCount<StatusClassLabel>; ++c) {
             for (size_t i = 0; i < HistogramBuckets::kBuckets; ++i) {
-                total.global.request_duration_seconds[c].buckets[i] += e.global.request_duration_seconds[c].buckets[i];
+                total.global.request_duration_by_code_seconds[c].buckets[i] +=
+                    e.global.request_duration_by_code_seconds[c].buckets[i];
             }
-            total.global.request_duration_seconds[c].sum_ns += e.global.request_duration_seconds[c].sum_ns;
+            total.global.request_duration_by_code_seconds[c].sum_ns +=
+                e.global.request_duration_by_code_seconds[c].sum_ns;
         }
         for (size_t b = 0; b < kBackends; ++b) {
             BackendSnapshot& t = total.backends[b];
@@ -219,12 +226,16 @@ TEST_CASE("merge is the exact sum of four shards written concurrently with scrap
     CHECK(g.queue_waits_total == total.global.queue_waits_total);
     CHECK(g.errors_total == total.global.errors_total);
     CHECK(g.requests_total == total.global.requests_total);
+    CHECK(g.request_duration_seconds.buckets == total.global.request_duration_seconds.buckets);
+    CHECK(g.request_duration_seconds.sum_ns == total.global.request_duration_seconds.sum_ns);
+    CHECK(g.request_duration_seconds.count() == kShards * kIterations);
     uint64_t requests = 0;
     for (size_t c = 0; c < kLabelCount<StatusClassLabel>; ++c) {
         INFO("class " << StatusClassLabel::values[c]);
-        CHECK(g.request_duration_seconds[c].buckets == total.global.request_duration_seconds[c].buckets);
-        CHECK(g.request_duration_seconds[c].sum_ns == total.global.request_duration_seconds[c].sum_ns);
-        requests += g.request_duration_seconds[c].count();
+        CHECK(g.request_duration_by_code_seconds[c].buckets ==
+              total.global.request_duration_by_code_seconds[c].buckets);
+        CHECK(g.request_duration_by_code_seconds[c].sum_ns == total.global.request_duration_by_code_seconds[c].sum_ns);
+        requests += g.request_duration_by_code_seconds[c].count();
     }
     CHECK(requests == kShards * kIterations);
     uint64_t responses_sent = 0;
@@ -258,8 +269,9 @@ TEST_CASE("merge is the exact sum of four shards written concurrently with scrap
         render_prometheus(snapshot, ExpositionInfo{.version = "test", .shards = 4, .backend_names = names});
     CHECK_THAT(text, Catch::Contains("\nlb_client_connections_accepted_total 200010\n"));
     CHECK_THAT(text, Catch::Contains("\nlb_client_connections_active 10\n"));
-    const auto& successes = g.request_duration_seconds[StatusClassLabel::slot(200)];
-    CHECK_THAT(text, Catch::Contains("\nlb_request_duration_seconds_count{code=\"2xx\"} " +
+    CHECK_THAT(text, Catch::Contains("\nlb_request_duration_seconds_count 200000\n"));
+    const auto& successes = g.request_duration_by_code_seconds[StatusClassLabel::slot(200)];
+    CHECK_THAT(text, Catch::Contains("\nlb_request_duration_by_code_seconds_count{code=\"2xx\"} " +
                                      std::to_string(successes.count()) + "\n"));
     const uint64_t get_503 =
         g.requests_total[RequestMethodLabel::slot("GET") * kLabelCount<StatusLabel> + StatusLabel::slot(503)];
@@ -298,7 +310,8 @@ TEST_CASE("a disabled block records nothing", "[metrics][shards]") {
     CHECK(snapshot.blocks == 2);
     CHECK(snapshot.global.client_connections_accepted_total == 1);
     CHECK(snapshot.global.client_received_bytes_total == 0);
-    CHECK(snapshot.global.request_duration_seconds[StatusClassLabel::slot(200)].count() == 0);
+    CHECK(snapshot.global.request_duration_seconds.count() == 0);
+    CHECK(snapshot.global.request_duration_by_code_seconds[StatusClassLabel::slot(200)].count() == 0);
     CHECK(snapshot.global.requests_total[StatusLabel::slot(200)] == 0);
     CHECK(snapshot.global.errors_total[static_cast<size_t>(ErrorKind::no_backend)] == 0);
     CHECK(snapshot.backends[1].response_duration_seconds.count() == 0);
