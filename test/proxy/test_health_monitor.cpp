@@ -453,7 +453,9 @@ TEST_CASE("passive reports from many threads are all counted: the doorbell coale
     config.passive.base_ejection_time = 1h;
     config.passive.max_ejection_time = 1h;
     RefusingPort refusing;
-    MonitorUnderTest m(config, {target("b0", refusing.port())}, MonitorUnderTest::Start::later);
+    // b1 gets no report: it stays healthy, so b0 is not the last healthy backend and may be ejected.
+    MonitorUnderTest m(config, {target("b0", refusing.port()), target("b1", refusing.port())},
+                       MonitorUnderTest::Start::later);
     // Reports before start() are kept and handled once it runs.
     for (int i = 0; i < 1000; ++i) m->report_passive(0, PassiveOutcome::connect_failure);
     m->report_passive(7, PassiveOutcome::connect_failure);  // no such backend: ignored
