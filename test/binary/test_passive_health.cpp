@@ -65,7 +65,7 @@ TEST_CASE("a lone backend killed and restarted is served again as soon as it is 
     CHECK(lb.process().wait() == 0);
 }
 
-TEST_CASE("a passed active check ends a passive ejection; with passed_check_ends_ejection off it runs its time",
+TEST_CASE("a passed active check ends a passive ejection, and with passed_check_ends_ejection off it runs its time",
           "[health][passive]") {
     const bool ends = GENERATE(true, false);
     INFO("passed_check_ends_ejection: " << ends);
