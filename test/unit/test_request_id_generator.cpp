@@ -49,7 +49,7 @@ TEST_CASE("generated ids are version 4 UUIDs, none repeated, and differ between 
     CHECK(again.next() == reference.next());
 }
 
-TEST_CASE("a client's own id is found by name, in any case; an empty one counts as none", "[http][request_id]") {
+TEST_CASE("a client's own id is found by name, in any case, and an empty one counts as none", "[http][request_id]") {
     Sink sink;
     MessageParser parser(HTTP_REQUEST, sink);
     REQUIRE(parser.feed("GET / HTTP/1.1\r\nHost: a\r\nx-request-id: abc-123\r\nX-Trace: \r\n\r\n").status !=
