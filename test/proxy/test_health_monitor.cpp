@@ -411,6 +411,7 @@ TEST_CASE("no more than max_ejected_percent of the backends are ejected at once"
     // however slowly this thread gets to send them. How a slot that comes free is used again is decided by the
     // Ejector, tested with its own clock in test_health_decision.cpp.
     config.passive.base_ejection_time = 600s;
+    config.passive.max_ejection_time = 600s;
     config.passive.max_ejected_percent = 50;
     std::vector<HealthTarget> targets;
     RefusingPort refusing;
