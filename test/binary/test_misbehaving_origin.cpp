@@ -3,6 +3,8 @@
 // demo backend. Each case fails if the behaviour it names is taken out of lb. (CONNECT's 400 and the 502 for a
 // response that is not HTTP are VTest scripts around the binary: test/vtc/error_400_connect.vtc and
 // error_502_invalid_response.vtc.)
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -27,11 +29,11 @@ struct StartedBackend : lb::demo::DemoBackend {
 };
 
 // One worker (so the rotation is known: it starts at the first backend), admin for the metrics, no active checks
-// (only what the test does reaches the backends), then `extra`, which may add top-level sections.
-std::string config(const std::vector<std::string>& backends, const std::string& extra = "") {
-    std::string yaml =
-        "listen: 127.0.0.1:0\nworkers: 1\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n"
-        "backends:\n";
+// (only what the test does reaches the backends), then `extra`, which may add top-level sections. `health` replaces
+// the health section.
+std::string config(const std::vector<std::string>& backends, const std::string& extra = "",
+                   const std::string& health = "health:\n  enabled: false\n") {
+    std::string yaml = "listen: 127.0.0.1:0\nworkers: 1\nadmin:\n  listen: 127.0.0.1:0\n" + health + "backends:\n";
     for (const std::string& b : backends) yaml += "  - " + b + "\n";
     return yaml + extra;
 }
@@ -246,5 +248,94 @@ TEST_CASE("binary: limits.request_body_bytes: 0 lets a body beyond the default 1
         CHECK(seen.rfind("HTTP/1.1 200", 0) == 0);
     }  // the client leaves mid-body, so the drain below does not wait for this request
     CHECK(errors(lb, "body_limit") == 0);
+    stop(lb);
+}
+
+// Regression test for commit 8423997 on the binary: the end of a close-delimited response, found as the backend
+// closes after the client has gone with a reset, used the upstream connection already given up; lb crashed.
+TEST_CASE("binary: a close-delimited response whose client left before its end", "[origin][close-delimited]") {
+    std::atomic<bool> client_gone{false};
+    RawBackend backend([&](int fd) {
+        if (RawBackend::read_head(fd).empty()) return;
+        if (!RawBackend::write_all(fd, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nfirst part")) return;
+        for (pollfd p{fd, POLLIN, 0}; !client_gone; p.revents = 0) {
+            if (::poll(&p, 1, 1) == 1) return;  // the backend is stopping (lb itself never closes first here)
+        }
+        ::shutdown(fd, SHUT_WR);  // the end of the response, after the client is gone
+        wait_for_close(fd);
+    });
+    RunningLb lb("origin-close-delimited-client-gone", config({address(backend.port())}));
+    {
+        Client client(lb.port());
+        // Half-closed after the request: lb stops reading the client and takes the start of the response.
+        client.send("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        client.shutdown_write();
+        std::string received;
+        while (received.find("first part") == std::string::npos) {
+            char buffer[4096];
+            ssize_t n = ::recv(client.fd(), buffer, sizeof buffer, 0);
+            REQUIRE(n > 0);
+            received.append(buffer, static_cast<size_t>(n));
+        }
+        linger reset{1, 0};
+        ::setsockopt(client.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    }  // closed with a reset
+    client_gone = true;
+    wait_until([&] { return lb.metric("lb_client_connections_active") == 0; }, "the client connection is closed once");
+    wait_until([&] { return lb.metric(backend_series("lb_backend_upstream_connections_active", backend.port())) == 0; },
+               "the upstream connection is given up");
+    CHECK(lb.process().running());
+    // Still serving: a second exchange goes through whole.
+    Client next(lb.port());
+    next.send("GET / HTTP/1.0\r\n\r\n");
+    CHECK(next.read_until_closed().find("\r\n\r\nfirst part") != std::string::npos);
+    stop(lb);
+}
+
+TEST_CASE("binary: an error response is followed by a lingering close that ends after 2 s", "[origin][linger]") {
+    StartedBackend b1("b1");
+    RunningLb lb("origin-linger", config({address(b1.port())}));
+    Client client(lb.port());
+    const auto start = Clock::now();
+    client.send("BAD\r\n\r\n");
+    CHECK(client.read_response().status == 400);
+    // lb has shut down its side and reads and discards what still comes: a byte every 20 ms here. Once lb closes the
+    // socket, the next byte is answered with a reset. Without the deadline this would go on to the 20 s below.
+    ::fcntl(client.fd(), F_SETFL, ::fcntl(client.fd(), F_GETFL) | O_NONBLOCK);
+    bool closed = false;
+    while (!closed && Clock::now() - start < 20s) {
+        if (::send(client.fd(), "x", 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN) closed = true;
+        char c;
+        if (::recv(client.fd(), &c, 1, 0) < 0 && errno != EAGAIN) closed = true;
+        ::poll(nullptr, 0, 20);
+    }
+    const auto lingered = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+    INFO("closed after " << lingered.count() << " ms");
+    CHECK(closed);
+    CHECK(lingered >= 1500ms);  // not at once; a slow machine can only make this longer
+    CHECK(b1.connections_accepted() == 0);
+    stop(lb);
+}
+
+TEST_CASE("binary: live requests that meet resets eject their backend", "[origin][passive]") {
+    RawBackend resetting([](int fd) {
+        if (RawBackend::read_head(fd).empty()) return;
+        linger abort{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+        ::shutdown(fd, SHUT_RDWR);  // with SO_LINGER 0, the close that follows is a reset
+    });
+    StartedBackend b1("b1");
+    // No active checks: only what requests through lb meet can eject it, for longer than the test.
+    RunningLb lb("origin-passive-resets", config({address(resetting.port()), address(b1.port())}, "retries: 1\n",
+                                                 "health:\n  enabled: false\n  passive:\n    consecutive_failures: 3\n"
+                                                 "    base_ejection_time: 10m\n    max_ejection_time: 10m\n"));
+    const std::string up = backend_series("lb_backend_up", resetting.port());
+    // Each GET the resetting backend spoils before any response byte goes to b1: the clients see 200.
+    for (int i = 0; i < 20 && lb.metric(up) == 1; ++i) CHECK(http_get(lb.port(), "/").status == 200);
+    wait_until([&] { return lb.metric(up) == 0; }, "the resetting backend is ejected");
+    CHECK(lb.metric(backend_series("lb_backend_passive_ejections_total", resetting.port())) == 1);
+    const size_t reached = resetting.connections();
+    for (int i = 0; i < 6; ++i) CHECK(http_get(lb.port(), "/").header("X-Backend-Id") == "b1");
+    CHECK(resetting.connections() == reached);
     stop(lb);
 }
