@@ -927,7 +927,7 @@ std::vector<BackendConfig> read_backends(const MapReader& top, const net::TlsUps
 
 Timeouts read_timeouts(const MapReader& top) {
     MapReader map = top.section("timeouts", {"connect", "client_header", "client_keepalive", "client_send",
-                                             "upstream_response", "upstream_keepalive", "drain"});
+                                             "upstream_response", "upstream_keepalive", "drain", "drain_idle_grace"});
     Timeouts t;
     map.read_duration("connect", t.connect);
     map.read_duration("client_header", t.client_header);
@@ -936,6 +936,7 @@ Timeouts read_timeouts(const MapReader& top) {
     map.read_duration("upstream_response", t.upstream_response);
     map.read_duration("upstream_keepalive", t.upstream_keepalive);
     map.read_duration("drain", t.drain);
+    map.read_duration("drain_idle_grace", t.drain_idle_grace);
     return t;
 }
 

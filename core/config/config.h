@@ -72,6 +72,10 @@ struct Timeouts {
     Millis upstream_response{60'000};   // waiting for the backend's response, and between its reads (nginx 60 s)
     Millis upstream_keepalive{60'000};  // idle pooled upstream connection (nginx upstream keepalive_timeout 60 s)
     Millis drain{30'000};               // graceful shutdown: in-flight requests get this long to finish
+    // While a generation drains, a client connection with no request in progress (idle between requests, or yet to
+    // send its first) is kept this long for the request that may be on its way, which is answered with
+    // Connection: close; then it gets a lingering close. Capped by drain.
+    Millis drain_idle_grace{1'000};
 };
 
 struct Limits {

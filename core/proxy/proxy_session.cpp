@@ -64,6 +64,14 @@ uint64_t ProxySession::buffer_memory_bound(const Limits& limits) {
 
 void ProxySession::arm(Lane lane) { shard_.deadlines().arm(*this, lane); }
 
+void ProxySession::arm_between_requests() {
+    if (client_->queued_bytes() > high_water()) {
+        arm(Lane::client_send);  // the next request waits for the client to read
+    } else {
+        arm(draining_ ? Lane::drain_idle : Lane::client_keepalive);
+    }
+}
+
 bool ProxySession::may_retry() const { return exchange_->attempts < shard_.config().retries; }
 
 // ---- client input ----
@@ -510,11 +518,7 @@ void ProxySession::finish_exchange(bool nothing_after_response) {
 void ProxySession::start_next_request() {
     release_exchange();
     phase_ = Phase::idle;
-    if (client_->queued_bytes() > high_water()) {
-        arm(Lane::client_send);  // the next request waits for the client to read
-    } else {
-        arm(Lane::client_keepalive);
-    }
+    arm_between_requests();
     if (!pending_.empty()) {
         parse_client_input();
     } else {
@@ -610,7 +614,7 @@ void ProxySession::on_transport_written(int status) {
         upstream_->start_reading();
         arm(Lane::upstream_response);
     } else if (phase_ == Phase::idle) {
-        arm(Lane::client_keepalive);
+        arm(draining_ ? Lane::drain_idle : Lane::client_keepalive);
         if (!pending_.empty()) {
             parse_client_input();
             return;
@@ -777,16 +781,29 @@ void ProxySession::on_client_deadline(DeadlineHook& hook) {
     }
 }
 
+void ProxySession::on_drain_idle_deadline(DeadlineHook& hook) {
+    auto& self = static_cast<ProxySession&>(hook);
+    if (self.phase_ != Phase::idle || !self.pending_.empty()) return;
+    // A lingering close, not a plain one: a request that crosses the FIN is read and dropped, so the client sees
+    // the end of the connection (which HTTP clients retry on, as after any keep-alive timeout) instead of a reset
+    // that could also destroy data it has not read yet. Over TLS, close_notify goes first.
+    self.close_after_flush();
+}
+
 // ---- drain and close ----
 
 void ProxySession::begin_drain() {
     draining_ = true;
-    if (exchange_) exchange_->client_keep_alive = false;
-    // A connection still waiting for its first request may have been accepted just before the listener closed
-    // (a reload or a shutdown racing a connect), with its request on the way: the shard gives it a short grace
-    // to arrive, then serves it with Connection: close. A connection idle between requests is closed at once,
-    // which HTTP/1.1 clients expect of keep-alive.
-    if (phase_ == Phase::idle && requests_ > 0 && pending_.empty()) end_and_close();
+    // A response whose head has gone out promised keep-alive, and the client may send its next request as soon as
+    // the response is whole: that request is answered (with Connection: close) rather than cut off.
+    if (exchange_ && !exchange_->response_started) exchange_->client_keep_alive = false;
+    // Closing a connection with no request in progress at once would race with a request already on its way,
+    // which the client would see fail (nginx closes at once; HAProxy's idle-close-on-response waits for the next
+    // request, up to hard-stop-after). A short grace catches the requests on their way; a connection still idle
+    // after it is one the client is not using now, and ends as after a keep-alive timeout. A connection still
+    // waiting for its first request may have been accepted just before the listener closed, with its request on
+    // the way: it gets the same grace. One whose client has responses to read keeps the send deadline.
+    if (phase_ == Phase::idle && pending_.empty()) arm_between_requests();
 }
 
 void ProxySession::close() { close_client(false); }

@@ -8,11 +8,11 @@
 // limits.buffer_per_connection waits to be written towards the other, and stops taking the next pipelined request
 // while the client has not read enough of the previous responses.
 //
-// Paths that reach close(): client EOF or error, a timeout, an error response written (after a lingering close),
-// a backend failing mid-response, the drain deadline, and the end of a response on a connection that does not
-// stay open. close() is idempotent and only starts the transport's close: memory goes in on_transport_closed, so a
-// callback that closes the session may still touch it until it returns; after any call that may close, check
-// closed() before touching anything else.
+// Paths that reach close(): client EOF or error, a timeout, an error response written or the drain's idle grace
+// ended (both after a lingering close), a backend failing mid-response, the drain deadline, and the end of a
+// response on a connection that does not stay open. close() is idempotent and only starts the transport's close: memory
+// goes in on_transport_closed, so a callback that closes the session may still touch it until it returns; after any
+// call that may close, check closed() before touching anything else.
 #pragma once
 
 #include <sys/socket.h>
@@ -55,11 +55,11 @@ class ProxySession final : public net::TransportEvents,
     void on_upstream_end(int status);
     void on_upstream_written(int status);
 
-    // The shard is draining: a connection idle between requests closes now, a busy one after its current
-    // response, one that has sent nothing yet when the shard's grace for a first request ends.
+    // The shard is draining. A busy connection closes after the first response that says Connection: close: the
+    // current one, or the next one if the current response's head went out promising keep-alive. One with no
+    // request in progress gets timeouts.drain_idle_grace for a request that may be on its way, then a lingering
+    // close.
     void begin_drain();
-    // Idle with no byte of a request received since the connection opened.
-    bool awaiting_first_request() const { return phase_ == Phase::idle && requests_ == 0; }
     // From the shard's queue, on a later loop turn: a connection slot may be free now.
     void on_slot_free();
     // Ends the connection at once, in-flight work abandoned (over TLS: no close_notify, so a cut response never
@@ -74,6 +74,7 @@ class ProxySession final : public net::TransportEvents,
     static void on_response_deadline(DeadlineHook& hook);
     static void on_queue_deadline(DeadlineHook& hook);
     static void on_client_deadline(DeadlineHook& hook);  // keep-alive, send and linger lanes: the client is done
+    static void on_drain_idle_deadline(DeadlineHook& hook);
 
     // The client transport.
     void on_transport_read(const net::BufferRef& buffer, std::string_view bytes) override;
@@ -148,6 +149,7 @@ class ProxySession final : public net::TransportEvents,
     void close_after_flush();
     void close_when_flushed();
     void arm(Lane lane);
+    void arm_between_requests();
     bool may_retry() const;
 
     Shard& shard_;

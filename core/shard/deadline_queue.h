@@ -21,6 +21,7 @@ enum class Lane : uint8_t {
     queue,              // waiting in the shard's queue for a connection slot
     linger,             // discarding input after an error response, before closing
     upstream_idle,      // an idle pooled upstream connection
+    drain_idle,         // a client connection with no request in progress while its shard drains
     count
 };
 

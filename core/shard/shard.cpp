@@ -18,11 +18,6 @@ namespace {
 // response instead of a reset.
 constexpr uint64_t kLingerMs = 2000;
 
-// How long a drain waits for the first request of a connection that has sent nothing yet. One accepted just
-// before the listener closed usually has its request on the way, and a second covers a round trip anywhere; a
-// preconnected socket that stays silent does not hold the drain for the whole header timeout.
-constexpr uint64_t kFirstRequestGraceMs = 1000;
-
 DeadlineQueue::Lanes deadline_lanes(const Config& config) {
     auto ms = [](Millis m) { return static_cast<uint64_t>(m.count()); };
     DeadlineQueue::Lanes lanes{};
@@ -37,6 +32,8 @@ DeadlineQueue::Lanes deadline_lanes(const Config& config) {
     set(Lane::queue, ms(config.queue.timeout), &ProxySession::on_queue_deadline);
     set(Lane::linger, kLingerMs, &ProxySession::on_client_deadline);
     set(Lane::upstream_idle, ms(config.timeouts.upstream_keepalive), &UpstreamConnection::on_idle_deadline);
+    set(Lane::drain_idle, ms(std::min(config.timeouts.drain_idle_grace, config.timeouts.drain)),
+        &ProxySession::on_drain_idle_deadline);
     return lanes;
 }
 
@@ -98,7 +95,6 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
     uv_idle_init(&loop_, &later_);
     later_.data = this;
     uv_timer_init(&loop_, &drain_timer_);
-    uv_timer_init(&loop_, &first_request_grace_timer_);
     uv_timer_init(&loop_, &slow_start_timer_);
     slow_start_timer_.data = this;
     picks_by_hash_key_ = context.config.balancer.algorithm == "consistent_hash";
@@ -112,7 +108,6 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
     }
     if (pool_.panicking()) log_panic_change();
     drain_timer_.data = this;
-    first_request_grace_timer_.data = this;
     for (auto& acceptor : acceptors_) acceptor->start();
 }
 
@@ -289,22 +284,9 @@ void Shard::begin_drain() {
     draining_ = true;
     for (auto& acceptor : acceptors_) acceptor->close();
     const auto drain_ms = static_cast<uint64_t>(context_.config.timeouts.drain.count());
-    const auto header_ms = static_cast<uint64_t>(context_.config.timeouts.client_header.count());
     uv_timer_start(&drain_timer_, &Shard::on_drain_timeout, drain_ms, 0);
-    uv_timer_start(&first_request_grace_timer_, &Shard::on_first_request_grace_end,
-                   std::min({kFirstRequestGraceMs, header_ms, drain_ms}), 0);
     sessions_.for_each([](ProxySession* session) { session->begin_drain(); });
     finish_if_drained();
-}
-
-void Shard::on_first_request_grace_end(uv_timer_t* timer) {
-    auto* self = static_cast<Shard*>(timer->data);
-    // Collected first: close() unlinks the session from the list being walked.
-    std::vector<ProxySession*> silent;
-    self->sessions_.for_each([&](ProxySession* session) {
-        if (session->awaiting_first_request()) silent.push_back(session);
-    });
-    for (ProxySession* session : silent) session->close();
 }
 
 void Shard::on_drain_timeout(uv_timer_t* timer) {
@@ -328,7 +310,6 @@ void Shard::close_own_handles() {
     inbox_.close();
     deadlines_->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&first_request_grace_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&slow_start_timer_), nullptr);
 }
 

@@ -161,7 +161,6 @@ class Shard final : private Acceptor::Delegate,
     void run_later();
     static void on_later(uv_idle_t* idle);
     static void on_drain_timeout(uv_timer_t* timer);
-    static void on_first_request_grace_end(uv_timer_t* timer);
     void close_handles_before_run();
     void make_tls_contexts();
     // Every handle the shard itself owns but the acceptor's (closed when the drain begins).
@@ -178,7 +177,6 @@ class Shard final : private Acceptor::Delegate,
     ShardInbox inbox_;
     uv_idle_t later_;
     uv_timer_t drain_timer_;
-    uv_timer_t first_request_grace_timer_;
     uv_timer_t slow_start_timer_;
     pool::ShardPool pool_;
     IdleUpstreams idle_upstreams_;

@@ -68,7 +68,7 @@ TEST_CASE("SIGTERM or SIGINT: lb stops accepting, closes idle connections, lets 
 
     lb.process().signal(stop_signal);
     lb.wait_for_log("draining connections");
-    CHECK(idle.wait_closed());  // an idle keep-alive connection is closed at once
+    CHECK(idle.wait_closed());  // an idle keep-alive connection is closed once the drain's idle grace (1 s) ends
     // New connections are refused once every worker has closed its listener.
     wait_until([&] { return status_of(lb.port(), "GET / HTTP/1.1\r\nHost: t\r\n\r\n") == -1; }, "lb stops accepting");
     CHECK(lb.process().running());
@@ -146,8 +146,8 @@ TEST_CASE("the drain timeout closes requests still in flight, and the shards sto
 
 TEST_CASE("a drain serves a connection's first request if it comes soon, and closes one that stays silent",
           "[lifecycle][shutdown]") {
-    // Header and drain timeouts far longer than the client's read timeout: only the drain's short grace for a
-    // first request can close the silent connection in time.
+    // Header and drain timeouts far longer than the client's read timeout: only the drain's idle grace
+    // (timeouts.drain_idle_grace, 1 s) can close the silent connection in time.
     ProxyFixture proxy(
         1,
         [](lb::core::Config& c) {

@@ -84,6 +84,7 @@ TEST_CASE("the shipped lb.yaml loads and runs the three demo backends", "[config
     CHECK(config.timeouts.upstream_response == defaults.timeouts.upstream_response);
     CHECK(config.timeouts.upstream_keepalive == defaults.timeouts.upstream_keepalive);
     CHECK(config.timeouts.drain == defaults.timeouts.drain);
+    CHECK(config.timeouts.drain_idle_grace == defaults.timeouts.drain_idle_grace);
     CHECK(config.limits.header_bytes == defaults.limits.header_bytes);
     CHECK(config.limits.header_count == defaults.limits.header_count);
     CHECK(config.limits.uri_bytes == defaults.limits.uri_bytes);
@@ -121,6 +122,7 @@ TEST_CASE("keys left out take the documented defaults", "[config]") {
     CHECK(config.timeouts.upstream_response == 60s);
     CHECK(config.timeouts.upstream_keepalive == 60s);
     CHECK(config.timeouts.drain == 30s);
+    CHECK(config.timeouts.drain_idle_grace == 1s);
     CHECK(config.limits.header_bytes == 64 * 1024);
     CHECK(config.limits.header_count == 100);
     CHECK(config.limits.uri_bytes == 8 * 1024);
@@ -175,6 +177,7 @@ timeouts:
   upstream_response: 1h
   upstream_keepalive: 90s
   drain: 24h
+  drain_idle_grace: 300ms
 limits:
   header_bytes: 1MiB
   header_count: 10000
@@ -208,6 +211,7 @@ metrics:
     CHECK(config.timeouts.upstream_response == 1h);
     CHECK(config.timeouts.upstream_keepalive == 90s);
     CHECK(config.timeouts.drain == 24h);
+    CHECK(config.timeouts.drain_idle_grace == 300ms);
     CHECK(config.limits.header_bytes == 1024 * 1024);
     CHECK(config.limits.header_count == 10000);
     CHECK(config.limits.uri_bytes == 256);
@@ -356,7 +360,7 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
     } catch (const ConfigError& e) {
         CHECK(std::string(e.what()) ==
               "lb.yaml:5:3: unknown key 'timeout' in 'timeouts' (expected one of: connect, client_header, "
-              "client_keepalive, client_send, upstream_response, upstream_keepalive, drain)");
+              "client_keepalive, client_send, upstream_response, upstream_keepalive, drain, drain_idle_grace)");
         CHECK(e.file() == "lb.yaml");
         CHECK(e.line() == 5);
         CHECK(e.column() == 3);
@@ -383,7 +387,7 @@ TEST_CASE("wrong types name the key and what was expected", "[config]") {
           "t.yaml:2:10: 'retries' must be an integer between 0 and 10, got a list");
     CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts: 5s\n") ==
           "t.yaml:2:11: 'timeouts' must be a map with keys connect, client_header, client_keepalive, "
-          "client_send, upstream_response, upstream_keepalive, drain, got '5s'");
+          "client_send, upstream_response, upstream_keepalive, drain, drain_idle_grace, got '5s'");
     CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: {a: 1}\n") ==
           "t.yaml:3:12: 'timeouts.connect' must be a duration such as 250ms, 5s, 2m or 1h, got a map");
     CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: soon\n") ==
