@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "net/tls_files.h"
+#include "pool/admin_state.h"
 
 namespace lb::core {
 
@@ -823,7 +824,7 @@ BackendConfig read_backend(const std::string& file, const YAML::Node& item, cons
         if (!address) map.fail_here(fmt::format("'{}.address' is required", path));
         backend.address = map.scalar(*address, "a host:port string");
         backend.endpoint = field_host_port(file, *address, false);
-        map.read_integer<uint32_t>("weight", backend.weight, 1, 1000);
+        map.read_integer<uint32_t>("weight", backend.weight, pool::kMinWeight, pool::kMaxWeight);
         map.read_bool("backup", backend.backup);
         map.read_integer<uint32_t>("max_connections", backend.max_connections, 0, 1'000'000);
         backend.health = read_check_overrides(map);
