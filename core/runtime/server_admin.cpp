@@ -3,12 +3,48 @@
 // pool/admin_state.h's.
 #include <fmt/format.h>
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
 #include "base/log.h"
 #include "core/admin/status_page.h"
 #include "core/runtime/server.h"
 #include "core/shard/shard.h"
 
 namespace lb::core {
+namespace {
+
+// Counts the shards that still have to apply a change. Each posted task holds a share; a share is released when
+// the task has run or when a closing inbox drops it unrun (a shard that stopped has nothing to apply), so the
+// admin thread never waits on a task that will not run.
+class PendingShards {
+  public:
+    explicit PendingShards(size_t count) : remaining_(count) {}
+    void done() {
+        std::lock_guard lock(mutex_);
+        if (--remaining_ == 0) all_done_.notify_all();
+    }
+    void wait() {
+        std::unique_lock lock(mutex_);
+        all_done_.wait(lock, [&] { return remaining_ == 0; });
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable all_done_;
+    size_t remaining_;
+};
+
+struct ShardShare {
+    explicit ShardShare(std::shared_ptr<PendingShards> pending) : pending(std::move(pending)) {}
+    ~ShardShare() { pending->done(); }
+    ShardShare(const ShardShare&) = delete;
+    ShardShare& operator=(const ShardShare&) = delete;
+    std::shared_ptr<PendingShards> pending;
+};
+
+}  // namespace
 
 void Server::carry_over_admin(const Server* predecessor) {
     const Config& config = context_->config;
@@ -77,8 +113,16 @@ void Server::change_admin(size_t id, const pool::AdminOverride& admin) {
         base::log(base::LogLevel::info, "admin API: backend {} weight {} (was {}, {} in lb.yaml)", backend_names_[id],
                   pool::base_weight(configured, admin), pool::base_weight(configured, before), configured);
     }
-    // Through each shard's inbox; returns once all have applied it, so the answer shows the new state.
-    run_on_every_shard([id, admin](Shard& shard) { shard.apply_admin(static_cast<pool::BackendId>(id), admin); });
+    // Through each shard's inbox, as health transitions are; returns once all have applied it, so the answer shows
+    // the new state.
+    auto pending = std::make_shared<PendingShards>(shards_.size());
+    for (auto& shard : shards_) {
+        auto share = std::make_shared<ShardShare>(pending);
+        shard->post([id, admin, share = std::move(share)](Shard& s) {
+            s.apply_admin(static_cast<pool::BackendId>(id), admin);
+        });  // refused or dropped unrun: the task, and its share, are released at once
+    }
+    pending->wait();
 }
 
 BackendStatus Server::backend_status(size_t id, const metrics::Snapshot& snapshot,
