@@ -175,3 +175,23 @@ TEST_CASE("with admin.token_file every POST needs the bearer token", "[admin][bi
     lb.process().signal(SIGTERM);
     CHECK(lb.process().wait() == 0);
 }
+
+TEST_CASE("a drained backend finishes the requests it has; with every backend out, new ones get 503",
+          "[admin][binary][drain]") {
+    StartedBackend a("a");
+    StartedBackend b("b");
+    RunningLb lb("admin-api-in-flight", config(a, b));
+    const uint16_t port = lb.admin_port();
+    REQUIRE(admin(port, "POST", "/backends/" + b.address() + "/disable").status == 200);
+    Client slow(lb.port());
+    slow.send("GET /?delay_ms=300 HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_until([&] { return contains(admin(port, "GET", "/backends").body, "\"in_flight\":1"); },
+               "the request is in flight on a");
+    REQUIRE(admin(port, "POST", "/backends/" + a.address() + "/drain").status == 200);
+    CHECK(http_get(lb.port(), "/").status == 503);
+    Response finished = slow.read_response();
+    CHECK(finished.status == 200);
+    CHECK(finished.header("X-Backend-Id") == "a");
+    lb.process().signal(SIGTERM);
+    CHECK(lb.process().wait() == 0);
+}
