@@ -104,7 +104,7 @@ Millis Ejector::ejection_time(const PassiveHealthConfig& config, uint32_t count)
     return std::min(config.base_ejection_time * count, config.max_ejection_time);
 }
 
-std::optional<Ejector::Ejection> Ejector::record(size_t backend, PassiveOutcome outcome, Millis now) {
+std::optional<Ejector::Ejection> Ejector::record(size_t backend, PassiveOutcome outcome, Millis now, bool may_eject) {
     if (config_.consecutive_failures == 0) return std::nullopt;
     State& s = backends_[backend];
     if (s.ejected) return std::nullopt;
@@ -114,7 +114,9 @@ std::optional<Ejector::Ejection> Ejector::record(size_t backend, PassiveOutcome 
         return std::nullopt;
     }
     if (s.failures < config_.consecutive_failures) ++s.failures;
-    if (s.failures < config_.consecutive_failures || ejected_count_ >= max_ejected_) return std::nullopt;
+    if (s.failures < config_.consecutive_failures || ejected_count_ >= max_ejected_ || !may_eject) {
+        return std::nullopt;
+    }
 
     // The count decays by one per base_ejection_time spent un-ejected since the last ejection ended.
     if (s.count > 0 && config_.base_ejection_time.count() > 0) {
@@ -143,7 +145,8 @@ void Ejector::end(size_t backend, Millis now) {
 
 HealthDecider::HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
                              const std::vector<InitialState>& initial)
-    : ejector_(config.passive, backends.size()) {
+    : ejector_(config.passive, backends.size()),
+      passed_check_ends_ejection_(config.passive.passed_check_ends_ejection) {
     active_.reserve(backends.size());
     for (size_t i = 0; i < backends.size(); ++i) {
         CheckSettings settings = resolve_check(config, backends[i]);
@@ -151,11 +154,20 @@ HealthDecider::HealthDecider(const HealthConfig& config, const std::vector<Check
     }
 }
 
-std::optional<HealthDecider::Change> HealthDecider::on_check(size_t backend, const CheckOutcome& outcome) {
+std::optional<HealthDecider::Change> HealthDecider::on_check(size_t backend, const CheckOutcome& outcome, Millis now) {
     RiseFall& active = active_[backend];
-    if (!active.record(outcome.passed())) return std::nullopt;
-    // While ejected the backend is down whatever the checks say; the ejection's end reports the state then.
-    if (ejector_.ejected(backend)) return std::nullopt;
+    const bool flipped = active.record(outcome.passed());
+    if (ejector_.ejected(backend)) {
+        // The backend answers its checks again: end the ejection now rather than turn clients away until it runs
+        // out. Only while the checks hold it up, since a pass towards `rise` does not make it healthy.
+        if (!passed_check_ends_ejection_ || !outcome.passed() || !active.healthy()) return std::nullopt;
+        Millis lasted = ejector_.ejection_duration(backend);
+        ejector_.end(backend, now);
+        return Change{true, TransitionCause::ejection_ended,
+                      fmt::format("ejection of {} ms ended by a passed check ({})", lasted.count(), outcome.reason),
+                      "active checks passing"};
+    }
+    if (!flipped) return std::nullopt;
     uint32_t n = active.last_flip_after();
     std::string detail = active.healthy() ? fmt::format("{} consecutive passed check{}", n, n == 1 ? "" : "s")
                                           : fmt::format("{} consecutive failed check{}", n, n == 1 ? "" : "s");
@@ -165,7 +177,7 @@ std::optional<HealthDecider::Change> HealthDecider::on_check(size_t backend, con
 HealthDecider::PassiveDecision HealthDecider::on_passive(size_t backend, PassiveOutcome outcome, Millis now) {
     // A backend the checks hold down gets no traffic but in panic mode; what it does then says nothing new.
     if (!healthy(backend)) return {};
-    std::optional<Ejector::Ejection> ejection = ejector_.record(backend, outcome, now);
+    std::optional<Ejector::Ejection> ejection = ejector_.record(backend, outcome, now, another_healthy(backend));
     if (!ejection) return {};
     PassiveDecision decision;
     decision.ejected_for = ejection->duration;
@@ -175,6 +187,13 @@ HealthDecider::PassiveDecision HealthDecider::on_passive(size_t backend, Passive
                              fmt::format("ejection {}, {} of at most {} ejected", ejection->count,
                                          ejector_.ejected_count(), ejector_.max_ejected())};
     return decision;
+}
+
+bool HealthDecider::another_healthy(size_t backend) const {
+    for (size_t other = 0; other < active_.size(); ++other) {
+        if (other != backend && healthy(other)) return true;
+    }
+    return false;
 }
 
 std::optional<HealthDecider::Change> HealthDecider::on_ejection_end(size_t backend, Millis now) {

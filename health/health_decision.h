@@ -124,8 +124,9 @@ class Ejector {
 
     // Records one outcome for `backend` at `now` (any monotonic millisecond clock). Returns the ejection when
     // this outcome ejects it. Outcomes for an ejected backend are ignored. At the threshold with the share
-    // used up, the backend stays at the threshold: the next failure after a slot frees ejects it.
-    std::optional<Ejection> record(size_t backend, PassiveOutcome outcome, Millis now);
+    // used up, or with `may_eject` false (the caller's veto: it is the last healthy backend), the backend stays
+    // at the threshold: the next failure once ejection is allowed ejects it.
+    std::optional<Ejection> record(size_t backend, PassiveOutcome outcome, Millis now, bool may_eject = true);
     // The ejection of `backend` has run its time (the caller's timer fired at `now`).
     void end(size_t backend, Millis now);
 
@@ -159,7 +160,7 @@ class Ejector {
 enum class TransitionCause : uint8_t {
     checks,          // the active checks crossed rise (up) or fall (down)
     ejection,        // passive failures ejected it (down)
-    ejection_ended,  // its ejection ran its time while the active checks pass (up)
+    ejection_ended,  // its ejection ran its time, or a passed check ended it, while the active checks pass (up)
 };
 std::string_view to_string(TransitionCause cause);
 
@@ -185,8 +186,12 @@ class HealthDecider {
     HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
                   const std::vector<InitialState>& initial = {});
 
-    std::optional<Change> on_check(size_t backend, const CheckOutcome& outcome);
-    // Outcomes for a backend that is already down (active checks failing, or ejected) are ignored.
+    // One active check's outcome at `now`. A passed check while the backend is ejected ends the ejection when
+    // passive.passed_check_ends_ejection is on (the caller may leave the ejection timer running: its end then
+    // finds nothing to end).
+    std::optional<Change> on_check(size_t backend, const CheckOutcome& outcome, Millis now);
+    // Outcomes for a backend that is already down (active checks failing, or ejected) are ignored. The last
+    // healthy backend is never ejected: its failures are counted, and eject it once another backend is healthy.
     PassiveDecision on_passive(size_t backend, PassiveOutcome outcome, Millis now);
     std::optional<Change> on_ejection_end(size_t backend, Millis now);
 
@@ -197,8 +202,11 @@ class HealthDecider {
     const Ejector& ejector() const { return ejector_; }
 
   private:
+    bool another_healthy(size_t backend) const;
+
     std::vector<RiseFall> active_;
     Ejector ejector_;
+    bool passed_check_ends_ejection_;
 };
 
 // The wait before a backend's next check: `interval` moved by a uniform amount in [-spread, +spread], with

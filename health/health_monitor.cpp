@@ -569,7 +569,7 @@ void MonitorState::shut_down() {
 
 void MonitorState::record_check(size_t backend, const CheckOutcome& outcome, Millis duration) {
     metrics_block.on_health_check(static_cast<metrics::BackendIndex>(backend), metrics_result(outcome.result));
-    std::optional<HealthDecider::Change> change = decider.on_check(backend, outcome);
+    std::optional<HealthDecider::Change> change = decider.on_check(backend, outcome, now());
     {
         std::lock_guard lock(status_mutex);
         BackendHealth& b = status[backend];

@@ -75,6 +75,7 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
                         [&](const std::string& name) { return equals_ignore_case(f.name, name); })) {
             continue;
         }
+        if (!forwarded.request_id.empty() && equals_ignore_case(f.name, forwarded.request_id_header)) continue;
         if (is_dropped_when_forwarding(request, f.name)) continue;
         has_host = has_host || equals_ignore_case(f.name, "host");
         append_field(out, f.name, f.value);
@@ -93,6 +94,7 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
     if (!forwarded.client_subject_header.empty() && !forwarded.client_subject.empty()) {
         append_field(out, forwarded.client_subject_header, forwarded.client_subject);
     }
+    if (!forwarded.request_id.empty()) append_field(out, forwarded.request_id_header, forwarded.request_id);
 
     append_framing(out, upstream_request_framing(request), request.content_length);
     if (!keep_alive) out.append("Connection: close\r\n");
@@ -116,15 +118,17 @@ BodyFraming client_response_framing(const MessageHead& request, const MessageHea
 }
 
 void write_client_response_head(const MessageHead& response, BodyFraming framing, bool client_http10, bool keep_alive,
-                                std::string& out) {
+                                std::string& out, AddedField added) {
     fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} ", response.status);
     out.append(response.reason());
     out.append("\r\n");
     for (size_t i = 0; i < response.field_count(); ++i) {
         auto f = response.field(i);
         if (is_dropped_when_forwarding(response, f.name)) continue;
+        if (!added.name.empty() && equals_ignore_case(f.name, added.name)) continue;
         append_field(out, f.name, f.value);
     }
+    if (!added.name.empty()) append_field(out, added.name, added.value);
     append_framing(out, framing, response.content_length);
     if (!keep_alive) {
         out.append("Connection: close\r\n");

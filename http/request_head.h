@@ -28,6 +28,16 @@ struct ForwardedFor {
     // name is dropped; the subject is added when one verified.
     std::string_view client_subject_header = {};
     std::string_view client_subject = {};
+    // A request id lb made for a request that came without one (http/request_id.h): added under
+    // `request_id_header`, replacing any field of that name the client sent (an empty one). Empty: none added.
+    std::string_view request_id_header = {};
+    std::string_view request_id = {};
+};
+
+// A field lb adds to a response head, replacing any of the same name the backend sent (the request id).
+struct AddedField {
+    std::string_view name;  // empty: nothing added
+    std::string_view value;
 };
 
 // The request line is re-written as HTTP/1.1; hop-by-hop fields and the fields Connection names are dropped;
@@ -51,7 +61,7 @@ BodyFraming client_response_framing(const MessageHead& request, const MessageHea
 // "Connection: close" when the client connection ends after it ("Connection: keep-alive" for HTTP/1.0 clients
 // that keep it).
 void write_client_response_head(const MessageHead& response, BodyFraming framing, bool client_http10, bool keep_alive,
-                                std::string& out);
+                                std::string& out, AddedField added = {});
 
 // The size line that opens a chunk, "1a2b\r\n".
 void write_chunk_size(uint64_t size, std::string& out);

@@ -123,6 +123,19 @@ class Writer {
         sample(name, "_count", labels, {}, std::string_view{count.data(), count.size()});
     }
 
+    // Sparse, like the pairs above: a label value appears from its first observation on.
+    template <class Label>
+    void histograms(std::string_view name, std::string_view labels, const HistogramSnapshotArray<Label>& values) {
+        std::string with_value;
+        for (size_t i = 0; i < values.size(); ++i) {
+            if (values[i].count() == 0) continue;
+            with_value.assign(labels);
+            if (!with_value.empty()) with_value += ',';
+            with_value += fmt::format("{}=\"{}\"", Label::key, Label::values[i]);
+            histogram(name, with_value, values[i]);
+        }
+    }
+
   private:
     fmt::memory_buffer& out_;
 };
@@ -151,13 +164,17 @@ std::string render_prometheus(const Snapshot& snapshot, const ExpositionInfo& in
 #define LB_METRICS_HISTOGRAM(name, help)                \
     w.header("lb_" #name, MetricType::histogram, help); \
     w.histogram("lb_" #name, {}, g.name);
+#define LB_METRICS_HISTOGRAM_BY(name, Label, help)      \
+    w.header("lb_" #name, MetricType::histogram, help); \
+    w.histograms<Label>("lb_" #name, {}, g.name);
     LB_METRICS_GLOBAL_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                            LB_METRICS_HISTOGRAM)
+                            LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 #undef LB_METRICS_COUNTER
 #undef LB_METRICS_GAUGE
 #undef LB_METRICS_COUNTER_BY
 #undef LB_METRICS_COUNTER_BY2
 #undef LB_METRICS_HISTOGRAM
+#undef LB_METRICS_HISTOGRAM_BY
 
     // The backend label, escaped once per backend per scrape.
     const size_t backends = std::min(snapshot.backends.size(), info.backend_names.size());
@@ -187,13 +204,17 @@ std::string render_prometheus(const Snapshot& snapshot, const ExpositionInfo& in
 #define LB_METRICS_HISTOGRAM(name, help)                        \
     w.header("lb_backend_" #name, MetricType::histogram, help); \
     LB_METRICS_FOR_BACKENDS(w.histogram("lb_backend_" #name, labels, b.name))
+#define LB_METRICS_HISTOGRAM_BY(name, Label, help)              \
+    w.header("lb_backend_" #name, MetricType::histogram, help); \
+    LB_METRICS_FOR_BACKENDS(w.histograms<Label>("lb_backend_" #name, labels, b.name))
     LB_METRICS_BACKEND_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                             LB_METRICS_HISTOGRAM)
+                             LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 #undef LB_METRICS_COUNTER
 #undef LB_METRICS_GAUGE
 #undef LB_METRICS_COUNTER_BY
 #undef LB_METRICS_COUNTER_BY2
 #undef LB_METRICS_HISTOGRAM
+#undef LB_METRICS_HISTOGRAM_BY
 #undef LB_METRICS_FOR_BACKENDS
 
     for (const ExtraFamily& family : info.extra) {

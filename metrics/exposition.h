@@ -59,15 +59,17 @@ struct FamilyInfo {
     bool per_backend;  // carries a backend="host:port" label
 };
 
-// COUNTER_BY and COUNTER_BY2 expand to LB_METRICS_COUNTER when used, so they follow its redefinition below.
+// COUNTER_BY and COUNTER_BY2 expand to LB_METRICS_COUNTER when used, HISTOGRAM_BY to LB_METRICS_HISTOGRAM, so they
+// follow their redefinitions below.
 inline constexpr std::array kListFamilies = {
 #define LB_METRICS_COUNTER(name, help) FamilyInfo{"lb_" #name, MetricType::counter, help, false},
 #define LB_METRICS_GAUGE(name, merge, help) FamilyInfo{"lb_" #name, MetricType::gauge, help, false},
 #define LB_METRICS_COUNTER_BY(name, Label, help) LB_METRICS_COUNTER(name, help)
 #define LB_METRICS_COUNTER_BY2(name, A, B, help) LB_METRICS_COUNTER(name, help)
 #define LB_METRICS_HISTOGRAM(name, help) FamilyInfo{"lb_" #name, MetricType::histogram, help, false},
+#define LB_METRICS_HISTOGRAM_BY(name, Label, help) LB_METRICS_HISTOGRAM(name, help)
     LB_METRICS_GLOBAL_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                            LB_METRICS_HISTOGRAM)
+                            LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 #undef LB_METRICS_COUNTER
 #undef LB_METRICS_GAUGE
 #undef LB_METRICS_HISTOGRAM
@@ -75,12 +77,13 @@ inline constexpr std::array kListFamilies = {
 #define LB_METRICS_GAUGE(name, merge, help) FamilyInfo{"lb_backend_" #name, MetricType::gauge, help, true},
 #define LB_METRICS_HISTOGRAM(name, help) FamilyInfo{"lb_backend_" #name, MetricType::histogram, help, true},
         LB_METRICS_BACKEND_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                                 LB_METRICS_HISTOGRAM)
+                                 LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 #undef LB_METRICS_COUNTER
 #undef LB_METRICS_GAUGE
 #undef LB_METRICS_COUNTER_BY
 #undef LB_METRICS_COUNTER_BY2
 #undef LB_METRICS_HISTOGRAM
+#undef LB_METRICS_HISTOGRAM_BY
 };
 
 }  // namespace lb::metrics

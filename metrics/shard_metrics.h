@@ -22,19 +22,21 @@ struct alignas(kCacheLine) GlobalStats {
 #define LB_METRICS_COUNTER_BY(name, Label, help) CounterArray<Label> name;
 #define LB_METRICS_COUNTER_BY2(name, A, B, help) CounterArray2<A, B> name;
 #define LB_METRICS_HISTOGRAM(name, help) Histogram name;
+#define LB_METRICS_HISTOGRAM_BY(name, Label, help) HistogramArray<Label> name;
     LB_METRICS_GLOBAL_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                            LB_METRICS_HISTOGRAM)
+                            LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 };
 
 // Aligned too, so that a shard's backend array never shares a line with another allocation (another shard's).
 struct alignas(kCacheLine) BackendStats {
     LB_METRICS_BACKEND_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                             LB_METRICS_HISTOGRAM)
+                             LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 #undef LB_METRICS_COUNTER
 #undef LB_METRICS_GAUGE
 #undef LB_METRICS_COUNTER_BY
 #undef LB_METRICS_COUNTER_BY2
 #undef LB_METRICS_HISTOGRAM
+#undef LB_METRICS_HISTOGRAM_BY
 };
 
 // The recording API is a set of events named after what happened, so the proxy code says "a client connection
@@ -78,10 +80,19 @@ class alignas(kCacheLine) ShardMetrics {
         if (!enabled_) return;
         global_.client_sent_bytes_total.add(n);
     }
-    // A request finished from the client's point of view (last response byte written, error responses included).
-    void on_request_done(uint64_t duration_ns) {
+    // lb sent a client the final response to a request (1xx interim responses are not counted), a backend's or
+    // lb's own error response. `method` is RequestMethodLabel::slot() of the request's method, `status` the code
+    // sent.
+    void on_response_sent(size_t method, unsigned status) {
+        if (!enabled_) return;
+        global_.requests_total[method * kLabelCount<StatusLabel> + StatusLabel::slot(status)].inc();
+    }
+    // A request finished from the client's point of view (its final response complete, error responses included),
+    // `duration_ns` after its first byte; `status` is the code sent.
+    void on_request_done(unsigned status, uint64_t duration_ns) {
         if (!enabled_) return;
         global_.request_duration_seconds.record(duration_ns);
+        global_.request_duration_by_code_seconds[StatusClassLabel::slot(status)].record(duration_ns);
     }
     void on_error(ErrorKind kind) {
         if (!enabled_) return;

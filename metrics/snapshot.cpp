@@ -19,6 +19,11 @@ void accumulate(HistogramSnapshot& into, const Histogram& from) {
     into.sum_ns += from.sum_ns();
 }
 
+template <size_t N>
+void accumulate(std::array<HistogramSnapshot, N>& into, const std::array<Histogram, N>& from) {
+    for (size_t i = 0; i < N; ++i) accumulate(into[i], from[i]);
+}
+
 void accumulate(int64_t& into, const Gauge& from, GaugeMerge merge) {
     const int64_t value = from.load();
     into = merge == GaugeMerge::sum ? into + value : std::max(into, value);
@@ -29,15 +34,16 @@ void accumulate(int64_t& into, const Gauge& from, GaugeMerge merge) {
 #define LB_METRICS_COUNTER_BY(name, Label, help) accumulate(into.name, from.name);
 #define LB_METRICS_COUNTER_BY2(name, A, B, help) accumulate(into.name, from.name);
 #define LB_METRICS_HISTOGRAM(name, help) accumulate(into.name, from.name);
+#define LB_METRICS_HISTOGRAM_BY(name, Label, help) accumulate(into.name, from.name);
 
 void accumulate(GlobalSnapshot& into, const GlobalStats& from) {
     LB_METRICS_GLOBAL_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                            LB_METRICS_HISTOGRAM)
+                            LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 }
 
 void accumulate(BackendSnapshot& into, const BackendStats& from) {
     LB_METRICS_BACKEND_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                             LB_METRICS_HISTOGRAM)
+                             LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 }
 
 #undef LB_METRICS_COUNTER
@@ -45,6 +51,7 @@ void accumulate(BackendSnapshot& into, const BackendStats& from) {
 #undef LB_METRICS_COUNTER_BY
 #undef LB_METRICS_COUNTER_BY2
 #undef LB_METRICS_HISTOGRAM
+#undef LB_METRICS_HISTOGRAM_BY
 
 }  // namespace
 

@@ -29,25 +29,29 @@ template <class Label>
 using ValueArray = std::array<uint64_t, kLabelCount<Label>>;
 template <class A, class B>
 using ValueArray2 = std::array<uint64_t, kLabelCount<A> * kLabelCount<B>>;
+template <class Label>
+using HistogramSnapshotArray = std::array<HistogramSnapshot, kLabelCount<Label>>;
 
 #define LB_METRICS_COUNTER(name, help) uint64_t name = 0;
 #define LB_METRICS_GAUGE(name, merge, help) int64_t name = 0;
 #define LB_METRICS_COUNTER_BY(name, Label, help) ValueArray<Label> name{};
 #define LB_METRICS_COUNTER_BY2(name, A, B, help) ValueArray2<A, B> name{};
 #define LB_METRICS_HISTOGRAM(name, help) HistogramSnapshot name;
+#define LB_METRICS_HISTOGRAM_BY(name, Label, help) HistogramSnapshotArray<Label> name{};
 struct GlobalSnapshot {
     LB_METRICS_GLOBAL_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                            LB_METRICS_HISTOGRAM)
+                            LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 };
 struct BackendSnapshot {
     LB_METRICS_BACKEND_STATS(LB_METRICS_COUNTER, LB_METRICS_GAUGE, LB_METRICS_COUNTER_BY, LB_METRICS_COUNTER_BY2,
-                             LB_METRICS_HISTOGRAM)
+                             LB_METRICS_HISTOGRAM, LB_METRICS_HISTOGRAM_BY)
 };
 #undef LB_METRICS_COUNTER
 #undef LB_METRICS_GAUGE
 #undef LB_METRICS_COUNTER_BY
 #undef LB_METRICS_COUNTER_BY2
 #undef LB_METRICS_HISTOGRAM
+#undef LB_METRICS_HISTOGRAM_BY
 
 struct Snapshot {
     size_t blocks = 0;  // how many blocks were merged (shards, plus the health loop's if it has one)

@@ -241,6 +241,81 @@ static_assert(CodeLabel::slot(200) == 0 && CodeLabel::values[CodeLabel::slot(404
               CodeLabel::values[CodeLabel::slot(418)] == "4xx" && CodeLabel::values[CodeLabel::slot(99)] == "other" &&
               CodeLabel::values[CodeLabel::slot(600)] == "other" && CodeLabel::values[CodeLabel::slot(101)] == "1xx");
 
+// Request methods as lb_requests_total counts what clients asked: the methods of RFC 9110 and PATCH (RFC 5789) by
+// name, every other token as OTHER, so that a client cannot mint series by inventing methods.
+#define LB_METRICS_REQUEST_METHODS(X) X(GET) X(HEAD) X(POST) X(PUT) X(DELETE) X(CONNECT) X(OPTIONS) X(TRACE) X(PATCH)
+
+struct RequestMethodLabel {
+    static constexpr std::string_view key = "method";
+    static constexpr std::array values = {
+#define LB_METRICS_X(name) std::string_view{#name},
+        LB_METRICS_REQUEST_METHODS(LB_METRICS_X)
+#undef LB_METRICS_X
+            std::string_view{"OTHER"}};
+    static constexpr size_t kOther = values.size() - 1;
+
+    // `method` as sent (llhttp_method_name() gives it), case-sensitive as methods are; "" for a request whose
+    // method was never parsed (lb refused it first).
+    static constexpr size_t slot(std::string_view method) {
+        for (size_t i = 0; i < kOther; ++i) {
+            if (values[i] == method) return i;
+        }
+        return kOther;
+    }
+};
+static_assert(RequestMethodLabel::values[RequestMethodLabel::slot("PATCH")] == "PATCH" &&
+              RequestMethodLabel::slot("get") == RequestMethodLabel::kOther &&
+              RequestMethodLabel::slot("") == RequestMethodLabel::kOther);
+
+// The exact three-digit status of a response lb sent to a client, "100".."599". lb sends nothing else (a backend's
+// status outside that range is an invalid response, answered 502); "other" is there so that a bug cannot index past
+// the array. With a method each, 5010 counters per worker, exported only once seen (COUNTER_BY2).
+namespace detail {
+inline constexpr size_t kFirstStatus = 100;
+inline constexpr size_t kStatusCount = 500;
+inline constexpr auto kStatusDigits = [] {
+    std::array<std::array<char, 3>, kStatusCount> digits{};
+    for (size_t i = 0; i < kStatusCount; ++i) {
+        const size_t code = kFirstStatus + i;
+        digits[i] = {static_cast<char>('0' + code / 100), static_cast<char>('0' + code / 10 % 10),
+                     static_cast<char>('0' + code % 10)};
+    }
+    return digits;
+}();
+}  // namespace detail
+
+struct StatusLabel {
+    static constexpr std::string_view key = "code";
+    static constexpr auto values = [] {
+        std::array<std::string_view, detail::kStatusCount + 1> names{};
+        for (size_t i = 0; i < detail::kStatusCount; ++i) names[i] = {detail::kStatusDigits[i].data(), 3};
+        names[detail::kStatusCount] = "other";
+        return names;
+    }();
+    static constexpr size_t slot(unsigned status) {
+        return status >= detail::kFirstStatus && status < detail::kFirstStatus + detail::kStatusCount
+                   ? status - detail::kFirstStatus
+                   : detail::kStatusCount;
+    }
+};
+static_assert(StatusLabel::values[StatusLabel::slot(100)] == "100" &&
+              StatusLabel::values[StatusLabel::slot(503)] == "503" &&
+              StatusLabel::values[StatusLabel::slot(599)] == "599" &&
+              StatusLabel::values[StatusLabel::slot(600)] == "other" &&
+              StatusLabel::values[StatusLabel::slot(99)] == "other");
+
+// The class of a response's status, "1xx".."5xx", for the request duration histograms by code: exact codes would
+// multiply their 17 buckets by hundreds. Same key as the exact code, so `code=~"5.."` selects both.
+struct StatusClassLabel {
+    static constexpr std::string_view key = "code";
+    static constexpr std::array values = {std::string_view{"1xx"}, std::string_view{"2xx"}, std::string_view{"3xx"},
+                                          std::string_view{"4xx"}, std::string_view{"5xx"}};
+    // A status outside 100..599 (never sent) counts as 5xx: it would be lb's failure.
+    static constexpr size_t slot(unsigned status) { return status >= 100 && status < 600 ? status / 100 - 1 : 4; }
+};
+static_assert(StatusClassLabel::values[StatusClassLabel::slot(204)] == "2xx" &&
+              StatusClassLabel::values[StatusClassLabel::slot(503)] == "5xx");
+
 template <class Label>
 inline constexpr size_t kLabelCount = Label::values.size();
 
@@ -250,6 +325,9 @@ using CounterArray = std::array<Counter, kLabelCount<Label>>;
 // One counter per pair of label values, row-major: index = a * kLabelCount<B> + b.
 template <class A, class B>
 using CounterArray2 = std::array<Counter, kLabelCount<A> * kLabelCount<B>>;
+// One histogram per label value.
+template <class Label>
+using HistogramArray = std::array<Histogram, kLabelCount<Label>>;
 
 // ---- THE list ---------------------------------------------------------------------------------------------------
 // Every metric lb exports, declared once. Columns:
@@ -259,33 +337,40 @@ using CounterArray2 = std::array<Counter, kLabelCount<A> * kLabelCount<B>>;
 //                                            works from the first scrape
 //   COUNTER_BY2(name, LabelA, LabelB, help)  one series per pair; only pairs seen at least once are exported
 //   HISTOGRAM(name, help)                    latency in seconds (recorded in ns), name ends in _seconds
+//   HISTOGRAM_BY(name, Label, help)          one histogram per label value; only values seen at least once are
+//                                            exported
 // The exposition name is the member name prefixed with "lb_" (global) or "lb_backend_" (per backend, with a
 // backend="host:port" label first). Member names therefore carry the Prometheus unit and _total suffixes.
 
 // Per shard, not per backend.
-#define LB_METRICS_GLOBAL_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM)                                \
-    GAUGE(client_connections_active, sum, "Client connections currently open.")                                    \
-    COUNTER(client_connections_accepted_total, "Client connections accepted.")                                     \
-    COUNTER(client_received_bytes_total, "Bytes received from clients.")                                           \
-    COUNTER(client_sent_bytes_total, "Bytes sent to clients.")                                                     \
-    COUNTER_BY(errors_total, ErrorKindLabel,                                                                       \
-               "Errors by kind: client-side kinds once per request, upstream-side kinds once per failed attempt.") \
-    COUNTER(retries_total, "Requests sent again, to another backend or connection, after a failed attempt.")       \
-    COUNTER(queue_waits_total, "Requests that had to wait for an upstream connection slot before being sent.")     \
-    COUNTER_BY(resource_exhaustion_total, ResourceOpLabel,                                                         \
-               "Times lb itself ran out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), by the "  \
-               "operation that failed. Never counted against a backend.")                                          \
-    COUNTER(accept_pauses_total,                                                                                   \
-            "Times a worker stopped accepting for a while: limits.client_connections or limits.buffer_memory "     \
-            "reached, or no descriptor left.")                                                                     \
-    GAUGE(buffer_bytes, sum,                                                                                       \
-          "Memory held in read buffers and queued writes (bounded by limits.buffer_memory); read from the "        \
-          "workers' budgets at scrape time.")                                                                      \
-    HISTOGRAM(request_duration_seconds,                                                                            \
-              "Time from a request's first byte received to its response's last byte sent, as the client sees it.")
+#define LB_METRICS_GLOBAL_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM, HISTOGRAM_BY)                   \
+    GAUGE(client_connections_active, sum, "Client connections currently open.")                                     \
+    COUNTER(client_connections_accepted_total, "Client connections accepted.")                                      \
+    COUNTER(client_received_bytes_total, "Bytes received from clients.")                                            \
+    COUNTER(client_sent_bytes_total, "Bytes sent to clients.")                                                      \
+    COUNTER_BY(errors_total, ErrorKindLabel,                                                                        \
+               "Errors by kind: client-side kinds once per request, upstream-side kinds once per failed attempt.")  \
+    COUNTER(retries_total, "Requests sent again, to another backend or connection, after a failed attempt.")        \
+    COUNTER(queue_waits_total, "Requests that had to wait for an upstream connection slot before being sent.")      \
+    COUNTER_BY(resource_exhaustion_total, ResourceOpLabel,                                                          \
+               "Times lb itself ran out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), by the "   \
+               "operation that failed. Never counted against a backend.")                                           \
+    COUNTER(accept_pauses_total,                                                                                    \
+            "Times a worker stopped accepting for a while: limits.client_connections or limits.buffer_memory "      \
+            "reached, or no descriptor left.")                                                                      \
+    GAUGE(buffer_bytes, sum,                                                                                        \
+          "Memory held in read buffers and queued writes (bounded by limits.buffer_memory); read from the "         \
+          "workers' budgets at scrape time.")                                                                       \
+    COUNTER_BY2(requests_total, RequestMethodLabel, StatusLabel,                                                    \
+                "Responses lb sent to clients, its own errors (400, 408, 413, 414, 431, 502, 503, 504, 505) "       \
+                "included, by request method and exact status code.")                                               \
+    HISTOGRAM(request_duration_seconds,                                                                             \
+              "Time from a request's first byte received to its response's last byte sent, as the client sees it.") \
+    HISTOGRAM_BY(request_duration_by_code_seconds, StatusClassLabel,                                                \
+                 "The same time as lb_request_duration_seconds, one histogram per class of the status sent.")
 
 // Per shard and per backend, stored as an array indexed by backend id.
-#define LB_METRICS_BACKEND_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM)                                  \
+#define LB_METRICS_BACKEND_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM, HISTOGRAM_BY)                    \
     COUNTER_BY2(requests_total, MethodLabel, CodeLabel,                                                               \
                 "Responses received from the backend, by request method and status code (uncommon codes folded into " \
                 "their class, e.g. 4xx).")                                                                            \

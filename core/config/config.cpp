@@ -1069,13 +1069,14 @@ health::HealthConfig read_health(const MapReader& top) {
     }
 
     MapReader passive = map.section("passive", {"consecutive_failures", "base_ejection_time", "max_ejection_time",
-                                                "max_ejected_percent", "count_5xx"});
+                                                "max_ejected_percent", "count_5xx", "passed_check_ends_ejection"});
     health::PassiveHealthConfig& p = h.passive;
     passive.read_integer<uint32_t>("consecutive_failures", p.consecutive_failures, 0, kMaxThreshold);
     passive.read_duration("base_ejection_time", p.base_ejection_time);
     passive.read_duration("max_ejection_time", p.max_ejection_time);
     passive.read_integer<uint32_t>("max_ejected_percent", p.max_ejected_percent, 0, 100);
     passive.read_bool("count_5xx", p.count_5xx);
+    passive.read_bool("passed_check_ends_ejection", p.passed_check_ends_ejection);
     if (p.max_ejection_time < p.base_ejection_time) {
         // Point at the one that was written; with both written, at the maximum.
         const Field* field = passive.find("max_ejection_time");
@@ -1088,6 +1089,27 @@ health::HealthConfig read_health(const MapReader& top) {
     map.read_duration("slow_start", h.slow_start, 0ms);
     map.read_bool("panic", h.panic);
     return h;
+}
+
+RequestIdConfig read_request_id(const MapReader& top) {
+    MapReader map = top.section("request_id", {"enabled", "header"});
+    RequestIdConfig request_id;
+    map.read_bool("enabled", request_id.enabled);
+    if (const Field* field = map.find("header")) {
+        request_id.header = map.scalar(*field, "a header name");
+        // A name lb gives another meaning to would change how the request is framed or routed.
+        constexpr std::string_view kReserved[] = {
+            "host", "content-length", "transfer-encoding", "connection",      "keep-alive",       "proxy-connection",
+            "te",   "trailer",        "upgrade",           "x-forwarded-for", "x-forwarded-proto"};
+        std::string lower = request_id.header;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        bool reserved = std::find(std::begin(kReserved), std::end(kReserved), lower) != std::end(kReserved);
+        if (!is_field_name(request_id.header) || reserved) {
+            map.fail(*field, fmt::format("'{}' must be a header name lb does not set or read itself, got {}",
+                                         field->path, describe(field->value)));
+        }
+    }
+    return request_id;
 }
 
 // The admin token: one line of printable characters (what follows "Bearer " in a header), at most 4 KiB, so a
@@ -1126,7 +1148,7 @@ AdminConfig read_admin(const MapReader& top) {
 Config read_config(const std::string& source, const YAML::Node& root) {
     MapReader top(source, root, "",
                   {"listen", "workers", "backends", "timeouts", "limits", "retries", "upstream", "algorithm",
-                   "peak_ewma", "consistent_hash", "queue", "health", "admin", "metrics"});
+                   "peak_ewma", "consistent_hash", "queue", "health", "admin", "request_id", "metrics"});
     Config config;
     config.source = source;
     config.listeners = read_listeners(top, config.warnings);
@@ -1144,6 +1166,7 @@ Config read_config(const std::string& source, const YAML::Node& root) {
     config.queue = read_queue(top);
     config.health = read_health(top);
     config.admin = read_admin(top);
+    config.request_id = read_request_id(top);
     top.section("metrics", {"enabled"}).read_bool("enabled", config.metrics_enabled);
     return config;
 }

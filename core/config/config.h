@@ -92,6 +92,13 @@ struct Limits {
 };
 
 // The admin listener: /metrics and /status, kept off the traffic port and on loopback by default.
+// `request_id:` the header that carries a request's id: passed on when the client sent one, made by lb when not,
+// and in either case sent to the backend and returned to the client.
+struct RequestIdConfig {
+    bool enabled = true;
+    std::string header = "X-Request-Id";
+};
+
 struct AdminConfig {
     bool enabled = true;
     HostPort listen{"127.0.0.1", 9090};
@@ -130,6 +137,7 @@ struct Config {
     QueueConfig queue;
     health::HealthConfig health;
     AdminConfig admin;
+    RequestIdConfig request_id;
     bool metrics_enabled = true;          // off only to measure what recording costs
     std::vector<ConfigWarning> warnings;  // in the order the loader found them
 };

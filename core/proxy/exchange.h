@@ -12,6 +12,7 @@
 #include "core/proxy/outcome.h"
 #include "http/message_parser.h"
 #include "http/request_head.h"
+#include "http/request_id.h"
 #include "pool/backend.h"
 
 namespace lb::core {
@@ -41,6 +42,11 @@ struct ExchangeState {
     bool client_keep_alive = false;    // the client connection stays open after this response
     bool upstream_keep_alive = false;  // the backend said it keeps its connection open
     bool upstream_trusted = true;      // false once the backend's framing is in doubt: never reuse the connection
+
+    // The id lb made for a request that came without one (request_id.enabled); a client's own is read from the
+    // head when needed.
+    http::RequestId generated_id{};
+    bool id_generated = false;
 
     uint64_t started_ns = 0;     // first byte of the request (uv_hrtime), when metrics are on
     uint64_t dispatched_ns = 0;  // sent to `backend`

@@ -164,6 +164,12 @@ void ProxySession::update_client_reading() {
 }
 
 http::HeadAction ProxySession::on_head(const http::MessageHead& head) {
+    // First, so that even a refused request's error response carries an id.
+    const RequestIdConfig& ids = shard_.config().request_id;
+    if (ids.enabled && http::find_request_id(head, ids.header).empty()) {
+        exchange_->generated_id = shard_.request_ids().next();
+        exchange_->id_generated = true;
+    }
     if (http::ParseError e = http::validate_request_head(head); e != http::ParseError::none) {
         exchange_->refusal = outcome_of(e);
         return http::HeadAction::pause;
@@ -314,6 +320,10 @@ void ProxySession::write_upstream_head() {
         forwarded.client_subject_header = tls->config().client_subject_header;
         if (const net::TlsSessionInfo* info = client_->tls_info()) forwarded.client_subject = info->verified_subject;
     }
+    if (exchange_->id_generated) {
+        forwarded.request_id_header = shard_.config().request_id.header;
+        forwarded.request_id = request_id();
+    }
     to_upstream_.prepend_written(
         [&](std::string& out) { http::write_upstream_request_head(head, forwarded, keep_alive, out); });
 }
@@ -420,9 +430,11 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
         client_eof_) {
         exchange_->client_keep_alive = false;
     }
+    const std::string_view id = request_id();
+    const http::AddedField id_field{id.empty() ? std::string_view{} : shard_.config().request_id.header, id};
     to_client_.append_written([&](std::string& out) {
         http::write_client_response_head(head, exchange_->response_framing, request.is_http10(),
-                                         exchange_->client_keep_alive, out);
+                                         exchange_->client_keep_alive, out, id_field);
     });
     return no_body ? http::HeadAction::skip_body : http::HeadAction::proceed;
 }
@@ -447,10 +459,12 @@ void ProxySession::on_response_complete() {
     auto& metrics = shard_.metrics();
     if (metrics.enabled()) {
         uint64_t now = uv_hrtime();
-        metrics.on_backend_response(exchange_->backend,
-                                    metrics::method_class(llhttp_method_name(exchange_->request.head().method)),
-                                    static_cast<unsigned>(exchange_->status), now - exchange_->dispatched_ns);
-        metrics.on_request_done(now - exchange_->started_ns);
+        const char* method = llhttp_method_name(exchange_->request.head().method);
+        const auto status = static_cast<unsigned>(exchange_->status);
+        metrics.on_backend_response(exchange_->backend, metrics::method_class(method), status,
+                                    now - exchange_->dispatched_ns);
+        metrics.on_response_sent(metrics::RequestMethodLabel::slot(method), status);
+        metrics.on_request_done(status, now - exchange_->started_ns);
     }
 }
 
@@ -621,6 +635,27 @@ void ProxySession::count_attempt_failure(Outcome outcome) {
     if (const auto& kind = row(outcome).error_kind) shard_.metrics().on_error(*kind);
 }
 
+std::string_view ProxySession::request_id() const {
+    if (!exchange_) return {};
+    if (exchange_->id_generated) return {exchange_->generated_id.data(), exchange_->generated_id.size()};
+    const RequestIdConfig& ids = shard_.config().request_id;
+    if (!ids.enabled || !exchange_->request.head_complete()) return {};
+    return http::find_request_id(exchange_->request.head(), ids.header);
+}
+
+// lb's own answer to the request: counted like a backend's in lb_requests_total and the request duration. The method
+// is OTHER when lb refused the request before its head was whole.
+void ProxySession::count_response_sent(unsigned status) {
+    auto& metrics = shard_.metrics();
+    if (!metrics.enabled()) return;
+    const bool method_known = exchange_ && exchange_->request.head_complete();
+    metrics.on_response_sent(
+        method_known ? metrics::RequestMethodLabel::slot(llhttp_method_name(exchange_->request.head().method))
+                     : metrics::RequestMethodLabel::kOther,
+        status);
+    if (exchange_ && exchange_->started_ns != 0) metrics.on_request_done(status, uv_hrtime() - exchange_->started_ns);
+}
+
 void ProxySession::fail_request(Outcome outcome) {
     if (closed() || phase_ == Phase::lingering || phase_ == Phase::closing_after_flush) return;
     if (exchange_ && exchange_->response_started) {
@@ -631,11 +666,17 @@ void ProxySession::fail_request(Outcome outcome) {
         return;
     }
     const OutcomeRow& r = row(outcome);
-    base::log(base::LogLevel::info, "{} answered {}: {}", client_address_, r.status, r.name);
+    // Once a second per outcome at most: a dead backend under load must not cost a line per request.
+    uint64_t suppressed = 0;
+    if (base::log_enabled(base::LogLevel::info) &&
+        shard_.answer_log(static_cast<size_t>(outcome)).allow(uv_now(shard_.loop()), suppressed)) {
+        base::log(base::LogLevel::info, "{} answered {}: {} ({} more answered so since the last report)",
+                  client_address_, r.status, r.name, suppressed);
+    }
     // A backend's failures were counted per attempt where they happened; the others end the request here.
     if (r.source != Source::backend) count_attempt_failure(outcome);
     release_upstream(Outcome::client_gone, false);
-    if (exchange_ && exchange_->started_ns != 0) shard_.metrics().on_request_done(uv_hrtime() - exchange_->started_ns);
+    count_response_sent(static_cast<unsigned>(r.status));
     to_upstream_.clear();
     to_client_.clear();
     std::string_view response = error_response(outcome);
@@ -643,7 +684,23 @@ void ProxySession::fail_request(Outcome outcome) {
     if (exchange_ && exchange_->request.is_head_request()) {
         response = response.substr(0, response.find("\r\n\r\n") + 4);
     }
-    to_client_.append_static(response);
+    // A request refused before its head was whole has no id yet: its answer gets one all the same.
+    if (exchange_ && shard_.config().request_id.enabled && request_id().empty()) {
+        exchange_->generated_id = shard_.request_ids().next();
+        exchange_->id_generated = true;
+    }
+    if (const std::string_view id = request_id(); !id.empty() && !response.empty()) {
+        // The request id goes last in the head, before the blank line that ends it.
+        const size_t head_end = response.find("\r\n\r\n") + 2;
+        const std::string_view header = shard_.config().request_id.header;
+        to_client_.append_written([&](std::string& out) {
+            out.append(response.substr(0, head_end));
+            out.append(header).append(": ").append(id).append("\r\n");
+            out.append(response.substr(head_end));
+        });
+    } else {
+        to_client_.append_static(response);
+    }
     flush_client();
     if (!closed()) close_after_flush();
 }

@@ -140,6 +140,9 @@ class ProxySession final : public net::TransportEvents,
     // Endings.
     void fail_request(Outcome outcome);
     void count_attempt_failure(Outcome outcome);
+    void count_response_sent(unsigned status);
+    // The request's id (request_id:): the client's, or the one lb made in on_head; "" when off or before the head.
+    std::string_view request_id() const;
     void release_upstream(Outcome outcome, bool reusable);
     void release_exchange();
     void close_after_flush();

@@ -1,5 +1,6 @@
 // lb: the command line. Loads lb.yaml, starts the shards, turns SIGHUP into a reload and SIGINT/SIGTERM into a
 // graceful drain.
+#include <fmt/format.h>
 #include <uv.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "base/log.h"
 #include "core/config/config.h"
 #include "core/runtime/process_limits.h"
+#include "core/runtime/service_notify.h"
 #include "core/runtime/supervisor.h"
 
 namespace {
@@ -58,6 +60,7 @@ int run(const std::string& config_path, lb::core::Config config) {
             std::_Exit(1);
         }
         lb::base::log(lb::base::LogLevel::info, "{}: draining connections", strsignal(signum));
+        lb::core::notify_stopping(fmt::format("{}: draining connections", strsignal(signum)));
         control.supervisor.request_shutdown();
         // The generations end on their own once drained; this thread tells the loop.
         control.waiter = std::thread([&control] {
@@ -71,7 +74,11 @@ int run(const std::string& config_path, lb::core::Config config) {
         &sighup,
         [](uv_signal_t* handle, int) {
             lb::base::log(lb::base::LogLevel::info, "SIGHUP: reloading the configuration");
-            static_cast<Control*>(handle->data)->supervisor.reload();
+            auto& supervisor = static_cast<Control*>(handle->data)->supervisor;
+            // READY=1 ends the reload either way: a refused file leaves the old generation serving.
+            lb::core::notify_reloading();
+            supervisor.reload();
+            lb::core::notify_ready(supervisor.status());
         },
         SIGHUP);
 
@@ -87,6 +94,8 @@ int run(const std::string& config_path, lb::core::Config config) {
         exit_code = 1;
     }
     if (exit_code == 0) {
+        // The listeners are bound and the workers' loops run: from here connections are served.
+        lb::core::notify_ready(supervisor.status());
         uv_run(&loop, UV_RUN_DEFAULT);
         control.waiter.join();
     }

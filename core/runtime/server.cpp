@@ -13,6 +13,7 @@
 #include "core/admin/admin_server.h"
 #include "core/admin/status_page.h"
 #include "core/admin/tls_metrics.h"
+#include "core/proxy/outcome.h"
 #include "core/runtime/process_limits.h"
 #include "core/shard/listener.h"
 #include "core/shard/shard.h"
@@ -32,6 +33,8 @@ Server::Server(Config config) : context_(std::make_unique<ServerContext>()) {
                                                             : auto_client_connections(open_file_limit().soft);
     context_->client_connections_per_shard = static_cast<uint32_t>(std::max<uint64_t>(1, connections / c.workers));
     context_->buffer_memory_per_shard = std::max<uint64_t>(1, c.limits.buffer_memory / c.workers);
+    context_->backend_logs = std::make_unique<base::SharedLogThrottle[]>(c.backends.size());
+    context_->answer_logs = std::make_unique<base::SharedLogThrottle[]>(static_cast<size_t>(Outcome::count));
 }
 
 Server::~Server() {

@@ -22,7 +22,7 @@ void Supervisor::start() {
     log_listening("lb " LB_VERSION);
 }
 
-void Supervisor::log_listening(const std::string& what) const {
+void Supervisor::log_listening(const std::string& what) {
     const Config& config = current_->config();
     std::string admin =
         current_->admin_port() ? fmt::format("; admin on {}:{}", config.admin.listen.host, current_->admin_port()) : "";
@@ -37,6 +37,13 @@ void Supervisor::log_listening(const std::string& what) const {
               "{} listening on {} with {} workers and {} backends, at most {} client connections{}", what,
               fmt::join(addresses, ", "), current_->shard_count(), config.backends.size(),
               current_->client_connection_limit(), admin);
+    listening_ = fmt::format("generation {} listening on {} with {} workers and {} backends", generation_,
+                             fmt::join(addresses, ", "), current_->shard_count(), config.backends.size());
+}
+
+std::string Supervisor::status() const {
+    if (last_reload_error_.empty()) return listening_;
+    return fmt::format("{}; last reload failed: {}", listening_, last_reload_error_);
 }
 
 bool Supervisor::reload() {
@@ -52,6 +59,7 @@ bool Supervisor::reload() {
     } catch (const std::exception& e) {
         // A ConfigError names file:line:column; a start error names the address or backend.
         base::log(base::LogLevel::error, "reload failed, keeping the running configuration: {}", e.what());
+        last_reload_error_ = e.what();
         return false;
     }
     // The new generation already accepts on the shared sockets; only now may the old one let go of them.
@@ -64,6 +72,7 @@ bool Supervisor::reload() {
         base::log(base::LogLevel::info, "configuration generation {} drained", generation);
     });
     ++generation_;
+    last_reload_error_.clear();
     log_listening(fmt::format("reloaded {}: generation {}", config_path_, generation_));
     return true;
 }

@@ -32,6 +32,9 @@ class Supervisor {
     void request_shutdown();
     // Waits until every generation has drained.
     void wait();
+    // One line on what runs, for the service manager's status: the generation, its listeners and workers, and
+    // the last reload's error while the file it read is still the one refused.
+    std::string status() const;
 
   private:
     struct Retiring {
@@ -40,13 +43,15 @@ class Supervisor {
         std::thread waiter;
     };
     void reap_drained();
-    void log_listening(const std::string& what) const;
+    void log_listening(const std::string& what);
 
     std::string config_path_;
     std::unique_ptr<Server> current_;
     std::vector<Retiring> retiring_;
     unsigned generation_ = 1;
     bool stopping_ = false;
+    std::string listening_;          // "generation N listening on ..." as last logged
+    std::string last_reload_error_;  // "" once a reload succeeds
 };
 
 }  // namespace lb::core

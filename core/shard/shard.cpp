@@ -1,5 +1,6 @@
 #include "core/shard/shard.h"
 
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +40,16 @@ DeadlineQueue::Lanes deadline_lanes(const Config& config) {
     return lanes;
 }
 
+// Each shard its own sequence of request ids from a random seed, so that ids repeat neither across shards nor
+// across restarts or lb instances. Should getrandom() fail, the clock, the process and the shard tell them apart.
+uint64_t request_id_seed(unsigned index) {
+    uint64_t seed = 0;
+    if (::getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+        seed = uv_hrtime() ^ (static_cast<uint64_t>(::getpid()) << 32) ^ (static_cast<uint64_t>(index) << 56);
+    }
+    return seed;
+}
+
 http::HeadLimits request_limits(const Config& config) {
     return {config.limits.header_bytes, config.limits.header_count, config.limits.uri_bytes,
             config.limits.request_body_bytes};
@@ -63,8 +74,8 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
       writes_(budget_),
       transport_env_{&loop_, buffers_, writes_, memory_waiters_, static_cast<net::LaterTurn&>(*this)},
       exchanges_(request_limits(context.config)),
-      metrics_(context.backends->size(), context.config.metrics_enabled),
-      backend_logs_(context.backends->size()) {
+      request_ids_(request_id_seed(index)),
+      metrics_(context.backends->size(), context.config.metrics_enabled) {
     static_assert(std::is_same_v<pool::BackendId, metrics::BackendIndex>);
     if (uv_loop_init(&loop_) != 0) {
         for (int fd : listen_fds) ::close(fd);
@@ -164,7 +175,7 @@ void Shard::note_resource_exhaustion(metrics::ResourceOp op, int uv_error) {
 
 void Shard::log_backend_problem(pool::BackendId backend, std::string_view what, std::string_view detail) {
     uint64_t suppressed = 0;
-    if (!backend_logs_[backend].allow(uv_now(&loop_), suppressed)) return;
+    if (!context_.backend_logs[backend].allow(uv_now(&loop_), suppressed)) return;
     base::log(base::LogLevel::warn, "backend {} {}{}{} ({} more problems with it since the last report)",
               backend_name(backend), what, detail.empty() ? "" : ": ", detail, suppressed);
 }

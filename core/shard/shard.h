@@ -46,6 +46,10 @@ struct ServerContext {
     uint64_t buffer_memory_per_shard = 0;
     // Per listener: the session ticket secret its workers share (null for a plain listener).
     std::vector<std::shared_ptr<const net::TicketSecret>> ticket_secrets;
+    // Shared by the shards, so that a backend failing for every worker is logged once a second, not once per
+    // worker: per backend, and per outcome for the lines about what a client was answered.
+    std::unique_ptr<base::SharedLogThrottle[]> backend_logs;
+    std::unique_ptr<base::SharedLogThrottle[]> answer_logs;
 };
 
 class Shard final : private Acceptor::Delegate,
@@ -92,6 +96,7 @@ class Shard final : private Acceptor::Delegate,
     // Any thread: the handshakes of this shard's connections to TLS backends.
     const TlsBackendCounters& tls_backend_counters() const { return *tls_backend_counters_; }
     ExchangePool& exchanges() { return exchanges_; }
+    http::RequestIdGenerator& request_ids() { return request_ids_; }
     http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
     metrics::ShardMetrics& metrics() { return metrics_; }
@@ -114,8 +119,12 @@ class Shard final : private Acceptor::Delegate,
                         std::optional<health::PassiveOutcome> passive);
     // lb itself ran out of descriptors or memory (a libuv error): counted, and logged at most once a second.
     void note_resource_exhaustion(metrics::ResourceOp op, int uv_error);
-    // A backend misbehaved on a request: logged at most once a second per backend, with a count of the rest.
+    // A backend misbehaved on a request: logged at most once a second per backend for the whole process, with a
+    // count of the rest.
     void log_backend_problem(pool::BackendId backend, std::string_view what, std::string_view detail);
+    // The throttle for lines saying lb answered a client with an error for outcome number `outcome`: at most one
+    // a second per outcome for the process.
+    base::SharedLogThrottle& answer_log(size_t outcome) { return context_.answer_logs[outcome]; }
     // Applies a health transition decided on the health loop (through the inbox) to this shard's pool, whose
     // rules (panic mode, slow start) do the rest. Transitions older than one already applied to the backend are
     // dropped.
@@ -189,6 +198,7 @@ class Shard final : private Acceptor::Delegate,
     std::vector<std::unique_ptr<net::TlsClientContext>> tls_backends_;   // per backend; null when plain
     std::vector<std::string> client_subject_headers_;
     ExchangePool exchanges_;
+    http::RequestIdGenerator request_ids_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists
     metrics::ShardMetrics metrics_;
     base::IntrusiveList<ProxySession> sessions_;
@@ -196,7 +206,6 @@ class Shard final : private Acceptor::Delegate,
     size_t slots_freed_ = 0;                             // queued requests to wake on the next turn
     bool memory_relieved_ = false;                       // memory waiters and the acceptor to resume on the next turn
     base::LogThrottle resource_log_;
-    std::vector<base::LogThrottle> backend_logs_;
     std::vector<uint64_t> health_generation_;  // of the last transition applied, per backend
     bool picks_by_hash_key_ = false;
     bool draining_ = false;

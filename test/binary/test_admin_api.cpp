@@ -176,7 +176,7 @@ TEST_CASE("with admin.token_file every POST needs the bearer token", "[admin][bi
     CHECK(lb.process().wait() == 0);
 }
 
-TEST_CASE("a drained backend finishes the requests it has; with every backend out, new ones get 503",
+TEST_CASE("a drained backend finishes the requests it has, and with every backend out new ones get 503",
           "[admin][binary][drain]") {
     StartedBackend a("a");
     StartedBackend b("b");

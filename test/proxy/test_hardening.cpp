@@ -220,7 +220,8 @@ TEST_CASE("an error in a request body after the response began closes the connec
     CHECK(rest.find("lb:") == std::string::npos);
 }
 
-TEST_CASE("Connection cannot strip Host; HTTP/1.0 without Host reaches the backend with one", "[hardening][headers]") {
+TEST_CASE("Connection cannot strip Host, and HTTP/1.0 without Host reaches the backend with one",
+          "[hardening][headers]") {
     ProxyFixture proxy(1);
     Response stripped = http_exchange(proxy.port(),
                                       "GET /?echo=headers HTTP/1.1\r\nHost: site.example\r\nConnection: close, Host, "

@@ -142,7 +142,7 @@ TEST_CASE("a request whose body was sent is never retried, whatever its method",
     }
 }
 
-TEST_CASE("an idempotent request without a body cut off on a fresh connection goes to another backend; a POST does not",
+TEST_CASE("an idempotent request without a body cut off on a fresh connection goes to another backend, a POST does not",
           "[retry][fresh]") {
     ProxyFixture proxy(2, [](lb::core::Config& c) { c.retries = 2; });
     // Both backends drop it: the GET is tried on each once, then lb gives up with 502 (retries would have allowed a

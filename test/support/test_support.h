@@ -86,10 +86,6 @@ Response http_get(uint16_t port, const std::string& target, const std::string& e
 // `request` on a new connection and returns the response's status, or -1 on any failure. No Catch calls.
 int status_of(uint16_t port, const std::string& request);
 
-// A port on 127.0.0.1 that was bound and then closed: connecting to it is refused, until something else takes it
-// (a test running in parallel may). Prefer RefusingPort, which keeps the port.
-uint16_t reserve_closed_port();
-
 // A port on 127.0.0.1 that refuses connections for as long as this object lives: a socket bound to it that never
 // listens. The kernel answers a SYN with a reset (ECONNREFUSED), and no other socket can bind the port meanwhile.
 class RefusingPort {
@@ -161,6 +157,8 @@ struct CommandResult {
     int exit_code;
     std::string output;  // stdout and stderr together
 };
+// Runs `shell_command` under sh and waits for it; exit_code is -1 when it could not start. No Catch calls, so a
+// background thread may use it.
 CommandResult run_command(const std::string& shell_command);
 
 // A pause of about a millisecond between two checks of a condition (see wait_until).

@@ -364,7 +364,8 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
 
     CHECK(error_of("backends: [127.0.0.1:9001]\nlisten_on: 1.2.3.4:80\n") ==
           "t.yaml:2:1: unknown key 'listen_on' at the top level (expected one of: listen, workers, backends, "
-          "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, metrics)");
+          "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, "
+          "request_id, metrics)");
     CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
           "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight, backup, "
           "max_connections, health, tls)");
@@ -400,7 +401,7 @@ TEST_CASE("wrong types name the key and what was expected", "[config]") {
           "a list");
     CHECK(error_of("- 127.0.0.1:9001\n") ==
           "t.yaml:1:1: the config must be a map with keys listen, workers, backends, timeouts, limits, retries, "
-          "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, metrics, got a list");
+          "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, request_id, metrics, got a list");
     CHECK(error_of("backends:\n  - [127.0.0.1, 9001]\n") ==
           "t.yaml:2:5: 'backends[0]' must be a host:port string or a map with 'address' and 'weight', got a list");
 }
@@ -702,7 +703,7 @@ TEST_CASE("health errors point at the key", "[config]") {
           "'health.passive.base_ejection_time' (10m)");
     CHECK(error_of(base + "health:\n  passive:\n    ejection_time: 10s\n") ==
           "t.yaml:4:5: unknown key 'ejection_time' in 'health.passive' (expected one of: consecutive_failures, "
-          "base_ejection_time, max_ejection_time, max_ejected_percent, count_5xx)");
+          "base_ejection_time, max_ejection_time, max_ejected_percent, count_5xx, passed_check_ends_ejection)");
     CHECK(error_of(base + "health:\n  slow_start: 25h\n") ==
           "t.yaml:3:15: 'health.slow_start' must be between 0ms and 24h, got '25h'");
     CHECK(error_of(base + "health: on\n") ==

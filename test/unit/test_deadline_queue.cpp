@@ -20,7 +20,7 @@ void record(DeadlineHook& hook) { fired->push_back(static_cast<Timed&>(hook).nam
 
 }  // namespace
 
-TEST_CASE("deadlines fire in due order across lanes; re-arming and disarming move and cancel them", "[deadlines]") {
+TEST_CASE("deadlines fire in due order across lanes, re-arming and disarming move and cancel them", "[deadlines]") {
     uv_loop_t loop;
     REQUIRE(uv_loop_init(&loop) == 0);
     std::vector<std::string> order;

@@ -104,7 +104,7 @@ TEST_CASE("a backend that starts unhealthy comes up on a first passing check, el
     CHECK(twitchy.record(true));
 }
 
-TEST_CASE("consecutive passive failures eject; a success resets the run", "[health]") {
+TEST_CASE("consecutive passive failures eject, a success resets the run", "[health]") {
     Ejector e(passive(3, 30s, 300s), 2);
     CHECK_FALSE(e.record(0, PassiveOutcome::connect_failure, 0ms));
     CHECK_FALSE(e.record(0, PassiveOutcome::timeout, 0ms));
@@ -213,6 +213,8 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     config.rise = 2;
     config.fall = 2;
     config.passive = passive(2, 10s, 100s, 100);
+    // Ejections here run their time; a passed check ending one has its own case below.
+    config.passive.passed_check_ends_ejection = false;
     HealthDecider d(config, std::vector<CheckOverrides>(2));
     CHECK(d.size() == 2);
     CHECK(d.healthy(0));
@@ -230,8 +232,8 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     CHECK(d.active_healthy(0));
 
     // Active checks failing while ejected: no change, it is already down.
-    CHECK_FALSE(d.on_check(0, failed(CheckResult::connect_error, "connection refused")));
-    CHECK_FALSE(d.on_check(0, failed(CheckResult::connect_error, "connection refused")));
+    CHECK_FALSE(d.on_check(0, failed(CheckResult::connect_error, "connection refused"), 0ms));
+    CHECK_FALSE(d.on_check(0, failed(CheckResult::connect_error, "connection refused"), 0ms));
     CHECK_FALSE(d.active_healthy(0));
     // The ejection ends while the checks hold it down: still no change.
     CHECK_FALSE(d.on_ejection_end(0, 10s));
@@ -240,8 +242,8 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     CHECK_FALSE(d.on_passive(0, PassiveOutcome::connect_failure, 10s).change);
     CHECK_FALSE(d.on_passive(0, PassiveOutcome::connect_failure, 10s).ejected_for);
     // The checks bring it back after rise.
-    CHECK_FALSE(d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s)));
-    auto up = d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s));
+    CHECK_FALSE(d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s), 0ms));
+    auto up = d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s), 0ms);
     REQUIRE(up);
     CHECK(up->healthy);
     CHECK(up->cause == TransitionCause::checks);
@@ -251,7 +253,7 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     // Ejected while the checks pass: the ejection's end is the transition.
     d.on_passive(1, PassiveOutcome::timeout, 20s);
     REQUIRE(d.on_passive(1, PassiveOutcome::timeout, 20s).change);
-    CHECK_FALSE(d.on_check(1, judge_response(200, 1ms, kDefaultExpected, 1s)));
+    CHECK_FALSE(d.on_check(1, judge_response(200, 1ms, kDefaultExpected, 1s), 0ms));
     auto back = d.on_ejection_end(1, 30s);
     REQUIRE(back);
     CHECK(back->healthy);
@@ -260,14 +262,113 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     CHECK_FALSE(d.on_ejection_end(1, 30s));  // only once
 }
 
+TEST_CASE("the last healthy backend is never ejected, and is ejected once another is healthy", "[health]") {
+    HealthConfig config;
+    config.rise = 1;
+    config.fall = 1;
+    config.passive = passive(2, 10s, 100s, 100);
+
+    SECTION("a lone backend") {
+        HealthDecider d(config, std::vector<CheckOverrides>(1));
+        for (int i = 0; i < 10; ++i) {
+            auto decision = d.on_passive(0, PassiveOutcome::connect_failure, Millis(i));
+            CHECK_FALSE(decision.change);
+            CHECK_FALSE(decision.ejected_for);
+        }
+        CHECK(d.healthy(0));
+        CHECK(d.ejector().ejected_count() == 0);
+        // Its failures are counted, up to the threshold.
+        CHECK(d.ejector().failures(0) == 2);
+        // Back: a success resets the count.
+        d.on_passive(0, PassiveOutcome::success, 20ms);
+        CHECK(d.ejector().failures(0) == 0);
+    }
+    SECTION("the survivor of a pool") {
+        HealthDecider d(config, std::vector<CheckOverrides>(3));
+        // Backend 0 is ejected, backend 1 is down by its checks: backend 2 is the last one healthy.
+        d.on_passive(0, PassiveOutcome::reset, 0ms);
+        REQUIRE(d.on_passive(0, PassiveOutcome::reset, 0ms).ejected_for);
+        REQUIRE(d.on_check(1, failed(CheckResult::connect_error, "connection refused"), 0ms));
+        d.on_passive(2, PassiveOutcome::timeout, 1ms);
+        CHECK_FALSE(d.on_passive(2, PassiveOutcome::timeout, 1ms).ejected_for);
+        CHECK_FALSE(d.on_passive(2, PassiveOutcome::timeout, 2ms).ejected_for);
+        CHECK(d.healthy(2));
+        // Backend 1 passes again: backend 2 is no longer the last, and its next failure ejects it.
+        REQUIRE(d.on_check(1, judge_response(200, 1ms, kDefaultExpected, 1s), 3ms));
+        auto ejected = d.on_passive(2, PassiveOutcome::timeout, 4ms);
+        REQUIRE(ejected.ejected_for);
+        REQUIRE(ejected.change);
+        CHECK_FALSE(ejected.change->healthy);
+        // And now backend 1 is the last one: never ejected.
+        d.on_passive(1, PassiveOutcome::reset, 5ms);
+        CHECK_FALSE(d.on_passive(1, PassiveOutcome::reset, 5ms).ejected_for);
+        CHECK(d.healthy(1));
+    }
+}
+
+TEST_CASE("a passed check ends an ejection at once, unless turned off", "[health]") {
+    HealthConfig config;
+    config.rise = 2;
+    config.fall = 2;
+    config.passive = passive(1, 30s, 300s, 100);
+    const CheckOutcome pass = judge_response(200, 1ms, kDefaultExpected, 1s);
+    const CheckOutcome fail = failed(CheckResult::connect_error, "connection refused");
+
+    SECTION("on by default") {
+        REQUIRE(config.passive.passed_check_ends_ejection);
+        HealthDecider d(config, std::vector<CheckOverrides>(2));
+        REQUIRE(d.on_passive(0, PassiveOutcome::connect_failure, 1000ms).ejected_for);
+        // A failed check ends nothing.
+        CHECK_FALSE(d.on_check(0, fail, 1500ms));
+        CHECK(d.ejector().ejected(0));
+        // The first pass does, although rise is 2: the checks never took the backend down.
+        auto back = d.on_check(0, pass, 2000ms);
+        REQUIRE(back);
+        CHECK(back->healthy);
+        CHECK(back->cause == TransitionCause::ejection_ended);
+        CHECK(back->reason == "ejection of 30000 ms ended by a passed check (status 200)");
+        CHECK(d.healthy(0));
+        CHECK_FALSE(d.ejector().ejected(0));
+        CHECK(d.ejector().ejected_count() == 0);
+        // The ejection timer that was left running finds nothing to end.
+        CHECK_FALSE(d.on_ejection_end(0, 31000ms));
+        // Ejected again: the count grew (30 s clean time had not passed), so the ejection is longer.
+        auto again = d.on_passive(0, PassiveOutcome::connect_failure, 3000ms);
+        REQUIRE(again.ejected_for);
+        CHECK(*again.ejected_for == 60s);
+    }
+    SECTION("while the checks hold the backend down, a pass counts towards rise only") {
+        HealthDecider d(config, std::vector<CheckOverrides>(2));
+        REQUIRE(d.on_passive(0, PassiveOutcome::connect_failure, 0ms).ejected_for);
+        CHECK_FALSE(d.on_check(0, fail, 1ms));
+        CHECK_FALSE(d.on_check(0, fail, 2ms));
+        CHECK_FALSE(d.active_healthy(0));
+        CHECK_FALSE(d.on_check(0, pass, 3ms));  // 1 of rise 2
+        CHECK(d.ejector().ejected(0));
+        auto back = d.on_check(0, pass, 4ms);  // rise reached: the ejection ends with it
+        REQUIRE(back);
+        CHECK(back->healthy);
+        CHECK_FALSE(d.ejector().ejected(0));
+    }
+    SECTION("off: the ejection runs its time") {
+        config.passive.passed_check_ends_ejection = false;
+        HealthDecider d(config, std::vector<CheckOverrides>(2));
+        REQUIRE(d.on_passive(0, PassiveOutcome::connect_failure, 0ms).ejected_for);
+        CHECK_FALSE(d.on_check(0, pass, 1ms));
+        CHECK(d.ejector().ejected(0));
+        REQUIRE(d.on_ejection_end(0, 30s));
+        CHECK(d.healthy(0));
+    }
+}
+
 TEST_CASE("per-backend overrides set rise and fall", "[health]") {
     HealthConfig config;
     config.fall = 3;
     CheckOverrides quick;
     quick.fall = 1;
     HealthDecider d(config, {CheckOverrides{}, quick});
-    CHECK_FALSE(d.on_check(0, failed(CheckResult::connect_error, "x")));
-    auto down = d.on_check(1, failed(CheckResult::connect_error, "connection refused"));
+    CHECK_FALSE(d.on_check(0, failed(CheckResult::connect_error, "x"), 0ms));
+    auto down = d.on_check(1, failed(CheckResult::connect_error, "connection refused"), 0ms);
     REQUIRE(down);
     CHECK(down->reason == "connection refused");
     CHECK(down->detail == "1 consecutive failed check");
@@ -336,7 +437,7 @@ TEST_CASE("a backend's own initial state overrides the pool's (a reload carrying
     CHECK_FALSE(d.healthy(0));
     CHECK(d.healthy(1));
     // One that starts down, like initial_state: unhealthy, comes up on its first passed check.
-    auto up = d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s));
+    auto up = d.on_check(0, judge_response(200, 1ms, kDefaultExpected, 1s), 0ms);
     REQUIRE(up);
     CHECK(up->healthy);
 }
@@ -381,7 +482,7 @@ std::vector<std::optional<bool>> starts(const std::vector<HealthTarget>& targets
 
 }  // namespace
 
-TEST_CASE("a reload carries each known backend's state; added ones wait for a check while a known one is up",
+TEST_CASE("a reload carries each known backend's state, added ones wait for a check while a known one is up",
           "[health][reload]") {
     HealthConfig config;
     std::vector<BackendHealth> previous{known("a:80", true), known("b:80", false), known("gone:80", true)};

@@ -214,7 +214,7 @@ TEST_CASE("trailers count against the header limits, chunk extensions against th
     }
 }
 
-TEST_CASE("Connection cannot remove Host or X-Forwarded-*; HTTP/1.0 without Host gets the backend's",
+TEST_CASE("Connection cannot remove Host or X-Forwarded-*, and HTTP/1.0 without Host gets the backend's",
           "[http][headers]") {
     Recorder sink;
     MessageParser parser(HTTP_REQUEST, sink);

@@ -51,7 +51,8 @@ struct Fixture {
         shard.on_client_closed();
         shard.on_client_bytes_received(1234);
         shard.on_client_bytes_sent(56789);
-        shard.on_request_done(1'500'000);
+        shard.on_request_done(200, 1'500'000);
+        shard.on_response_sent(RequestMethodLabel::slot("GET"), 200);
         shard.on_error(ErrorKind::upstream_reset);
         shard.on_retry();
         shard.on_queue_wait();

@@ -83,15 +83,15 @@ TEST_CASE("exposition renders cumulative buckets, exact _sum and _count", "[metr
     uint64_t sum_ns = 0;
     uint64_t observations = 0;
     for (uint64_t bound : HistogramBuckets::kUpperNs) {
-        shard.on_request_done(bound);
+        shard.on_request_done(200, bound);
         sum_ns += bound;
         ++observations;
     }
-    shard.on_request_done(60'000'000'000);
+    shard.on_request_done(200, 60'000'000'000);
     sum_ns += 60'000'000'000;
     ++observations;
     for (uint64_t ns : {uint64_t{0}, uint64_t{1}, uint64_t{99'999}}) {
-        shard.on_request_done(ns);
+        shard.on_request_done(200, ns);
         sum_ns += ns;
         ++observations;
     }
@@ -101,6 +101,10 @@ TEST_CASE("exposition renders cumulative buckets, exact _sum and _count", "[metr
     CHECK(snapshot.global.request_duration_seconds.count() == observations);
     CHECK(snapshot.global.request_duration_seconds.sum_ns == sum_ns);
     CHECK(snapshot.global.request_duration_seconds.buckets[0] == 4);  // 100 µs itself and the three below it
+    // All were 200s: the 2xx histogram holds the same.
+    const HistogramSnapshot& ok = snapshot.global.request_duration_by_code_seconds[StatusClassLabel::slot(200)];
+    CHECK(ok.buckets == snapshot.global.request_duration_seconds.buckets);
+    CHECK(ok.sum_ns == sum_ns);  // 100 µs itself and the three below it
 
     const std::string names[] = {"a:1"};
     const std::string text = render_prometheus(snapshot, ExpositionInfo{.version = "test", .backend_names = names});

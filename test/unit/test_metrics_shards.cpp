@@ -51,8 +51,14 @@ void run_shard(ShardMetrics& m, Expected& e, unsigned shard) {
         e.global.client_sent_bytes_total += sent;
 
         const uint64_t duration = (i * 7919 * (shard + 1)) % 20'000'000'000;
-        m.on_request_done(duration);
+        constexpr unsigned kClientStatuses[] = {200, 200, 304, 404, 503, 101, 599};
+        const unsigned sent_status = kClientStatuses[(i + shard) % std::size(kClientStatuses)];
+        const size_t client_method = (i * 3 + shard) % kLabelCount<RequestMethodLabel>;
+        m.on_response_sent(client_method, sent_status);
+        ++e.global.requests_total[client_method * kLabelCount<StatusLabel> + StatusLabel::slot(sent_status)];
+        m.on_request_done(sent_status, duration);
         add_observation(e.global.request_duration_seconds, duration);
+        add_observation(e.global.request_duration_by_code_seconds[StatusClassLabel::slot(sent_status)], duration);
 
         const auto kind = static_cast<ErrorKind>((i + shard) % kLabelCount<ErrorKindLabel>);
         m.on_error(kind);
@@ -139,7 +145,8 @@ TEST_CASE("merge is the exact sum of four shards written concurrently with scrap
             const Snapshot snapshot = merge(blocks);
             uint64_t errors = 0;
             for (uint64_t v : snapshot.global.errors_total) errors += v;
-            const uint64_t requests = snapshot.global.request_duration_seconds.count();
+            uint64_t requests = 0;
+            for (const auto& by_code : snapshot.global.request_duration_by_code_seconds) requests += by_code.count();
             monotonic = monotonic && snapshot.global.client_connections_accepted_total >= last_accepted &&
                         requests >= last_requests && errors >= last_errors;
             last_accepted = snapshot.global.client_connections_accepted_total;
@@ -177,10 +184,20 @@ TEST_CASE("merge is the exact sum of four shards written concurrently with scrap
         total.global.queue_waits_total += e.global.queue_waits_total;
         for (size_t k = 0; k < total.global.errors_total.size(); ++k)
             total.global.errors_total[k] += e.global.errors_total[k];
+        for (size_t k = 0; k < total.global.requests_total.size(); ++k)
+            total.global.requests_total[k] += e.global.requests_total[k];
         for (size_t i = 0; i < HistogramBuckets::kBuckets; ++i) {
             total.global.request_duration_seconds.buckets[i] += e.global.request_duration_seconds.buckets[i];
         }
         total.global.request_duration_seconds.sum_ns += e.global.request_duration_seconds.sum_ns;
+        for (size_t c = 0; c < kLabelCount<StatusClassLabel>; ++c) {
+            for (size_t i = 0; i < HistogramBuckets::kBuckets; ++i) {
+                total.global.request_duration_by_code_seconds[c].buckets[i] +=
+                    e.global.request_duration_by_code_seconds[c].buckets[i];
+            }
+            total.global.request_duration_by_code_seconds[c].sum_ns +=
+                e.global.request_duration_by_code_seconds[c].sum_ns;
+        }
         for (size_t b = 0; b < kBackends; ++b) {
             BackendSnapshot& t = total.backends[b];
             const BackendSnapshot& s = e.backends[b];
@@ -208,9 +225,22 @@ TEST_CASE("merge is the exact sum of four shards written concurrently with scrap
     CHECK(g.retries_total == total.global.retries_total);
     CHECK(g.queue_waits_total == total.global.queue_waits_total);
     CHECK(g.errors_total == total.global.errors_total);
+    CHECK(g.requests_total == total.global.requests_total);
     CHECK(g.request_duration_seconds.buckets == total.global.request_duration_seconds.buckets);
     CHECK(g.request_duration_seconds.sum_ns == total.global.request_duration_seconds.sum_ns);
     CHECK(g.request_duration_seconds.count() == kShards * kIterations);
+    uint64_t requests = 0;
+    for (size_t c = 0; c < kLabelCount<StatusClassLabel>; ++c) {
+        INFO("class " << StatusClassLabel::values[c]);
+        CHECK(g.request_duration_by_code_seconds[c].buckets ==
+              total.global.request_duration_by_code_seconds[c].buckets);
+        CHECK(g.request_duration_by_code_seconds[c].sum_ns == total.global.request_duration_by_code_seconds[c].sum_ns);
+        requests += g.request_duration_by_code_seconds[c].count();
+    }
+    CHECK(requests == kShards * kIterations);
+    uint64_t responses_sent = 0;
+    for (uint64_t v : g.requests_total) responses_sent += v;
+    CHECK(responses_sent == kShards * kIterations);
 
     REQUIRE(snapshot.backends.size() == kBackends);
     uint64_t responses = 0;
@@ -240,6 +270,14 @@ TEST_CASE("merge is the exact sum of four shards written concurrently with scrap
     CHECK_THAT(text, Catch::Contains("\nlb_client_connections_accepted_total 200010\n"));
     CHECK_THAT(text, Catch::Contains("\nlb_client_connections_active 10\n"));
     CHECK_THAT(text, Catch::Contains("\nlb_request_duration_seconds_count 200000\n"));
+    const auto& successes = g.request_duration_by_code_seconds[StatusClassLabel::slot(200)];
+    CHECK_THAT(text, Catch::Contains("\nlb_request_duration_by_code_seconds_count{code=\"2xx\"} " +
+                                     std::to_string(successes.count()) + "\n"));
+    const uint64_t get_503 =
+        g.requests_total[RequestMethodLabel::slot("GET") * kLabelCount<StatusLabel> + StatusLabel::slot(503)];
+    REQUIRE(get_503 > 0);
+    CHECK_THAT(text,
+               Catch::Contains("\nlb_requests_total{method=\"GET\",code=\"503\"} " + std::to_string(get_503) + "\n"));
     CHECK_THAT(text, Catch::Contains("\nlb_backend_up{backend=\"a:1\"} 1\n"));
     CHECK_THAT(text, Catch::Contains("\nlb_backend_up{backend=\"b:2\"} 0\n"));
     CHECK_THAT(text, Catch::Contains("\nlb_shards 4\n"));
@@ -251,7 +289,8 @@ TEST_CASE("a disabled block records nothing", "[metrics][shards]") {
     off.on_client_accepted();
     off.on_client_bytes_received(10);
     off.on_client_bytes_sent(10);
-    off.on_request_done(1000);
+    off.on_request_done(200, 1000);
+    off.on_response_sent(0, 200);
     off.on_error(ErrorKind::no_backend);
     off.on_retry();
     off.on_queue_wait();
@@ -272,6 +311,8 @@ TEST_CASE("a disabled block records nothing", "[metrics][shards]") {
     CHECK(snapshot.global.client_connections_accepted_total == 1);
     CHECK(snapshot.global.client_received_bytes_total == 0);
     CHECK(snapshot.global.request_duration_seconds.count() == 0);
+    CHECK(snapshot.global.request_duration_by_code_seconds[StatusClassLabel::slot(200)].count() == 0);
+    CHECK(snapshot.global.requests_total[StatusLabel::slot(200)] == 0);
     CHECK(snapshot.global.errors_total[static_cast<size_t>(ErrorKind::no_backend)] == 0);
     CHECK(snapshot.backends[1].response_duration_seconds.count() == 0);
     CHECK(snapshot.backends[1].upstream_connections_active == 0);
