@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include <cctype>
+
 #include "core/admin/status_page.h"
 
 namespace lb::core {
@@ -53,12 +55,11 @@ std::optional<std::string> percent_decode(std::string_view text) {
 }
 
 bool bearer_token_matches(std::optional<std::string_view> authorization, std::string_view token) {
-    constexpr std::string_view kScheme = "Bearer ";
+    constexpr std::string_view kScheme = "bearer ";
     if (!authorization || authorization->size() != kScheme.size() + token.size()) return false;
     // The scheme is case-insensitive (RFC 9110); the token is compared whole, in constant time.
     for (size_t i = 0; i < kScheme.size(); ++i) {
-        char c = (*authorization)[i];
-        if ((c | 0x20) != (kScheme[i] | 0x20) && !(c == ' ' && kScheme[i] == ' ')) return false;
+        if (std::tolower(static_cast<unsigned char>((*authorization)[i])) != kScheme[i]) return false;
     }
     return CRYPTO_memcmp(authorization->data() + kScheme.size(), token.data(), token.size()) == 0;
 }
