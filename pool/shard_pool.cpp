@@ -23,6 +23,7 @@ ShardPool::ShardPool(std::shared_ptr<const std::vector<Backend>> backends, std::
                      ShardPoolOptions options)
     : backends_(std::move(backends)),
       states_(backends_->size()),
+      admin_(backends_->size()),
       balancer_(std::move(balancer)),
       options_(options),
       random_(options.seed) {
@@ -106,8 +107,7 @@ void ShardPool::set_healthy(BackendId id, bool healthy, std::chrono::nanoseconds
         // A ramp cut short by another failure starts over: the backend is as cold as the first time.
         if (!ramp_started_[id]) ++ramping_count_;
         ramp_started_[id] = now;
-        ramp_weights_[id] =
-            slow_start_weight((*backends_)[id].weight, std::chrono::milliseconds{0}, options_.slow_start);
+        ramp_weights_[id] = slow_start_weight(configured_weight(id), std::chrono::milliseconds{0}, options_.slow_start);
     }
     refresh();
 }
@@ -120,19 +120,26 @@ bool ShardPool::advance_slow_start(std::chrono::nanoseconds now) {
         if (elapsed >= options_.slow_start) {
             ramp_started_[id].reset();
             --ramping_count_;
-            weights_[id] = std::max<uint32_t>((*backends_)[id].weight, 1);
+            weights_[id] = configured_weight(id);
             continue;
         }
-        ramp_weights_[id] = slow_start_weight((*backends_)[id].weight, elapsed, options_.slow_start);
+        ramp_weights_[id] = slow_start_weight(configured_weight(id), elapsed, options_.slow_start);
         weights_[id] = ramp_weights_[id];
     }
     return ramping_count_ > 0;
 }
 
-void ShardPool::set_draining_for_test(BackendId id, bool draining) {
-    if (id >= states_.size() || states_[id].draining == draining) return;
-    states_[id].draining = draining;
+void ShardPool::set_admin(BackendId id, const AdminOverride& admin) {
+    if (id >= states_.size() || admin_[id] == admin) return;
+    admin_[id] = admin;
+    states_[id].draining = !takes_new_requests(admin.state);
     refresh();
+}
+
+void ShardPool::set_draining_for_test(BackendId id, bool draining) {
+    AdminOverride admin = id < admin_.size() ? admin_[id] : AdminOverride{};
+    admin.state = draining ? AdminState::draining : AdminState::enabled;
+    set_admin(id, admin);
 }
 
 void ShardPool::refresh() {
@@ -150,7 +157,7 @@ void ShardPool::refresh() {
     for (BackendId id = 0; id < n; ++id) {
         const Backend& backend = (*backends_)[id];
         connection_limits_[id] = share_of_limit(backend.max_connections, options_);
-        weights_[id] = std::max<uint32_t>(ramp_started_[id] ? ramp_weights_[id] : backend.weight, 1);
+        weights_[id] = ramp_started_[id] ? std::max<uint32_t>(ramp_weights_[id], 1) : configured_weight(id);
         (backend.backup ? has_backups_ : has_primaries_) = true;
         if (backend.backup || !usable(id)) excluded_from_primary_.insert(id);
         if (!backend.backup || !usable(id)) excluded_from_backup_.insert(id);

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "pool/admin_state.h"
 #include "pool/balancer.h"
 #include "pool/random_source.h"
 
@@ -80,8 +81,12 @@ class ShardPool {
     // Slow start's clock tick: moves the weight of every ramping backend to where it should be at `now`, and ends
     // the ramps whose window has passed. Returns whether any backend is still ramping (keep ticking while so).
     bool advance_slow_start(std::chrono::nanoseconds now);
-    // A draining backend takes no new requests; its in-flight requests finish and are counted as usual. Nothing
-    // in lb sets it yet (the admin API's drain will): only the tests of the eligibility rules do.
+    // The operator's decision (the admin API): a draining or disabled backend takes no new requests, even in panic
+    // mode; its in-flight requests finish and are counted as usual. A weight override replaces the configured
+    // weight for the algorithms that read PickContext::weights (slow start ramps up to it).
+    void set_admin(BackendId id, const AdminOverride& admin);
+    const AdminOverride& admin(BackendId id) const { return admin_[id]; }
+    // set_admin() with only the state changed, for the tests of the eligibility rules.
     void set_draining_for_test(BackendId id, bool draining);
 
     size_t size() const { return backends_->size(); }
@@ -108,6 +113,7 @@ class ShardPool {
     // asks a last time. Ordinarily the first proposal is taken; this only bites with many backends at their limit.
     static constexpr int kMaxProposals = 4;
 
+    uint32_t configured_weight(BackendId id) const { return base_weight((*backends_)[id].weight, admin_[id]); }
     bool usable(BackendId id) const { return (states_[id].healthy || panicking_) && !states_[id].draining; }
     std::optional<BackendId> choose_in_tier(const PickContext& context, const BackendSet& excluded,
                                             const BackendSet& tried, bool backup_tier);
@@ -119,6 +125,7 @@ class ShardPool {
 
     std::shared_ptr<const std::vector<Backend>> backends_;
     std::vector<BackendState> states_;
+    std::vector<AdminOverride> admin_;  // per backend, as the admin API last set it
     std::unique_ptr<Balancer> balancer_;
     ShardPoolOptions options_;
     RandomSource random_;

@@ -28,6 +28,7 @@ struct AdminServer::Loop {
     Page metrics;
     Page status;
     AdminServer::Deadlines deadlines;
+    AdminServer::Api api;
     base::IntrusiveList<AdminConnection> connections;
     bool accept_waiting = false;  // a connection was left unaccepted at the cap: libuv stopped polling until then
     bool stopping = false;
@@ -75,9 +76,23 @@ class AdminConnection final : public http::MessageSink, public base::IntrusiveLi
 
     http::HeadAction on_head(const http::MessageHead& head) override {
         std::string_view target = head.target();
+        if (server_.api.control) {
+            AdminRequest request{head.method, target, std::nullopt};
+            std::string_view authorization;
+            if (head.find("authorization", authorization)) request.authorization = authorization;
+            if (std::optional<AdminResponse> answer =
+                    handle_admin_api(request, *server_.api.control, server_.api.token)) {
+                std::string extra;
+                if (!answer->allow.empty()) extra += fmt::format("Allow: {}\r\n", answer->allow);
+                if (answer->ask_for_token) extra += "WWW-Authenticate: Bearer\r\n";
+                respond(answer->status, reason_phrase(answer->status), "application/json", std::move(answer->body),
+                        extra);
+                return http::HeadAction::pause;
+            }
+        }
         target = target.substr(0, target.find('?'));
         if (head.method != HTTP_GET && head.method != HTTP_HEAD) {
-            respond(405, "Method Not Allowed", "text/plain", "only GET\n");
+            respond(405, "Method Not Allowed", "text/plain", "only GET\n", "Allow: GET, HEAD\r\n");
         } else if (target == "/metrics") {
             respond(200, "OK", server_.metrics.content_type, server_.metrics.render());
         } else if (target == "/status") {
@@ -118,12 +133,31 @@ class AdminConnection final : public http::MessageSink, public base::IntrusiveLi
         }
     }
 
-    void respond(int status, std::string_view reason, std::string_view content_type, std::string body) {
+    static std::string_view reason_phrase(int status) {
+        switch (status) {
+            case 200:
+                return "OK";
+            case 400:
+                return "Bad Request";
+            case 401:
+                return "Unauthorized";
+            case 404:
+                return "Not Found";
+            case 405:
+                return "Method Not Allowed";
+            default:
+                return "Error";
+        }
+    }
+
+    void respond(int status, std::string_view reason, std::string_view content_type, std::string body,
+                 std::string_view extra_headers = {}) {
         responded_ = true;
         uv_read_stop(stream());
         uv_timer_start(&timer_, &on_timeout, server_.deadlines.response_ms, 0);
-        response_ = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                                status, reason, content_type, body.size());
+        response_ =
+            fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+                        status, reason, content_type, body.size(), extra_headers);
         response_ += body;
         uv_buf_t buf = uv_buf_init(response_.data(), static_cast<unsigned>(response_.size()));
         write_req_.data = this;
@@ -153,8 +187,9 @@ class AdminConnection final : public http::MessageSink, public base::IntrusiveLi
 
 }  // namespace
 
-AdminServer::AdminServer(int listen_fd, Page metrics, Page status, Deadlines deadlines)
+AdminServer::AdminServer(int listen_fd, Page metrics, Page status, Deadlines deadlines, Api api)
     : loop_(std::make_unique<Loop>()) {
+    loop_->api = std::move(api);
     loop_->metrics = std::move(metrics);
     loop_->status = std::move(status);
     loop_->deadlines = deadlines;

@@ -1,4 +1,5 @@
-// The admin listener: GET /metrics (Prometheus text) and GET /status (JSON), on its own thread and loop so that
+// The admin listener: GET /metrics (Prometheus text), GET /status (JSON) and the admin API (admin_api.h), on its own
+// thread and loop so that
 // a scrape never runs on a request shard. It is kept off the traffic port, so a backend's own /metrics or /status
 // is never shadowed. One request per connection; the answer closes it. Every connection is bounded in time (its
 // request, idle time included, and its response each have a deadline) and size (8 KiB of request), and beyond
@@ -11,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "core/admin/admin_api.h"
 #include "core/shard/listener.h"
 
 namespace lb::core {
@@ -27,9 +29,16 @@ class AdminServer {
         uint64_t response_ms;  // for the whole response once it starts (timeouts.client_send)
     };
 
+    // The admin API: `control` answers /backends and below (null: no API); `token`, when not empty, is required
+    // on every POST.
+    struct Api {
+        BackendControl* control = nullptr;  // outlives the server
+        std::string token;
+    };
+
     // Takes ownership of `listen_fd`, a listening socket, and serves it once start() runs. Throws
     // std::runtime_error (the socket is closed then too).
-    AdminServer(int listen_fd, Page metrics, Page status, Deadlines deadlines);
+    AdminServer(int listen_fd, Page metrics, Page status, Deadlines deadlines, Api api);
     ~AdminServer();  // stop()
     AdminServer(const AdminServer&) = delete;
     AdminServer& operator=(const AdminServer&) = delete;

@@ -37,15 +37,21 @@ std::string json_string(std::string_view text) {
     return out;
 }
 
+std::string render_backend_json(const BackendStatus& b) {
+    std::string state = b.state.empty() ? (b.healthy ? "up" : "down") : b.state;
+    return fmt::format(
+        "{{\"name\":{},\"state\":{},\"why\":{},\"admin_state\":{},\"weight\":{},\"configured_weight\":{},"
+        "\"in_flight\":{},\"idle_connections\":{},\"last_check\":{}}}",
+        json_string(b.name), json_string(state), b.why.empty() ? "null" : json_string(b.why),
+        json_string(b.admin_state), b.weight, b.configured_weight, b.in_flight, b.idle_connections,
+        b.last_check.empty() ? "null" : json_string(b.last_check));
+}
+
 std::string render_status_json(const StatusInput& status) {
     std::string out = fmt::format("{{\"version\":{},\"backends\":[", json_string(status.version));
     for (size_t i = 0; i < status.backends.size(); ++i) {
-        const auto& b = status.backends[i];
-        fmt::format_to(std::back_inserter(out),
-                       "{}{{\"name\":{},\"state\":\"{}\",\"weight\":{},\"in_flight\":{},\"idle_connections\":{},"
-                       "\"last_check\":{}}}",
-                       i ? "," : "", json_string(b.name), b.healthy ? "up" : "down", b.weight, b.in_flight,
-                       b.idle_connections, b.last_check.empty() ? "null" : json_string(b.last_check));
+        out += i ? "," : "";
+        out += render_backend_json(status.backends[i]);
     }
     out += "],\"shards\":[";
     for (size_t i = 0; i < status.shards.size(); ++i) {

@@ -9,12 +9,20 @@ namespace lb::core {
 
 struct BackendStatus {
     std::string name;
-    uint32_t weight = 1;
+    uint32_t weight = 1;  // as the workers use it now (an override, slow start)
     bool healthy = true;
     int64_t in_flight = 0;  // active upstream connections over all shards: one per request being served
     int64_t idle_connections = 0;
     std::string last_check;  // e.g. "status 200", "connection refused"; empty when never checked
+    // pool::reported_state(): "up", "down", "ejected", "draining", "disabled", and why. Empty: from `healthy`.
+    std::string state;
+    std::string why;
+    std::string admin_state = "enabled";  // pool::admin_state_name()
+    uint32_t configured_weight = 1;       // as lb.yaml says
 };
+
+// One backend as /status and /backends show it: a JSON object.
+std::string render_backend_json(const BackendStatus& backend);
 
 struct ShardStatus {
     unsigned index = 0;

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <initializer_list>
 #include <limits>
 #include <memory>
@@ -24,6 +25,7 @@
 #include <utility>
 
 #include "net/tls_files.h"
+#include "pool/admin_state.h"
 
 namespace lb::core {
 
@@ -823,7 +825,7 @@ BackendConfig read_backend(const std::string& file, const YAML::Node& item, cons
         if (!address) map.fail_here(fmt::format("'{}.address' is required", path));
         backend.address = map.scalar(*address, "a host:port string");
         backend.endpoint = field_host_port(file, *address, false);
-        map.read_integer<uint32_t>("weight", backend.weight, 1, 1000);
+        map.read_integer<uint32_t>("weight", backend.weight, pool::kMinWeight, pool::kMaxWeight);
         map.read_bool("backup", backend.backup);
         map.read_integer<uint32_t>("max_connections", backend.max_connections, 0, 1'000'000);
         backend.health = read_check_overrides(map);
@@ -1111,11 +1113,36 @@ RequestIdConfig read_request_id(const MapReader& top) {
     return request_id;
 }
 
+// The admin token: one line of printable characters (what follows "Bearer " in a header), at most 4 KiB, so a
+// wrong path (a binary, a huge log) fails here and not as an unexplained 401.
+std::string read_admin_token(const MapReader& map, const Field& field, const std::string& path) {
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (!file) map.fail(field, fmt::format("'{}': cannot read '{}': {}", field.path, path, std::strerror(errno)));
+    std::string token(4097, '\0');
+    size_t n = std::fread(token.data(), 1, token.size(), file);
+    std::fclose(file);
+    token.resize(n);
+    if (n > 4096) map.fail(field, fmt::format("'{}': '{}' is larger than 4 KiB", field.path, path));
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    if (token.empty()) map.fail(field, fmt::format("'{}': '{}' is empty", field.path, path));
+    for (char c : token) {
+        if (c <= ' ' || c > '~') {
+            map.fail(field,
+                     fmt::format("'{}': the token in '{}' must be one word of printable ASCII", field.path, path));
+        }
+    }
+    return token;
+}
+
 AdminConfig read_admin(const MapReader& top) {
-    MapReader map = top.section("admin", {"enabled", "listen"});
+    MapReader map = top.section("admin", {"enabled", "listen", "token_file"});
     AdminConfig admin;
     map.read_bool("enabled", admin.enabled);
     map.read_host_port("listen", admin.listen, true);
+    if (const Field* field = map.find("token_file")) {
+        admin.token_file = read_path(map, *field);
+        admin.token = read_admin_token(map, *field, admin.token_file);
+    }
     return admin;
 }
 

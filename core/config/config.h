@@ -106,6 +106,10 @@ struct RequestIdConfig {
 struct AdminConfig {
     bool enabled = true;
     HostPort listen{"127.0.0.1", 9090};
+    // `token_file`: when set, every POST (the admin API's changes) needs `Authorization: Bearer <token>`. The
+    // token is the file's content without its trailing white space, read when the config loads (and reloads).
+    std::string token_file;
+    std::string token;
 };
 
 inline constexpr unsigned kUnlimited = std::numeric_limits<unsigned>::max();

@@ -31,11 +31,14 @@ void IdleUpstreams::forget(UpstreamConnection* connection) {
 }
 
 void IdleUpstreams::close_all() {
-    for (auto& list : idle_) {
-        while (UpstreamConnection* connection = list.pop_front()) {
-            count(-1);
-            connection->close();
-        }
+    for (pool::BackendId backend = 0; backend < idle_.size(); ++backend) close_backend(backend);
+}
+
+void IdleUpstreams::close_backend(pool::BackendId backend) {
+    if (backend >= idle_.size()) return;
+    while (UpstreamConnection* connection = idle_[backend].pop_front()) {
+        count(-1);
+        connection->close();
     }
 }
 

@@ -23,6 +23,8 @@ class IdleUpstreams {
     // Called by a connection that closes while idle.
     void forget(UpstreamConnection* connection);
     void close_all();
+    // Closes `backend`'s idle connections (it was taken out by the admin API).
+    void close_backend(pool::BackendId backend);
     // Any thread: idle connections over all backends (written only by the owning shard).
     uint64_t idle_total() const { return idle_total_.load(std::memory_order_relaxed); }
 

@@ -55,6 +55,7 @@ void Server::start(const Server* predecessor) {
     for (size_t i = 0; i < config.backends.size(); ++i) backend_names_.push_back(config.backends[i].address);
     // Passive ejection works with active checks off too; only with both off is there nothing to run.
     context_->initially_healthy.assign(config.backends.size(), true);
+    carry_over_admin(predecessor);
     if (config.health.enabled || config.health.passive.consecutive_failures > 0) start_health_monitor(predecessor);
     start_time_seconds_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
     if (config.admin.enabled) {
@@ -72,7 +73,8 @@ void Server::start(const Server* predecessor) {
             admin_fd, AdminServer::Page{std::string(metrics::kContentType), [this] { return render_metrics(); }},
             AdminServer::Page{"application/json", [this] { return render_status(); }},
             AdminServer::Deadlines{static_cast<uint64_t>(config.timeouts.client_header.count()),
-                                   static_cast<uint64_t>(config.timeouts.client_send.count())});
+                                   static_cast<uint64_t>(config.timeouts.client_send.count())},
+            AdminServer::Api{static_cast<BackendControl*>(this), config.admin.token});
     }
 
     // fds[listener][shard]: every shard gets a socket of its own for every listener.
@@ -236,8 +238,9 @@ std::string Server::render_metrics() const {
     info.backend_names = backend_names_;
     info.start_time_seconds = start_time_seconds_;
     info.process = metrics::read_process_stats();
-    std::vector<metrics::ExtraFamily> tls = tls_metric_families(context_->config, shards_);
-    info.extra = tls;
+    std::vector<metrics::ExtraFamily> extra = tls_metric_families(context_->config, shards_);
+    for (auto& family : admin_metric_families()) extra.push_back(std::move(family));
+    info.extra = extra;
     return metrics::render_prometheus(merge_all(shards_, health_.get()), info);
 }
 
@@ -247,12 +250,7 @@ std::string Server::render_status() const {
     status.version = LB_VERSION;
     std::vector<health::BackendHealth> health;
     if (health_) health = health_->snapshot();
-    for (size_t i = 0; i < backend_names_.size(); ++i) {
-        const auto& b = snapshot.backends[i];
-        std::string last_check = i < health.size() ? health[i].last_reason : "";
-        status.backends.push_back({backend_names_[i], static_cast<uint32_t>(b.weight), b.up != 0,
-                                   b.upstream_connections_active, b.upstream_connections_idle, last_check});
-    }
+    for (size_t i = 0; i < backend_names_.size(); ++i) status.backends.push_back(backend_status(i, snapshot, health));
     for (const auto& shard : shards_) {
         const metrics::ShardMetrics* block = &shard->metrics();
         metrics::Snapshot own = metrics::merge(std::span(&block, 1));
@@ -268,6 +266,25 @@ std::string Server::render_status() const {
         }
     }
     return render_status_json(status);
+}
+
+std::string Server::backends_json() const {
+    metrics::Snapshot snapshot = merge_all(shards_, health_.get());
+    std::vector<health::BackendHealth> health;
+    if (health_) health = health_->snapshot();
+    std::string out = "{\"backends\":[";
+    for (size_t i = 0; i < backend_names_.size(); ++i) {
+        out += i ? "," : "";
+        out += render_backend_json(backend_status(i, snapshot, health));
+    }
+    out += "]}\n";
+    return out;
+}
+
+std::string Server::backend_json(size_t id) const {
+    std::vector<health::BackendHealth> health;
+    if (health_) health = health_->snapshot();
+    return render_backend_json(backend_status(id, merge_all(shards_, health_.get()), health)) + "\n";
 }
 
 const Config& Server::config() const { return context_->config; }

@@ -6,21 +6,26 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include "core/admin/admin_api.h"
 #include "core/config/config.h"
 #include "core/shard/listener.h"
 #include "health/health_monitor.h"
+#include "metrics/exposition.h"
+#include "metrics/snapshot.h"
 
 namespace lb::core {
 
 class Shard;
 class AdminServer;
+struct BackendStatus;
 struct ServerContext;
 
-class Server {
+class Server final : private BackendControl {
   public:
     explicit Server(Config config);
     ~Server();  // shutdown() if still running
@@ -74,6 +79,9 @@ class Server {
     // that must be in effect when it returns.
     void run_on_every_shard(const std::function<void(Shard&)>& task);
 
+    // Any thread: the admin API's overrides, per backend (server_admin.cpp).
+    std::vector<pool::AdminOverride> admin_overrides() const;
+
   private:
     void start_health_monitor(const Server* predecessor);
     // Which of the predecessor's listeners each of ours takes over (its sockets, its ticket secret), if any.
@@ -84,6 +92,18 @@ class Server {
     std::vector<int> open_tcp_listeners(size_t listener, const Server* predecessor);
     std::vector<int> open_unix_listeners(size_t listener, const Server* predecessor);
     void broadcast_health(const health::Transition& transition);
+    // The admin API (BackendControl, on the admin thread) and its reload carry-over, in server_admin.cpp.
+    void carry_over_admin(const Server* predecessor);
+    std::string backends_json() const override;
+    std::optional<std::string> set_admin_state(std::string_view name, pool::AdminState state) override;
+    std::optional<std::string> set_weight(std::string_view name, uint32_t weight) override;
+    // Sets backend `id`'s override and returns once every shard has applied it; logs one line when it changed.
+    void change_admin(size_t id, const pool::AdminOverride& admin);
+    std::string backend_json(size_t id) const;  // one backend's object, as /backends shows it
+    // Backend `id` as /status and /backends show it.
+    BackendStatus backend_status(size_t id, const metrics::Snapshot& snapshot,
+                                 const std::vector<health::BackendHealth>& health) const;
+    std::vector<metrics::ExtraFamily> admin_metric_families() const;
 
     std::unique_ptr<ServerContext> context_;
     std::vector<std::unique_ptr<Shard>> shards_;
@@ -99,6 +119,8 @@ class Server {
     // removed from the file system when the last generation using it lets go (retire or shutdown).
     std::vector<std::shared_ptr<UnixSocketFile>> socket_files_;
     std::atomic<bool> shutdown_requested_{false};
+    mutable std::mutex admin_mutex_;
+    std::vector<pool::AdminOverride> admin_overrides_;  // per backend; guarded by admin_mutex_
 };
 
 }  // namespace lb::core

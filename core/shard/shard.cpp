@@ -103,6 +103,7 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
     for (pool::BackendId id = 0; id < backends; ++id) {
         bool healthy = id >= context.initially_healthy.size() || context.initially_healthy[id];
         pool_.set_healthy(id, healthy);
+        if (id < context.initial_admin.size()) pool_.set_admin(id, context.initial_admin[id]);
         metrics_.set_backend_up(id, healthy);
         metrics_.set_backend_weight(id, pool_.weight(id));
     }
@@ -349,6 +350,18 @@ void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generat
         run_later();
     }
     health_applied_ns_for_test_.store(uv_hrtime(), std::memory_order_release);
+}
+
+void Shard::apply_admin(pool::BackendId backend, const pool::AdminOverride& admin) {
+    if (backend >= pool_.size()) return;
+    pool_.set_admin(backend, admin);
+    metrics_.set_backend_weight(backend, pool_.weight(backend));
+    if (admin.state == pool::AdminState::disabled) idle_upstreams_.close_backend(backend);
+    if (pool::takes_new_requests(admin.state) && !queue_.empty()) {
+        // Requests waiting for a slot may find one on the backend that is back or weighs more.
+        slots_freed_ = queue_.size();
+        run_later();
+    }
 }
 
 void Shard::log_panic_change() const {

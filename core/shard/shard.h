@@ -39,6 +39,8 @@ struct ServerContext {
     std::vector<SocketAddress> backend_addresses;
     health::HealthMonitor* health = nullptr;  // passive reports go here; null when health checks are off
     std::vector<bool> initially_healthy;      // per backend, before the first health transition
+    // Per backend, the admin API's overrides a reload carried over (empty: none); later changes arrive by inbox.
+    std::vector<pool::AdminOverride> initial_admin;
     // Each shard's share of the process-wide limits (limits.client_connections, limits.buffer_memory).
     uint32_t client_connections_per_shard = 0;
     uint64_t buffer_memory_per_shard = 0;
@@ -127,6 +129,8 @@ class Shard final : private Acceptor::Delegate,
     // rules (panic mode, slow start) do the rest. Transitions older than one already applied to the backend are
     // dropped.
     void apply_health(pool::BackendId backend, bool healthy, uint64_t generation);
+    // Owner loop: the admin API's decision about `backend`. Disabling closes its idle keep-alive connections.
+    void apply_admin(pool::BackendId backend, const pool::AdminOverride& admin);
     // Any thread: uv_hrtime() when this shard last applied a health transition (0: never), for the test that
     // measures the broadcast's latency.
     uint64_t health_applied_ns_for_test() const { return health_applied_ns_for_test_.load(std::memory_order_acquire); }

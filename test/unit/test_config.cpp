@@ -764,7 +764,24 @@ TEST_CASE("queue and admin errors point at the key", "[config]") {
     CHECK(error_of(base + "admin:\n  listen: 9090\n") ==
           "t.yaml:3:11: 'admin.listen': invalid address '9090': expected host:port, e.g. 127.0.0.1:8080");
     CHECK(error_of(base + "admin:\n  port: 9090\n") ==
-          "t.yaml:3:3: unknown key 'port' in 'admin' (expected one of: enabled, listen)");
+          "t.yaml:3:3: unknown key 'port' in 'admin' (expected one of: enabled, listen, token_file)");
+}
+
+TEST_CASE("admin.token_file is read at load, trimmed, and checked", "[config][admin]") {
+    TempDir dir;
+    const std::string base = std::string(kOneBackend) + "admin:\n  token_file: ";
+    Config config = load_config_string(base + dir.write("token", "s3cret-Token\n"), "t.yaml");
+    CHECK(config.admin.token == "s3cret-Token");
+    CHECK(config.admin.token_file == dir.path("token"));
+    CHECK(load_config_string(kOneBackend, "t.yaml").admin.token.empty());
+    CHECK(error_of(base + dir.path("missing")) ==
+          "t.yaml:3:15: 'admin.token_file': cannot read '" + dir.path("missing") + "': No such file or directory");
+    CHECK(error_of(base + dir.write("empty", " \n")) ==
+          "t.yaml:3:15: 'admin.token_file': '" + dir.path("empty") + "' is empty");
+    CHECK(error_of(base + dir.write("two", "a b\n")) == "t.yaml:3:15: 'admin.token_file': the token in '" +
+                                                            dir.path("two") + "' must be one word of printable ASCII");
+    CHECK(error_of(base + dir.write("big", std::string(5000, 'x'))) ==
+          "t.yaml:3:15: 'admin.token_file': '" + dir.path("big") + "' is larger than 4 KiB");
 }
 
 TEST_CASE("listen takes one address or a list of addresses and maps", "[config][listen]") {
