@@ -273,6 +273,12 @@ uint16_t wait_for_logged_port(const std::string& log_path, const std::string& ma
 }
 
 Process::Process(std::vector<std::string> argv, const std::string& log_path) {
+    // Everything the child needs is made before fork: a test process has other threads (in-process backends, TLS
+    // bridges), and one of them may hold the allocator's lock at the fork, so the child must not allocate. It once
+    // did (this argv vector), and under load a child hung before exec with its log empty.
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
     if (pid_ == 0) {
@@ -286,9 +292,6 @@ Process::Process(std::vector<std::string> argv, const std::string& log_path) {
                 ::close(fd);
             }
         }
-        std::vector<char*> args;
-        for (auto& a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
         ::execv(args[0], args.data());
         std::_Exit(127);
     }
