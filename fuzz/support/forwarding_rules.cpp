@@ -121,11 +121,22 @@ std::string check_forwarded_request(const WireMessage& client, const WireMessage
                            escaped(upstream.find("host")->value, 100));
     }
     if (std::string why = empty_field_name(upstream); !why.empty()) return why;
-    auto expected = end_to_end_fields(client, {"x-forwarded-for", "x-forwarded-proto"});
+    // X-Request-Id: at most one goes upstream (none where the caller writes the head without one), the client's
+    // own when it sent a non-empty one (lb's rule), else one lb made.
+    const WireField* client_id = client.find("x-request-id");
+    if (upstream.count("x-request-id") > 1) {
+        return fmt::format("upstream request has {} X-Request-Id fields", upstream.count("x-request-id"));
+    }
+    if (upstream.count("x-request-id") == 1 && client.count("x-request-id") == 1 && !client_id->value.empty() &&
+        upstream.find("x-request-id")->value != client_id->value) {
+        return fmt::format("X-Request-Id changed from '{}' to '{}'", escaped(client_id->value, 100),
+                           escaped(upstream.find("x-request-id")->value, 100));
+    }
+    auto expected = end_to_end_fields(client, {"x-forwarded-for", "x-forwarded-proto", "x-request-id"});
     auto forwarded = fields_except(upstream, {"connection", "transfer-encoding", "content-length", "x-forwarded-for",
-                                              "x-forwarded-proto", client_host ? "" : "host"});
-    // lb's own fields (Connection: close, the framing, X-Forwarded-*) left aside, whatever else differs was added,
-    // lost or reordered; a hop-by-hop field that slipped through shows here too.
+                                              "x-forwarded-proto", "x-request-id", client_host ? "" : "host"});
+    // lb's own fields (Connection: close, the framing, X-Forwarded-*, X-Request-Id) left aside, whatever else
+    // differs was added, lost or reordered; a hop-by-hop field that slipped through shows here too.
     if (!same_fields(expected, forwarded)) {
         return fmt::format("end-to-end fields changed: client {} upstream {}", describe(expected), describe(forwarded));
     }
