@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/config/config.h"
+#include "test/support/config_error.h"
 
 using Catch::Matchers::Contains;
 using lb::core::Config;
@@ -19,21 +20,12 @@ using lb::core::Millis;
 using lb::core::parse_duration;
 using lb::core::parse_host_port;
 using lb::core::parse_size;
+using lb::test::config_error_of;
 using namespace std::chrono_literals;
 
 namespace {
 
 constexpr const char* kOneBackend = "backends: [127.0.0.1:9001]\n";
-
-// The what() of the ConfigError that loading `yaml` throws, or "" when it loads.
-std::string error_of(const std::string& yaml) {
-    try {
-        load_config_string(yaml, "t.yaml");
-    } catch (const ConfigError& e) {
-        return e.what();
-    }
-    return "";
-}
 
 // A private directory for file tests, removed with everything in it.
 class TempDir {
@@ -137,9 +129,9 @@ TEST_CASE("keys left out take the documented defaults", "[config]") {
     CHECK(load_config_string("backends: [127.0.0.1:9001]\nupstream: {keepalive: unlimited}\nlimits: "
                              "{client_connections: auto}\n")
               .upstream_keepalive == lb::core::kUnlimited);
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  buffer_per_connection: 1KiB\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlimits:\n  buffer_per_connection: 1KiB\n") ==
           "t.yaml:3:26: 'limits.buffer_per_connection' must be between 16KiB and 64MiB, got '1KiB'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  client_connections: lots\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlimits:\n  client_connections: lots\n") ==
           "t.yaml:3:23: 'limits.client_connections' must be an integer between 1 and 10000000, or 'auto', got "
           "'lots'");
 }
@@ -153,9 +145,9 @@ TEST_CASE("sections written with no keys keep their defaults", "[config]") {
     CHECK(load_config_string("backends: [127.0.0.1:9001]\nupstream: {keepalive: unlimited}\nlimits: "
                              "{client_connections: auto}\n")
               .upstream_keepalive == lb::core::kUnlimited);
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  buffer_per_connection: 1KiB\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlimits:\n  buffer_per_connection: 1KiB\n") ==
           "t.yaml:3:26: 'limits.buffer_per_connection' must be between 16KiB and 64MiB, got '1KiB'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  client_connections: lots\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlimits:\n  client_connections: lots\n") ==
           "t.yaml:3:23: 'limits.client_connections' must be an integer between 1 and 10000000, or 'auto', got "
           "'lots'");
 }
@@ -227,9 +219,9 @@ metrics:
 TEST_CASE("metrics.enabled takes a boolean", "[config]") {
     CHECK(load_config_string("backends: [127.0.0.1:9001]\nmetrics:\n  enabled: true\n").metrics_enabled);
     CHECK_FALSE(load_config_string("backends: [127.0.0.1:9001]\nmetrics: {enabled: false}\n").metrics_enabled);
-    CHECK(error_of("backends: [127.0.0.1:9001]\nmetrics:\n  enabled: sometimes\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nmetrics:\n  enabled: sometimes\n") ==
           "t.yaml:3:12: 'metrics.enabled' must be true or false, got 'sometimes'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nmetrics:\n  enable: false\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nmetrics:\n  enable: false\n") ==
           "t.yaml:3:3: unknown key 'enable' in 'metrics' (expected one of: enabled)");
 }
 
@@ -311,9 +303,9 @@ TEST_CASE("parse_host_port", "[config]") {
 
 TEST_CASE("listen may use port 0, backends may not", "[config]") {
     CHECK(load_config_string("listen: 127.0.0.1:0\nbackends: [127.0.0.1:9001]\n").listeners[0].address.tcp.port == 0);
-    CHECK(error_of("backends:\n  - 127.0.0.1:0\n") ==
+    CHECK(config_error_of("backends:\n  - 127.0.0.1:0\n") ==
           "t.yaml:2:5: 'backends[0]': invalid address '127.0.0.1:0': port 0 is out of range 1..65535");
-    CHECK(error_of("listen: 127.0.0.1:65536\nbackends: [127.0.0.1:9001]\n") ==
+    CHECK(config_error_of("listen: 127.0.0.1:65536\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:1:9: 'listen': invalid address '127.0.0.1:65536': port 65536 is out of range 0..65535");
 }
 
@@ -329,21 +321,21 @@ TEST_CASE("listen may name a Unix socket", "[config]") {
     CHECK(load_config_string("listen: \"[::1]:80\"\n" + std::string(kOneBackend)).listeners[0].address.to_string() ==
           "[::1]:80");
 
-    CHECK(error_of("listen: \"unix:\"\n" + std::string(kOneBackend)) ==
+    CHECK(config_error_of("listen: \"unix:\"\n" + std::string(kOneBackend)) ==
           "t.yaml:1:9: 'listen': invalid address 'unix:': the socket path after 'unix:' is empty");
     const std::string longest = "/" + std::string(106, 'a');
     CHECK(load_config_string("listen: unix:" + longest + "\n" + kOneBackend).listeners[0].address.unix_path == longest);
-    CHECK(error_of("listen: unix:" + longest + "a\n" + kOneBackend) ==
+    CHECK(config_error_of("listen: unix:" + longest + "a\n" + kOneBackend) ==
           "t.yaml:1:9: 'listen': invalid address 'unix:" + longest +
               "a': the socket path is 108 bytes long; a Unix socket path holds at most 107");
     // YAML's "\0" escape is the one way to write a NUL, which would cut the path short.
-    CHECK(error_of("listen: \"unix:/a\\0b\"\n" + std::string(kOneBackend)) ==
+    CHECK(config_error_of("listen: \"unix:/a\\0b\"\n" + std::string(kOneBackend)) ==
           "t.yaml:1:9: 'listen': invalid address 'unix:/a\\0b': the socket path contains a NUL byte");
-    CHECK(error_of("listen: unix:/run/\n" + std::string(kOneBackend)) ==
+    CHECK(config_error_of("listen: unix:/run/\n" + std::string(kOneBackend)) ==
           "t.yaml:1:9: 'listen': invalid address 'unix:/run/': the socket path names a directory");
     // The admin listener stays TCP.
     CHECK(
-        error_of(std::string(kOneBackend) + "admin:\n  listen: unix:/run/admin.sock\n") ==
+        config_error_of(std::string(kOneBackend) + "admin:\n  listen: unix:/run/admin.sock\n") ==
         "t.yaml:3:11: 'admin.listen': invalid address 'unix:/run/admin.sock': port '/run/admin.sock' is not a number");
 }
 
@@ -366,103 +358,104 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
         CHECK(e.column() == 3);
     }
 
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlisten_on: 1.2.3.4:80\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlisten_on: 1.2.3.4:80\n") ==
           "t.yaml:2:1: unknown key 'listen_on' at the top level (expected one of: listen, workers, backends, "
           "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, "
           "request_id, metrics)");
-    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
+    CHECK(config_error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
           "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight, backup, "
           "max_connections, health, tls)");
 }
 
 TEST_CASE("a repeated key is an error, not a silent override", "[config]") {
-    CHECK(error_of("backends: [127.0.0.1:9001]\nretries: 1\nretries: 3\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nretries: 1\nretries: 3\n") ==
           "t.yaml:3:1: duplicate key 'retries' at the top level (first set on line 2)");
 }
 
 TEST_CASE("wrong types name the key and what was expected", "[config]") {
-    CHECK(error_of("workers: many\nbackends: [127.0.0.1:9001]\n") ==
+    CHECK(config_error_of("workers: many\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:1:10: 'workers' must be a positive integer or 'auto', got 'many'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nretries: [1]\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nretries: [1]\n") ==
           "t.yaml:2:10: 'retries' must be an integer between 0 and 10, got a list");
-    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts: 5s\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\ntimeouts: 5s\n") ==
           "t.yaml:2:11: 'timeouts' must be a map with keys connect, client_header, client_keepalive, "
           "client_send, upstream_response, upstream_keepalive, drain, drain_idle_grace, got '5s'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: {a: 1}\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: {a: 1}\n") ==
           "t.yaml:3:12: 'timeouts.connect' must be a duration such as 250ms, 5s, 2m or 1h, got a map");
-    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: soon\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: soon\n") ==
           "t.yaml:3:12: 'timeouts.connect': invalid duration 'soon': expected a whole number followed by ms, s, m "
           "or h");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_bytes: 64k\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_bytes: 64k\n") ==
           "t.yaml:3:17: 'limits.header_bytes': invalid size '64k': unknown unit 'k' (expected B, KiB, MiB, GiB, KB, "
           "MB or GB)");
     // An empty value points at its key: yaml-cpp would put it on the next line.
-    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect:\n  drain: 1s\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect:\n  drain: 1s\n") ==
           "t.yaml:3:3: 'timeouts.connect' must be a duration such as 250ms, 5s, 2m or 1h, got nothing");
     // Unquoted, [::1] is a YAML flow list.
-    CHECK(error_of("listen: [::1]\nbackends: [127.0.0.1:9001]\n") ==
+    CHECK(config_error_of("listen: [::1]\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:1:9: 'listen' must be a host:port or unix:PATH string (quote IPv6 addresses: \"[::1]:8080\"), got "
           "a list");
-    CHECK(error_of("- 127.0.0.1:9001\n") ==
+    CHECK(config_error_of("- 127.0.0.1:9001\n") ==
           "t.yaml:1:1: the config must be a map with keys listen, workers, backends, timeouts, limits, retries, "
           "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, request_id, metrics, got a list");
-    CHECK(error_of("backends:\n  - [127.0.0.1, 9001]\n") ==
+    CHECK(config_error_of("backends:\n  - [127.0.0.1, 9001]\n") ==
           "t.yaml:2:5: 'backends[0]' must be a host:port string or a map with 'address' and 'weight', got a list");
 }
 
 TEST_CASE("out-of-range values say the range", "[config]") {
-    CHECK(error_of("workers: 0\nbackends: [127.0.0.1:9001]\n") ==
+    CHECK(config_error_of("workers: 0\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:1:10: 'workers' must be between 1 and 1024 or 'auto', got '0'");
-    CHECK(error_of("workers: 1025\nbackends: [127.0.0.1:9001]\n") ==
+    CHECK(config_error_of("workers: 1025\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:1:10: 'workers' must be between 1 and 1024 or 'auto', got '1025'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nretries: 11\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nretries: 11\n") ==
           "t.yaml:2:10: 'retries' must be an integer between 0 and 10, got '11'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nretries: -1\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nretries: -1\n") ==
           "t.yaml:2:10: 'retries' must be an integer between 0 and 10, got '-1'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: 0s\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: 0s\n") ==
           "t.yaml:3:12: 'timeouts.connect' must be between 1ms and 24h, got '0s'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  drain: 25h\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  drain: 25h\n") ==
           "t.yaml:3:10: 'timeouts.drain' must be between 1ms and 24h, got '25h'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_bytes: 2MiB\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_bytes: 2MiB\n") ==
           "t.yaml:3:17: 'limits.header_bytes' must be between 1KiB and 1MiB, got '2MiB'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  uri_bytes: 255\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlimits:\n  uri_bytes: 255\n") ==
           "t.yaml:3:14: 'limits.uri_bytes' must be between 256 and 1MiB, got '255'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_count: 0\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlimits:\n  header_count: 0\n") ==
           "t.yaml:3:17: 'limits.header_count' must be an integer between 1 and 10000, got '0'");
-    CHECK(error_of("backends: [127.0.0.1:9001]\nupstream:\n  keepalive: 1000001\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nupstream:\n  keepalive: 1000001\n") ==
           "t.yaml:3:14: 'upstream.keepalive' must be an integer between 0 and 1000000, or 'unlimited', got "
           "'1000001'");
-    CHECK(error_of("backends:\n  - 127.0.0.1:9001\n  - 127.0.0.1:9002\n  - address: 127.0.0.1:9003\n"
-                   "    weight: 1001\n") ==
+    CHECK(config_error_of("backends:\n  - 127.0.0.1:9001\n  - 127.0.0.1:9002\n  - address: 127.0.0.1:9003\n"
+                          "    weight: 1001\n") ==
           "t.yaml:5:13: 'backends[2].weight' must be an integer between 1 and 1000, got '1001'");
 }
 
 TEST_CASE("backends are required, non-empty and distinct", "[config]") {
-    CHECK(error_of("# comment\nlisten: 0.0.0.0:80\n") ==
+    CHECK(config_error_of("# comment\nlisten: 0.0.0.0:80\n") ==
           "t.yaml:2:1: 'backends' is required: list at least one backend, e.g. backends: [\"127.0.0.1:9001\"]");
-    CHECK(error_of("") == "t.yaml:1:1: the config is empty: at least 'backends' is required");
-    CHECK(error_of("# nothing here\n") == "t.yaml:1:1: the config is empty: at least 'backends' is required");
-    CHECK(error_of("backends: []\n") ==
+    CHECK(config_error_of("") == "t.yaml:1:1: the config is empty: at least 'backends' is required");
+    CHECK(config_error_of("# nothing here\n") == "t.yaml:1:1: the config is empty: at least 'backends' is required");
+    CHECK(config_error_of("backends: []\n") ==
           "t.yaml:1:11: 'backends' must be a non-empty list of host:port strings or maps, got an empty list");
-    CHECK(error_of("backends:\n") ==
+    CHECK(config_error_of("backends:\n") ==
           "t.yaml:1:1: 'backends' must be a non-empty list of host:port strings or maps, got nothing");
-    CHECK(error_of("backends: 127.0.0.1:9001\n") ==
+    CHECK(config_error_of("backends: 127.0.0.1:9001\n") ==
           "t.yaml:1:11: 'backends' must be a non-empty list of host:port strings or maps, got '127.0.0.1:9001'");
-    CHECK(error_of("backends:\n  - weight: 2\n") == "t.yaml:2:5: 'backends[0].address' is required");
-    CHECK(error_of("backends:\n  - 127.0.0.1:9001\n  - 127.0.0.1:9002\n  - address: 127.0.0.1:9001\n") ==
+    CHECK(config_error_of("backends:\n  - weight: 2\n") == "t.yaml:2:5: 'backends[0].address' is required");
+    CHECK(config_error_of("backends:\n  - 127.0.0.1:9001\n  - 127.0.0.1:9002\n  - address: 127.0.0.1:9001\n") ==
           "t.yaml:4:5: duplicate backend '127.0.0.1:9001' in 'backends[2]' (already listed as 'backends[0]')");
     // Hostnames compare case-insensitively.
-    CHECK(error_of("backends: [Backend.example:80, backend.EXAMPLE:80]\n") ==
+    CHECK(config_error_of("backends: [Backend.example:80, backend.EXAMPLE:80]\n") ==
           "t.yaml:1:32: duplicate backend 'backend.EXAMPLE:80' in 'backends[1]' (already listed as 'backends[0]')");
     // Same host, different ports are different backends.
     CHECK(load_config_string("backends: [127.0.0.1:9001, 127.0.0.1:9002]\n").backends.size() == 2);
 }
 
 TEST_CASE("YAML syntax errors carry the parser's line and column", "[config]") {
-    CHECK(error_of("backends:\n  - 127.0.0.1:9001\n - 127.0.0.1:9002\n") ==
+    CHECK(config_error_of("backends:\n  - 127.0.0.1:9001\n - 127.0.0.1:9002\n") ==
           "t.yaml:3:2: YAML syntax error: end of map not found");
-    CHECK(error_of("backends: [127.0.0.1:9001\n") == "t.yaml:2:1: YAML syntax error: end of sequence flow not found");
-    CHECK(error_of("backends: [127.0.0.1:9001]\n---\nretries: 1\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001\n") ==
+          "t.yaml:2:1: YAML syntax error: end of sequence flow not found");
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\n---\nretries: 1\n") ==
           "t.yaml:3:1: expected one YAML document, found a second");
     // Document markers on their own are fine.
     CHECK(load_config_string("---\nbackends: [127.0.0.1:9001]\n---\n").backends.size() == 1);
@@ -663,107 +656,108 @@ admin:
 
 TEST_CASE("health errors point at the key", "[config]") {
     const std::string base = kOneBackend;  // line 1; `health:` is line 2
-    CHECK(error_of(base + "health:\n  rise: 0\n") ==
+    CHECK(config_error_of(base + "health:\n  rise: 0\n") ==
           "t.yaml:3:9: 'health.rise' must be an integer between 1 and 1000, got '0'");
-    CHECK(error_of(base + "health:\n  interval: 0s\n") ==
+    CHECK(config_error_of(base + "health:\n  interval: 0s\n") ==
           "t.yaml:3:13: 'health.interval' must be between 1ms and 24h, got '0s'");
-    CHECK(error_of(base + "health:\n  path: health\n") ==
+    CHECK(config_error_of(base + "health:\n  path: health\n") ==
           "t.yaml:3:9: 'health.path' must start with '/', got 'health'");
-    CHECK(error_of(base + "health:\n  path: \"/a b\"\n") ==
+    CHECK(config_error_of(base + "health:\n  path: \"/a b\"\n") ==
           "t.yaml:3:9: 'health.path' must not contain spaces or control characters");
-    CHECK(error_of(base + "health:\n  expected_statuses: [200, \"600\"]\n") ==
+    CHECK(config_error_of(base + "health:\n  expected_statuses: [200, \"600\"]\n") ==
           "t.yaml:3:28: 'health.expected_statuses[1]': status 600 is not in 100..599");
-    CHECK(error_of(base + "health:\n  expected_statuses: \"399-200\"\n") ==
+    CHECK(config_error_of(base + "health:\n  expected_statuses: \"399-200\"\n") ==
           "t.yaml:3:22: 'health.expected_statuses': the range '399-200' is reversed");
-    CHECK(error_of(base + "health:\n  expected_statuses: [2xx]\n") ==
+    CHECK(config_error_of(base + "health:\n  expected_statuses: [2xx]\n") ==
           "t.yaml:3:23: 'health.expected_statuses[0]': invalid status '2xx': expected a code such as 200 or a range "
           "such as 200-399");
-    CHECK(error_of(base + "health:\n  expected_statuses: []\n") ==
+    CHECK(config_error_of(base + "health:\n  expected_statuses: []\n") ==
           "t.yaml:3:22: 'health.expected_statuses' must not be an empty list");
-    CHECK(error_of(base + "health:\n  timeout: 1s\n  max_response_time: 2s\n") ==
+    CHECK(config_error_of(base + "health:\n  timeout: 1s\n  max_response_time: 2s\n") ==
           "t.yaml:4:22: 'health.max_response_time' (2s) must not be above 'health.timeout' (1s): the timeout ends "
           "the check first");
-    CHECK(error_of(base + "health:\n  jitter: 60%\n") ==
+    CHECK(config_error_of(base + "health:\n  jitter: 60%\n") ==
           "t.yaml:3:11: 'health.jitter' must be a percentage from 0% to 50% or a duration, got '60%'");
-    CHECK(error_of(base + "health:\n  jitter: lots\n") ==
+    CHECK(config_error_of(base + "health:\n  jitter: lots\n") ==
           "t.yaml:3:11: 'health.jitter': invalid duration 'lots': expected a whole number followed by ms, s, m or h");
-    CHECK(error_of(base + "health:\n  initial_state: up\n") ==
+    CHECK(config_error_of(base + "health:\n  initial_state: up\n") ==
           "t.yaml:3:18: 'health.initial_state' must be healthy or unhealthy, got 'up'");
-    CHECK(error_of(base + "health:\n  host: \"a b\"\n") ==
+    CHECK(config_error_of(base + "health:\n  host: \"a b\"\n") ==
           "t.yaml:3:9: 'health.host': invalid character ' ' in host 'a b'");
-    CHECK(error_of(base + "health:\n  port: 0\n") ==
+    CHECK(config_error_of(base + "health:\n  port: 0\n") ==
           "t.yaml:3:9: 'health.port' must be an integer between 1 and 65535, got '0'");
-    CHECK(error_of(base + "health:\n  panic: yes\n") == "t.yaml:3:10: 'health.panic' must be true or false, got 'yes'");
-    CHECK(error_of(base + "health:\n  passive:\n    count_5xx:\n") ==
+    CHECK(config_error_of(base + "health:\n  panic: yes\n") ==
+          "t.yaml:3:10: 'health.panic' must be true or false, got 'yes'");
+    CHECK(config_error_of(base + "health:\n  passive:\n    count_5xx:\n") ==
           "t.yaml:4:5: 'health.passive.count_5xx' must be true or false, got nothing");
-    CHECK(error_of(base + "health:\n  passive:\n    max_ejected_percent: 101\n") ==
+    CHECK(config_error_of(base + "health:\n  passive:\n    max_ejected_percent: 101\n") ==
           "t.yaml:4:26: 'health.passive.max_ejected_percent' must be an integer between 0 and 100, got '101'");
-    CHECK(error_of(base + "health:\n  passive:\n    base_ejection_time: 30s\n    max_ejection_time: 10s\n") ==
+    CHECK(config_error_of(base + "health:\n  passive:\n    base_ejection_time: 30s\n    max_ejection_time: 10s\n") ==
           "t.yaml:5:24: 'health.passive.max_ejection_time' (10s) must not be below "
           "'health.passive.base_ejection_time' (30s)");
     // Only the base written: it is the one pointed at (the maximum is the 300s default).
-    CHECK(error_of(base + "health:\n  passive:\n    base_ejection_time: 10m\n") ==
+    CHECK(config_error_of(base + "health:\n  passive:\n    base_ejection_time: 10m\n") ==
           "t.yaml:4:25: 'health.passive.max_ejection_time' (5m) must not be below "
           "'health.passive.base_ejection_time' (10m)");
-    CHECK(error_of(base + "health:\n  passive:\n    ejection_time: 10s\n") ==
+    CHECK(config_error_of(base + "health:\n  passive:\n    ejection_time: 10s\n") ==
           "t.yaml:4:5: unknown key 'ejection_time' in 'health.passive' (expected one of: consecutive_failures, "
           "base_ejection_time, max_ejection_time, max_ejected_percent, count_5xx, passed_check_ends_ejection)");
-    CHECK(error_of(base + "health:\n  slow_start: 25h\n") ==
+    CHECK(config_error_of(base + "health:\n  slow_start: 25h\n") ==
           "t.yaml:3:15: 'health.slow_start' must be between 0ms and 24h, got '25h'");
-    CHECK(error_of(base + "health: on\n") ==
+    CHECK(config_error_of(base + "health: on\n") ==
           "t.yaml:2:9: 'health' must be a map with keys enabled, path, interval, timeout, rise, fall, "
           "expected_statuses, max_response_time, host, port, jitter, initial_state, passive, slow_start, panic, "
           "got 'on'");
 }
 
 TEST_CASE("a backend's own options are checked where they are written", "[config]") {
-    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    backup: maybe\n") ==
+    CHECK(config_error_of("backends:\n  - address: 127.0.0.1:9001\n    backup: maybe\n") ==
           "t.yaml:3:13: 'backends[0].backup' must be true or false, got 'maybe'");
-    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    max_connections: -1\n") ==
+    CHECK(config_error_of("backends:\n  - address: 127.0.0.1:9001\n    max_connections: -1\n") ==
           "t.yaml:3:22: 'backends[0].max_connections' must be an integer between 0 and 1000000, got '-1'");
-    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      expected_statuses: [200]\n") ==
+    CHECK(config_error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      expected_statuses: [200]\n") ==
           "t.yaml:4:7: unknown key 'expected_statuses' in 'backends[0].health' (expected one of: path, interval, "
           "timeout, rise, fall, port, host)");
-    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      port: 70000\n") ==
+    CHECK(config_error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      port: 70000\n") ==
           "t.yaml:4:13: 'backends[0].health.port' must be an integer between 1 and 65535, got '70000'");
-    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      path: ready\n") ==
+    CHECK(config_error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      path: ready\n") ==
           "t.yaml:4:13: 'backends[0].health.path' must start with '/', got 'ready'");
-    CHECK(error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      fall: 0\n") ==
+    CHECK(config_error_of("backends:\n  - address: 127.0.0.1:9001\n    health:\n      fall: 0\n") ==
           "t.yaml:4:13: 'backends[0].health.fall' must be an integer between 1 and 1000, got '0'");
 }
 
 TEST_CASE("algorithm errors use the pool's own checks", "[config]") {
     const std::string base = kOneBackend;
-    CHECK(error_of(base + "algorithm: fastest\n") ==
+    CHECK(config_error_of(base + "algorithm: fastest\n") ==
           "t.yaml:2:12: 'algorithm': unknown load-balancing algorithm 'fastest'; expected one of: round_robin, "
           "weighted_round_robin, least_connections, random_two_choices, peak_ewma, consistent_hash");
-    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  table_size: 65536\n") ==
+    CHECK(config_error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  table_size: 65536\n") ==
           "t.yaml:4:15: 'consistent_hash.table_size': consistent_hash table size 65536 is not prime; the next prime "
           "is 65537");
-    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  table_size: 1\n") ==
+    CHECK(config_error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  table_size: 1\n") ==
           "t.yaml:4:15: 'consistent_hash.table_size' must be an integer between 3 and 4294967295, got '1'");
-    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  key: ip\n") ==
+    CHECK(config_error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  key: ip\n") ==
           "t.yaml:4:8: 'consistent_hash.key' must be header, cookie, client_ip or path, got 'ip'");
-    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  key: cookie\n") ==
+    CHECK(config_error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  key: cookie\n") ==
           "t.yaml:4:8: 'consistent_hash.name' is required with key cookie: the cookie to hash");
-    CHECK(error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  name: X-User\n") ==
+    CHECK(config_error_of(base + "algorithm: consistent_hash\nconsistent_hash:\n  name: X-User\n") ==
           "t.yaml:4:9: 'consistent_hash.name' is only used with key header or cookie, and key is client_ip");
-    CHECK(error_of(base + "peak_ewma:\n  decay: 5s\n") ==
+    CHECK(config_error_of(base + "peak_ewma:\n  decay: 5s\n") ==
           "t.yaml:2:1: 'peak_ewma' is set but 'algorithm' is 'round_robin'; set 'algorithm: peak_ewma' or remove "
           "the section");
-    CHECK(error_of(base + "algorithm: peak_ewma\npeak_ewma:\n  decay: 0s\n") ==
+    CHECK(config_error_of(base + "algorithm: peak_ewma\npeak_ewma:\n  decay: 0s\n") ==
           "t.yaml:4:10: 'peak_ewma.decay' must be between 1ms and 24h, got '0s'");
 }
 
 TEST_CASE("queue and admin errors point at the key", "[config]") {
     const std::string base = kOneBackend;
-    CHECK(error_of(base + "queue:\n  size: 1000001\n") ==
+    CHECK(config_error_of(base + "queue:\n  size: 1000001\n") ==
           "t.yaml:3:9: 'queue.size' must be an integer between 0 and 1000000, got '1000001'");
-    CHECK(error_of(base + "queue:\n  timeout: 0s\n") ==
+    CHECK(config_error_of(base + "queue:\n  timeout: 0s\n") ==
           "t.yaml:3:12: 'queue.timeout' must be between 1ms and 24h, got '0s'");
-    CHECK(error_of(base + "admin:\n  listen: 9090\n") ==
+    CHECK(config_error_of(base + "admin:\n  listen: 9090\n") ==
           "t.yaml:3:11: 'admin.listen': invalid address '9090': expected host:port, e.g. 127.0.0.1:8080");
-    CHECK(error_of(base + "admin:\n  port: 9090\n") ==
+    CHECK(config_error_of(base + "admin:\n  port: 9090\n") ==
           "t.yaml:3:3: unknown key 'port' in 'admin' (expected one of: enabled, listen, token_file)");
 }
 
@@ -774,13 +768,14 @@ TEST_CASE("admin.token_file is read at load, trimmed, and checked", "[config][ad
     CHECK(config.admin.token == "s3cret-Token");
     CHECK(config.admin.token_file == dir.path("token"));
     CHECK(load_config_string(kOneBackend, "t.yaml").admin.token.empty());
-    CHECK(error_of(base + dir.path("missing")) ==
+    CHECK(config_error_of(base + dir.path("missing")) ==
           "t.yaml:3:15: 'admin.token_file': cannot read '" + dir.path("missing") + "': No such file or directory");
-    CHECK(error_of(base + dir.write("empty", " \n")) ==
+    CHECK(config_error_of(base + dir.write("empty", " \n")) ==
           "t.yaml:3:15: 'admin.token_file': '" + dir.path("empty") + "' is empty");
-    CHECK(error_of(base + dir.write("two", "a b\n")) == "t.yaml:3:15: 'admin.token_file': the token in '" +
-                                                            dir.path("two") + "' must be one word of printable ASCII");
-    CHECK(error_of(base + dir.write("big", std::string(5000, 'x'))) ==
+    CHECK(config_error_of(base + dir.write("two", "a b\n")) == "t.yaml:3:15: 'admin.token_file': the token in '" +
+                                                                   dir.path("two") +
+                                                                   "' must be one word of printable ASCII");
+    CHECK(config_error_of(base + dir.write("big", std::string(5000, 'x'))) ==
           "t.yaml:3:15: 'admin.token_file': '" + dir.path("big") + "' is larger than 4 KiB");
 }
 
@@ -792,11 +787,11 @@ TEST_CASE("listen takes one address or a list of addresses and maps", "[config][
     CHECK(config.listeners[0].address.to_string() == "127.0.0.1:8080");
     CHECK(config.listeners[1].address.to_string() == "[::1]:8081");
     CHECK(config.listeners[2].address.to_string() == "unix:/run/lb.sock");
-    CHECK(error_of("listen:\n  - 127.0.0.1:8080\n  - 127.0.0.1:8080\nbackends: [127.0.0.1:9001]\n") ==
+    CHECK(config_error_of("listen:\n  - 127.0.0.1:8080\n  - 127.0.0.1:8080\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:3:5: 'listen[1]': 127.0.0.1:8080 is already listed");
-    CHECK(error_of("listen: []\nbackends: [127.0.0.1:9001]\n") ==
+    CHECK(config_error_of("listen: []\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:1:9: 'listen' must name at least one address");
-    CHECK(error_of("listen:\n  - port: 80\nbackends: [127.0.0.1:9001]\n") ==
+    CHECK(config_error_of("listen:\n  - port: 80\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:2:5: unknown key 'port' in 'listen[0]' (expected one of: address, tls)");
 }
 
@@ -804,6 +799,6 @@ TEST_CASE("input yaml-cpp cannot start a document with is an error, not a hang",
     // yaml-cpp 0.7's LoadAll loops forever on these (fuzz/regressions/config_loader/leading_comma).
     for (std::string text : {",", ",a", " ,", ",\nbackends: [127.0.0.1:9001]\n"}) {
         INFO(text);
-        CHECK(error_of(text).find("YAML syntax error") != std::string::npos);
+        CHECK(config_error_of(text).find("YAML syntax error") != std::string::npos);
     }
 }

@@ -11,6 +11,7 @@
 
 #include "core/config/config.h"
 #include "net/tls_files.h"
+#include "test/support/config_error.h"
 #include "test/support/test_certs.h"
 
 using Catch::Matchers::Contains;
@@ -19,20 +20,11 @@ using Catch::Matchers::StartsWith;
 using lb::core::Config;
 using lb::core::ConfigError;
 using lb::core::load_config_string;
+using lb::test::config_error_of;
 using lb::test::test_certs;
 using namespace std::chrono_literals;
 
 namespace {
-
-// The what() of the ConfigError that loading `yaml` throws, or "" when it loads.
-std::string error_of(const std::string& yaml) {
-    try {
-        load_config_string(yaml, "t.yaml");
-    } catch (const ConfigError& e) {
-        return e.what();
-    }
-    return "";
-}
 
 // A file of `content` in the test certificates' directory's sibling, removed with the test.
 class TempFile {
@@ -207,30 +199,30 @@ TEST_CASE("a Unix socket listener may have TLS, and a single listen map too", "[
 
 TEST_CASE("a listener's certificates are required and not empty", "[config][tls]") {
     const std::string head = "backends: [127.0.0.1:9001]\nlisten:\n  - address: 127.0.0.1:8443\n    tls:";
-    CHECK(error_of(head + "\n      certificates: []\n") ==
+    CHECK(config_error_of(head + "\n      certificates: []\n") ==
           "t.yaml:5:21: 'listen[0].tls.certificates' must list at least one certificate");
-    CHECK(error_of(head + "\n      min_version: \"1.3\"\n") ==
+    CHECK(config_error_of(head + "\n      min_version: \"1.3\"\n") ==
           "t.yaml:5:7: 'listen[0].tls.certificates' is required: a list of {cert, key} PEM files");
-    CHECK(error_of(head + "\n") ==
+    CHECK(config_error_of(head + "\n") ==
           "t.yaml:4:5: 'listen[0].tls.certificates' is required: a list of {cert, key} PEM files");
-    CHECK(error_of(head + "\n      certificates: /etc/lb/site.pem\n") ==
+    CHECK(config_error_of(head + "\n      certificates: /etc/lb/site.pem\n") ==
           "t.yaml:5:21: 'listen[0].tls.certificates' must be a list of maps with cert and key, got "
           "'/etc/lb/site.pem'");
-    CHECK(error_of(head + "\n      certificates:\n        - /etc/lb/site.pem\n") ==
+    CHECK(config_error_of(head + "\n      certificates:\n        - /etc/lb/site.pem\n") ==
           "t.yaml:6:11: 'listen[0].tls.certificates[0]' must be a map with cert and key (and optionally ocsp), got "
           "'/etc/lb/site.pem'");
-    CHECK(error_of(head + "\n      certificates:\n        - cert: " + test_certs().localhost_rsa.cert + "\n") ==
+    CHECK(config_error_of(head + "\n      certificates:\n        - cert: " + test_certs().localhost_rsa.cert + "\n") ==
           "t.yaml:6:11: 'listen[0].tls.certificates[0].key' is required");
-    CHECK(error_of(head + "\n      certificates:\n        - key: " + test_certs().localhost_rsa.key + "\n") ==
+    CHECK(config_error_of(head + "\n      certificates:\n        - key: " + test_certs().localhost_rsa.key + "\n") ==
           "t.yaml:6:11: 'listen[0].tls.certificates[0].cert' is required");
-    CHECK(error_of(head + "\n      certificates:\n        - cert: a\n          key: b\n          chain: c\n") ==
+    CHECK(config_error_of(head + "\n      certificates:\n        - cert: a\n          key: b\n          chain: c\n") ==
           "t.yaml:8:11: unknown key 'chain' in 'listen[0].tls.certificates[0]' (expected one of: cert, key, ocsp)");
-    CHECK(error_of(head + "\n      certs: []\n") ==
+    CHECK(config_error_of(head + "\n      certs: []\n") ==
           "t.yaml:5:7: unknown key 'certs' in 'listen[0].tls' (expected one of: certificates, min_version, ciphers, "
           "ciphersuites, groups, session_tickets, ticket_key_file, ticket_key_rotation, client_ca, verify_client, "
           "client_subject_header)");
     // A plain address string has nowhere to put TLS: it is the map form or nothing.
-    CHECK(error_of("backends: [127.0.0.1:9001]\nlisten:\n  - address: 127.0.0.1:8443\n    tls: true\n") ==
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\nlisten:\n  - address: 127.0.0.1:8443\n    tls: true\n") ==
           "t.yaml:4:10: 'listen[0].tls' must be a map with keys certificates, min_version, ciphers, ciphersuites, "
           "groups, session_tickets, ticket_key_file, ticket_key_rotation, client_ca, verify_client, "
           "client_subject_header, got 'true'");
@@ -239,62 +231,62 @@ TEST_CASE("a listener's certificates are required and not empty", "[config][tls]
 TEST_CASE("certificate and key files are read and checked at load time", "[config][tls]") {
     const auto& certs = test_certs();
     const std::string missing = certs.dir + "/missing.pem";
-    CHECK(error_of(listener_with(missing, certs.localhost_rsa.key)) ==
+    CHECK(config_error_of(listener_with(missing, certs.localhost_rsa.key)) ==
           "t.yaml:6:17: 'listen[0].tls.certificates[0].cert': cannot read certificate file " + missing +
               ": No such file or directory");
-    CHECK(error_of(listener_with(certs.dir, certs.localhost_rsa.key)) ==
+    CHECK(config_error_of(listener_with(certs.dir, certs.localhost_rsa.key)) ==
           "t.yaml:6:17: 'listen[0].tls.certificates[0].cert': cannot read certificate file " + certs.dir +
               ": Is a directory");
     // A device or a FIFO could block the load or never end.
-    CHECK(error_of(listener_with("/dev/zero", certs.localhost_rsa.key)) ==
+    CHECK(config_error_of(listener_with("/dev/zero", certs.localhost_rsa.key)) ==
           "t.yaml:6:17: 'listen[0].tls.certificates[0].cert': certificate file /dev/zero is not a regular file");
 
     TempFile der("der.crt", std::string("\x30\x82\x01\x0a\x02\x82\x01\x01", 8));
-    CHECK(error_of(listener_with(der.path(), certs.localhost_rsa.key)) ==
+    CHECK(config_error_of(listener_with(der.path(), certs.localhost_rsa.key)) ==
           "t.yaml:6:17: 'listen[0].tls.certificates[0].cert': certificate file " + der.path() +
               " is not a PEM file (expected '-----BEGIN CERTIFICATE-----')");
-    CHECK(error_of(listener_with(certs.localhost_rsa.key, certs.localhost_rsa.key)) ==
+    CHECK(config_error_of(listener_with(certs.localhost_rsa.key, certs.localhost_rsa.key)) ==
           "t.yaml:6:17: 'listen[0].tls.certificates[0].cert': certificate file " + certs.localhost_rsa.key +
               " holds no certificate (its PEM blocks: PRIVATE KEY)");
     TempFile broken("broken.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
-    CHECK(error_of(listener_with(broken.path(), certs.localhost_rsa.key)) ==
+    CHECK(config_error_of(listener_with(broken.path(), certs.localhost_rsa.key)) ==
           "t.yaml:6:17: 'listen[0].tls.certificates[0].cert': certificate file " + broken.path() +
               ": certificate 1 of 1 cannot be parsed");
 
-    CHECK(error_of(listener_with(certs.localhost_rsa.cert, missing)) ==
+    CHECK(config_error_of(listener_with(certs.localhost_rsa.cert, missing)) ==
           "t.yaml:7:16: 'listen[0].tls.certificates[0].key': cannot read key file " + missing +
               ": No such file or directory");
-    CHECK(error_of(listener_with(certs.localhost_rsa.cert, certs.localhost_rsa.cert)) ==
+    CHECK(config_error_of(listener_with(certs.localhost_rsa.cert, certs.localhost_rsa.cert)) ==
           "t.yaml:7:16: 'listen[0].tls.certificates[0].key': key file " + certs.localhost_rsa.cert +
               " holds no private key (its PEM blocks: CERTIFICATE)");
-    CHECK(error_of(listener_with(certs.localhost_rsa.cert, der.path())) ==
+    CHECK(config_error_of(listener_with(certs.localhost_rsa.cert, der.path())) ==
           "t.yaml:7:16: 'listen[0].tls.certificates[0].key': key file " + der.path() +
               " is not a PEM file (expected '-----BEGIN PRIVATE KEY-----')");
     TempFile encrypted("encrypted.key",
                        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n"
                        "-----END ENCRYPTED PRIVATE KEY-----\n");
-    CHECK(error_of(listener_with(certs.localhost_rsa.cert, encrypted.path())) ==
+    CHECK(config_error_of(listener_with(certs.localhost_rsa.cert, encrypted.path())) ==
           "t.yaml:7:16: 'listen[0].tls.certificates[0].key': key file " + encrypted.path() +
               " holds an encrypted key: lb reads keys without a passphrase");
     // Another certificate's key, of the same and of another type.
     for (const std::string& key : {certs.localhost_ecdsa.key, certs.other.key}) {
-        CHECK(error_of(listener_with(certs.localhost_rsa.cert, key)) ==
+        CHECK(config_error_of(listener_with(certs.localhost_rsa.cert, key)) ==
               "t.yaml:7:16: 'listen[0].tls.certificates[0].key': key file " + key +
                   " does not match the certificate in " + certs.localhost_rsa.cert + " (CN=localhost,O=lb tests)");
     }
     // The second entry is checked as the first.
-    CHECK(error_of(localhost_listener("        - cert: " + certs.other.cert + "\n          key: " + certs.wildcard.key +
-                                      "\n")) == "t.yaml:9:16: 'listen[0].tls.certificates[1].key': key file " +
-                                                    certs.wildcard.key + " does not match the certificate in " +
-                                                    certs.other.cert + " (CN=other.test,O=lb tests)");
-    CHECK(error_of(listener_with("\"\"", certs.localhost_rsa.key)) ==
+    CHECK(config_error_of(localhost_listener("        - cert: " + certs.other.cert +
+                                             "\n          key: " + certs.wildcard.key + "\n")) ==
+          "t.yaml:9:16: 'listen[0].tls.certificates[1].key': key file " + certs.wildcard.key +
+              " does not match the certificate in " + certs.other.cert + " (CN=other.test,O=lb tests)");
+    CHECK(config_error_of(listener_with("\"\"", certs.localhost_rsa.key)) ==
           "t.yaml:6:17: 'listen[0].tls.certificates[0].cert' must not be empty");
 }
 
 TEST_CASE("an expired certificate is an error, one expiring within 30 days a warning", "[config][tls]") {
     const auto& certs = test_certs();
     std::string expired_on = lb::net::format_utc(lb::net::read_certificate_file(certs.expired.cert).not_after);
-    CHECK(error_of(listener_with(certs.expired.cert, certs.expired.key)) ==
+    CHECK(config_error_of(listener_with(certs.expired.cert, certs.expired.key)) ==
           "t.yaml:6:17: 'listen[0].tls.certificates[0].cert': the certificate in " + certs.expired.cert +
               " (CN=localhost,O=lb tests) expired on " + expired_on);
 
@@ -315,94 +307,97 @@ TEST_CASE("an expired certificate is an error, one expiring within 30 days a war
 }
 
 TEST_CASE("cipher lists, ciphersuites and groups OpenSSL rejects are errors", "[config][tls]") {
-    CHECK(error_of(localhost_listener("      ciphers: NOT-A-CIPHER\n")) ==
+    CHECK(config_error_of(localhost_listener("      ciphers: NOT-A-CIPHER\n")) ==
           "t.yaml:8:16: 'listen[0].tls.ciphers': cipher 'NOT-A-CIPHER' is not one OpenSSL knows (or it selects no "
           "usable cipher)");
-    CHECK(error_of(localhost_listener("      ciphers: \"!aNULL\"\n")) ==
+    CHECK(config_error_of(localhost_listener("      ciphers: \"!aNULL\"\n")) ==
           "t.yaml:8:16: 'listen[0].tls.ciphers': OpenSSL rejects the cipher list '!aNULL': no cipher match");
     // OpenSSL itself drops an unknown name among known ones; lb does not.
-    CHECK(error_of(localhost_listener("      ciphers: ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA257\n")) ==
+    CHECK(config_error_of(
+              localhost_listener("      ciphers: ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA257\n")) ==
           "t.yaml:8:16: 'listen[0].tls.ciphers': cipher 'ECDHE-RSA-AES128-GCM-SHA257' is not one OpenSSL knows (or "
           "it selects no usable cipher)");
-    CHECK(error_of(localhost_listener("      ciphers: HIGH:!aNULL:!MD5:@STRENGTH\n")) == "");
-    CHECK(error_of(localhost_listener("      ciphersuites: TLS_AES_128_GCM_SHA256:TLS_AES_128_GCM_SHA257\n")) ==
+    CHECK(config_error_of(localhost_listener("      ciphers: HIGH:!aNULL:!MD5:@STRENGTH\n")) == "");
+    CHECK(config_error_of(localhost_listener("      ciphersuites: TLS_AES_128_GCM_SHA256:TLS_AES_128_GCM_SHA257\n")) ==
           "t.yaml:8:21: 'listen[0].tls.ciphersuites': 'TLS_AES_128_GCM_SHA257' is not a TLS 1.3 ciphersuite OpenSSL "
           "knows (e.g. TLS_AES_128_GCM_SHA256)");
-    CHECK(error_of(localhost_listener("      ciphersuites: ECDHE-RSA-AES128-GCM-SHA256\n")) ==
+    CHECK(config_error_of(localhost_listener("      ciphersuites: ECDHE-RSA-AES128-GCM-SHA256\n")) ==
           "t.yaml:8:21: 'listen[0].tls.ciphersuites': 'ECDHE-RSA-AES128-GCM-SHA256' is not a TLS 1.3 ciphersuite "
           "OpenSSL knows (e.g. TLS_AES_128_GCM_SHA256)");
-    CHECK(error_of(localhost_listener("      ciphersuites: \"\"\n")) == "");
-    CHECK(error_of(localhost_listener("      min_version: \"1.3\"\n      ciphersuites: \"\"\n")) ==
+    CHECK(config_error_of(localhost_listener("      ciphersuites: \"\"\n")) == "");
+    CHECK(config_error_of(localhost_listener("      min_version: \"1.3\"\n      ciphersuites: \"\"\n")) ==
           "t.yaml:9:21: 'listen[0].tls.ciphersuites' is empty and 'min_version' is 1.3: no cipher is left");
-    CHECK(error_of(localhost_listener("      groups: X25519:P-999\n")) ==
+    CHECK(config_error_of(localhost_listener("      groups: X25519:P-999\n")) ==
           "t.yaml:8:15: 'listen[0].tls.groups': 'P-999' is not a group OpenSSL knows (e.g. X25519, prime256v1, "
           "secp384r1)");
-    CHECK(error_of(localhost_listener("      groups: \"\"\n")) ==
+    CHECK(config_error_of(localhost_listener("      groups: \"\"\n")) ==
           "t.yaml:8:15: 'listen[0].tls.groups': the groups list is empty");
-    CHECK(error_of(localhost_listener("      min_version: \"1.1\"\n")) ==
+    CHECK(config_error_of(localhost_listener("      min_version: \"1.1\"\n")) ==
           "t.yaml:8:20: 'listen[0].tls.min_version' must be \"1.2\" or \"1.3\", got '1.1'");
 }
 
 TEST_CASE("session ticket keys are checked", "[config][tls]") {
     const auto& certs = test_certs();
     TempFile short_key("short.key", std::string(lb::net::kTicketKeyFileMinBytes - 1, 'k'));
-    CHECK(error_of(localhost_listener("      ticket_key_file: " + short_key.path() + "\n")) ==
+    CHECK(config_error_of(localhost_listener("      ticket_key_file: " + short_key.path() + "\n")) ==
           "t.yaml:8:24: 'listen[0].tls.ticket_key_file': ticket key file " + short_key.path() +
               " holds 31 bytes; it needs at least 32 (e.g. openssl rand 80 > FILE)");
     TempFile exact_key("exact.key", std::string(lb::net::kTicketKeyFileMinBytes, 'k'));
-    CHECK(error_of(localhost_listener("      ticket_key_file: " + exact_key.path() + "\n")) == "");
-    CHECK(error_of(localhost_listener("      ticket_key_file: " + certs.dir + "/none.key\n")) ==
+    CHECK(config_error_of(localhost_listener("      ticket_key_file: " + exact_key.path() + "\n")) == "");
+    CHECK(config_error_of(localhost_listener("      ticket_key_file: " + certs.dir + "/none.key\n")) ==
           "t.yaml:8:24: 'listen[0].tls.ticket_key_file': cannot read ticket key file " + certs.dir +
               "/none.key: No such file or directory");
-    CHECK(error_of(
+    CHECK(config_error_of(
               localhost_listener("      session_tickets: false\n      ticket_key_file: " + exact_key.path() + "\n")) ==
           "t.yaml:9:24: 'listen[0].tls.ticket_key_file' is set but 'session_tickets' is false");
-    CHECK(error_of(localhost_listener("      ticket_key_rotation: 30s\n")) ==
+    CHECK(config_error_of(localhost_listener("      ticket_key_rotation: 30s\n")) ==
           "t.yaml:8:28: 'listen[0].tls.ticket_key_rotation' must be between 1m and 24h, got '30s'");
-    CHECK(error_of(localhost_listener("      ticket_key_rotation: 90500ms\n")) ==
+    CHECK(config_error_of(localhost_listener("      ticket_key_rotation: 90500ms\n")) ==
           "t.yaml:8:28: 'listen[0].tls.ticket_key_rotation' must be whole seconds, got '90500ms'");
 }
 
 TEST_CASE("client certificate settings are checked", "[config][tls]") {
     const auto& certs = test_certs();
-    CHECK(error_of(localhost_listener("      verify_client: required\n")) ==
+    CHECK(config_error_of(localhost_listener("      verify_client: required\n")) ==
           "t.yaml:8:22: 'listen[0].tls.verify_client' is required but no 'client_ca' is set: the CA certificates to "
           "verify clients against");
-    CHECK(error_of(localhost_listener("      verify_client: optional\n")) ==
+    CHECK(config_error_of(localhost_listener("      verify_client: optional\n")) ==
           "t.yaml:8:22: 'listen[0].tls.verify_client' is optional but no 'client_ca' is set: the CA certificates to "
           "verify clients against");
-    CHECK(error_of(localhost_listener("      client_ca: " + certs.ca.cert + "\n      verify_client: always\n")) ==
-          "t.yaml:9:22: 'listen[0].tls.verify_client' must be none, optional or required, got 'always'");
     CHECK(
-        error_of(localhost_listener("      client_ca: " + certs.dir + "/none.pem\n      verify_client: required\n")) ==
-        "t.yaml:8:18: 'listen[0].tls.client_ca': cannot read CA file " + certs.dir +
-            "/none.pem: No such file or directory");
-    CHECK(error_of(localhost_listener("      client_ca: " + certs.ca.key + "\n      verify_client: required\n")) ==
-          "t.yaml:8:18: 'listen[0].tls.client_ca': CA file " + certs.ca.key +
-              " holds no certificate (its PEM blocks: PRIVATE KEY)");
-    CHECK(error_of(localhost_listener("      client_ca: " + certs.ca.cert + "\n")) ==
+        config_error_of(localhost_listener("      client_ca: " + certs.ca.cert + "\n      verify_client: always\n")) ==
+        "t.yaml:9:22: 'listen[0].tls.verify_client' must be none, optional or required, got 'always'");
+    CHECK(config_error_of(
+              localhost_listener("      client_ca: " + certs.dir + "/none.pem\n      verify_client: required\n")) ==
+          "t.yaml:8:18: 'listen[0].tls.client_ca': cannot read CA file " + certs.dir +
+              "/none.pem: No such file or directory");
+    CHECK(
+        config_error_of(localhost_listener("      client_ca: " + certs.ca.key + "\n      verify_client: required\n")) ==
+        "t.yaml:8:18: 'listen[0].tls.client_ca': CA file " + certs.ca.key +
+            " holds no certificate (its PEM blocks: PRIVATE KEY)");
+    CHECK(config_error_of(localhost_listener("      client_ca: " + certs.ca.cert + "\n")) ==
           "t.yaml:8:18: 'listen[0].tls.client_ca' is set but 'verify_client' is none: set verify_client to optional "
           "or required");
-    CHECK(error_of(localhost_listener("      client_subject_header: X-Client\n")) ==
+    CHECK(config_error_of(localhost_listener("      client_subject_header: X-Client\n")) ==
           "t.yaml:8:30: 'listen[0].tls.client_subject_header' is set but 'verify_client' is none: there is no client "
           "certificate to pass on");
-    CHECK(
-        error_of(localhost_listener("      client_ca: " + certs.ca.cert +
-                                    "\n      verify_client: optional\n      client_subject_header: \"X Client\"\n")) ==
-        "t.yaml:10:30: 'listen[0].tls.client_subject_header' must be a header name, got 'X Client'");
+    CHECK(config_error_of(
+              localhost_listener("      client_ca: " + certs.ca.cert +
+                                 "\n      verify_client: optional\n      client_subject_header: \"X Client\"\n")) ==
+          "t.yaml:10:30: 'listen[0].tls.client_subject_header' must be a header name, got 'X Client'");
 }
 
 TEST_CASE("an OCSP response file is read and parsed", "[config][tls]") {
     const auto& certs = test_certs();
-    CHECK(error_of(localhost_listener("          ocsp: " + certs.dir + "/none.der\n")) ==
+    CHECK(config_error_of(localhost_listener("          ocsp: " + certs.dir + "/none.der\n")) ==
           "t.yaml:8:17: 'listen[0].tls.certificates[0].ocsp': cannot read OCSP response file " + certs.dir +
               "/none.der: No such file or directory");
-    CHECK(error_of(localhost_listener("          ocsp: " + certs.localhost_rsa.cert + "\n")) ==
+    CHECK(config_error_of(localhost_listener("          ocsp: " + certs.localhost_rsa.cert + "\n")) ==
           "t.yaml:8:17: 'listen[0].tls.certificates[0].ocsp': OCSP response file " + certs.localhost_rsa.cert +
               " is not a DER OCSP response");
     // tryLater (3), a response with no body: parsed, but nothing to staple.
     TempFile try_later("try-later.der", std::string("\x30\x03\x0a\x01\x03", 5));
-    CHECK(error_of(localhost_listener("          ocsp: " + try_later.path() + "\n")) ==
+    CHECK(config_error_of(localhost_listener("          ocsp: " + try_later.path() + "\n")) ==
           "t.yaml:8:17: 'listen[0].tls.certificates[0].ocsp': OCSP response file " + try_later.path() +
               " holds an unsuccessful response (trylater)");
 }
@@ -449,43 +444,43 @@ TEST_CASE("backends speak TLS with tls: true, a map, or upstream.tls as their de
 
 TEST_CASE("a backend's tls files and values are checked where they are written", "[config][tls]") {
     const auto& certs = test_certs();
-    CHECK(error_of(backend_with("yes")) ==
+    CHECK(config_error_of(backend_with("yes")) ==
           "t.yaml:3:10: 'backends[0].tls' must be true, false or a map with verify, ca_file, sni, cert, key, "
           "min_version, got 'yes'");
-    CHECK(error_of(backend_with("[a]")) ==
+    CHECK(config_error_of(backend_with("[a]")) ==
           "t.yaml:3:10: 'backends[0].tls' must be true, false or a map with verify, ca_file, sni, cert, key, "
           "min_version, got a list");
-    CHECK(error_of(backend_with("{ca: x}")) ==
+    CHECK(config_error_of(backend_with("{ca: x}")) ==
           "t.yaml:3:11: unknown key 'ca' in 'backends[0].tls' (expected one of: verify, ca_file, sni, cert, key, "
           "min_version)");
-    CHECK(error_of(backend_with("{ca_file: " + certs.dir + "/none.pem}")) ==
+    CHECK(config_error_of(backend_with("{ca_file: " + certs.dir + "/none.pem}")) ==
           "t.yaml:3:20: 'backends[0].tls.ca_file': cannot read CA file " + certs.dir +
               "/none.pem: No such file or directory");
-    CHECK(error_of(backend_with("{ca_file: " + certs.localhost_rsa.key + "}")) ==
+    CHECK(config_error_of(backend_with("{ca_file: " + certs.localhost_rsa.key + "}")) ==
           "t.yaml:3:20: 'backends[0].tls.ca_file': CA file " + certs.localhost_rsa.key +
               " holds no certificate (its PEM blocks: PRIVATE KEY)");
-    CHECK(error_of(backend_with("{verify: false, ca_file: " + certs.ca.cert + "}")) ==
+    CHECK(config_error_of(backend_with("{verify: false, ca_file: " + certs.ca.cert + "}")) ==
           "t.yaml:3:35: 'backends[0].tls.ca_file' is set but 'verify' is false: nothing would be checked against it");
-    CHECK(error_of(backend_with("{sni: 10.0.0.1}")) ==
+    CHECK(config_error_of(backend_with("{sni: 10.0.0.1}")) ==
           "t.yaml:3:16: 'backends[0].tls.sni' must be a host name: TLS sends no IP address as SNI");
-    CHECK(error_of(backend_with("{sni: \"a b\"}")) ==
+    CHECK(config_error_of(backend_with("{sni: \"a b\"}")) ==
           "t.yaml:3:16: 'backends[0].tls.sni': invalid character ' ' in host 'a b'");
-    CHECK(error_of(backend_with("{cert: " + certs.client.cert + "}")) ==
+    CHECK(config_error_of(backend_with("{cert: " + certs.client.cert + "}")) ==
           "t.yaml:3:10: 'backends[0].tls.key' is required");
-    CHECK(error_of(backend_with("{key: " + certs.client.key + "}")) ==
+    CHECK(config_error_of(backend_with("{key: " + certs.client.key + "}")) ==
           "t.yaml:3:10: 'backends[0].tls.cert' is required");
-    CHECK(error_of(backend_with("{cert: " + certs.client.cert + ", key: " + certs.other_client.key + "}")) ==
+    CHECK(config_error_of(backend_with("{cert: " + certs.client.cert + ", key: " + certs.other_client.key + "}")) ==
           "t.yaml:3:" + std::to_string(24 + certs.client.cert.size()) + ": 'backends[0].tls.key': key file " +
               certs.other_client.key + " does not match the certificate in " + certs.client.cert +
               " (CN=lb test client,O=lb tests)");
-    CHECK(error_of(backend_with("{cert: " + certs.expired.cert + ", key: " + certs.expired.key + "}")) ==
+    CHECK(config_error_of(backend_with("{cert: " + certs.expired.cert + ", key: " + certs.expired.key + "}")) ==
           "t.yaml:3:17: 'backends[0].tls.cert': the certificate in " + certs.expired.cert +
               " (CN=localhost,O=lb tests) expired on " +
               lb::net::format_utc(lb::net::read_certificate_file(certs.expired.cert).not_after));
-    CHECK(error_of(backend_with("{min_version: \"1.0\"}")) ==
+    CHECK(config_error_of(backend_with("{min_version: \"1.0\"}")) ==
           "t.yaml:3:24: 'backends[0].tls.min_version' must be \"1.2\" or \"1.3\", got '1.0'");
     // upstream.tls is checked once, where it is written.
-    CHECK(error_of("upstream:\n  tls: {ca_file: " + certs.dir + "/none.pem}\nbackends: [127.0.0.1:9001]\n") ==
+    CHECK(config_error_of("upstream:\n  tls: {ca_file: " + certs.dir + "/none.pem}\nbackends: [127.0.0.1:9001]\n") ==
           "t.yaml:2:18: 'upstream.tls.ca_file': cannot read CA file " + certs.dir +
               "/none.pem: No such file or directory");
 
