@@ -73,12 +73,12 @@ ParseError MessageParser::SectionScanner::scan(std::string_view bytes) {
         const char* lf = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
         const char* line_end = lf ? lf : end;
         // Every line ends in CRLF (RFC 9112 §2.2): llhttp takes a bare LF as the blank line that ends a section,
-        // where another parser would not; a proxy that lets that through invites request smuggling.
-        if (lf && (lf > bytes.data() ? lf[-1] : last_byte_) != '\r') return ParseError::malformed;
+        // where another parser would not; a proxy that lets that through invites request smuggling. The start
+        // line's first bytes are kept before the refusal: they say whether the error answer is to a HEAD.
+        const bool bare_lf = lf && (lf > bytes.data() ? lf[-1] : last_byte_) != '\r';
+        if (in_start_line_) p = keep_first_bytes(p, line_end);
+        if (bare_lf) return ParseError::malformed;
         if (in_start_line_) {
-            // Empty lines before a request line are tolerated (RFC 9112 §2.2); llhttp decides on them.
-            while (first_len_ == 0 && p < line_end && (*p == '\r' || *p == '\n')) ++p;
-            for (const char* c = p; c < line_end && first_len_ < sizeof first_; ++c) first_[first_len_++] = *c;
             size_t piece = static_cast<size_t>(line_end - p);
             if (piece >= sizeof last_) {
                 std::memcpy(last_, line_end - sizeof last_, sizeof last_);
@@ -100,6 +100,15 @@ ParseError MessageParser::SectionScanner::scan(std::string_view bytes) {
     }
     if (!bytes.empty()) last_byte_ = bytes.back();
     return ParseError::none;
+}
+
+const char* MessageParser::SectionScanner::keep_first_bytes(const char* p, const char* line_end) {
+    // Empty lines before a request line are tolerated (RFC 9112 §2.2); llhttp decides on them.
+    while (first_len_ == 0 && p < line_end && (*p == '\r' || *p == '\n')) ++p;
+    for (const char* c = p; c < line_end && first_len_ < sizeof first_; ++c) {
+        first_[first_len_++] = *c;
+    }
+    return p;
 }
 
 ParseError MessageParser::SectionScanner::end_start_line() {

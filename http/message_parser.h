@@ -141,6 +141,8 @@ class MessageParser {
         std::string_view start_line_prefix() const { return {first_, first_len_}; }
 
       private:
+        // Records the start line's first bytes from [p, line_end); returns p past any empty lines before it.
+        const char* keep_first_bytes(const char* p, const char* line_end);
         ParseError end_start_line();
         Mode mode_ = Mode::request_head;
         bool active_ = false;

@@ -300,3 +300,16 @@ TEST_CASE("lb's own error response to HEAD has no body", "[hardening][framing]")
     CHECK(r.body.empty());
     CHECK(client.read_until_closed().empty());  // nothing after the head
 }
+
+TEST_CASE("lb's 400 to a malformed HEAD request has no body", "[hardening][framing]") {
+    ProxyFixture proxy(1);
+    for (std::string request : {"HEAD / HTTP/1.1\n\n", "HEAD / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n"}) {
+        INFO(request);
+        Client client(proxy.port());
+        client.send(request);
+        Response r = client.read_response(true);
+        CHECK(r.status == 400);
+        CHECK(r.body.empty());
+        CHECK(client.read_until_closed().empty());
+    }
+}

@@ -167,6 +167,23 @@ TEST_CASE("obs-fold is rejected in every form (after an empty value, in response
     }
 }
 
+TEST_CASE("a HEAD request is known as one even when its start line is refused", "[http][parser]") {
+    // The error answer to it must have no body, or the client reads that body as the next response.
+    for (std::string request : {"HEAD / HTTP/1.1\n\n", "\r\nHEAD / HTTP/1.1\nHost: t\r\n\r\n", "HEAD / RTSP/1.0\r\n"}) {
+        for (size_t step : {1u, 3u, 4096u}) {
+            Recorder sink;
+            MessageParser parser(HTTP_REQUEST, sink);
+            INFO(request << " in steps of " << step);
+            CHECK(feed_in_steps(parser, request, step).status == FeedStatus::error);
+            CHECK(parser.is_head_request());
+        }
+    }
+    Recorder sink;
+    MessageParser get(HTTP_REQUEST, sink);
+    CHECK(get.feed("GET / HTTP/1.1\n\n").status == FeedStatus::error);
+    CHECK_FALSE(get.is_head_request());
+}
+
 TEST_CASE("only HTTP/1.0 and HTTP/1.1 are parsed", "[http][parser]") {
     for (std::string line : {"OPTIONS * RTSP/1.0", "SOURCE /stream ICE/1.0", "DESCRIBE / RTSP/1.0"}) {
         Recorder sink;
