@@ -144,8 +144,9 @@ void Ejector::end(size_t backend, Millis now) {
 // ---------------------------------------------------------------------------------------------------------------
 
 HealthDecider::HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
-                             const std::vector<InitialState>& initial)
-    : ejector_(config.passive, backends.size()),
+                             const std::vector<InitialState>& initial, std::vector<size_t> pools)
+    : pools_(std::move(pools)),
+      ejector_(config.passive, backends.size()),
       passed_check_ends_ejection_(config.passive.passed_check_ends_ejection) {
     active_.reserve(backends.size());
     for (size_t i = 0; i < backends.size(); ++i) {
@@ -190,8 +191,9 @@ HealthDecider::PassiveDecision HealthDecider::on_passive(size_t backend, Passive
 }
 
 bool HealthDecider::another_healthy(size_t backend) const {
+    auto pool_of = [&](size_t b) { return b < pools_.size() ? pools_[b] : 0; };
     for (size_t other = 0; other < active_.size(); ++other) {
-        if (other != backend && healthy(other)) return true;
+        if (other != backend && pool_of(other) == pool_of(backend) && healthy(other)) return true;
     }
     return false;
 }

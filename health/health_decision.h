@@ -183,15 +183,17 @@ class HealthDecider {
     // `backends` holds each backend's overrides (for rise and fall), in backend order. `initial` gives each
     // backend's starting state where it differs from config.initial_state (a reload carrying a known state);
     // empty means config.initial_state for all.
+    // `pools` gives each backend's pool (empty: all in one), for the rule about a pool's last healthy backend.
     HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
-                  const std::vector<InitialState>& initial = {});
+                  const std::vector<InitialState>& initial = {}, std::vector<size_t> pools = {});
 
     // One active check's outcome at `now`. A passed check while the backend is ejected ends the ejection when
     // passive.passed_check_ends_ejection is on (the caller may leave the ejection timer running: its end then
     // finds nothing to end).
     std::optional<Change> on_check(size_t backend, const CheckOutcome& outcome, Millis now);
     // Outcomes for a backend that is already down (active checks failing, or ejected) are ignored. The last
-    // healthy backend is never ejected: its failures are counted, and eject it once another backend is healthy.
+    // healthy backend of a pool is never ejected: its failures are counted, and eject it once another backend of
+    // its pool is healthy.
     PassiveDecision on_passive(size_t backend, PassiveOutcome outcome, Millis now);
     std::optional<Change> on_ejection_end(size_t backend, Millis now);
 
@@ -205,6 +207,7 @@ class HealthDecider {
     bool another_healthy(size_t backend) const;
 
     std::vector<RiseFall> active_;
+    std::vector<size_t> pools_;  // per backend
     Ejector ejector_;
     bool passed_check_ends_ejection_;
 };

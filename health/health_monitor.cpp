@@ -503,6 +503,11 @@ MonitorState::MonitorState(HealthConfig config_in, std::vector<HealthTarget> tar
               std::vector<InitialState> initial;
               for (const HealthTarget& t : targets) initial.push_back(initial_state_of(config, t));
               return initial;
+          }(),
+          [&] {
+              std::vector<size_t> pools;
+              for (const HealthTarget& t : targets) pools.push_back(t.pool);
+              return pools;
           }()),
       random(options.seed),
       transports(targets.size()),

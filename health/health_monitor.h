@@ -57,6 +57,8 @@ struct HealthTarget {
     // The state to start in instead of config.initial_state: on a reload, what the previous monitor knew of this
     // backend (or false for one the reload adds, until its first check passes).
     std::optional<bool> starts_healthy;
+    // The pool it belongs to: passive checks never eject the last healthy backend of a pool.
+    size_t pool = 0;
 };
 
 // A change of one backend's combined health state.

@@ -56,9 +56,10 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
                                  std::string& out) {
     out.append(llhttp_method_name(request.method));
     out.push_back(' ');
-    out.append(request.target());
+    out.append(forwarded.target.empty() ? request.target() : forwarded.target);
     out.append(" HTTP/1.1\r\n");
 
+    const HeaderRewrite* rewrite = forwarded.rewrite;
     bool has_host = false;
     size_t xff_fields = 0;
     for (size_t i = 0; i < request.field_count(); ++i) {
@@ -77,10 +78,13 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
         }
         if (!forwarded.request_id.empty() && equals_ignore_case(f.name, forwarded.request_id_header)) continue;
         if (is_dropped_when_forwarding(request, f.name)) continue;
-        has_host = has_host || equals_ignore_case(f.name, "host");
+        const bool host = equals_ignore_case(f.name, "host");
+        has_host = has_host || host;
+        if (rewrite && rewrite->drops(f.name)) continue;
         append_field(out, f.name, f.value);
     }
-    if (!has_host) append_field(out, "Host", forwarded.backend_host);
+    if (!has_host && !(rewrite && rewrite->drops("host"))) append_field(out, "Host", forwarded.backend_host);
+    if (rewrite) rewrite->append_fields(out);
 
     // Several X-Forwarded-For fields form one list (RFC 9110 §5.3): join them in order, then add this client.
     out.append("X-Forwarded-For: ");
@@ -118,7 +122,7 @@ BodyFraming client_response_framing(const MessageHead& request, const MessageHea
 }
 
 void write_client_response_head(const MessageHead& response, BodyFraming framing, bool client_http10, bool keep_alive,
-                                std::string& out, AddedField added) {
+                                std::string& out, AddedField added, const HeaderRewrite* rewrite) {
     fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} ", response.status);
     out.append(response.reason());
     out.append("\r\n");
@@ -126,8 +130,10 @@ void write_client_response_head(const MessageHead& response, BodyFraming framing
         auto f = response.field(i);
         if (is_dropped_when_forwarding(response, f.name)) continue;
         if (!added.name.empty() && equals_ignore_case(f.name, added.name)) continue;
+        if (rewrite && rewrite->drops(f.name)) continue;
         append_field(out, f.name, f.value);
     }
+    if (rewrite) rewrite->append_fields(out);
     if (!added.name.empty()) append_field(out, added.name, added.value);
     append_framing(out, framing, response.content_length);
     if (!keep_alive) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "http/header_rewrite.h"
 #include "http/message_parser.h"
 
 namespace lb::http {
@@ -32,6 +33,10 @@ struct ForwardedFor {
     // `request_id_header`, replacing any field of that name the client sent (an empty one). Empty: none added.
     std::string_view request_id_header = {};
     std::string_view request_id = {};
+    // The route's: the target with its prefix stripped (empty: the request's own), and its header changes, made
+    // after lb's own fields are decided, so a route may set Host but cannot forge X-Forwarded-For.
+    std::string_view target = {};
+    const HeaderRewrite* rewrite = nullptr;
 };
 
 // A field lb adds to a response head, replacing any of the same name the backend sent (the request id).
@@ -61,7 +66,7 @@ BodyFraming client_response_framing(const MessageHead& request, const MessageHea
 // "Connection: close" when the client connection ends after it ("Connection: keep-alive" for HTTP/1.0 clients
 // that keep it).
 void write_client_response_head(const MessageHead& response, BodyFraming framing, bool client_http10, bool keep_alive,
-                                std::string& out, AddedField added = {});
+                                std::string& out, AddedField added = {}, const HeaderRewrite* rewrite = nullptr);
 
 // The size line that opens a chunk, "1a2b\r\n".
 void write_chunk_size(uint64_t size, std::string& out);

@@ -126,7 +126,8 @@ class Histogram {
     X(bad_response)          /* backend sent something lb cannot forward: 502 */               \
     X(version_not_supported) /* request line not HTTP/1.0 or 1.1: 505 */                       \
     X(queue_timeout)         /* waited queue.timeout for a connection slot: 503 */             \
-    X(local_resources)       /* lb out of descriptors or memory for this request: 503 */
+    X(local_resources)       /* lb out of descriptors or memory for this request: 503 */       \
+    X(no_route)              /* no route of `routes:` matches the request: 404 */
 
 enum class ErrorKind : uint8_t {
 #define LB_METRICS_X(name) name,

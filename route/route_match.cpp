@@ -47,6 +47,19 @@ RouteRequest RouteRequestStorage::take(const http::MessageHead& head) {
     return {host_, path_and_query.substr(0, path_and_query.find('?')), llhttp_method_name(head.method), &head};
 }
 
+std::string stripped_target(std::string_view target, std::string_view prefix) {
+    std::string_view authority;
+    std::string_view origin_form = target;
+    split_absolute_form(target, authority, origin_form);
+    if (!origin_form.starts_with(prefix)) return {};
+    std::string_view rest = origin_form.substr(prefix.size());
+    std::string out;
+    out.reserve(rest.size() + 1);
+    if (!rest.starts_with('/')) out.push_back('/');
+    out.append(rest);
+    return out;
+}
+
 bool host_matches(const RouteMatch& match, std::string_view host) {
     if (match.host.empty()) return true;
     if (!match.host_is_wildcard()) return host == match.host;

@@ -24,8 +24,10 @@
 #include <system_error>
 #include <utility>
 
+#include "http/header_rules.h"
 #include "net/tls_files.h"
 #include "pool/admin_state.h"
+#include "route/route_table.h"
 
 namespace lb::core {
 
@@ -901,30 +903,38 @@ std::string backend_identity(const HostPort& endpoint) {
     return fmt::format("{}|{}", host, endpoint.port);
 }
 
-std::vector<BackendConfig> read_backends(const MapReader& top, const net::TlsUpstreamConfig& upstream_tls,
-                                         Warnings& warnings) {
-    const Field* field = top.find("backends");
-    if (!field) top.fail_here("'backends' is required: list at least one backend, e.g. backends: [\"127.0.0.1:9001\"]");
-    if (!field->value.IsSequence() || field->value.size() == 0) {
-        top.fail(*field, fmt::format("'backends' must be a non-empty list of host:port strings or maps, got {}",
-                                     field->value.IsSequence() ? "an empty list" : describe(field->value)));
-    }
+// Backends as they are read, pool by pool, with where each was listed.
+struct BackendList {
     std::vector<BackendConfig> backends;
-    std::vector<std::string> identities;
-    for (const YAML::Node& item : field->value) {
-        std::string path = fmt::format("backends[{}]", backends.size());
-        BackendConfig backend = read_backend(top.file(), item, path, upstream_tls, warnings);
-        std::string identity = backend_identity(backend.endpoint);
-        auto earlier = std::find(identities.begin(), identities.end(), identity);
-        if (earlier != identities.end()) {
-            fail_at(top.file(), item.Mark(),
-                    fmt::format("duplicate backend '{}' in '{}' (already listed as 'backends[{}]')", backend.address,
-                                path, earlier - identities.begin()));
-        }
-        identities.push_back(std::move(identity));
-        backends.push_back(std::move(backend));
+    std::vector<std::string> identities;  // backend_identity() of each
+    std::vector<std::string> paths;       // "backends[0]", "pools.api.backends[1]"
+};
+
+// A non-empty list of backends at `field` (the top-level `backends:` or a pool's). The same host:port twice, in one
+// pool or in two, is refused: health, metrics and the admin API know a backend by it.
+void read_backend_list(const std::string& file, const Field& field, size_t pool,
+                       const net::TlsUpstreamConfig& upstream_tls, BackendList& list, Warnings& warnings) {
+    if (!field.value.IsSequence() || field.value.size() == 0) {
+        fail_field(file, field,
+                   fmt::format("'{}' must be a non-empty list of host:port strings or maps, got {}", field.path,
+                               field.value.IsSequence() ? "an empty list" : describe(field.value)));
     }
-    return backends;
+    for (size_t i = 0; i < field.value.size(); ++i) {
+        const YAML::Node& item = field.value[i];
+        std::string path = fmt::format("{}[{}]", field.path, i);
+        BackendConfig backend = read_backend(file, item, path, upstream_tls, warnings);
+        backend.pool = pool;
+        std::string identity = backend_identity(backend.endpoint);
+        auto earlier = std::find(list.identities.begin(), list.identities.end(), identity);
+        if (earlier != list.identities.end()) {
+            fail_at(file, item.Mark(),
+                    fmt::format("duplicate backend '{}' in '{}' (already listed as '{}')", backend.address, path,
+                                list.paths[static_cast<size_t>(earlier - list.identities.begin())]));
+        }
+        list.identities.push_back(std::move(identity));
+        list.paths.push_back(std::move(path));
+        list.backends.push_back(std::move(backend));
+    }
 }
 
 Timeouts read_timeouts(const MapReader& top) {
@@ -1092,6 +1102,261 @@ health::HealthConfig read_health(const MapReader& top) {
     return h;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Pools and routes.
+
+constexpr size_t kMaxRoutes = 100'000;
+
+// A pool's name appears in logs, /status and metric labels: keep it to what needs no quoting anywhere.
+bool is_pool_name(std::string_view name) {
+    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+    });
+}
+
+// Fills unset health keys of each backend in `pool` from the pool's own `health:`.
+void apply_pool_health(const health::CheckOverrides& pool_health, std::vector<BackendConfig>& backends, size_t first) {
+    for (size_t i = first; i < backends.size(); ++i) {
+        health::CheckOverrides& own = backends[i].health;
+        if (!own.path) own.path = pool_health.path;
+        if (!own.interval) own.interval = pool_health.interval;
+        if (!own.timeout) own.timeout = pool_health.timeout;
+        if (!own.rise) own.rise = pool_health.rise;
+        if (!own.fall) own.fall = pool_health.fall;
+        if (!own.port) own.port = pool_health.port;
+        if (!own.host) own.host = pool_health.host;
+    }
+}
+
+// `backends:` (the pool "default") and `pools:`, into config.backends and config.pools. Each pool's algorithm and
+// retries fall back to the top level's, already in `config`.
+void read_pools(const MapReader& top, const net::TlsUpstreamConfig& upstream_tls, Config& config) {
+    const Field* top_backends = top.find("backends");
+    const Field* pools = top.find("pools");
+    if (!top_backends && !pools) {
+        top.fail_here("'backends' is required: list at least one backend, e.g. backends: [\"127.0.0.1:9001\"]");
+    }
+    BackendList list;
+    if (top_backends) {
+        read_backend_list(top.file(), *top_backends, 0, upstream_tls, list, config.warnings);
+        config.pools.push_back({"default", 0, list.backends.size()});
+    }
+    if (pools) {
+        if (!pools->value.IsMap() || pools->value.size() == 0) {
+            top.fail(*pools, fmt::format("'pools' must be a map from pool names to pools, got {}",
+                                         pools->value.IsMap() ? "an empty map" : describe(pools->value)));
+        }
+        for (auto it = pools->value.begin(); it != pools->value.end(); ++it) {
+            const std::string name = it->first.IsScalar() ? it->first.Scalar() : std::string();
+            if (!is_pool_name(name)) {
+                fail_at(top.file(), it->first.Mark(),
+                        fmt::format("pool names are letters, digits, '_', '-' and '.' (at most 64), got {}",
+                                    describe(it->first)));
+            }
+            for (const PoolConfig& earlier : config.pools) {
+                if (earlier.name != name) continue;
+                fail_at(top.file(), it->first.Mark(),
+                        name == "default" && top_backends
+                            ? std::string("pool 'default' is the top-level 'backends': name this pool otherwise")
+                            : fmt::format("duplicate pool '{}'", name));
+            }
+            const std::string path = "pools." + name;
+            MapReader map(top.file(), it->second, path,
+                          {"backends", "algorithm", "peak_ewma", "consistent_hash", "health", "retries"});
+            const Field* backends = map.find("backends");
+            if (!backends) map.fail_here(fmt::format("'{}.backends' is required", path));
+            PoolConfig pool{name, list.backends.size(), 0};
+            read_backend_list(top.file(), *backends, config.pools.size(), upstream_tls, list, config.warnings);
+            pool.backend_count = list.backends.size() - pool.first_backend;
+            if (map.find("algorithm") || map.find("peak_ewma") || map.find("consistent_hash")) {
+                pool.balancer = read_balancer(map);
+            }
+            map.read_integer<unsigned>("retries", pool.retries, 0, 10);
+            apply_pool_health(read_check_overrides(map), list.backends, pool.first_backend);
+            config.pools.push_back(std::move(pool));
+        }
+    }
+    config.backends = std::move(list.backends);
+}
+
+// A route's `host:` as requests are compared with it: lower-case, no port, "*." only as the first label.
+std::string read_route_host(const MapReader& map, const Field& field) {
+    std::string host = map.scalar(field, "a host name such as api.example.com or *.example.com");
+    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string_view name = host;
+    if (name.starts_with("*.")) name.remove_prefix(2);
+    const bool valid = !name.empty() && name.size() <= 253 && !name.starts_with('.') && !name.ends_with('.') &&
+                       std::all_of(name.begin(), name.end(), [](char c) {
+                           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+                       });
+    if (!valid) {
+        map.fail(field, fmt::format("'{}' must be a host name without port (a leading '*.' matches any subdomain), "
+                                    "got {}",
+                                    field.path, describe(field.value)));
+    }
+    return host;
+}
+
+// A path to compare raw request paths with: starts with '/', no space, control character or '?'.
+std::string read_route_path(const MapReader& map, const Field& field) {
+    std::string path = map.scalar(field, "a path such as /static/");
+    const bool valid = path.starts_with('/') && std::none_of(path.begin(), path.end(), [](char c) {
+                           return static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '?' || c == '#';
+                       });
+    if (!valid) {
+        map.fail(field, fmt::format("'{}' must start with '/' and hold no space, '?', '#' or control character, got "
+                                    "{}",
+                                    field.path, describe(field.value)));
+    }
+    return path;
+}
+
+route::RouteMatch read_route_match(const MapReader& route) {
+    MapReader map = route.section("match", {"host", "path_prefix", "path", "method", "header"});
+    route::RouteMatch match;
+    if (const Field* field = map.find("host")) match.host = read_route_host(map, *field);
+    if (const Field* field = map.find("path_prefix")) match.path_prefix = read_route_path(map, *field);
+    if (const Field* field = map.find("path")) match.path = read_route_path(map, *field);
+    if (const Field* field = map.find("method")) {
+        match.method = map.scalar(*field, "a method such as GET");
+        // Methods are case-sensitive (RFC 9110 §9.1), and llhttp knows only upper-case ones.
+        const bool upper_token =
+            !match.method.empty() && std::all_of(match.method.begin(), match.method.end(),
+                                                 [](char c) { return (c >= 'A' && c <= 'Z') || c == '-'; });
+        if (!upper_token) {
+            map.fail(*field, fmt::format("'{}' must be a method in capitals such as GET or POST, got {}", field->path,
+                                         describe(field->value)));
+        }
+    }
+    if (map.find("header")) {
+        MapReader header = map.section("header", {"name", "value"});
+        const Field* name = header.find("name");
+        if (!name) header.fail_here(fmt::format("'{}.header.name' is required", map.path()));
+        route::HeaderMatch condition{header.scalar(*name, "a header name"), std::nullopt};
+        if (!is_field_name(condition.name)) {
+            header.fail(*name, fmt::format("'{}' must be a header name, got {}", name->path, describe(name->value)));
+        }
+        if (const Field* value = header.find("value")) condition.value = header.scalar(*value, "a header value");
+        match.headers.push_back(std::move(condition));
+    }
+    return match;
+}
+
+// `set:` and `add:` maps and a `remove:` list of header names. `request` says which direction: a request's Host
+// may be set but not removed, and lb's own X-Forwarded-* and request id fields are not a route's to write.
+http::HeaderRewrite read_header_rewrite(const MapReader& route, std::string_view key, bool request,
+                                        const Config& config) {
+    MapReader map = route.section(key, {"set", "add", "remove"});
+    http::HeaderRewrite rewrite;
+    auto check_name = [&](const MapReader& where, const Field& field, const std::string& name, bool removing) {
+        if (!is_field_name(name)) {
+            where.fail(field, fmt::format("'{}': {} is not a header name", field.path, describe(YAML::Node(name))));
+        }
+        std::string lower = name;
+        for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        std::string reason;
+        if (http::is_framing_field(lower)) reason = "lb writes the fields that frame messages and connections";
+        if (request && (lower == "x-forwarded-for" || lower == "x-forwarded-proto")) reason = "lb writes it";
+        if (request && config.request_id.enabled && http::equals_ignore_case(lower, config.request_id.header)) {
+            reason = "it carries the request id";
+        }
+        if (request && removing && lower == "host") reason = "an HTTP/1.1 request needs one; 'set' it instead";
+        if (!reason.empty())
+            where.fail(field, fmt::format("'{}': '{}' cannot be changed: {}", field.path, name, reason));
+    };
+    for (auto [which, fields] : {std::pair{"set", &rewrite.set}, std::pair{"add", &rewrite.add}}) {
+        const Field* field = map.find(which);
+        if (!field) continue;
+        if (!field->value.IsMap()) {
+            map.fail(*field, fmt::format("'{}' must be a map from header names to values, got {}", field->path,
+                                         describe(field->value)));
+        }
+        for (auto it = field->value.begin(); it != field->value.end(); ++it) {
+            Field entry{child_path(field->path, it->first.IsScalar() ? it->first.Scalar() : "?"), it->first,
+                        it->second};
+            std::string name = scalar_text(map.file(), Field{entry.path, it->first, it->first}, "a header name");
+            check_name(map, entry, name, false);
+            std::string value = scalar_text(map.file(), entry, "a header value");
+            const bool clean = std::none_of(value.begin(), value.end(), [](char c) {
+                return (static_cast<unsigned char>(c) < ' ' && c != '\t') || c == 0x7f;
+            });
+            if (!clean) map.fail(entry, fmt::format("'{}' must not hold control characters", entry.path));
+            fields->emplace_back(std::move(name), std::move(value));
+        }
+    }
+    if (const Field* field = map.find("remove")) {
+        if (!field->value.IsSequence()) {
+            map.fail(*field,
+                     fmt::format("'{}' must be a list of header names, got {}", field->path, describe(field->value)));
+        }
+        for (size_t i = 0; i < field->value.size(); ++i) {
+            Field entry{fmt::format("{}[{}]", field->path, i), field->value[i], field->value[i]};
+            std::string name = scalar_text(map.file(), entry, "a header name");
+            check_name(map, entry, name, true);
+            rewrite.remove.push_back(std::move(name));
+        }
+    }
+    return rewrite;
+}
+
+void read_routes(const MapReader& top, Config& config) {
+    const Field* field = top.find("routes");
+    if (!field) {
+        // Without routes, every request goes to the one pool there is, or to `default` among several.
+        if (config.pools.size() > 1 && config.pools.front().name != "default") {
+            top.fail(*top.find("pools"),
+                     "'routes' is required to choose among several pools (or name one 'default' "
+                     "with the top-level 'backends')");
+        }
+        return;
+    }
+    if (!field->value.IsSequence() || field->value.size() == 0) {
+        top.fail(*field, fmt::format("'routes' must be a non-empty list of routes, got {}",
+                                     field->value.IsSequence() ? "an empty list" : describe(field->value)));
+    }
+    if (field->value.size() > kMaxRoutes) top.fail(*field, fmt::format("'routes' holds at most {} routes", kMaxRoutes));
+    for (size_t i = 0; i < field->value.size(); ++i) {
+        const YAML::Node& item = field->value[i];
+        const std::string path = fmt::format("routes[{}]", i);
+        MapReader map(top.file(), item, path,
+                      {"match", "pool", "request_headers", "response_headers", "strip_prefix", "retries", "timeouts"});
+        RouteConfig route;
+        route.line = item.Mark().line + 1;
+        const Field* pool = map.find("pool");
+        if (!pool)
+            map.fail_here(fmt::format("'{}.pool' is required: the pool that serves what the route matches", path));
+        const std::string pool_name = map.scalar(*pool, "a pool name");
+        auto named = std::find_if(config.pools.begin(), config.pools.end(),
+                                  [&](const PoolConfig& p) { return p.name == pool_name; });
+        if (named == config.pools.end()) {
+            std::vector<std::string_view> names;
+            for (const PoolConfig& p : config.pools) names.push_back(p.name);
+            map.fail(*pool,
+                     fmt::format("'{}': unknown pool '{}' (pools: {})", pool->path, pool_name, fmt::join(names, ", ")));
+        }
+        route.pool = static_cast<size_t>(named - config.pools.begin());
+        route.match = read_route_match(map);
+        route.request_headers = read_header_rewrite(map, "request_headers", true, config);
+        route.response_headers = read_header_rewrite(map, "response_headers", false, config);
+        if (const Field* strip = map.find("strip_prefix")) route.strip_prefix = read_route_path(map, *strip);
+        map.read_integer<unsigned>("retries", route.retries, 0, 10);
+        MapReader timeouts = map.section("timeouts", {"connect", "upstream_response"});
+        timeouts.read_duration("connect", route.connect_timeout);
+        timeouts.read_duration("upstream_response", route.upstream_response_timeout);
+        config.routes.push_back(std::move(route));
+    }
+    // A route no request can reach is almost always a mistake in the order: say so, but load.
+    std::vector<route::RouteMatch> matches;
+    for (const RouteConfig& route : config.routes) matches.push_back(route.match);
+    for (const route::ShadowedRoute& shadowed : route::find_shadowed_routes(matches)) {
+        const RouteConfig& route = config.routes[shadowed.route];
+        config.warnings.push_back({top.file(), route.line, 0,
+                                   fmt::format("'routes[{}]' can never match: 'routes[{}]' (line {}) takes every "
+                                               "request it would",
+                                               shadowed.route, shadowed.by, config.routes[shadowed.by].line)});
+    }
+}
+
 RequestIdConfig read_request_id(const MapReader& top) {
     MapReader map = top.section("request_id", {"enabled", "header"});
     RequestIdConfig request_id;
@@ -1148,8 +1413,8 @@ AdminConfig read_admin(const MapReader& top) {
 
 Config read_config(const std::string& source, const YAML::Node& root) {
     MapReader top(source, root, "",
-                  {"listen", "workers", "backends", "timeouts", "limits", "retries", "upstream", "algorithm",
-                   "peak_ewma", "consistent_hash", "queue", "health", "admin", "request_id", "metrics"});
+                  {"listen", "workers", "backends", "pools", "routes", "timeouts", "limits", "retries", "upstream",
+                   "algorithm", "peak_ewma", "consistent_hash", "queue", "health", "admin", "request_id", "metrics"});
     Config config;
     config.source = source;
     config.listeners = read_listeners(top, config.warnings);
@@ -1159,15 +1424,17 @@ Config read_config(const std::string& source, const YAML::Node& root) {
     upstream.read_integer_or<unsigned>("keepalive", config.upstream_keepalive, 0, 1'000'000, "unlimited", kUnlimited);
     net::TlsUpstreamConfig upstream_tls;
     if (const Field* tls = upstream.find("tls")) upstream_tls = read_upstream_tls(upstream, *tls, config.warnings);
-    config.backends = read_backends(top, upstream_tls, config.warnings);
-    config.timeouts = read_timeouts(top);
-    config.limits = read_limits(top);
+    // What pools fall back to, before the pools.
     top.read_integer<unsigned>("retries", config.retries, 0, 10);
     config.balancer = read_balancer(top);
+    config.request_id = read_request_id(top);
+    read_pools(top, upstream_tls, config);
+    read_routes(top, config);
+    config.timeouts = read_timeouts(top);
+    config.limits = read_limits(top);
     config.queue = read_queue(top);
     config.health = read_health(top);
     config.admin = read_admin(top);
-    config.request_id = read_request_id(top);
     top.section("metrics", {"enabled"}).read_bool("enabled", config.metrics_enabled);
     return config;
 }

@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "health/health_config.h"
+#include "http/header_rewrite.h"
 #include "net/tls_config.h"
 #include "pool/balancer_options.h"
+#include "route/route_match.h"
 
 namespace lb::core {
 
@@ -54,6 +56,7 @@ struct BackendConfig {
     health::CheckOverrides health;
     // TLS to it (its own `tls:`, or `upstream.tls`); health checks use the same.
     net::TlsUpstreamConfig tls;
+    size_t pool = 0;  // index into Config::pools
 };
 
 // The per-shard wait queue for requests that find every eligible backend at its max_connections.
@@ -114,6 +117,34 @@ struct AdminConfig {
 
 inline constexpr unsigned kUnlimited = std::numeric_limits<unsigned>::max();
 
+// A set of backends balanced together: `pools:` names them; the top-level `backends:` is the pool "default".
+// Its backends are a slice of Config::backends, so every per-backend table (health, metrics, the admin API) keeps
+// one index space across pools.
+struct PoolConfig {
+    std::string name;
+    size_t first_backend = 0;
+    size_t backend_count = 0;
+    // Its own `algorithm:` (and options) and `retries:`; unset: the top level's (Config::balancer_of, retries_of).
+    std::optional<pool::BalancerOptions> balancer = std::nullopt;
+    std::optional<unsigned> retries = std::nullopt;
+    bool operator==(const PoolConfig&) const = default;
+};
+
+// One entry of `routes:`: the first whose `match` holds chooses the pool and what is done to the request.
+struct RouteConfig {
+    route::RouteMatch match;
+    size_t pool = 0;  // index into Config::pools
+    http::HeaderRewrite request_headers;
+    http::HeaderRewrite response_headers;
+    std::string strip_prefix;  // taken off the path before the request goes to the backend
+    // Its own `retries:` and `timeouts: {connect, upstream_response}`, else the pool's and the top level's.
+    std::optional<unsigned> retries;
+    std::optional<Millis> connect_timeout;
+    std::optional<Millis> upstream_response_timeout;
+    int line = 0;  // where it is in lb.yaml (1-based), for messages about it
+    bool operator==(const RouteConfig&) const = default;
+};
+
 // Something about a config that loads and is worth telling its operator (a certificate that expires soon): `lb
 // --check` prints each one, lb logs each one when it starts and when it reloads. Not an error: the config is used.
 struct ConfigWarning {
@@ -130,7 +161,10 @@ struct Config {
     // `listen:` one address or a list of them; each gets its socket in every worker.
     std::vector<ListenerConfig> listeners{ListenerConfig{ListenAddress{{"0.0.0.0", 8080}, {}}}};
     unsigned workers = 0;  // 0 = "auto": one per core
+    // Every backend of every pool, pool by pool in the order `backends:` then `pools:` list them.
     std::vector<BackendConfig> backends;
+    std::vector<PoolConfig> pools;    // at least one
+    std::vector<RouteConfig> routes;  // empty: every request goes to the first pool
     Timeouts timeouts;
     Limits limits;
     unsigned retries = 2;  // further attempts after the first, each on an untried backend
@@ -144,6 +178,15 @@ struct Config {
     RequestIdConfig request_id;
     bool metrics_enabled = true;          // off only to measure what recording costs
     std::vector<ConfigWarning> warnings;  // in the order the loader found them
+
+    const pool::BalancerOptions& balancer_of(size_t pool) const {
+        return pools[pool].balancer ? *pools[pool].balancer : balancer;
+    }
+    unsigned retries_of(size_t pool) const { return pools[pool].retries.value_or(retries); }
+    // A Config built in code (tests) may leave `pools` empty: every backend is then in the pool "default".
+    void add_default_pool_if_none() {
+        if (pools.empty()) pools.push_back({"default", 0, backends.size()});
+    }
 };
 
 // A config problem: where it is and what was expected. what() is "file:line:column: message".

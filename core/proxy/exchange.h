@@ -9,11 +9,13 @@
 #include <optional>
 #include <vector>
 
+#include "core/config/config.h"
 #include "core/proxy/outcome.h"
 #include "http/message_parser.h"
 #include "http/request_head.h"
 #include "http/request_id.h"
 #include "pool/backend.h"
+#include "route/route_match.h"
 
 namespace lb::core {
 
@@ -22,8 +24,12 @@ namespace lb::core {
 struct ExchangeState {
     std::optional<Outcome> refusal;  // the head was parsed but may not be forwarded (set by the session's on_head)
 
-    // Where it goes.
-    pool::BackendSet tried;  // backends whose connect failed for this request
+    // Where it goes: the route that matched (none without `routes:`), its pool, and the target as the route
+    // rewrites it (empty: the request's own).
+    const RouteConfig* route = nullptr;
+    size_t pool = 0;
+    std::string upstream_target;
+    pool::BackendSet tried;  // backends whose connect failed for this request (ShardPools::mark_tried)
     pool::BackendId backend = 0;
     uint8_t attempts = 0;                // attempts after the first
     bool dispatched = false;             // `backend` counts this request in flight
@@ -55,6 +61,7 @@ struct ExchangeState {
 struct Exchange : ExchangeState {
     Exchange(http::MessageSink& sink, http::HeadLimits limits) : request(HTTP_REQUEST, sink, limits) {}
     http::MessageParser request;
+    route::RouteRequestStorage route_request;  // kept across recycling, so matching allocates nothing
 };
 
 // Recycled exchanges of one shard, their parsers' head storage kept.

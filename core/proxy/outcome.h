@@ -34,6 +34,7 @@ enum class Outcome : uint8_t {
     no_backend,             // no backend eligible (all down, or every one full and the queue full)
     queue_timeout,          // waited in the queue for a connection slot for queue.timeout
     local_resources,        // lb itself ran out of file descriptors or memory: not the backend's fault
+    no_route,               // no route of `routes:` matches the request
     count
 };
 
@@ -86,6 +87,8 @@ inline constexpr std::array<OutcomeRow, static_cast<size_t>(Outcome::count)> kOu
      pool::Outcome::cancelled, std::nullopt},
     {"local_resources", Source::lb, 503, "Service Unavailable", "lb is out of resources; try again shortly\n",
      metrics::ErrorKind::local_resources, pool::Outcome::cancelled, std::nullopt},
+    {"no_route", Source::client, 404, "Not Found", "lb: no route matches this request\n",
+     metrics::ErrorKind::no_route, pool::Outcome::cancelled, std::nullopt},
 }};
 // clang-format on
 

@@ -72,7 +72,12 @@ void ProxySession::arm_between_requests() {
     }
 }
 
-bool ProxySession::may_retry() const { return exchange_->attempts < shard_.config().retries; }
+bool ProxySession::may_retry() const {
+    // The route's `retries:`, else its pool's (which fall back to the top level's).
+    const RouteConfig* route = exchange_->route;
+    const unsigned retries = route && route->retries ? *route->retries : shard_.config().retries_of(exchange_->pool);
+    return exchange_->attempts < retries;
+}
 
 // ---- client input ----
 
@@ -182,11 +187,28 @@ http::HeadAction ProxySession::on_head(const http::MessageHead& head) {
         exchange_->refusal = outcome_of(e);
         return http::HeadAction::pause;
     }
+    if (!choose_route(head)) {
+        exchange_->refusal = Outcome::no_route;
+        return http::HeadAction::pause;
+    }
     exchange_->request_framing = http::upstream_request_framing(head);
     exchange_->client_keep_alive = head.keep_alive && !draining_;
     // The body in this read is parsed now, so a malformed one is refused before any backend hears of the request;
     // it waits in to_upstream_ for the connection, and further reads wait in pending_ (one buffer each at most).
     return http::HeadAction::proceed;
+}
+
+bool ProxySession::choose_route(const http::MessageHead& head) {
+    const std::vector<RouteConfig>& routes = shard_.config().routes;
+    if (routes.empty()) return true;  // the one pool, or `default`: pool 0
+    std::optional<size_t> found = shard_.routes().find(exchange_->route_request.take(head));
+    if (!found) return false;
+    const RouteConfig& route = routes[*found];
+    exchange_->route = &route;
+    exchange_->pool = route.pool;
+    if (!route.strip_prefix.empty())
+        exchange_->upstream_target = route::stripped_target(head.target(), route.strip_prefix);
+    return true;
 }
 
 void ProxySession::on_body(std::string_view bytes) {
@@ -211,12 +233,14 @@ void ProxySession::on_message_complete() {
 void ProxySession::dispatch() {
     phase_ = Phase::connecting;
     std::string_view hash_key;
-    if (shard_.picks_by_hash_key()) {
-        hash_key = route::request_hash_key(exchange_->request.head(), shard_.config().balancer.consistent_hash,
-                                           client_address_);
+    ShardPools& pools = shard_.pools();
+    if (pools.picks_by_hash_key(exchange_->pool)) {
+        hash_key = route::request_hash_key(
+            exchange_->request.head(), shard_.config().balancer_of(exchange_->pool).consistent_hash, client_address_);
     }
     uint64_t now = uv_hrtime();
-    pool::Selection selection = shard_.pool().choose(exchange_->tried, std::chrono::nanoseconds(now), hash_key);
+    pool::Selection selection =
+        pools.choose(exchange_->pool, exchange_->tried, std::chrono::nanoseconds(now), hash_key);
     switch (selection.status) {
         case pool::SelectStatus::picked:
             break;
@@ -238,7 +262,7 @@ void ProxySession::dispatch() {
             return;
     }
     exchange_->backend = selection.backend;
-    shard_.pool().on_dispatch(exchange_->backend);
+    pools.on_dispatch(exchange_->backend);
     exchange_->dispatched = true;
     exchange_->dispatched_ns = now;
     if (exchange_->attempts > 0) shard_.metrics().on_retry();
@@ -291,7 +315,7 @@ void ProxySession::on_upstream_connected(int status) {
 void ProxySession::on_connect_failed(Outcome outcome) {
     count_attempt_failure(outcome);
     release_upstream(outcome, false);
-    exchange_->tried.insert(exchange_->backend);
+    shard_.pools().mark_tried(exchange_->tried, exchange_->backend);
     // A failed connect sent nothing: the request may go to another backend whatever its method.
     if (!may_retry()) {
         fail_request(outcome);
@@ -331,6 +355,10 @@ void ProxySession::write_upstream_head() {
     if (exchange_->id_generated) {
         forwarded.request_id_header = shard_.config().request_id.header;
         forwarded.request_id = request_id();
+    }
+    forwarded.target = exchange_->upstream_target;
+    if (const RouteConfig* route = exchange_->route; route && !route->request_headers.empty()) {
+        forwarded.rewrite = &route->request_headers;
     }
     to_upstream_.prepend_written(
         [&](std::string& out) { http::write_upstream_request_head(head, forwarded, keep_alive, out); });
@@ -441,8 +469,10 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
     const std::string_view id = request_id();
     const http::AddedField id_field{id.empty() ? std::string_view{} : shard_.config().request_id.header, id};
     to_client_.append_written([&](std::string& out) {
-        http::write_client_response_head(head, exchange_->response_framing, request.is_http10(),
-                                         exchange_->client_keep_alive, out, id_field);
+        const RouteConfig* route = exchange_->route;
+        http::write_client_response_head(
+            head, exchange_->response_framing, request.is_http10(), exchange_->client_keep_alive, out, id_field,
+            route && !route->response_headers.empty() ? &route->response_headers : nullptr);
     });
     return no_body ? http::HeadAction::skip_body : http::HeadAction::proceed;
 }
@@ -547,7 +577,7 @@ void ProxySession::on_upstream_failed(Outcome outcome) {
         // A stale pooled connection says nothing against its backend: retry it on a fresh connection. A fresh
         // connection that failed does: go elsewhere.
         exchange_->fresh_connection_only = was_reused;
-        if (!was_reused) exchange_->tried.insert(exchange_->backend);
+        if (!was_reused) shard_.pools().mark_tried(exchange_->tried, exchange_->backend);
         // The request again, as it was: its head (written on the new connection) and its empty body.
         to_upstream_.clear();
         if (exchange_->request_framing == http::BodyFraming::chunked) to_upstream_.append_static(http::kLastChunk);

@@ -89,6 +89,9 @@ class ProxySession final : public net::TransportEvents,
     void on_message_complete() override;
 
   private:
+    // Finds the route for the request (with `routes:`), and with it the pool and the target the backend gets.
+    // False when no route matches.
+    bool choose_route(const http::MessageHead& head);
     void close_client(bool clean_end);
     enum class Phase {
         idle,                 // between requests (or before the first): nothing of a request received

@@ -27,6 +27,7 @@ namespace lb::core {
 Server::Server(Config config) : context_(std::make_unique<ServerContext>()) {
     context_->config = std::move(config);
     Config& c = context_->config;
+    c.add_default_pool_if_none();
     if (c.workers == 0) c.workers = std::max(1u, std::thread::hardware_concurrency());
     // The process-wide limits, split evenly: a worker never takes more than its share, so none takes another's.
     uint64_t connections = c.limits.client_connections != 0 ? c.limits.client_connections
@@ -52,6 +53,9 @@ void Server::start(const Server* predecessor) {
         context_->backend_addresses.push_back(resolve(b.endpoint));
     }
     context_->backends = std::move(backends);
+    std::vector<route::RouteMatch> matches;
+    for (const RouteConfig& route : config.routes) matches.push_back(route.match);
+    context_->routes = route::RouteTable(std::move(matches));
     for (size_t i = 0; i < config.backends.size(); ++i) backend_names_.push_back(config.backends[i].address);
     // Passive ejection works with active checks off too; only with both off is there nothing to run.
     context_->initially_healthy.assign(config.backends.size(), true);
@@ -337,6 +341,7 @@ void Server::start_health_monitor(const Server* predecessor) {
         target.overrides = config.backends[i].health;
         target.tls = config.backends[i].tls;  // checks reach a backend as requests do
         target.host = config.backends[i].endpoint.host;
+        target.pool = config.backends[i].pool;
         targets.push_back(std::move(target));
     }
     // A reload: each backend starts as the old generation knew it (see carry_over_health()).

@@ -57,14 +57,7 @@ http::HeadLimits request_limits(const Config& config) {
 Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> listen_fds)
     : index_(index),
       context_(context),
-      // Each shard seeds its balancer differently (rotation start, random choices), so shards do not all hit
-      // backend 0 together after a start or a change.
-      pool_(context.backends, pool::make_balancer(context.config.balancer, *context.backends, index),
-            pool::ShardPoolOptions{.seed = index,
-                                   .shard_index = index,
-                                   .shard_count = context.config.workers,
-                                   .panic = context.config.health.panic,
-                                   .slow_start = context.config.health.slow_start}),
+      pools_(context.config, *context.backends, index),
       idle_upstreams_(context.backends->size(), context.config.upstream_keepalive),
       budget_(context.buffer_memory_per_shard != 0 ? context.buffer_memory_per_shard : SIZE_MAX),
       buffers_(budget_),
@@ -97,17 +90,18 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
     uv_timer_init(&loop_, &drain_timer_);
     uv_timer_init(&loop_, &slow_start_timer_);
     slow_start_timer_.data = this;
-    picks_by_hash_key_ = context.config.balancer.algorithm == "consistent_hash";
     size_t backends = context.backends->size();
     health_generation_.assign(backends, 0);
     for (pool::BackendId id = 0; id < backends; ++id) {
         bool healthy = id >= context.initially_healthy.size() || context.initially_healthy[id];
-        pool_.set_healthy(id, healthy);
-        if (id < context.initial_admin.size()) pool_.set_admin(id, context.initial_admin[id]);
+        pools_.set_healthy(id, healthy);
+        if (id < context.initial_admin.size()) pools_.set_admin(id, context.initial_admin[id]);
         metrics_.set_backend_up(id, healthy);
-        metrics_.set_backend_weight(id, pool_.weight(id));
+        metrics_.set_backend_weight(id, pools_.weight(id));
     }
-    if (pool_.panicking()) log_panic_change();
+    for (size_t p = 0; p < pools_.count(); ++p) {
+        if (pools_.panicking(p)) log_panic_change(p);
+    }
     drain_timer_.data = this;
     for (auto& acceptor : acceptors_) acceptor->start();
 }
@@ -316,7 +310,7 @@ void Shard::close_own_handles() {
 
 void Shard::finish_request(pool::BackendId backend, const pool::Result& result,
                            std::optional<health::PassiveOutcome> passive) {
-    pool_.on_finish(backend, result);
+    pools_.on_finish(backend, result);
     if (context_.health && passive) context_.health->report_passive(backend, *passive);
     if (!queue_.empty()) {
         ++slots_freed_;
@@ -333,14 +327,15 @@ bool Shard::enqueue(ProxySession* session) {
 void Shard::dequeue(ProxySession* session) { queue_.remove(session); }
 
 void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generation) {
-    if (backend >= pool_.size() || generation < health_generation_[backend]) return;
+    if (backend >= pools_.backend_count() || generation < health_generation_[backend]) return;
     health_generation_[backend] = generation;
-    bool was_panicking = pool_.panicking();
-    pool_.set_healthy(backend, healthy, std::chrono::milliseconds(uv_now(&loop_)));
+    const size_t pool = pools_.pool_of(backend);
+    bool was_panicking = pools_.panicking(pool);
+    pools_.set_healthy(backend, healthy, std::chrono::milliseconds(uv_now(&loop_)));
     metrics_.set_backend_up(backend, healthy);
-    metrics_.set_backend_weight(backend, pool_.weight(backend));
-    if (pool_.panicking() != was_panicking) log_panic_change();
-    if (pool_.ramping() && !uv_is_active(reinterpret_cast<uv_handle_t*>(&slow_start_timer_))) {
+    metrics_.set_backend_weight(backend, pools_.weight(backend));
+    if (pools_.panicking(pool) != was_panicking) log_panic_change(pool);
+    if (pools_.ramping() && !uv_is_active(reinterpret_cast<uv_handle_t*>(&slow_start_timer_))) {
         uint64_t tick = std::max<uint64_t>(50, static_cast<uint64_t>(context_.config.health.slow_start.count()) / 20);
         uv_timer_start(&slow_start_timer_, &Shard::on_slow_start_tick, tick, tick);
     }
@@ -353,9 +348,9 @@ void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generat
 }
 
 void Shard::apply_admin(pool::BackendId backend, const pool::AdminOverride& admin) {
-    if (backend >= pool_.size()) return;
-    pool_.set_admin(backend, admin);
-    metrics_.set_backend_weight(backend, pool_.weight(backend));
+    if (backend >= pools_.backend_count()) return;
+    pools_.set_admin(backend, admin);
+    metrics_.set_backend_weight(backend, pools_.weight(backend));
     if (admin.state == pool::AdminState::disabled) idle_upstreams_.close_backend(backend);
     if (pool::takes_new_requests(admin.state) && !queue_.empty()) {
         // Requests waiting for a slot may find one on the backend that is back or weighs more.
@@ -364,20 +359,22 @@ void Shard::apply_admin(pool::BackendId backend, const pool::AdminOverride& admi
     }
 }
 
-void Shard::log_panic_change() const {
+void Shard::log_panic_change(size_t pool) const {
     if (index_ != 0) return;  // once per server, not once per shard
-    if (pool_.panicking()) {
-        base::log(base::LogLevel::warn, "no backend is healthy: panic mode, using all of them");
+    // Named only among several pools, so that a config without `pools:` logs as it always did.
+    const std::string where = pools_.count() > 1 ? fmt::format(" in pool '{}'", pools_.name(pool)) : std::string();
+    if (pools_.panicking(pool)) {
+        base::log(base::LogLevel::warn, "no backend is healthy{}: panic mode, using all of them", where);
     } else {
-        base::log(base::LogLevel::info, "a backend is healthy again: leaving panic mode");
+        base::log(base::LogLevel::info, "a backend is healthy again{}: leaving panic mode", where);
     }
 }
 
 void Shard::on_slow_start_tick(uv_timer_t* timer) {
     auto* self = static_cast<Shard*>(timer->data);
-    bool ramping = self->pool_.advance_slow_start(std::chrono::milliseconds(uv_now(&self->loop_)));
-    for (pool::BackendId id = 0; id < self->pool_.size(); ++id) {
-        self->metrics_.set_backend_weight(id, self->pool_.weight(id));
+    bool ramping = self->pools_.advance_slow_start(std::chrono::milliseconds(uv_now(&self->loop_)));
+    for (pool::BackendId id = 0; id < self->pools_.backend_count(); ++id) {
+        self->metrics_.set_backend_weight(id, self->pools_.weight(id));
     }
     if (!ramping) uv_timer_stop(timer);
 }

@@ -21,6 +21,7 @@
 #include "core/shard/acceptor.h"
 #include "core/shard/listener.h"
 #include "core/shard/shard_inbox.h"
+#include "core/shard/shard_pools.h"
 #include "core/shard/tls_counters.h"
 #include "health/health_monitor.h"
 #include "metrics/shard_metrics.h"
@@ -29,6 +30,7 @@
 #include "net/tls_transport.h"
 #include "net/transport.h"
 #include "pool/shard_pool.h"
+#include "route/route_table.h"
 
 namespace lb::core {
 
@@ -36,6 +38,7 @@ namespace lb::core {
 struct ServerContext {
     Config config;
     std::shared_ptr<const std::vector<pool::Backend>> backends;
+    route::RouteTable routes;  // Config::routes' matches, in order
     std::vector<SocketAddress> backend_addresses;
     health::HealthMonitor* health = nullptr;  // passive reports go here; null when health checks are off
     std::vector<bool> initially_healthy;      // per backend, before the first health transition
@@ -76,7 +79,8 @@ class Shard final : private Acceptor::Delegate,
     // Owner loop only.
     uv_loop_t* loop() { return &loop_; }
     const Config& config() const { return context_.config; }
-    pool::ShardPool& pool() { return pool_; }
+    ShardPools& pools() { return pools_; }
+    const route::RouteTable& routes() const { return context_.routes; }
     IdleUpstreams& idle_upstreams() { return idle_upstreams_; }
     net::BufferPool& buffers() { return buffers_; }
     net::WritePool& writes() { return writes_; }
@@ -103,12 +107,10 @@ class Shard final : private Acceptor::Delegate,
     // Any thread may read it (single-writer atomics); only this shard writes it.
     const metrics::ShardMetrics& metrics() const { return metrics_; }
     const sockaddr* backend_address(pool::BackendId id) const { return context_.backend_addresses[id].get(); }
-    const std::string& backend_name(pool::BackendId id) const { return pool_.backend(id).name; }
+    const std::string& backend_name(pool::BackendId id) const { return pools_.backend(id).name; }
     unsigned index() const { return index_; }
     // The listening socket, for a successor to duplicate; valid until the drain begins.
     int listen_fd(size_t listener) const { return acceptors_[listener]->fd(); }
-    // Whether requests need a consistent-hash key computed (decided once, not per request).
-    bool picks_by_hash_key() const { return picks_by_hash_key_; }
     bool draining() const { return draining_; }
     void add_session(ProxySession* session);
     void remove_session(ProxySession* session);
@@ -170,7 +172,7 @@ class Shard final : private Acceptor::Delegate,
     // Every handle the shard itself owns but the acceptor's (closed when the drain begins).
     void close_own_handles();
     void finish_if_drained();
-    void log_panic_change() const;
+    void log_panic_change(size_t pool) const;
     // Slow start's clock: ticks while the pool has a backend ramping up.
     static void on_slow_start_tick(uv_timer_t* timer);
 
@@ -182,7 +184,7 @@ class Shard final : private Acceptor::Delegate,
     uv_idle_t later_;
     uv_timer_t drain_timer_;
     uv_timer_t slow_start_timer_;
-    pool::ShardPool pool_;
+    ShardPools pools_;
     IdleUpstreams idle_upstreams_;
     net::MemoryBudget budget_;
     net::BufferPool buffers_;
@@ -205,7 +207,6 @@ class Shard final : private Acceptor::Delegate,
     bool memory_relieved_ = false;                       // memory waiters and the acceptor to resume on the next turn
     base::LogThrottle resource_log_;
     std::vector<uint64_t> health_generation_;  // of the last transition applied, per backend
-    bool picks_by_hash_key_ = false;
     bool draining_ = false;
     bool stopping_ = false;  // the last handles are closing
     bool stopped_ = false;

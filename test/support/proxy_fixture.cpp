@@ -37,7 +37,7 @@ std::vector<bool> shard_views_of_backend(core::Server& server, size_t backend) {
     // One byte per shard, not std::vector<bool>: the shards write their own entries at the same time.
     std::vector<uint8_t> views(server.shard_count(), 0);
     server.run_on_every_shard([&](core::Shard& shard) {
-        views[shard.index()] = shard.pool().state(static_cast<pool::BackendId>(backend)).healthy ? 1 : 0;
+        views[shard.index()] = shard.pools().state(static_cast<pool::BackendId>(backend)).healthy ? 1 : 0;
     });
     return {views.begin(), views.end()};
 }

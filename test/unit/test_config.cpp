@@ -360,7 +360,8 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
 
     CHECK(config_error_of("backends: [127.0.0.1:9001]\nlisten_on: 1.2.3.4:80\n") ==
           "t.yaml:2:1: unknown key 'listen_on' at the top level (expected one of: listen, workers, backends, "
-          "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, "
+          "pools, routes, timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, "
+          "admin, "
           "request_id, metrics)");
     CHECK(config_error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
           "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight, backup, "
@@ -396,7 +397,8 @@ TEST_CASE("wrong types name the key and what was expected", "[config]") {
           "t.yaml:1:9: 'listen' must be a host:port or unix:PATH string (quote IPv6 addresses: \"[::1]:8080\"), got "
           "a list");
     CHECK(config_error_of("- 127.0.0.1:9001\n") ==
-          "t.yaml:1:1: the config must be a map with keys listen, workers, backends, timeouts, limits, retries, "
+          "t.yaml:1:1: the config must be a map with keys listen, workers, backends, pools, routes, timeouts, "
+          "limits, retries, "
           "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, request_id, metrics, got a list");
     CHECK(config_error_of("backends:\n  - [127.0.0.1, 9001]\n") ==
           "t.yaml:2:5: 'backends[0]' must be a host:port string or a map with 'address' and 'weight', got a list");

@@ -304,6 +304,17 @@ TEST_CASE("the last healthy backend is never ejected, and is ejected once anothe
         CHECK_FALSE(d.on_passive(1, PassiveOutcome::reset, 5ms).ejected_for);
         CHECK(d.healthy(1));
     }
+    SECTION("each pool keeps its last one, whatever the other pools have") {
+        // Backends 0 and 1 form one pool, 2 another: healthy backends elsewhere do not make 2 ejectable.
+        HealthDecider d(config, std::vector<CheckOverrides>(3), {}, {0, 0, 1});
+        d.on_passive(2, PassiveOutcome::reset, 0ms);
+        CHECK_FALSE(d.on_passive(2, PassiveOutcome::reset, 0ms).ejected_for);
+        CHECK(d.healthy(2));
+        d.on_passive(0, PassiveOutcome::reset, 1ms);
+        CHECK(d.on_passive(0, PassiveOutcome::reset, 1ms).ejected_for);  // 1 is still there
+        d.on_passive(1, PassiveOutcome::reset, 2ms);
+        CHECK_FALSE(d.on_passive(1, PassiveOutcome::reset, 2ms).ejected_for);
+    }
 }
 
 TEST_CASE("a passed check ends an ejection at once, unless turned off", "[health]") {

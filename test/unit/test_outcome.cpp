@@ -12,7 +12,7 @@ TEST_CASE("every outcome that ends a request answers with its status and says wh
         {Outcome::uri_too_long, 414},     {Outcome::headers_too_large, 431},     {Outcome::connect_refused, 502},
         {Outcome::connect_timeout, 502},  {Outcome::upstream_reset, 502},        {Outcome::bad_response, 502},
         {Outcome::no_backend, 503},       {Outcome::queue_timeout, 503},         {Outcome::local_resources, 503},
-        {Outcome::upstream_timeout, 504}, {Outcome::version_not_supported, 505},
+        {Outcome::upstream_timeout, 504}, {Outcome::version_not_supported, 505}, {Outcome::no_route, 404},
     };
     for (auto [outcome, status] : statuses) {
         INFO(row(outcome).name);
