@@ -1322,6 +1322,7 @@ void read_routes(const MapReader& top, Config& config) {
                       {"match", "pool", "request_headers", "response_headers", "strip_prefix", "retries", "timeouts"});
         RouteConfig route;
         route.line = item.Mark().line + 1;
+        route.column = item.Mark().column + 1;
         const Field* pool = map.find("pool");
         if (!pool)
             map.fail_here(fmt::format("'{}.pool' is required: the pool that serves what the route matches", path));
@@ -1350,7 +1351,7 @@ void read_routes(const MapReader& top, Config& config) {
     for (const RouteConfig& route : config.routes) matches.push_back(route.match);
     for (const route::ShadowedRoute& shadowed : route::find_shadowed_routes(matches)) {
         const RouteConfig& route = config.routes[shadowed.route];
-        config.warnings.push_back({top.file(), route.line, 0,
+        config.warnings.push_back({top.file(), route.line, route.column,
                                    fmt::format("'routes[{}]' can never match: 'routes[{}]' (line {}) takes every "
                                                "request it would",
                                                shadowed.route, shadowed.by, config.routes[shadowed.by].line)});

@@ -142,6 +142,7 @@ struct RouteConfig {
     std::optional<Millis> connect_timeout;
     std::optional<Millis> upstream_response_timeout;
     int line = 0;  // where it is in lb.yaml (1-based), for messages about it
+    int column = 0;
     bool operator==(const RouteConfig&) const = default;
 };
 

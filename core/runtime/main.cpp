@@ -139,6 +139,9 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (options.check_only) {
+        for (const lb::core::ConfigWarning& warning : config.warnings) {
+            std::printf("lb: warning: %s\n", warning.to_string().c_str());
+        }
         std::printf("%s: OK (%zu backends)\n", options.config_path.c_str(), config.backends.size());
         return 0;
     }

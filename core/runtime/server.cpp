@@ -47,6 +47,8 @@ void Server::start(const Server* predecessor) {
     // A client that goes away mid-write must cost an EPIPE, not the process.
     ::signal(SIGPIPE, SIG_IGN);
     const Config& config = context_->config;
+    // At start and at each reload: what `lb --check` would have said about the file.
+    for (const ConfigWarning& warning : config.warnings) base::log(base::LogLevel::warn, "{}", warning.to_string());
     auto backends = std::make_shared<std::vector<pool::Backend>>();
     for (const auto& b : config.backends) {
         backends->push_back({b.address, b.weight, b.max_connections, b.backup});

@@ -804,3 +804,140 @@ TEST_CASE("input yaml-cpp cannot start a document with is an error, not a hang",
         CHECK(config_error_of(text).find("YAML syntax error") != std::string::npos);
     }
 }
+
+TEST_CASE("pools and routes: the issue's example loads as written", "[config][routing]") {
+    Config c = load_config_string(
+        "pools:\n"
+        "  api:    {backends: [10.0.0.1:8080, 10.0.0.2:8080], algorithm: least_connections}\n"
+        "  static: {backends: [10.0.0.5:8080]}\n"
+        "  web:    {backends: [10.0.0.7:8080, 10.0.0.8:8080]}\n"
+        "routes:\n"
+        "  - match: {host: api.example.com}\n"
+        "    pool: api\n"
+        "    request_headers: {set: {X-Route: api}}\n"
+        "  - match: {path_prefix: /static/}\n"
+        "    pool: static\n"
+        "  - pool: web\n");
+    REQUIRE(c.pools.size() == 3);
+    CHECK(c.pools[0].name == "api");
+    CHECK(c.pools[0].first_backend == 0);
+    CHECK(c.pools[0].backend_count == 2);
+    CHECK(c.balancer_of(0).algorithm == "least_connections");
+    CHECK(c.balancer_of(1).algorithm == "round_robin");  // the top level's
+    CHECK(c.pools[2].first_backend == 3);
+    REQUIRE(c.backends.size() == 5);
+    CHECK(c.backends[3].address == "10.0.0.7:8080");
+    CHECK(c.backends[3].pool == 2);
+    REQUIRE(c.routes.size() == 3);
+    CHECK(c.routes[0].match.host == "api.example.com");
+    CHECK(c.routes[0].pool == 0);
+    CHECK(c.routes[0].request_headers.set == lb::http::HeaderRewrite::Fields{{"X-Route", "api"}});
+    CHECK(c.routes[0].line == 6);
+    CHECK(c.routes[1].match.path_prefix == "/static/");
+    CHECK(c.routes[2].match == lb::route::RouteMatch{});
+    CHECK(c.routes[2].pool == 2);
+    CHECK(c.warnings.empty());
+}
+
+TEST_CASE("the top-level backends are the pool 'default', and pools fall back to the top level", "[config][routing]") {
+    Config one = load_config_string(kOneBackend);
+    REQUIRE(one.pools.size() == 1);
+    CHECK(one.pools[0].name == "default");
+    CHECK(one.routes.empty());
+
+    Config c = load_config_string(
+        "backends: [127.0.0.1:9001]\nretries: 3\nalgorithm: random_two_choices\n"
+        "health: {path: /healthz}\n"
+        "pools:\n"
+        "  api:\n"
+        "    backends: [127.0.0.1:9002, {address: 127.0.0.1:9003, health: {path: /own}}]\n"
+        "    retries: 0\n"
+        "    health: {path: /api/health, interval: 2s}\n");
+    REQUIRE(c.pools.size() == 2);
+    CHECK(c.pools[0].name == "default");
+    CHECK(c.retries_of(0) == 3);
+    CHECK(c.retries_of(1) == 0);
+    CHECK(c.balancer_of(1).algorithm == "random_two_choices");
+    CHECK(c.backends[1].health.path == "/api/health");
+    CHECK(c.backends[1].health.interval == 2s);
+    CHECK(c.backends[2].health.path == "/own");  // a backend's own keys win over its pool's
+    CHECK_FALSE(c.backends[0].health.path);      // the top level's health: applies as before
+    // Without routes, requests go to 'default'.
+    CHECK(c.routes.empty());
+}
+
+TEST_CASE("every route key is read", "[config][routing]") {
+    Config c = load_config_string(
+        "pools: {a: {backends: [127.0.0.1:9001]}}\n"
+        "routes:\n"
+        "  - match: {host: '*.Example.COM', path: /x, method: PUT, header: {name: X-A, value: '1'}}\n"
+        "    pool: a\n"
+        "    request_headers: {set: {Host: internal}, add: {X-B: '2'}, remove: [X-C]}\n"
+        "    response_headers: {remove: [Server]}\n"
+        "    strip_prefix: /x\n"
+        "    retries: 4\n"
+        "    timeouts: {connect: 1s, upstream_response: 3s}\n"
+        "  - match: {path_prefix: /p/, header: {name: X-Present}}\n"
+        "    pool: a\n");
+    const auto& r = c.routes[0];
+    CHECK(r.match.host == "*.example.com");
+    CHECK(r.match.path == "/x");
+    CHECK(r.match.method == "PUT");
+    CHECK(r.match.headers == std::vector<lb::route::HeaderMatch>{{"X-A", "1"}});
+    CHECK(r.request_headers.set == lb::http::HeaderRewrite::Fields{{"Host", "internal"}});
+    CHECK(r.request_headers.add == lb::http::HeaderRewrite::Fields{{"X-B", "2"}});
+    CHECK(r.request_headers.remove == std::vector<std::string>{"X-C"});
+    CHECK(r.response_headers.remove == std::vector<std::string>{"Server"});
+    CHECK(r.strip_prefix == "/x");
+    CHECK(r.retries == 4u);
+    CHECK(r.connect_timeout == 1s);
+    CHECK(r.upstream_response_timeout == 3s);
+    CHECK(c.routes[1].match.headers == std::vector<lb::route::HeaderMatch>{{"X-Present", std::nullopt}});
+}
+
+TEST_CASE("pool and route errors say where and what", "[config][routing]") {
+    const std::string pools = "pools:\n  a: {backends: [127.0.0.1:9001]}\n  b: {backends: [127.0.0.1:9002]}\n";
+    CHECK(config_error_of(pools + "routes:\n  - pool: c\n") ==
+          "t.yaml:5:11: 'routes[0].pool': unknown pool 'c' (pools: a, b)");
+    CHECK(config_error_of(pools + "routes:\n  - match: {path: /}\n") ==
+          "t.yaml:5:5: 'routes[0].pool' is required: the pool that serves what the route matches");
+    CHECK(config_error_of(pools) ==
+          "t.yaml:2:3: 'routes' is required to choose among several pools (or name one 'default' with the "
+          "top-level 'backends')");
+    CHECK(config_error_of("backends: [127.0.0.1:9001]\npools:\n  default: {backends: [127.0.0.1:9002]}\n") ==
+          "t.yaml:3:3: pool 'default' is the top-level 'backends': name this pool otherwise");
+    CHECK(config_error_of("pools:\n  a: {backends: [127.0.0.1:9001]}\n  b: {backends: [127.0.0.1:9001]}\n") ==
+          "t.yaml:3:18: duplicate backend '127.0.0.1:9001' in 'pools.b.backends[0]' (already listed as "
+          "'pools.a.backends[0]')");
+    CHECK(config_error_of("pools:\n  'a b': {backends: [127.0.0.1:9001]}\n") ==
+          "t.yaml:2:3: pool names are letters, digits, '_', '-' and '.' (at most 64), got 'a b'");
+    CHECK(config_error_of("pools:\n  a: {algorithm: round_robin}\n") == "t.yaml:2:6: 'pools.a.backends' is required");
+    CHECK_THAT(config_error_of(pools + "routes:\n  - match: {host: 'api.example.com:8080'}\n    pool: a\n"),
+               Contains("t.yaml:5:19: 'routes[0].match.host' must be a host name without port"));
+    CHECK_THAT(config_error_of(pools + "routes:\n  - match: {method: get}\n    pool: a\n"),
+               Contains("'routes[0].match.method' must be a method in capitals such as GET or POST, got 'get'"));
+    CHECK_THAT(config_error_of(pools + "routes:\n  - match: {path_prefix: static}\n    pool: a\n"),
+               Contains("'routes[0].match.path_prefix' must start with '/'"));
+    CHECK_THAT(
+        config_error_of(pools + "routes:\n  - pool: a\n    request_headers: {set: {Content-Length: '0'}}\n"),
+        Contains("'Content-Length' cannot be changed: lb writes the fields that frame messages and connections"));
+    CHECK_THAT(config_error_of(pools + "routes:\n  - pool: a\n    request_headers: {remove: [host]}\n"),
+               Contains("'host' cannot be changed: an HTTP/1.1 request needs one; 'set' it instead"));
+    CHECK_THAT(config_error_of(pools + "routes:\n  - pool: a\n    request_headers: {add: {X-Forwarded-For: x}}\n"),
+               Contains("'X-Forwarded-For' cannot be changed: lb writes it"));
+    CHECK_THAT(config_error_of(pools + "routes:\n  - pool: a\n    response_headers: {set: {X-A: \"a\\nb\"}}\n"),
+               Contains("must not hold control characters"));
+}
+
+TEST_CASE("a route that can never match loads, with a warning at its line", "[config][routing]") {
+    Config c = load_config_string(
+        "pools: {a: {backends: [127.0.0.1:9001]}}\n"
+        "routes:\n"
+        "  - pool: a\n"
+        "  - match: {host: late.example}\n"
+        "    pool: a\n",
+        "t.yaml");
+    REQUIRE(c.warnings.size() == 1);
+    CHECK(c.warnings[0].to_string() ==
+          "t.yaml:4:5: 'routes[1]' can never match: 'routes[0]' (line 3) takes every request it would");
+}

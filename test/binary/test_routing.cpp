@@ -1,0 +1,246 @@
+// Routing on the real binary: the example config as written (addresses swapped for demo backends on
+// loopback), each matcher and header action, strip_prefix, the 404 when no route matches, a pool's own algorithm
+// and retries, and lb --check naming shadowed routes and unknown pools.
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include "demo/demo_backend.h"
+#include "test/support/lb_process.h"
+#include "test/support/test_support.h"
+
+using namespace lb::test;
+
+namespace {
+
+// Demo backends by id, started on port 0.
+class Backends {
+  public:
+    explicit Backends(std::initializer_list<std::string> ids) {
+        for (const std::string& id : ids) {
+            auto backend = std::make_unique<lb::demo::DemoBackend>(lb::demo::DemoBackendOptions{.id = id});
+            backend->start();
+            backends_[id] = std::move(backend);
+        }
+    }
+    std::string address(const std::string& id) const { return "127.0.0.1:" + std::to_string(backends_.at(id)->port()); }
+
+  private:
+    std::map<std::string, std::unique_ptr<lb::demo::DemoBackend>> backends_;
+};
+
+Response request(uint16_t port, const std::string& method, const std::string& target, const std::string& host,
+                 const std::string& extra = "") {
+    return http_exchange(
+        port, method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n" + extra + "\r\n");
+}
+
+// What the backend received under `name` (the demo backend echoes the request head with ?echo=headers).
+std::vector<std::string> received(const Response& echo, const std::string& name) {
+    auto lower = [](std::string text) {
+        for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return text;
+    };
+    std::vector<std::string> values;
+    std::istringstream lines(echo.body);
+    std::string line;
+    std::getline(lines, line);
+    while (std::getline(lines, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        const size_t colon = line.find(':');
+        if (colon == std::string::npos || lower(line.substr(0, colon)) != lower(name)) continue;
+        const size_t value = line.find_first_not_of(' ', colon + 1);
+        values.push_back(value == std::string::npos ? "" : line.substr(value));
+    }
+    return values;
+}
+
+// The request line the backend received.
+std::string received_request_line(const Response& echo) {
+    std::string line = echo.body.substr(0, echo.body.find('\n'));
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+}
+
+const std::string kHead = "listen: 127.0.0.1:0\nworkers: 2\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n";
+
+}  // namespace
+
+TEST_CASE("the issue's example: hosts, path prefixes and the catch-all reach their pools", "[routing]") {
+    Backends b({"api1", "api2", "static1", "web1", "web2"});
+    const std::string yaml = kHead +
+                             "pools:\n"
+                             "  api:    {backends: [" +
+                             b.address("api1") + ", " + b.address("api2") +
+                             "], algorithm: least_connections}\n"
+                             "  static: {backends: [" +
+                             b.address("static1") +
+                             "]}\n"
+                             "  web:    {backends: [" +
+                             b.address("web1") + ", " + b.address("web2") +
+                             "]}\n"
+                             "routes:\n"
+                             "  - match: {host: api.example.com}\n"
+                             "    pool: api\n"
+                             "    request_headers: {set: {X-Route: api}}\n"
+                             "  - match: {path_prefix: /static/}\n"
+                             "    pool: static\n"
+                             "  - pool: web\n";
+    RunningLb lb("routing-example", yaml);
+
+    std::set<std::string> api, web;
+    for (int i = 0; i < 8; ++i) {
+        Response r = request(lb.port(), "GET", "/v1/users?echo=headers", "API.example.com:8080");
+        REQUIRE(r.status == 200);
+        api.insert(r.header("X-Backend-Id"));
+        CHECK(received(r, "X-Route") == std::vector<std::string>{"api"});
+        Response w = request(lb.port(), "GET", "/index.html?echo=headers", "www.example.com");
+        REQUIRE(w.status == 200);
+        web.insert(w.header("X-Backend-Id"));
+        CHECK(received(w, "X-Route").empty());
+    }
+    CHECK(api == std::set<std::string>{"api1", "api2"});
+    CHECK(web == std::set<std::string>{"web1", "web2"});
+    // The host route comes first: api.example.com/static/ is the api pool's.
+    CHECK(request(lb.port(), "GET", "/static/app.js", "api.example.com").header("X-Backend-Id").rfind("api", 0) == 0);
+    CHECK(request(lb.port(), "GET", "/static/app.js", "www.example.com").header("X-Backend-Id") == "static1");
+    CHECK(request(lb.port(), "GET", "/static", "www.example.com").header("X-Backend-Id").rfind("web", 0) == 0);
+    lb.process().signal(SIGTERM);
+    CHECK(lb.process().wait() == 0);
+}
+
+TEST_CASE("each matcher and header action, strip_prefix, and a 404 when nothing matches", "[routing]") {
+    Backends b({"a", "b", "c", "d", "e", "f"});
+    const std::string yaml = kHead + "pools:\n  a: {backends: [" + b.address("a") + "]}\n  b: {backends: [" +
+                             b.address("b") + "]}\n  c: {backends: [" + b.address("c") + "]}\n  d: {backends: [" +
+                             b.address("d") + "]}\n  e: {backends: [" + b.address("e") + "]}\n  f: {backends: [" +
+                             b.address("f") +
+                             "]}\n"
+                             "routes:\n"
+                             "  - match: {host: '*.tenants.test'}\n"
+                             "    pool: a\n"
+                             "    response_headers: {set: {X-Served-By: a}, remove: [X-Conn-Id]}\n"
+                             "  - match: {path: /exact}\n"
+                             "    pool: b\n"
+                             "  - match: {method: POST, path_prefix: /upload/}\n"
+                             "    pool: c\n"
+                             "    strip_prefix: /upload\n"
+                             "  - match: {header: {name: X-Canary, value: 'yes'}}\n"
+                             "    pool: d\n"
+                             "    request_headers: {add: {X-Tag: two}, remove: [X-Secret]}\n"
+                             "  - match: {header: {name: X-Debug}}\n"
+                             "    pool: e\n"
+                             "    request_headers: {set: {Host: internal.test}}\n"
+                             "  - match: {path_prefix: /api/}\n"
+                             "    pool: f\n"
+                             "    strip_prefix: /api\n";
+    RunningLb lb("routing-matchers", yaml);
+    auto backend_of = [](const Response& r) { return r.header("X-Backend-Id"); };
+
+    // host: a leading *. matches any subdomain, not the bare name; response headers set and removed.
+    Response tenant = request(lb.port(), "GET", "/", "x.y.tenants.test");
+    CHECK(backend_of(tenant) == "a");
+    CHECK(tenant.header("X-Served-By") == "a");
+    CHECK(tenant.header("X-Conn-Id").empty());
+    CHECK(request(lb.port(), "GET", "/", "tenants.test").status == 404);
+
+    // path: exact, the query aside.
+    CHECK(backend_of(request(lb.port(), "GET", "/exact?q=1", "h")) == "b");
+    CHECK(request(lb.port(), "GET", "/exact/more", "h").status == 404);
+
+    // method and path_prefix together; strip_prefix takes /upload off what the backend sees.
+    Response upload = http_exchange(lb.port(),
+                                    "POST /upload/files/1?echo=headers HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n"
+                                    "Connection: close\r\n\r\nhi");
+    CHECK(backend_of(upload) == "c");
+    CHECK(received_request_line(upload) == "POST /files/1?echo=headers HTTP/1.1");
+    CHECK(request(lb.port(), "GET", "/upload/files/1", "h").status == 404);
+
+    // header with a value; request headers added and removed.
+    Response canary =
+        request(lb.port(), "GET", "/?echo=headers", "h", "X-Canary: yes\r\nX-Tag: one\r\nX-Secret: s\r\n");
+    CHECK(backend_of(canary) == "d");
+    CHECK(received(canary, "X-Tag") == std::vector<std::string>{"one", "two"});
+    CHECK(received(canary, "X-Secret").empty());
+    CHECK(request(lb.port(), "GET", "/", "h", "X-Canary: no\r\n").status == 404);
+
+    // header present, any value; Host set for the backend.
+    Response debug = request(lb.port(), "GET", "/?echo=headers", "h", "X-Debug: 0\r\n");
+    CHECK(backend_of(debug) == "e");
+    CHECK(received(debug, "Host") == std::vector<std::string>{"internal.test"});
+
+    // strip_prefix leaves a path that still starts with '/'.
+    Response api = request(lb.port(), "GET", "/api?echo=headers", "h");
+    CHECK(request(lb.port(), "GET", "/api/?echo=headers", "h").body.rfind("GET /?echo=headers HTTP/1.1", 0) == 0);
+    CHECK(api.status == 404);  // "/api" is not under "/api/"
+
+    // No route: 404 with a short body, counted as lb's own answer.
+    Response none = request(lb.port(), "GET", "/nowhere", "h");
+    CHECK(none.status == 404);
+    CHECK(none.body == "lb: no route matches this request\n");
+    CHECK(lb.metric("lb_errors_total{kind=\"no_route\"}") >= 1);
+    CHECK(lb.metric("lb_requests_total{method=\"GET\",code=\"404\"}") >= 1);
+    lb.process().signal(SIGTERM);
+    CHECK(lb.process().wait() == 0);
+}
+
+TEST_CASE("a pool's retries and a route's own are each used", "[routing]") {
+    Backends b({"p", "q", "n"});
+    RefusingPort dead_p, dead_q, dead_n;
+    auto dead = [](const RefusingPort& port) { return "127.0.0.1:" + std::to_string(port.port()); };
+    // Each pool round-robins over a refusing port and a demo backend, with passive ejection off so the refusing
+    // port stays in: a request sent to it succeeds only if it may be retried.
+    const std::string yaml =
+        "listen: 127.0.0.1:0\nworkers: 2\nadmin:\n  listen: 127.0.0.1:0\n"
+        "health:\n  enabled: false\n  passive:\n    consecutive_failures: 0\nretries: 0\n"
+        "pools:\n  p: {backends: [" +
+        dead(dead_p) + ", " + b.address("p") + "], retries: 1}\n  q: {backends: [" + dead(dead_q) + ", " +
+        b.address("q") + "]}\n  n: {backends: [" + dead(dead_n) + ", " + b.address("n") +
+        "]}\n"
+        "routes:\n  - match: {path_prefix: /q/}\n    pool: q\n    retries: 1\n"
+        "  - match: {path_prefix: /n/}\n    pool: n\n  - pool: p\n";
+    RunningLb lb("routing-retries", yaml);
+    int p_failures = 0, q_failures = 0, n_failures = 0;
+    for (int i = 0; i < 12; ++i) {
+        p_failures += request(lb.port(), "GET", "/", "h").status != 200;    // the pool's retries: 1
+        q_failures += request(lb.port(), "GET", "/q/", "h").status != 200;  // the route's retries: 1
+        n_failures += request(lb.port(), "GET", "/n/", "h").status != 200;  // the top level's retries: 0
+    }
+    CHECK(p_failures == 0);
+    CHECK(q_failures == 0);
+    // Of any two requests one worker takes from pool n, one goes to the refusing port; 12 requests over 2 workers
+    // give some worker two.
+    CHECK(n_failures > 0);
+    lb.process().signal(SIGTERM);
+    CHECK(lb.process().wait() == 0);
+}
+
+TEST_CASE("lb --check names routes that can never match and routes naming unknown pools", "[routing]") {
+    const std::string pools = "pools:\n  a: {backends: [127.0.0.1:9001]}\n  b: {backends: [127.0.0.1:9002]}\n";
+    {
+        const std::string file = write_temp_file("routing-shadowed.yaml", pools +
+                                                                              "routes:\n"
+                                                                              "  - match: {path_prefix: /api/}\n"
+                                                                              "    pool: a\n"
+                                                                              "  - match: {path_prefix: /api/v2/}\n"
+                                                                              "    pool: b\n"
+                                                                              "  - pool: b\n");
+        CommandResult check = run_command(std::string(LB_BINARY) + " --check -c " + file);
+        INFO(check.output);
+        CHECK(check.exit_code == 0);
+        CHECK(check.output.find(file + ":7:") != std::string::npos);
+        CHECK(check.output.find("'routes[1]' can never match: 'routes[0]' (line 5)") != std::string::npos);
+    }
+    {
+        const std::string file = write_temp_file("routing-unknown.yaml", pools + "routes:\n  - pool: a\n  - pool: c\n");
+        CommandResult check = run_command(std::string(LB_BINARY) + " --check -c " + file);
+        INFO(check.output);
+        CHECK(check.exit_code != 0);
+        CHECK(check.output.find(file + ":6:") != std::string::npos);
+        CHECK(check.output.find("unknown pool 'c' (pools: a, b)") != std::string::npos);
+    }
+}
