@@ -58,6 +58,8 @@ void Server::start(const Server* predecessor) {
     carry_over_admin(predecessor);
     if (config.health.enabled || config.health.passive.consecutive_failures > 0) start_health_monitor(predecessor);
     start_time_seconds_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    process_started_ = predecessor ? predecessor->process_started_ : std::chrono::steady_clock::now();
+    generation_ = predecessor ? predecessor->generation_ + 1 : 1;
     if (config.admin.enabled) {
         int admin_fd = -1;
         try {
@@ -257,6 +259,10 @@ std::string Server::render_status() const {
         status.shards.push_back({shard->index(), own.global.client_connections_active, shard->connections_accepted()});
     }
     const Config& config = context_->config;
+    status.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - process_started_).count();
+    status.config_generation = generation_;
+    status.config_file = config.source;
+    status.admin_token_required = !config.admin.token.empty();
     for (size_t l = 0; l < config.listeners.size() && !shards_.empty(); ++l) {
         const net::TlsServerContext* tls = shards_.front()->tls_listener(l);
         if (!tls) continue;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -110,6 +111,9 @@ class Server final : private BackendControl {
     std::vector<std::thread> threads_;
     std::vector<std::string> backend_names_;
     double start_time_seconds_ = 0;
+    // For /status: when the first generation started (a reload carries it over) and which generation this is.
+    std::chrono::steady_clock::time_point process_started_;
+    unsigned generation_ = 1;
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<health::HealthMonitor> health_;
     std::atomic<uint64_t> last_transition_ns_for_test_{0};
