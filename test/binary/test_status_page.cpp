@@ -77,18 +77,20 @@ struct Rendered {
 
 // Loads `url` in headless Chromium and returns the DOM after the page's scripts ran for `virtual_ms` of virtual
 // time (timers fire at once, network waits are real): long enough for the page's first load and two refreshes.
-// At most 90 s of wall time: `timeout` then kills Chromium and its children (its process group).
-Rendered render(const std::string& chromium, const std::string& url, int virtual_ms = 5000) {
+// After `limit_s` seconds of wall time `timeout` kills Chromium and its children (its process group), 5 s later
+// with SIGKILL. A probe and a page take at most 100 s together: under ctest's 120 s per case.
+Rendered render(const std::string& chromium, const std::string& url, int limit_s, int virtual_ms = 5000) {
     TempDir profile;
     const std::string dom_file = profile.path() + "/dom.html";
     const std::string log_file = profile.path() + "/chromium.log";
-    const std::string command = "timeout -k 5 90 " + chromium +
+    const std::string command = "timeout -k 5 " + std::to_string(limit_s) + " " + chromium +
                                 " --headless --disable-gpu --no-sandbox --no-first-run --disable-extensions"
                                 " --user-data-dir=" +
                                 profile.path() + "/profile --virtual-time-budget=" + std::to_string(virtual_ms) +
                                 " --dump-dom '" + url + "' >" + dom_file + " 2>" + log_file;
     Rendered rendered;
-    rendered.exit_code = run_command(command).exit_code;
+    // In braces: run_command adds its own 2>&1 after the command, which would otherwise override ours.
+    rendered.exit_code = run_command("{ " + command + "; }").exit_code;
     rendered.dom = read_file(dom_file);
     rendered.log = read_file(log_file);
     return rendered;
@@ -101,7 +103,7 @@ bool chromium_runs(const std::string& chromium) {
         WARN("chromium is not installed (scripts/install-deps installs it): the status page's browser test is skipped");
         return false;
     }
-    Rendered probe = render(chromium, "data:text/html,<p id=probe>ok</p>", 100);
+    Rendered probe = render(chromium, "data:text/html,<p id=probe>ok</p>", 30, 100);
     if (probe.exit_code != 0 || !contains(probe.dom, "<p id=\"probe\">ok</p>")) {
         WARN("chromium cannot run here (exit " << probe.exit_code << "): the status page's browser test is skipped\n"
                                                << probe.log);
@@ -160,7 +162,7 @@ TEST_CASE("the admin root serves the status page, self-contained and locked down
 
 TEST_CASE("the status page shows every backend's state and every worker in a browser",
           "[admin][binary][status-page][chromium]") {
-    set_watchdog_limit(std::chrono::seconds{240});
+    set_watchdog_limit(std::chrono::seconds{115});  // Chromium's start is slow on a loaded machine
     const std::string chromium = find_chromium();
     if (!chromium_runs(chromium)) return;
 
@@ -175,7 +177,7 @@ TEST_CASE("the status page shows every backend's state and every worker in a bro
     for (int i = 0; i < 20; ++i) REQUIRE(http_get(lb.port(), "/").status == 200);
     REQUIRE(admin(admin_port, "POST", "/backends/" + b.address() + "/drain").status == 200);
 
-    Rendered page = render(chromium, "http://127.0.0.1:" + std::to_string(admin_port) + "/");
+    Rendered page = render(chromium, "http://127.0.0.1:" + std::to_string(admin_port) + "/", 60);
     INFO(page.dom);
     INFO(page.log);
     REQUIRE(page.exit_code == 0);
@@ -214,7 +216,7 @@ TEST_CASE("the status page shows every backend's state and every worker in a bro
 }
 
 TEST_CASE("with an admin token the status page shows no buttons", "[admin][binary][status-page][chromium]") {
-    set_watchdog_limit(std::chrono::seconds{240});
+    set_watchdog_limit(std::chrono::seconds{115});  // Chromium's start is slow on a loaded machine
     const std::string chromium = find_chromium();
     if (!chromium_runs(chromium)) return;
 
@@ -223,7 +225,7 @@ TEST_CASE("with an admin token the status page shows no buttons", "[admin][binar
     RunningLb lb("status-page-token", lb_config({a.address()}, "  token_file: " + token_file + "\n"));
     CHECK(contains(admin(lb.admin_port(), "GET", "/status").body, "\"admin_token_required\":true"));
 
-    Rendered page = render(chromium, "http://127.0.0.1:" + std::to_string(lb.admin_port()) + "/");
+    Rendered page = render(chromium, "http://127.0.0.1:" + std::to_string(lb.admin_port()) + "/", 60);
     INFO(page.dom);
     REQUIRE(page.exit_code == 0);
     CHECK_FALSE(row(page.dom, "<tr data-backend=\"" + a.address() + "\"").empty());
