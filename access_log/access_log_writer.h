@@ -29,7 +29,7 @@ namespace lb::access_log {
 // capacity. The producer publishes whole lines only, so what the consumer sees always ends at a line's end.
 class LineBuffer {
   public:
-    static constexpr size_t kCapacity = 1 << 20;  // bytes: about 5,000 JSON lines
+    static constexpr size_t kCapacity = 1 << 20;  // bytes: about 3,000 JSON lines
 
     enum class Push {
         stored,
