@@ -150,6 +150,16 @@ TEST_CASE("the text format: one positional line per response", "[access_log]") {
     stop(lb);
 }
 
+TEST_CASE("path: stdout writes the lines to lb's standard output", "[access_log]") {
+    StartedBackend backend;
+    RunningLb lb("access-stdout", config(backend.port(), "  path: stdout\n  format: text\n"));
+    CHECK(http_get(lb.port(), "/to-stdout").status == 200);
+    // RunningLb puts lb's standard output and its error log in one file.
+    wait_until([&] { return count_lines_with(lb.log_path(), "\"GET /to-stdout HTTP/1.1\" 200 ") == 1; },
+               "the line on lb's standard output");
+    stop(lb);
+}
+
 TEST_CASE("over TLS the line names the protocol version", "[access_log][tls]") {
     const TestCerts& certs = test_certs();
     StartedBackend backend;
