@@ -15,6 +15,12 @@ void append_uint(uint64_t value, std::string& out) {
     out.append(digits, end);
 }
 
+// Printable ASCII that neither format escapes (text escapes spaces too).
+bool is_plain(char ch) {
+    auto c = static_cast<unsigned char>(ch);
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 void append_hex_escape(unsigned char byte, std::string& out) {
     out += '\\';
     out += 'x';
@@ -135,6 +141,12 @@ void format_text(const AccessRecord& r, std::string_view time, std::string& out)
 void append_json_string(std::string_view value, std::string& out) {
     out += '"';
     while (!value.empty()) {
+        // Most of a target or an id needs no escaping: copy it a run at a time.
+        size_t plain = 0;
+        while (plain < value.size() && is_plain(value[plain])) ++plain;
+        out.append(value.substr(0, plain));
+        value.remove_prefix(plain);
+        if (value.empty()) break;
         auto c = static_cast<unsigned char>(value.front());
         if (c >= 0x80) {
             size_t length = utf8_sequence_length(value);
@@ -183,13 +195,14 @@ void append_text_field(std::string_view value, std::string& out) {
         out += '-';
         return;
     }
-    for (char ch : value) {
-        auto c = static_cast<unsigned char>(ch);
-        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-            append_hex_escape(c, out);
-        } else {
-            out += ch;
-        }
+    while (!value.empty()) {
+        size_t plain = 0;
+        while (plain < value.size() && is_plain(value[plain]) && value[plain] != ' ') ++plain;
+        out.append(value.substr(0, plain));
+        value.remove_prefix(plain);
+        if (value.empty()) break;
+        append_hex_escape(static_cast<unsigned char>(value.front()), out);
+        value.remove_prefix(1);
     }
 }
 
