@@ -3,12 +3,15 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "access_log/access_log_line.h"
 #include "access_log/access_log_writer.h"
@@ -258,4 +261,94 @@ TEST_CASE("the writer refuses a path it cannot open", "[access_log]") {
     TempDir dir;
     CHECK_THROWS_WITH(Writer(dir.path("missing/access.log")),
                       "access_log: cannot open '" + dir.path("missing/access.log") + "': No such file or directory");
+}
+
+namespace {
+
+// A strict decoder for the JSON strings append_json_string writes: the escapes JSON defines, and nothing raw that
+// JSON forbids (control characters, an unescaped quote or backslash, bytes that are not UTF-8). Empty on a
+// violation.
+std::optional<std::string> decode_json_string(std::string_view s) {
+    if (s.size() < 2 || s.front() != '"' || s.back() != '"') return std::nullopt;
+    s = s.substr(1, s.size() - 2);
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == '"') return std::nullopt;
+        if (c >= 0x80) {
+            size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+            if (n == 0 || i + n > s.size()) return std::nullopt;
+            for (size_t k = 1; k < n; ++k) {
+                if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return std::nullopt;
+            }
+            out.append(s.substr(i, n));
+            i += n - 1;
+            continue;
+        }
+        if (c != '\\') {
+            out += static_cast<char>(c);
+            continue;
+        }
+        if (++i == s.size()) return std::nullopt;
+        switch (s[i]) {
+            case '"':
+            case '\\':
+                out += s[i];
+                break;
+            case 'n':
+                out += '\n';
+                break;
+            case 'r':
+                out += '\r';
+                break;
+            case 't':
+                out += '\t';
+                break;
+            case 'u':
+                if (i + 4 >= s.size() || s.substr(i + 1, 2) != "00") return std::nullopt;
+                out += static_cast<char>(std::stoi(std::string(s.substr(i + 3, 2)), nullptr, 16));
+                i += 4;
+                break;
+            default:
+                return std::nullopt;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("any bytes at all make a JSON string that decodes, and a text field with no separator", "[access_log]") {
+    // Every single byte, then random strings weighted towards the troublesome bytes, from a fixed seed.
+    std::vector<std::string> inputs;
+    for (int b = 0; b < 256; ++b) inputs.emplace_back(1, static_cast<char>(b));
+    uint64_t state = 0x9e3779b97f4a7c15;
+    auto next = [&] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        return state;
+    };
+    const std::string troublesome = "\"\\\n\r\t \x01\x7f\x80\xbf\xc2\xc3\xe0\xed\xf0\xf4\xff/a";
+    for (int n = 0; n < 20000; ++n) {
+        std::string s(next() % 24, '\0');
+        for (char& c : s) c = next() % 2 ? troublesome[next() % troublesome.size()] : static_cast<char>(next());
+        inputs.push_back(std::move(s));
+    }
+    for (const std::string& input : inputs) {
+        std::string json = json_string(input);
+        std::optional<std::string> decoded = decode_json_string(json);
+        INFO("input bytes: " << text_field(input));
+        REQUIRE(decoded);
+        // What was valid UTF-8 comes back as it was; so does all of an input that was plain ASCII.
+        bool ascii =
+            std::all_of(input.begin(), input.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+        if (ascii) CHECK(*decoded == input);
+
+        std::string text = text_field(input);
+        CHECK(std::none_of(text.begin(), text.end(), [](char ch) {
+            auto c = static_cast<unsigned char>(ch);
+            return c <= 0x20 || c >= 0x7f || c == '"';
+        }));
+    }
 }
