@@ -45,6 +45,9 @@ class Server final : private BackendControl {
     void retire();
     // Waits for every shard to finish draining.
     void wait();
+    // Any thread: the access log's file is opened again by its path before the next write (SIGUSR1, after
+    // logrotate moved it). Nothing when access_log is off.
+    void reopen_access_log();
     // request_shutdown() then wait().
     void shutdown();
 
@@ -85,6 +88,9 @@ class Server final : private BackendControl {
 
   private:
     void start_health_monitor(const Server* predecessor);
+    // The access log's writer: the predecessor's when it writes to the same path, else a new one (which opens
+    // the file, and throws std::runtime_error when it cannot).
+    void start_access_log(const Server* predecessor);
     // Which of the predecessor's listeners each of ours takes over (its sockets, its ticket secret), if any.
     void match_inherited_listeners(const Server* predecessor);
     void make_ticket_secrets(const Server* predecessor);
