@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "access_log/access_log_config.h"
 #include "health/health_config.h"
 #include "http/header_rewrite.h"
 #include "net/tls_config.h"
@@ -177,8 +178,9 @@ struct Config {
     health::HealthConfig health;
     AdminConfig admin;
     RequestIdConfig request_id;
-    bool metrics_enabled = true;          // off only to measure what recording costs
-    std::vector<ConfigWarning> warnings;  // in the order the loader found them
+    bool metrics_enabled = true;             // off only to measure what recording costs
+    access_log::AccessLogConfig access_log;  // `access_log:` off unless the section is there
+    std::vector<ConfigWarning> warnings;     // in the order the loader found them
 
     const pool::BalancerOptions& balancer_of(size_t pool) const {
         return pools[pool].balancer ? *pools[pool].balancer : balancer;
