@@ -1348,6 +1348,18 @@ void read_routes(const MapReader& top, Config& config) {
         timeouts.read_duration("upstream_response", route.upstream_response_timeout);
         config.routes.push_back(std::move(route));
     }
+    // Each distinct length of a route's own timeout is a timer lane in every worker: keep them few.
+    std::vector<Millis> lengths;
+    for (const RouteConfig& route : config.routes) {
+        for (const std::optional<Millis>& own : {route.connect_timeout, route.upstream_response_timeout}) {
+            if (own && std::find(lengths.begin(), lengths.end(), *own) == lengths.end()) lengths.push_back(*own);
+        }
+    }
+    constexpr size_t kMostRouteTimeouts = 100;
+    if (lengths.size() > kMostRouteTimeouts) {
+        top.fail(*field, fmt::format("routes use {} different timeout lengths; at most {}", lengths.size(),
+                                     kMostRouteTimeouts));
+    }
     // A route no request can reach is almost always a mistake in the order: say so, but load.
     std::vector<route::RouteMatch> matches;
     for (const RouteConfig& route : config.routes) matches.push_back(route.match);

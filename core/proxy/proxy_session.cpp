@@ -62,7 +62,14 @@ uint64_t ProxySession::buffer_memory_bound(const Limits& limits) {
     return 2 * per_side + 2 * net::Buffer::kSize;
 }
 
-void ProxySession::arm(Lane lane) { shard_.deadlines().arm(*this, lane); }
+void ProxySession::arm(Lane lane) {
+    // A route's own `timeouts:` run on lanes of their own length.
+    if (exchange_ && exchange_->route && (lane == Lane::connect || lane == Lane::upstream_response)) {
+        shard_.deadlines().arm(*this, shard_.route_lane(*exchange_->route, lane));
+        return;
+    }
+    shard_.deadlines().arm(*this, lane);
+}
 
 void ProxySession::arm_between_requests() {
     if (client_->queued_bytes() > high_water()) {

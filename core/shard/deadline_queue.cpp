@@ -1,19 +1,34 @@
 #include "core/shard/deadline_queue.h"
 
+#include <stdexcept>
+
 namespace lb::core {
 
-DeadlineQueue::DeadlineQueue(uv_loop_t* loop, const Lanes& lanes) : loop_(loop), settings_(lanes) {
+DeadlineQueue::DeadlineQueue(uv_loop_t* loop, const Lanes& lanes)
+    : loop_(loop), settings_(lanes.begin(), lanes.end()), lanes_(lanes.size()) {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
     // The timer alone must not keep a drained loop alive: connections hold it alive through their handles.
     uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
 }
 
-void DeadlineQueue::arm(DeadlineHook& hook, Lane lane) {
+uint8_t DeadlineQueue::add_lane(LaneSetting setting) {
+    for (size_t lane = 0; lane < settings_.size(); ++lane) {
+        if (settings_[lane].duration_ms == setting.duration_ms && settings_[lane].fire == setting.fire) {
+            return static_cast<uint8_t>(lane);
+        }
+    }
+    if (settings_.size() >= kMaxLanes) throw std::length_error("too many timeout lanes");
+    settings_.push_back(setting);
+    lanes_.emplace_back();
+    return static_cast<uint8_t>(settings_.size() - 1);
+}
+
+void DeadlineQueue::arm(DeadlineHook& hook, uint8_t lane) {
     disarm(hook);
-    auto index = static_cast<size_t>(lane);
+    const size_t index = lane;
     List& list = lanes_[index];
-    hook.lane_ = static_cast<uint8_t>(index);
+    hook.lane_ = lane;
     hook.due_ms_ = uv_now(loop_) + settings_[index].duration_ms;
     hook.prev_ = list.tail;
     hook.next_ = nullptr;

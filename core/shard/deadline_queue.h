@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 namespace lb::core {
 
@@ -56,7 +57,12 @@ class DeadlineQueue {
     DeadlineQueue& operator=(const DeadlineQueue&) = delete;
 
     // (Re)arms `hook` to fall due one lane's duration from now, replacing any deadline it had.
-    void arm(DeadlineHook& hook, Lane lane);
+    void arm(DeadlineHook& hook, Lane lane) { arm(hook, static_cast<uint8_t>(lane)); }
+    void arm(DeadlineHook& hook, uint8_t lane);
+    // A lane beyond the fixed ones, for a timeout of another length (a route's own): its index for arm(). The same
+    // setting twice gets the same lane. At most kMaxLanes lanes in all.
+    static constexpr size_t kMaxLanes = 254;
+    uint8_t add_lane(LaneSetting setting);
     void disarm(DeadlineHook& hook);
     // Closes the timer handle; nothing fires after this.
     void close();
@@ -72,8 +78,8 @@ class DeadlineQueue {
 
     uv_loop_t* loop_;
     uv_timer_t timer_;
-    Lanes settings_;
-    std::array<List, static_cast<size_t>(Lane::count)> lanes_;
+    std::vector<LaneSetting> settings_;  // the fixed lanes, then the added ones
+    std::vector<List> lanes_;
     uint64_t scheduled_due_ms_ = 0;  // when the timer is set to fire; 0 = not set
 };
 

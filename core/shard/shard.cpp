@@ -80,6 +80,15 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
         throw;
     }
     deadlines_.emplace(&loop_, deadline_lanes(context.config));
+    // A route's own timeouts get lanes of their own; routes with the same length share one.
+    for (const RouteConfig& route : context.config.routes) {
+        auto lane = [&](const std::optional<Millis>& own, Lane base, DeadlineQueue::Fire fire) {
+            return own ? deadlines_->add_lane({static_cast<uint64_t>(own->count()), fire}) : static_cast<uint8_t>(base);
+        };
+        route_lanes_.push_back(
+            {lane(route.connect_timeout, Lane::connect, &ProxySession::on_connect_deadline),
+             lane(route.upstream_response_timeout, Lane::upstream_response, &ProxySession::on_response_deadline)});
+    }
     if (context.access_log) {
         access_log_ = std::make_unique<access_log::WorkerLog>(context.access_log, context.config.access_log.format);
     }

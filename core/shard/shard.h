@@ -107,6 +107,12 @@ class Shard final : private Acceptor::Delegate,
     http::RequestIdGenerator& request_ids() { return request_ids_; }
     http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
+    // The lane for a connect or upstream_response deadline of a request on `route` (its own timeout, or the
+    // fixed lane).
+    uint8_t route_lane(const RouteConfig& route, Lane lane) const {
+        const RouteLanes& lanes = route_lanes_[static_cast<size_t>(&route - context_.config.routes.data())];
+        return lane == Lane::connect ? lanes.connect : lanes.upstream_response;
+    }
     metrics::ShardMetrics& metrics() { return metrics_; }
     // This shard's side of the access log; null when access_log is off.
     access_log::WorkerLog* access_log() { return access_log_.get(); }
@@ -206,6 +212,11 @@ class Shard final : private Acceptor::Delegate,
     ExchangePool exchanges_;
     http::RequestIdGenerator request_ids_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists
+    struct RouteLanes {
+        uint8_t connect;
+        uint8_t upstream_response;
+    };
+    std::vector<RouteLanes> route_lanes_;  // per route
     metrics::ShardMetrics metrics_;
     std::unique_ptr<access_log::WorkerLog> access_log_;
     base::IntrusiveList<ProxySession> sessions_;

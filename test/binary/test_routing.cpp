@@ -244,3 +244,20 @@ TEST_CASE("lb --check names routes that can never match and routes naming unknow
         CHECK(check.output.find("unknown pool 'c' (pools: a, b)") != std::string::npos);
     }
 }
+
+TEST_CASE("a route's own upstream_response timeout applies to its requests only", "[routing]") {
+    Backends b({"slow"});
+    const std::string yaml = kHead + "timeouts: {upstream_response: 30s}\npools:\n  p: {backends: [" +
+                             b.address("slow") +
+                             "]}\nroutes:\n  - match: {path_prefix: /quick/}\n    pool: p\n"
+                             "    timeouts: {upstream_response: 200ms}\n  - pool: p\n";
+    RunningLb lb("routing-timeouts", yaml);
+    // The backend answers after 1.5 s: past the route's 200 ms, well within the top level's 30 s.
+    Response quick = request(lb.port(), "GET", "/quick/?delay_ms=1500", "h");
+    CHECK(quick.status == 504);
+    Response other = request(lb.port(), "GET", "/?delay_ms=1500", "h");
+    CHECK(other.status == 200);
+    CHECK(lb.metric("lb_errors_total{kind=\"upstream_timeout\"}") == 1);
+    lb.process().signal(SIGTERM);
+    CHECK(lb.process().wait() == 0);
+}
