@@ -20,6 +20,7 @@ struct BackendStatus {
     std::string why;
     std::string admin_state = "enabled";  // pool::admin_state_name()
     uint32_t configured_weight = 1;       // as lb.yaml says
+    std::string pool = "default";         // the pool it belongs to (`pools:`)
     // Cumulative since this configuration generation started, over all shards: the status page turns them into
     // rates from one refresh to the next.
     uint64_t requests = 0;  // responses received from the backend

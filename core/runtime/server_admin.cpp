@@ -149,6 +149,7 @@ BackendStatus Server::backend_status(size_t id, const metrics::Snapshot& snapsho
     status.why = reported.why;
     status.admin_state = pool::admin_state_name(admin.state);
     status.configured_weight = context_->config.backends[id].weight;
+    status.pool = context_->config.pools[context_->config.backends[id].pool].name;
     status.requests = metrics::backend_responses(b);
     status.errors = metrics::backend_server_errors(b);
     status.latency_p50_seconds = metrics::histogram_quantile(b.response_duration_seconds, 0.5);

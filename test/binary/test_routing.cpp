@@ -109,6 +109,12 @@ TEST_CASE("the issue's example: hosts, path prefixes and the catch-all reach the
     CHECK(request(lb.port(), "GET", "/static/app.js", "api.example.com").header("X-Backend-Id").rfind("api", 0) == 0);
     CHECK(request(lb.port(), "GET", "/static/app.js", "www.example.com").header("X-Backend-Id") == "static1");
     CHECK(request(lb.port(), "GET", "/static", "www.example.com").header("X-Backend-Id").rfind("web", 0) == 0);
+    // /status names each backend's pool.
+    const std::string status = http_get(lb.admin_port(), "/status").body;
+    CHECK(status.find("\"name\":\"" + b.address("api2") + "\"") != std::string::npos);
+    for (const char* pool : {"\"pool\":\"api\"", "\"pool\":\"static\"", "\"pool\":\"web\""}) {
+        CHECK(status.find(pool) != std::string::npos);
+    }
     lb.process().signal(SIGTERM);
     CHECK(lb.process().wait() == 0);
 }
