@@ -26,27 +26,6 @@ std::string config(uint16_t backend_port, const std::string& request_id = "") {
            std::to_string(backend_port) + "\n" + request_id;
 }
 
-// What the backend received under `name`, from the demo backend's echo of the request head (one field a line):
-// every value, in order.
-std::vector<std::string> received(const Response& echo, const std::string& name) {
-    auto lower = [](std::string text) {
-        for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        return text;
-    };
-    std::vector<std::string> values;
-    std::istringstream lines(echo.body);
-    std::string line;
-    std::getline(lines, line);  // the request line
-    while (std::getline(lines, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        const size_t colon = line.find(':');
-        if (colon == std::string::npos || lower(line.substr(0, colon)) != lower(name)) continue;
-        const size_t value = line.find_first_not_of(' ', colon + 1);
-        values.push_back(value == std::string::npos ? "" : line.substr(value));
-    }
-    return values;
-}
-
 bool looks_like_uuid(const std::string& id) { return id.size() == 36 && id[8] == '-' && id[14] == '4'; }
 
 }  // namespace
@@ -61,7 +40,7 @@ TEST_CASE("a request without an id gets one: the backend sees it, the client get
         const std::string id = r.header("X-Request-Id");
         INFO(r.head << r.body);
         CHECK(looks_like_uuid(id));
-        CHECK(received(r, "X-Request-Id") == std::vector<std::string>{id});
+        CHECK(echoed_values(r, "X-Request-Id") == std::vector<std::string>{id});
         ids.insert(id);
     }
     CHECK(ids.size() == 10);  // one per request, across both workers
@@ -69,7 +48,7 @@ TEST_CASE("a request without an id gets one: the backend sees it, the client get
     // The client's own passes unchanged, once, and comes back.
     Response own = http_get(lb.port(), "/?echo=headers", "X-Request-Id: trace-42\r\n");
     CHECK(own.header("X-Request-Id") == "trace-42");
-    CHECK(received(own, "X-Request-Id") == std::vector<std::string>{"trace-42"});
+    CHECK(echoed_values(own, "X-Request-Id") == std::vector<std::string>{"trace-42"});
     lb.process().signal(SIGTERM);
     CHECK(lb.process().wait() == 0);
 }
@@ -97,9 +76,9 @@ TEST_CASE("the request id header is configurable, and request ids can be turned 
         RunningLb lb("request-id-name", config(backend.port(), "request_id:\n  header: X-Trace-Id\n"));
         Response r = http_get(lb.port(), "/?echo=headers");
         CHECK(looks_like_uuid(r.header("X-Trace-Id")));
-        CHECK(received(r, "X-Trace-Id") == std::vector<std::string>{r.header("X-Trace-Id")});
+        CHECK(echoed_values(r, "X-Trace-Id") == std::vector<std::string>{r.header("X-Trace-Id")});
         CHECK_FALSE(r.has_header("X-Request-Id"));
-        CHECK(received(r, "X-Request-Id").empty());
+        CHECK(echoed_values(r, "X-Request-Id").empty());
         lb.process().signal(SIGTERM);
         CHECK(lb.process().wait() == 0);
     }
@@ -107,7 +86,7 @@ TEST_CASE("the request id header is configurable, and request ids can be turned 
         RunningLb lb("request-id-off", config(backend.port(), "request_id:\n  enabled: false\n"));
         Response r = http_get(lb.port(), "/?echo=headers");
         CHECK_FALSE(r.has_header("X-Request-Id"));
-        CHECK(received(r, "X-Request-Id").empty());
+        CHECK(echoed_values(r, "X-Request-Id").empty());
         lb.process().signal(SIGTERM);
         CHECK(lb.process().wait() == 0);
     }

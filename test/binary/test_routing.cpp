@@ -39,26 +39,6 @@ Response request(uint16_t port, const std::string& method, const std::string& ta
         port, method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n" + extra + "\r\n");
 }
 
-// What the backend received under `name` (the demo backend echoes the request head with ?echo=headers).
-std::vector<std::string> received(const Response& echo, const std::string& name) {
-    auto lower = [](std::string text) {
-        for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        return text;
-    };
-    std::vector<std::string> values;
-    std::istringstream lines(echo.body);
-    std::string line;
-    std::getline(lines, line);
-    while (std::getline(lines, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        const size_t colon = line.find(':');
-        if (colon == std::string::npos || lower(line.substr(0, colon)) != lower(name)) continue;
-        const size_t value = line.find_first_not_of(' ', colon + 1);
-        values.push_back(value == std::string::npos ? "" : line.substr(value));
-    }
-    return values;
-}
-
 // The request line the backend received.
 std::string received_request_line(const Response& echo) {
     std::string line = echo.body.substr(0, echo.body.find('\n'));
@@ -97,11 +77,11 @@ TEST_CASE("the issue's example: hosts, path prefixes and the catch-all reach the
         Response r = request(lb.port(), "GET", "/v1/users?echo=headers", "API.example.com:8080");
         REQUIRE(r.status == 200);
         api.insert(r.header("X-Backend-Id"));
-        CHECK(received(r, "X-Route") == std::vector<std::string>{"api"});
+        CHECK(echoed_values(r, "X-Route") == std::vector<std::string>{"api"});
         Response w = request(lb.port(), "GET", "/index.html?echo=headers", "www.example.com");
         REQUIRE(w.status == 200);
         web.insert(w.header("X-Backend-Id"));
-        CHECK(received(w, "X-Route").empty());
+        CHECK(echoed_values(w, "X-Route").empty());
     }
     CHECK(api == std::set<std::string>{"api1", "api2"});
     CHECK(web == std::set<std::string>{"web1", "web2"});
@@ -170,14 +150,14 @@ TEST_CASE("each matcher and header action, strip_prefix, and a 404 when nothing 
     Response canary =
         request(lb.port(), "GET", "/?echo=headers", "h", "X-Canary: yes\r\nX-Tag: one\r\nX-Secret: s\r\n");
     CHECK(backend_of(canary) == "d");
-    CHECK(received(canary, "X-Tag") == std::vector<std::string>{"one", "two"});
-    CHECK(received(canary, "X-Secret").empty());
+    CHECK(echoed_values(canary, "X-Tag") == std::vector<std::string>{"one", "two"});
+    CHECK(echoed_values(canary, "X-Secret").empty());
     CHECK(request(lb.port(), "GET", "/", "h", "X-Canary: no\r\n").status == 404);
 
     // header present, any value; Host set for the backend.
     Response debug = request(lb.port(), "GET", "/?echo=headers", "h", "X-Debug: 0\r\n");
     CHECK(backend_of(debug) == "e");
-    CHECK(received(debug, "Host") == std::vector<std::string>{"internal.test"});
+    CHECK(echoed_values(debug, "Host") == std::vector<std::string>{"internal.test"});
 
     // strip_prefix leaves a path that still starts with '/'.
     Response api = request(lb.port(), "GET", "/api?echo=headers", "h");

@@ -189,6 +189,25 @@ Response http_get(uint16_t port, const std::string& target, const std::string& e
                          "GET " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n" + extra_headers + "\r\n");
 }
 
+std::vector<std::string> echoed_values(const Response& echo, const std::string& name) {
+    auto lower = [](std::string text) {
+        for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return text;
+    };
+    std::vector<std::string> values;
+    std::istringstream lines(echo.body);
+    std::string line;
+    std::getline(lines, line);  // the request line
+    while (std::getline(lines, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        const size_t colon = line.find(':');
+        if (colon == std::string::npos || lower(line.substr(0, colon)) != lower(name)) continue;
+        const size_t value = line.find_first_not_of(' ', colon + 1);
+        values.push_back(value == std::string::npos ? "" : line.substr(value));
+    }
+    return values;
+}
+
 int status_of(uint16_t port, const std::string& request) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;

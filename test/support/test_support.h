@@ -82,6 +82,10 @@ Response http_exchange(uint16_t port, const std::string& request);
 // A plain GET with Host and Connection: close.
 Response http_get(uint16_t port, const std::string& target, const std::string& extra_headers = "");
 
+// What a demo backend received under the header `name`, from its echo of the request head (`?echo=headers`, one
+// field a line, the request line first): every value, in order.
+std::vector<std::string> echoed_values(const Response& echo, const std::string& name);
+
 // For background threads, where Catch's assertions must not be used (they are not thread-safe): sends
 // `request` on a new connection and returns the response's status, or -1 on any failure. No Catch calls.
 int status_of(uint16_t port, const std::string& request);
