@@ -928,8 +928,9 @@ std::vector<BackendConfig> read_backends(const MapReader& top, const net::TlsUps
 }
 
 Timeouts read_timeouts(const MapReader& top) {
-    MapReader map = top.section("timeouts", {"connect", "client_header", "client_keepalive", "client_send",
-                                             "upstream_response", "upstream_keepalive", "drain", "drain_idle_grace"});
+    MapReader map =
+        top.section("timeouts", {"connect", "client_header", "client_keepalive", "client_send", "upstream_response",
+                                 "upstream_keepalive", "drain", "drain_idle_grace", "tunnel"});
     Timeouts t;
     map.read_duration("connect", t.connect);
     map.read_duration("client_header", t.client_header);
@@ -939,6 +940,7 @@ Timeouts read_timeouts(const MapReader& top) {
     map.read_duration("upstream_keepalive", t.upstream_keepalive);
     map.read_duration("drain", t.drain);
     map.read_duration("drain_idle_grace", t.drain_idle_grace);
+    map.read_duration("tunnel", t.tunnel);
     return t;
 }
 
