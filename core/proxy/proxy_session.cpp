@@ -79,6 +79,10 @@ bool ProxySession::may_retry() const { return exchange_->attempts < shard_.confi
 void ProxySession::on_transport_read(const net::BufferRef& buffer, std::string_view bytes) {
     shard_.metrics().on_client_bytes_received(bytes.size());
     if (phase_ == Phase::lingering) return;  // discarded
+    if (phase_ == Phase::tunnelling) {
+        relay_to_upstream(buffer, bytes);
+        return;
+    }
     pending_buffer_ = buffer;
     pending_ = bytes;
     // Body bytes still arriving are progress on the request: the backend may be waiting for them.
@@ -87,6 +91,10 @@ void ProxySession::on_transport_read(const net::BufferRef& buffer, std::string_v
 }
 
 void ProxySession::on_transport_end(int status) {
+    if (phase_ == Phase::tunnelling && status == UV_EOF) {
+        on_tunnel_side_ended(true);
+        return;
+    }
     // A client may half-close once its request is complete: its response still goes out, then the connection
     // ends. Otherwise (an error, or EOF in the middle of a request or between requests) the client is gone.
     bool awaiting_response = exchange_ && exchange_->request_complete &&
@@ -156,6 +164,9 @@ void ProxySession::update_client_reading() {
             // While a body streams up, the backend's write queue decides (backpressure).
             want = want && (exchange_->request_complete || upstream_->queued_bytes() <= high_water());
             break;
+        case Phase::tunnelling:
+            want = want && upstream_ && upstream_->queued_bytes() <= high_water();
+            break;
         case Phase::lingering:
             want = true;
             break;
@@ -184,6 +195,7 @@ http::HeadAction ProxySession::on_head(const http::MessageHead& head) {
     }
     exchange_->request_framing = http::upstream_request_framing(head);
     exchange_->client_keep_alive = head.keep_alive && !draining_;
+    exchange_->upgrade_requested = !http::requested_upgrade(head).empty();
     // The body in this read is parsed now, so a malformed one is refused before any backend hears of the request;
     // it waits in to_upstream_ for the connection, and further reads wait in pending_ (one buffer each at most).
     return http::HeadAction::proceed;
@@ -332,16 +344,31 @@ void ProxySession::write_upstream_head() {
         forwarded.request_id_header = shard_.config().request_id.header;
         forwarded.request_id = request_id();
     }
+    if (exchange_->upgrade_requested) forwarded.upgrade = http::requested_upgrade(head);
     to_upstream_.prepend_written(
         [&](std::string& out) { http::write_upstream_request_head(head, forwarded, keep_alive, out); });
 }
 
 void ProxySession::flush_upstream() {
-    if (to_upstream_.empty() || phase_ != Phase::exchanging) return;
+    if (to_upstream_.empty()) return;
+    if (phase_ == Phase::tunnelling) {
+        if (upstream_->write(to_upstream_) != 0) close();
+        return;
+    }
+    if (phase_ != Phase::exchanging) return;
     if (upstream_->write(to_upstream_) != 0) on_upstream_failed(Outcome::upstream_reset);
 }
 
 void ProxySession::on_upstream_written(int status) {
+    if (phase_ == Phase::tunnelling) {
+        if (status < 0) {
+            close();
+            return;
+        }
+        arm(Lane::tunnel);  // the client's bytes are being taken: progress
+        update_client_reading();
+        return;
+    }
     if (phase_ != Phase::exchanging) return;
     if (status < 0) {
         on_upstream_failed(Outcome::upstream_reset);
@@ -354,6 +381,10 @@ void ProxySession::on_upstream_written(int status) {
 // ---- response ----
 
 void ProxySession::on_upstream_read(const net::BufferRef& buffer, std::string_view bytes) {
+    if (phase_ == Phase::tunnelling) {
+        relay_to_client(buffer, bytes);
+        return;
+    }
     if (phase_ != Phase::exchanging) return;
     arm(Lane::upstream_response);
     http::MessageParser& parser = upstream_->response_parser();
@@ -367,6 +398,12 @@ void ProxySession::on_upstream_read(const net::BufferRef& buffer, std::string_vi
             return;
         }
         if (result.status == http::FeedStatus::paused) {
+            if (exchange_->switching) {
+                // The parser stopped at the end of the 101's head: the rest of this read is the tunnel's.
+                response_buffer_ = nullptr;
+                begin_tunnel(buffer, bytes);
+                return;
+            }
             parser.resume();
             if (exchange_->response_complete) break;
         }
@@ -407,10 +444,11 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
         exchange_->bad_response = true;
         return http::HeadAction::pause;
     }
+    if (head.status == 101) return on_switching_protocols(head);
     if (head.status / 100 == 1) {
-        // 101 was never asked for (Upgrade is not forwarded), and an interim response has no body (RFC 9110
-        // §15.2): one that claims a framing would have its "body" read as the final response.
-        if (head.status == 101 || head.has_content_length || head.chunked) {
+        // An interim response has no body (RFC 9110 §15.2): one that claims a framing would have its "body" read
+        // as the final response.
+        if (head.has_content_length || head.chunked) {
             exchange_->bad_response = true;
             return http::HeadAction::pause;
         }
@@ -477,6 +515,14 @@ void ProxySession::on_response_complete() {
 }
 
 void ProxySession::on_upstream_end(int status) {
+    if (phase_ == Phase::tunnelling) {
+        if (status == UV_EOF) {
+            on_tunnel_side_ended(false);
+        } else {
+            close();
+        }
+        return;
+    }
     if (phase_ != Phase::exchanging) return;
     http::MessageParser& parser = upstream_->response_parser();
     // EOF completes a response delimited by the connection's close; anything else was cut short.
@@ -574,7 +620,10 @@ void ProxySession::release_upstream(Outcome outcome, bool reusable) {
     if (exchange_ && exchange_->dispatched) {
         exchange_->dispatched = false;
         uint64_t now = uv_hrtime();
-        pool::Result result{row(outcome).balancer, std::chrono::nanoseconds(now - exchange_->dispatched_ns),
+        // A tunnel counts in flight until it ends (least-connections sees it, max_connections limits it), but the
+        // backend's latency is its time to the 101, not the tunnel's length.
+        uint64_t answered = exchange_->upgraded_ns != 0 ? exchange_->upgraded_ns : now;
+        pool::Result result{row(outcome).balancer, std::chrono::nanoseconds(answered - exchange_->dispatched_ns),
                             std::chrono::nanoseconds(now)};
         shard_.finish_request(exchange_->backend, result, passive_outcome(outcome, exchange_->status));
     }
@@ -589,6 +638,134 @@ void ProxySession::on_slot_free() {
     dispatch();
 }
 
+// ---- tunnel ----
+
+http::HeadAction ProxySession::on_switching_protocols(const http::MessageHead& head) {
+    // Only an upgrade the client asked for and lb forwarded (a 101 out of the blue would turn an HTTP connection
+    // into something the client never agreed to), naming its protocol (RFC 9110 §15.2.2), without framing (§8.6:
+    // never a Content-Length in a 1xx), and after the whole request: tunnel bytes must not mix with its body.
+    std::string_view protocols;
+    if (!exchange_->upgrade_requested || !head.find("upgrade", protocols) || http::trim_ows(protocols).empty() ||
+        head.has_content_length || head.chunked || !exchange_->request_complete) {
+        exchange_->bad_response = true;
+        return http::HeadAction::pause;
+    }
+    exchange_->switching = true;
+    return http::HeadAction::pause;  // the parser stops here for good: llhttp never sees a tunnel byte
+}
+
+void ProxySession::begin_tunnel(const net::BufferRef& buffer, std::string_view rest) {
+    const http::MessageHead& response = upstream_->response_parser().head();
+    std::string_view protocols;
+    response.find("upgrade", protocols);
+    phase_ = Phase::tunnelling;
+    exchange_->response_started = true;
+    exchange_->status = 101;
+    exchange_->upstream_trusted = false;  // the connection now speaks another protocol: never back to the pool
+    const uint64_t now = uv_hrtime();
+    exchange_->upgraded_ns = now;
+    const std::string_view id = request_id();
+    const http::AddedField id_field{id.empty() ? std::string_view{} : shard_.config().request_id.header, id};
+    to_client_.append_written([&](std::string& out) {
+        http::write_switching_protocols_head(response, http::trim_ows(protocols), out, id_field);
+    });
+    auto& metrics = shard_.metrics();
+    if (metrics.enabled()) {
+        const char* method = llhttp_method_name(exchange_->request.head().method);
+        metrics.on_backend_response(exchange_->backend, metrics::method_class(method), 101,
+                                    now - exchange_->dispatched_ns);
+        metrics.on_response_sent(metrics::RequestMethodLabel::slot(method), 101);
+        metrics.on_request_done(101, now - exchange_->started_ns);
+    }
+    metrics.on_tunnel_opened();
+    // TODO(access log): the upgraded request's entry (status 101) would be written here.
+
+    // In order: what the backend sent after its 101 in the same read, and what the client sent after its request
+    // head (held in pending_ while the response was awaited) are the tunnel's first bytes.
+    if (!rest.empty()) {
+        metrics.on_tunnel_bytes(metrics::TunnelDirection::backend_to_client, rest.size());
+        to_client_.append_ref(buffer, rest);
+    }
+    if (!pending_.empty()) {
+        metrics.on_tunnel_bytes(metrics::TunnelDirection::client_to_backend, pending_.size());
+        to_upstream_.append_ref(pending_buffer_, pending_);
+        pending_ = {};
+    }
+    pending_buffer_.reset();
+    arm(Lane::tunnel);
+    flush_client();
+    if (closed()) return;
+    flush_upstream();
+    if (closed()) return;
+    // A client that half-closed after its request: that direction is over already.
+    if (client_eof_ && upstream_->shutdown() != 0) {
+        close();
+        return;
+    }
+    update_client_reading();
+    update_upstream_tunnel_reading();
+}
+
+void ProxySession::relay_to_upstream(const net::BufferRef& buffer, std::string_view bytes) {
+    shard_.metrics().on_tunnel_bytes(metrics::TunnelDirection::client_to_backend, bytes.size());
+    arm(Lane::tunnel);
+    to_upstream_.append_ref(buffer, bytes);
+    flush_upstream();
+    if (closed()) return;
+    update_client_reading();  // stops reading the client while the backend has too much to take
+}
+
+void ProxySession::relay_to_client(const net::BufferRef& buffer, std::string_view bytes) {
+    shard_.metrics().on_tunnel_bytes(metrics::TunnelDirection::backend_to_client, bytes.size());
+    arm(Lane::tunnel);
+    to_client_.append_ref(buffer, bytes);
+    flush_client();
+    if (closed()) return;
+    update_upstream_tunnel_reading();
+}
+
+void ProxySession::update_upstream_tunnel_reading() {
+    if (!upstream_) return;
+    // Like the client side: the backend is read only while the client has at most the high-water mark to take.
+    if (!upstream_eof_ && client_->queued_bytes() <= high_water()) {
+        upstream_->start_reading();
+    } else {
+        upstream_->stop_reading();
+    }
+}
+
+void ProxySession::on_tunnel_side_ended(bool client_side) {
+    // A FIN passes on as a shutdown towards the other side, sent once what is queued for that side is out; the
+    // other direction carries on (a WebSocket close handshake, say, or a request-then-response protocol).
+    int rc = 0;
+    if (client_side) {
+        client_eof_ = true;
+        rc = upstream_->shutdown();
+    } else {
+        upstream_eof_ = true;
+        rc = client_->shutdown();
+    }
+    if (rc != 0) {
+        close();
+        return;
+    }
+    end_tunnel_if_done();
+}
+
+void ProxySession::on_upstream_shutdown(int status) {
+    if (phase_ != Phase::tunnelling) return;
+    if (status < 0) {
+        close();
+        return;
+    }
+    upstream_shut_ = true;
+    end_tunnel_if_done();
+}
+
+void ProxySession::end_tunnel_if_done() {
+    if (client_eof_ && upstream_eof_ && client_shut_ && upstream_shut_) close();
+}
+
 // ---- client output ----
 
 void ProxySession::flush_client() {
@@ -601,6 +778,11 @@ void ProxySession::on_transport_written(int status) {
     if (closed()) return;
     if (status < 0) {
         close();
+        return;
+    }
+    if (phase_ == Phase::tunnelling) {
+        arm(Lane::tunnel);  // the backend's bytes are being taken: progress
+        update_upstream_tunnel_reading();
         return;
     }
     size_t queued = client_->queued_bytes();
@@ -730,6 +912,11 @@ void ProxySession::on_transport_shutdown(int status) {
         close();
         return;
     }
+    if (phase_ == Phase::tunnelling) {
+        client_shut_ = true;
+        end_tunnel_if_done();
+        return;
+    }
     arm(Lane::linger);
 }
 
@@ -781,6 +968,11 @@ void ProxySession::on_client_deadline(DeadlineHook& hook) {
     }
 }
 
+void ProxySession::on_tunnel_deadline(DeadlineHook& hook) {
+    auto& self = static_cast<ProxySession&>(hook);
+    if (self.phase_ == Phase::tunnelling) self.close();  // silent for timeouts.tunnel: neither side said anything
+}
+
 void ProxySession::on_drain_idle_deadline(DeadlineHook& hook) {
     auto& self = static_cast<ProxySession&>(hook);
     if (self.phase_ != Phase::idle || !self.pending_.empty()) return;
@@ -812,6 +1004,12 @@ void ProxySession::end_and_close() { close_client(true); }
 
 void ProxySession::close_client(bool clean_end) {
     if (closed()) return;
+    if (phase_ == Phase::tunnelling) {
+        // TODO(access log): a tunnel's entry (its bytes each way and its length) would be written here.
+        shard_.metrics().on_tunnel_closed();
+        // The request was answered (101); whatever ends the tunnel says nothing against the backend.
+        release_upstream(Outcome::answered, false);
+    }
     release_upstream(Outcome::client_gone, false);
     phase_ = Phase::closed;
     pending_ = {};
