@@ -258,6 +258,10 @@ TEST_CASE("a silent tunnel is closed after timeouts.tunnel", "[websocket][timeou
     CHECK(ws.read_frame().payload == "one");
     CHECK(ws.wait_closed());
     wait_until([&] { return metric(proxy.server(), "lb_tunnels_open") == 0; }, "the tunnel is counted closed");
+    // The tunnel's upstream connection was closed, never pooled: the next request gets a connection of its own.
+    Response next = http_get(proxy.port(), "/");
+    CHECK(next.status == 200);
+    CHECK(next.header("X-Conn-Id") != ws.response().header("X-Conn-Id"));
 }
 
 TEST_CASE("a client that does not read while the backend floods its WebSocket leaves lb's buffers bounded",
