@@ -4,6 +4,7 @@
 // timeout, backpressure, and the TLS listener.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <thread>
 
@@ -273,8 +274,14 @@ TEST_CASE("a client that does not read while the backend floods its WebSocket le
     // The client reads nothing: lb stops reading the backend, whose own write queue then fills past its mark.
     wait_until([&] { return proxy.backend(0).write_queue_peak_bytes() > kMiB; }, "the backend's queue fills");
     const uint64_t bound = lb::core::ProxySession::buffer_memory_bound(proxy.server().config().limits);
-    const double held = metric(proxy.server(), "lb_buffer_bytes");
-    INFO("lb holds " << held << " bytes of buffers; bound " << bound);
+    // Sampled a while, the largest seen: the queues keep moving as the kernel's socket buffers grow.
+    double held = 0;
+    for (int i = 0; i < 200; ++i) {
+        held = std::max(held, metric(proxy.server(), "lb_buffer_bytes"));
+        poll_pause();
+    }
+    WARN("a flooded tunnel whose client does not read: lb held at most " << held << " bytes of buffers (bound " << bound
+                                                                         << ")");
     CHECK(held <= static_cast<double>(bound));
     // Everything arrives once the client reads.
     uint64_t received = 0;
