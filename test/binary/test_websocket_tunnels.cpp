@@ -1,5 +1,6 @@
 // Many WebSocket tunnels through the lb binary (a process of its own, so its memory is its own): 1,000 open at once
-// stay within what each tunnel is stated to hold, and a drain leaves open tunnels to their drain timeout.
+// stay within what each tunnel is stated to hold, and a drain (SIGTERM or reload) leaves open tunnels to their drain
+// timeout. The drain timeout is a few seconds, far more than the one exchange it must outlast.
 #include <sys/resource.h>
 
 #include <catch2/catch.hpp>
@@ -97,7 +98,7 @@ TEST_CASE("1,000 WebSocket tunnels open at once stay within their stated memory 
 TEST_CASE("on SIGTERM an open tunnel is left to the drain timeout, then closed", "[websocket][drain]") {
     lb::demo::DemoBackend backend({});
     backend.start();
-    RunningLb lb("websocket-drain", config(backend.port(), "timeouts:\n  drain: 1500ms\n"));
+    RunningLb lb("websocket-drain", config(backend.port(), "timeouts:\n  drain: 4s\n"));
     WebSocketClient ws(lb.port());
     REQUIRE(ws.status() == 101);
     lb.process().signal(SIGTERM);
@@ -108,4 +109,23 @@ TEST_CASE("on SIGTERM an open tunnel is left to the drain timeout, then closed",
     // Then the drain deadline ends it, and lb exits.
     CHECK(ws.wait_closed());
     CHECK(lb.process().wait() == 0);
+}
+
+TEST_CASE("on reload an open tunnel stays with the old configuration until its drain timeout", "[websocket][drain]") {
+    lb::demo::DemoBackend backend({});
+    backend.start();
+    const std::string yaml = config(backend.port(), "timeouts:\n  drain: 4s\n");
+    RunningLb lb("websocket-reload", yaml);
+    WebSocketClient ws(lb.port());
+    REQUIRE(ws.status() == 101);
+    REQUIRE(lb.reload(yaml + "retries: 1\n"));
+    // The old generation drains around the tunnel, which still relays; new connections go to the new one.
+    ws.send_frame(WebSocketClient::kText, "after the reload");
+    CHECK(ws.read_frame().payload == "after the reload");
+    WebSocketClient fresh(lb.port());
+    CHECK(fresh.status() == 101);
+    CHECK(ws.wait_closed());
+    lb.wait_for_log("drained");
+    fresh.send_frame(WebSocketClient::kText, "new generation");
+    CHECK(fresh.read_frame().payload == "new generation");
 }
