@@ -124,6 +124,10 @@ class alignas(kCacheLine) ShardMetrics {
         if (!enabled_) return;
         global_.resource_exhaustion_total[static_cast<size_t>(op)].inc();
     }
+    void on_access_log_dropped() {
+        if (!enabled_) return;
+        global_.access_log_dropped_total.inc();
+    }
     void on_accept_paused() {
         if (!enabled_) return;
         global_.accept_pauses_total.inc();

@@ -362,6 +362,8 @@ using HistogramArray = std::array<Histogram, kLabelCount<Label>>;
     COUNTER_BY(resource_exhaustion_total, ResourceOpLabel,                                                          \
                "Times lb itself ran out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), by the "   \
                "operation that failed. Never counted against a backend.")                                           \
+    COUNTER(access_log_dropped_total,                                                                               \
+            "Access log lines dropped because the writer thread fell behind and the worker's buffer was full.")     \
     COUNTER(accept_pauses_total,                                                                                    \
             "Times a worker stopped accepting for a while: limits.client_connections or limits.buffer_memory "      \
             "reached, or no descriptor left.")                                                                      \

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "base/intrusive_list.h"
+#include "core/admin/status_html.h"
 #include "http/message_parser.h"
 
 namespace lb::core {
@@ -18,6 +19,13 @@ class AdminConnection;
 
 constexpr size_t kMaxConnections = 64;  // more wait in the listen backlog
 constexpr http::HeadLimits kRequestLimits{8 * 1024, 64, 4 * 1024, 0};
+// The status page runs its own inline script and style and talks only to this listener; nothing else may load,
+// and no other site may frame it (its buttons change backends' state).
+constexpr std::string_view kPageHeaders =
+    "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n"
+    "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+    "Cache-Control: no-store\r\n";
 
 }  // namespace
 
@@ -97,8 +105,10 @@ class AdminConnection final : public http::MessageSink, public base::IntrusiveLi
             respond(200, "OK", server_.metrics.content_type, server_.metrics.render());
         } else if (target == "/status") {
             respond(200, "OK", server_.status.content_type, server_.status.render());
+        } else if (target == "/" || target == "/index.html") {
+            respond(200, "OK", "text/html; charset=utf-8", std::string(status_page_html()), kPageHeaders);
         } else {
-            respond(404, "Not Found", "text/plain", "lb admin: try /metrics or /status\n");
+            respond(404, "Not Found", "text/plain", "lb admin: try /, /metrics or /status\n");
         }
         return http::HeadAction::pause;
     }

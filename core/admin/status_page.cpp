@@ -37,14 +37,25 @@ std::string json_string(std::string_view text) {
     return out;
 }
 
+namespace {
+
+// Seconds to the microsecond, or null.
+std::string json_seconds(std::optional<double> seconds) {
+    return seconds ? fmt::format("{:.6f}", *seconds) : std::string("null");
+}
+
+}  // namespace
+
 std::string render_backend_json(const BackendStatus& b) {
     std::string state = b.state.empty() ? (b.healthy ? "up" : "down") : b.state;
     return fmt::format(
         "{{\"name\":{},\"state\":{},\"why\":{},\"admin_state\":{},\"weight\":{},\"configured_weight\":{},"
-        "\"in_flight\":{},\"idle_connections\":{},\"last_check\":{}}}",
+        "\"in_flight\":{},\"idle_connections\":{},\"last_check\":{},\"requests\":{},\"errors\":{},"
+        "\"latency_p50_seconds\":{},\"latency_p99_seconds\":{}}}",
         json_string(b.name), json_string(state), b.why.empty() ? "null" : json_string(b.why),
         json_string(b.admin_state), b.weight, b.configured_weight, b.in_flight, b.idle_connections,
-        b.last_check.empty() ? "null" : json_string(b.last_check));
+        b.last_check.empty() ? "null" : json_string(b.last_check), b.requests, b.errors,
+        json_seconds(b.latency_p50_seconds), json_seconds(b.latency_p99_seconds));
 }
 
 std::string render_status_json(const StatusInput& status) {
@@ -69,7 +80,11 @@ std::string render_status_json(const StatusInput& status) {
                        "{}{{\"listener\":{},\"file\":{},\"names\":[{}],\"not_after_unix\":{}}}", i ? "," : "",
                        json_string(c.listener), json_string(c.file), names, c.not_after_unix);
     }
-    out += "]}\n";
+    fmt::format_to(std::back_inserter(out),
+                   "],\"uptime_seconds\":{:.3f},\"config_generation\":{},\"config_file\":{},"
+                   "\"admin_token_required\":{}}}\n",
+                   status.uptime_seconds, status.config_generation, json_string(status.config_file),
+                   status.admin_token_required);
     return out;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,13 @@ struct BackendStatus {
     std::string why;
     std::string admin_state = "enabled";  // pool::admin_state_name()
     uint32_t configured_weight = 1;       // as lb.yaml says
+    // Cumulative since this configuration generation started, over all shards: the status page turns them into
+    // rates from one refresh to the next.
+    uint64_t requests = 0;  // responses received from the backend
+    uint64_t errors = 0;    // of which 5xx
+    // From the merged response-time histogram (metrics/summary.h); nothing before the first response.
+    std::optional<double> latency_p50_seconds;
+    std::optional<double> latency_p99_seconds;
 };
 
 // One backend as /status and /backends show it: a JSON object.
@@ -42,6 +50,10 @@ struct StatusInput {
     std::vector<BackendStatus> backends;
     std::vector<ShardStatus> shards;
     std::vector<CertificateStatus> certificates;
+    double uptime_seconds = 0;          // since the process started, across reloads
+    unsigned config_generation = 1;     // 1 at start, one more at each successful reload
+    std::string config_file;            // as given on the command line; empty when lb did not read a file
+    bool admin_token_required = false;  // admin.token_file is set: changes need Authorization: Bearer
 };
 
 std::string render_status_json(const StatusInput& status);

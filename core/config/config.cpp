@@ -5,7 +5,9 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -1148,10 +1150,56 @@ AdminConfig read_admin(const MapReader& top) {
     return admin;
 }
 
+// An access log lb can write: an existing file it may write to, or a new one in a directory it may create files in.
+// Found here, with the key's position, rather than as a start-up or reload failure.
+void check_log_path(const MapReader& map, const Field& field, const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) map.fail(field, fmt::format("'{}': '{}' is a directory", field.path, path));
+        if (::access(path.c_str(), W_OK) != 0) {
+            map.fail(field, fmt::format("'{}': cannot write to '{}': {}", field.path, path, std::strerror(errno)));
+        }
+        return;
+    }
+    if (errno != ENOENT) {
+        map.fail(field, fmt::format("'{}': cannot use '{}': {}", field.path, path, std::strerror(errno)));
+    }
+    size_t slash = path.rfind('/');
+    std::string directory = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    if (::access(directory.c_str(), W_OK | X_OK) != 0) {
+        map.fail(field, fmt::format("'{}': cannot create '{}' in '{}': {}", field.path, path, directory,
+                                    std::strerror(errno)));
+    }
+}
+
+// `access_log:` on when the section is there: `path` is required, `format` is json unless it says text.
+access_log::AccessLogConfig read_access_log(const MapReader& top) {
+    access_log::AccessLogConfig log;
+    const Field* section = top.find("access_log");
+    if (!section) return log;
+    MapReader map = top.section("access_log", {"path", "format"});
+    const Field* path = map.find("path");
+    if (!path) {
+        fail_at(top.file(), section->key.Mark(),
+                fmt::format("'access_log.path' is required: a file to append to, or {}", access_log::kStdout));
+    }
+    log.path = read_path(map, *path);
+    if (log.path != access_log::kStdout) check_log_path(map, *path, log.path);
+    if (const Field* format = map.find("format")) {
+        std::string text = map.scalar(*format, "json or text");
+        if (text != "json" && text != "text") {
+            map.fail(*format, fmt::format("'{}' must be json or text, got {}", format->path, describe(format->value)));
+        }
+        log.format = text == "json" ? access_log::Format::json : access_log::Format::text;
+    }
+    log.enabled = true;
+    return log;
+}
+
 Config read_config(const std::string& source, const YAML::Node& root) {
     MapReader top(source, root, "",
                   {"listen", "workers", "backends", "timeouts", "limits", "retries", "upstream", "algorithm",
-                   "peak_ewma", "consistent_hash", "queue", "health", "admin", "request_id", "metrics"});
+                   "peak_ewma", "consistent_hash", "queue", "health", "admin", "request_id", "metrics", "access_log"});
     Config config;
     config.source = source;
     config.listeners = read_listeners(top, config.warnings);
@@ -1171,6 +1219,7 @@ Config read_config(const std::string& source, const YAML::Node& root) {
     config.admin = read_admin(top);
     config.request_id = read_request_id(top);
     top.section("metrics", {"enabled"}).read_bool("enabled", config.metrics_enabled);
+    config.access_log = read_access_log(top);
     return config;
 }
 

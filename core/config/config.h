@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "access_log/access_log_config.h"
 #include "health/health_config.h"
 #include "net/tls_config.h"
 #include "pool/balancer_options.h"
@@ -145,8 +146,9 @@ struct Config {
     health::HealthConfig health;
     AdminConfig admin;
     RequestIdConfig request_id;
-    bool metrics_enabled = true;          // off only to measure what recording costs
-    std::vector<ConfigWarning> warnings;  // in the order the loader found them
+    bool metrics_enabled = true;             // off only to measure what recording costs
+    access_log::AccessLogConfig access_log;  // `access_log:` off unless the section is there
+    std::vector<ConfigWarning> warnings;     // in the order the loader found them
 };
 
 // A config problem: where it is and what was expected. what() is "file:line:column: message".

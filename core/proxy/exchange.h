@@ -26,6 +26,7 @@ struct ExchangeState {
     pool::BackendSet tried;  // backends whose connect failed for this request
     pool::BackendId backend = 0;
     uint8_t attempts = 0;                // attempts after the first
+    uint8_t retries = 0;                 // of those, the ones sent to a backend (lb_retries_total)
     bool dispatched = false;             // `backend` counts this request in flight
     bool fresh_connection_only = false;  // a reused connection failed: the retry must not take another
 
@@ -50,9 +51,15 @@ struct ExchangeState {
     http::RequestId generated_id{};
     bool id_generated = false;
 
-    uint64_t started_ns = 0;     // first byte of the request (uv_hrtime), when metrics are on
+    uint64_t started_ns = 0;     // first byte of the request (uv_hrtime), when metrics or the access log are on
     uint64_t dispatched_ns = 0;  // sent to `backend`
     uint64_t upgraded_ns = 0;    // the 101 arrived: the backend's latency ends here, not with the tunnel
+    uint64_t connected_ns = 0;   // the upstream connection was ready, when the access log is on
+
+    // For the access log: request bytes parsed (head and body as the client sent them), and response bytes handed
+    // to the client connection so far.
+    uint64_t bytes_in = 0;
+    uint64_t bytes_out = 0;
 };
 
 struct Exchange : ExchangeState {

@@ -122,6 +122,8 @@ void ProxySession::parse_client_input() {
             break;  // queued or connecting: body bytes wait for the connection; lingering or closing: nothing to do
         }
         http::FeedResult result = exchange_->request.feed(pending_);
+        // A refused request counts every byte it came with.
+        exchange_->bytes_in += result.status == http::FeedStatus::error ? pending_.size() : result.consumed;
         pending_.remove_prefix(result.consumed);
         if (result.status == http::FeedStatus::error) {
             fail_request(outcome_of(result.error));
@@ -146,7 +148,7 @@ void ProxySession::begin_request() {
     phase_ = Phase::reading_head;
     ++requests_;
     arm(Lane::client_header);
-    if (shard_.metrics().enabled()) exchange_->started_ns = uv_hrtime();
+    if (shard_.metrics().enabled() || shard_.access_log()) exchange_->started_ns = uv_hrtime();
 }
 
 void ProxySession::update_client_reading() {
@@ -253,7 +255,10 @@ void ProxySession::dispatch() {
     shard_.pool().on_dispatch(exchange_->backend);
     exchange_->dispatched = true;
     exchange_->dispatched_ns = now;
-    if (exchange_->attempts > 0) shard_.metrics().on_retry();
+    if (exchange_->attempts > 0) {
+        shard_.metrics().on_retry();
+        ++exchange_->retries;
+    }
     if (!exchange_->fresh_connection_only) {
         if (UpstreamConnection* idle = shard_.idle_upstreams().take(exchange_->backend)) {
             upstream_ = idle;
@@ -315,6 +320,7 @@ void ProxySession::on_connect_failed(Outcome outcome) {
 
 void ProxySession::on_upstream_ready() {
     phase_ = Phase::exchanging;
+    if (shard_.access_log()) exchange_->connected_ns = uv_hrtime();
     upstream_held_back_ = false;
     http::MessageParser& parser = upstream_->response_parser();
     parser.reset();
@@ -512,6 +518,7 @@ void ProxySession::on_response_complete() {
         metrics.on_response_sent(metrics::RequestMethodLabel::slot(method), status);
         metrics.on_request_done(status, now - exchange_->started_ns);
     }
+    if (shard_.access_log()) log_access(static_cast<unsigned>(exchange_->status));
 }
 
 void ProxySession::on_upstream_end(int status) {
@@ -643,6 +650,7 @@ void ProxySession::on_slot_free() {
 void ProxySession::flush_client() {
     if (to_client_.empty() || closed()) return;
     shard_.metrics().on_client_bytes_sent(to_client_.bytes());
+    if (exchange_) exchange_->bytes_out += to_client_.bytes();
     if (client_->write(to_client_) != 0) close();
 }
 
@@ -759,6 +767,7 @@ void ProxySession::fail_request(Outcome outcome) {
     } else {
         to_client_.append_static(response);
     }
+    if (shard_.access_log()) log_access(static_cast<unsigned>(r.status));
     flush_client();
     if (!closed()) close_after_flush();
 }

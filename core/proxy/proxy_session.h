@@ -160,6 +160,8 @@ class ProxySession final : public net::TransportEvents,
     void fail_request(Outcome outcome);
     void count_attempt_failure(Outcome outcome);
     void count_response_sent(unsigned status);
+    // One access log line for the request, as its response (`status`) goes to the client (session_access_log.cpp).
+    void log_access(unsigned status);
     // The request's id (request_id:): the client's, or the one lb made in on_head; "" when off or before the head.
     std::string_view request_id() const;
     void release_upstream(Outcome outcome, bool reusable);

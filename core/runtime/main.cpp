@@ -1,5 +1,5 @@
-// lb: the command line. Loads lb.yaml, starts the shards, turns SIGHUP into a reload and SIGINT/SIGTERM into a
-// graceful drain.
+// lb: the command line. Loads lb.yaml, starts the shards, turns SIGHUP into a reload, SIGUSR1 into reopening the
+// access log and SIGINT/SIGTERM into a graceful drain.
 #include <fmt/format.h>
 #include <uv.h>
 
@@ -24,6 +24,7 @@ constexpr const char* kUsage = R"(Usage: lb [-c FILE] [--check]
 
 SIGHUP reloads FILE: new connections go to the new configuration at once, connections in progress finish
 under the old one (up to its timeouts.drain). A file with an error is reported and the old configuration kept.
+SIGUSR1 opens the access log file again (after logrotate has moved it).
 SIGINT or SIGTERM stops accepting, lets in-flight requests finish (up to timeouts.drain), then exits 0.
 A second signal exits at once.
 )";
@@ -48,8 +49,8 @@ int run(const std::string& config_path, lb::core::Config config) {
 
     // Handlers are in place before lb says it is listening, so a SIGHUP sent on that line is a reload, not the
     // default action (exit). Signals wait for uv_run.
-    uv_signal_t sigint, sigterm, sighup;
-    for (uv_signal_t* handle : {&sigint, &sigterm, &sighup}) {
+    uv_signal_t sigint, sigterm, sighup, sigusr1;
+    for (uv_signal_t* handle : {&sigint, &sigterm, &sighup, &sigusr1}) {
         uv_signal_init(&loop, handle);
         handle->data = &control;
     }
@@ -81,6 +82,13 @@ int run(const std::string& config_path, lb::core::Config config) {
             lb::core::notify_ready(supervisor.status());
         },
         SIGHUP);
+    uv_signal_start(
+        &sigusr1,
+        [](uv_signal_t* handle, int) {
+            lb::base::log(lb::base::LogLevel::info, "SIGUSR1: reopening the access log");
+            static_cast<Control*>(handle->data)->supervisor.reopen_access_logs();
+        },
+        SIGUSR1);
 
     // Every connection costs a descriptor or two: take what the hard limit allows, as nginx and HAProxy do.
     lb::core::OpenFileLimit files = lb::core::raise_open_file_limit();
@@ -99,7 +107,8 @@ int run(const std::string& config_path, lb::core::Config config) {
         uv_run(&loop, UV_RUN_DEFAULT);
         control.waiter.join();
     }
-    for (uv_signal_t* handle : {&sigint, &sigterm, &sighup}) uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+    for (uv_signal_t* handle : {&sigint, &sigterm, &sighup, &sigusr1})
+        uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&control.drained), nullptr);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

@@ -56,8 +56,11 @@ void Server::start(const Server* predecessor) {
     // Passive ejection works with active checks off too; only with both off is there nothing to run.
     context_->initially_healthy.assign(config.backends.size(), true);
     carry_over_admin(predecessor);
+    start_access_log(predecessor);
     if (config.health.enabled || config.health.passive.consecutive_failures > 0) start_health_monitor(predecessor);
     start_time_seconds_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    process_started_ = predecessor ? predecessor->process_started_ : std::chrono::steady_clock::now();
+    generation_ = predecessor ? predecessor->generation_ + 1 : 1;
     if (config.admin.enabled) {
         int admin_fd = -1;
         try {
@@ -111,6 +114,24 @@ void Server::start(const Server* predecessor) {
     if (health_) health_->start();
     if (admin_) admin_->start();
     for (auto& shard : shards_) threads_.emplace_back([s = shard.get()] { s->run(); });
+}
+
+void Server::start_access_log(const Server* predecessor) {
+    const access_log::AccessLogConfig& log = context_->config.access_log;
+    if (!log.enabled) return;
+    // One writer per file: a reload that keeps the path shares it, so the draining generation's lines and the
+    // new one's go out through the same descriptor. A new path gets its own writer, and the old generation
+    // finishes its lines in the old file.
+    const auto& inherited = predecessor ? predecessor->context_->access_log : nullptr;
+    if (inherited && inherited->path() == log.path) {
+        context_->access_log = inherited;
+    } else {
+        context_->access_log = std::make_shared<access_log::Writer>(log.path);
+    }
+}
+
+void Server::reopen_access_log() {
+    if (context_->access_log) context_->access_log->reopen();
 }
 
 void Server::make_ticket_secrets(const Server* predecessor) {
@@ -257,6 +278,10 @@ std::string Server::render_status() const {
         status.shards.push_back({shard->index(), own.global.client_connections_active, shard->connections_accepted()});
     }
     const Config& config = context_->config;
+    status.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - process_started_).count();
+    status.config_generation = generation_;
+    status.config_file = config.source;
+    status.admin_token_required = !config.admin.token.empty();
     for (size_t l = 0; l < config.listeners.size() && !shards_.empty(); ++l) {
         const net::TlsServerContext* tls = shards_.front()->tls_listener(l);
         if (!tls) continue;

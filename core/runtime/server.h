@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,9 @@ class Server final : private BackendControl {
     void retire();
     // Waits for every shard to finish draining.
     void wait();
+    // Any thread: the access log's file is opened again by its path before the next write (SIGUSR1, after
+    // logrotate moved it). Nothing when access_log is off.
+    void reopen_access_log();
     // request_shutdown() then wait().
     void shutdown();
 
@@ -84,6 +88,9 @@ class Server final : private BackendControl {
 
   private:
     void start_health_monitor(const Server* predecessor);
+    // The access log's writer: the predecessor's when it writes to the same path, else a new one (which opens
+    // the file, and throws std::runtime_error when it cannot).
+    void start_access_log(const Server* predecessor);
     // Which of the predecessor's listeners each of ours takes over (its sockets, its ticket secret), if any.
     void match_inherited_listeners(const Server* predecessor);
     void make_ticket_secrets(const Server* predecessor);
@@ -110,6 +117,9 @@ class Server final : private BackendControl {
     std::vector<std::thread> threads_;
     std::vector<std::string> backend_names_;
     double start_time_seconds_ = 0;
+    // For /status: when the first generation started (a reload carries it over) and which generation this is.
+    std::chrono::steady_clock::time_point process_started_;
+    unsigned generation_ = 1;
     std::unique_ptr<AdminServer> admin_;
     std::unique_ptr<health::HealthMonitor> health_;
     std::atomic<uint64_t> last_transition_ns_for_test_{0};

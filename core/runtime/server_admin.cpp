@@ -11,6 +11,7 @@
 #include "core/admin/status_page.h"
 #include "core/runtime/server.h"
 #include "core/shard/shard.h"
+#include "metrics/summary.h"
 
 namespace lb::core {
 namespace {
@@ -148,6 +149,10 @@ BackendStatus Server::backend_status(size_t id, const metrics::Snapshot& snapsho
     status.why = reported.why;
     status.admin_state = pool::admin_state_name(admin.state);
     status.configured_weight = context_->config.backends[id].weight;
+    status.requests = metrics::backend_responses(b);
+    status.errors = metrics::backend_server_errors(b);
+    status.latency_p50_seconds = metrics::histogram_quantile(b.response_duration_seconds, 0.5);
+    status.latency_p99_seconds = metrics::histogram_quantile(b.response_duration_seconds, 0.99);
     return status;
 }
 

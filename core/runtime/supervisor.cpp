@@ -77,6 +77,11 @@ bool Supervisor::reload() {
     return true;
 }
 
+void Supervisor::reopen_access_logs() {
+    current_->reopen_access_log();
+    for (auto& old : retiring_) old.server->reopen_access_log();
+}
+
 void Supervisor::request_shutdown() {
     stopping_ = true;
     current_->request_shutdown();

@@ -28,6 +28,9 @@ class Supervisor {
     // Re-reads the file and switches to a new generation. Returns false, having logged why, when the running
     // configuration is kept (also once request_shutdown() has run). Call from one control thread.
     bool reload();
+    // SIGUSR1: every generation's access log opens its file again (logrotate has moved it). Call from the control
+    // thread.
+    void reopen_access_logs();
     // Drains every generation: the current one and any still finishing after a reload.
     void request_shutdown();
     // Waits until every generation has drained.

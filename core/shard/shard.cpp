@@ -88,6 +88,9 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
         throw;
     }
     deadlines_.emplace(&loop_, deadline_lanes(context.config));
+    if (context.access_log) {
+        access_log_ = std::make_unique<access_log::WorkerLog>(context.access_log, context.config.access_log.format);
+    }
     for (size_t l = 0; l < listen_fds.size(); ++l) {
         acceptors_.push_back(
             std::make_unique<Acceptor>(&loop_, listen_fds[l], l, static_cast<Acceptor::Delegate&>(*this)));

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "access_log/access_log_writer.h"
 #include "base/intrusive_list.h"
 #include "base/log_throttle.h"
 #include "core/config/config.h"
@@ -50,6 +51,9 @@ struct ServerContext {
     // worker: per backend, and per outcome for the lines about what a client was answered.
     std::unique_ptr<base::SharedLogThrottle[]> backend_logs;
     std::unique_ptr<base::SharedLogThrottle[]> answer_logs;
+    // The access log's writer thread (null when access_log is off): each shard pushes its lines to a ring of its
+    // own that this writer empties. Shared with the next generation when a reload keeps the path.
+    std::shared_ptr<access_log::Writer> access_log;
 };
 
 class Shard final : private Acceptor::Delegate,
@@ -100,6 +104,8 @@ class Shard final : private Acceptor::Delegate,
     http::HeadLimits response_limits() const;
     DeadlineQueue& deadlines() { return *deadlines_; }
     metrics::ShardMetrics& metrics() { return metrics_; }
+    // This shard's side of the access log; null when access_log is off.
+    access_log::WorkerLog* access_log() { return access_log_.get(); }
     // Any thread may read it (single-writer atomics); only this shard writes it.
     const metrics::ShardMetrics& metrics() const { return metrics_; }
     const sockaddr* backend_address(pool::BackendId id) const { return context_.backend_addresses[id].get(); }
@@ -199,6 +205,7 @@ class Shard final : private Acceptor::Delegate,
     http::RequestIdGenerator request_ids_;
     std::optional<DeadlineQueue> deadlines_;  // made once the loop exists
     metrics::ShardMetrics metrics_;
+    std::unique_ptr<access_log::WorkerLog> access_log_;
     base::IntrusiveList<ProxySession> sessions_;
     base::IntrusiveList<ProxySession, QueueTag> queue_;  // oldest at the back
     size_t slots_freed_ = 0;                             // queued requests to wake on the next turn

@@ -153,6 +153,17 @@ TEST_CASE("/status is JSON that matches the pool", "[admin][status]") {
     INFO(json);
     CHECK(parsed.exit_code == 0);
     CHECK(parsed.output == "2 [('" + b1 + "', 'up', 3, 1), ('" + b2 + "', 'down', 1, 0)] 2 2 1\n");
+    // What the status page adds: cumulative responses and 5xx, latency quantiles (none before a response), and
+    // the process's uptime, generation and whether the admin API needs a token. The first request went to either.
+    auto added = run_command(
+        "python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); b=s[\"backends\"]; "
+        "print(sum(x[\"requests\"] for x in b), sum(x[\"errors\"] for x in b), all((x[\"requests\"] > 0) == "
+        "(x[\"latency_p50_seconds\"] is not None) == (x[\"latency_p99_seconds\"] is not None) for x in b), "
+        "all(0 < x[\"latency_p50_seconds\"] <= x[\"latency_p99_seconds\"] <= 10 for x in b if x[\"requests\"]), "
+        "s[\"uptime_seconds\"] >= 0, s[\"config_generation\"], s[\"admin_token_required\"])' " +
+        file);
+    CHECK(added.exit_code == 0);
+    CHECK(added.output == "1 0 True True True 1 False\n");
     CHECK(held.finish().status == 200);
 }
 

@@ -365,7 +365,7 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
     CHECK(config_error_of("backends: [127.0.0.1:9001]\nlisten_on: 1.2.3.4:80\n") ==
           "t.yaml:2:1: unknown key 'listen_on' at the top level (expected one of: listen, workers, backends, "
           "timeouts, limits, retries, upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, "
-          "request_id, metrics)");
+          "request_id, metrics, access_log)");
     CHECK(config_error_of("backends:\n  - address: 127.0.0.1:9001\n    wieght: 2\n") ==
           "t.yaml:3:5: unknown key 'wieght' in 'backends[0]' (expected one of: address, weight, backup, "
           "max_connections, health, tls)");
@@ -401,7 +401,8 @@ TEST_CASE("wrong types name the key and what was expected", "[config]") {
           "a list");
     CHECK(config_error_of("- 127.0.0.1:9001\n") ==
           "t.yaml:1:1: the config must be a map with keys listen, workers, backends, timeouts, limits, retries, "
-          "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, request_id, metrics, got a list");
+          "upstream, algorithm, peak_ewma, consistent_hash, queue, health, admin, request_id, metrics, access_log, got "
+          "a list");
     CHECK(config_error_of("backends:\n  - [127.0.0.1, 9001]\n") ==
           "t.yaml:2:5: 'backends[0]' must be a host:port string or a map with 'address' and 'weight', got a list");
 }
@@ -781,6 +782,44 @@ TEST_CASE("admin.token_file is read at load, trimmed, and checked", "[config][ad
                                                                    "' must be one word of printable ASCII");
     CHECK(config_error_of(base + dir.write("big", std::string(5000, 'x'))) ==
           "t.yaml:3:15: 'admin.token_file': '" + dir.path("big") + "' is larger than 4 KiB");
+}
+
+TEST_CASE("access_log is off unless its section is there, and needs a path lb can write", "[config][access_log]") {
+    CHECK_FALSE(load_config_string(kOneBackend, "t.yaml").access_log.enabled);
+
+    Config to_stdout = load_config_string(std::string(kOneBackend) + "access_log:\n  path: stdout\n", "t.yaml");
+    CHECK(to_stdout.access_log.enabled);
+    CHECK(to_stdout.access_log.path == "stdout");
+    CHECK(to_stdout.access_log.format == lb::access_log::Format::json);
+
+    TempDir dir;
+    Config to_file = load_config_string(
+        std::string(kOneBackend) + "access_log: {path: " + dir.path("access.log") + ", format: text}\n", "t.yaml");
+    CHECK(to_file.access_log.enabled);
+    CHECK(to_file.access_log.path == dir.path("access.log"));
+    CHECK(to_file.access_log.format == lb::access_log::Format::text);
+    // An existing file is fine too, and loading does not create or change it.
+    dir.write("old.log", "kept\n");
+    CHECK(load_config_string(std::string(kOneBackend) + "access_log:\n  path: " + dir.path("old.log") + "\n")
+              .access_log.enabled);
+    CHECK_FALSE(std::filesystem::exists(dir.path("access.log")));
+
+    const std::string base = std::string(kOneBackend) + "access_log:\n";
+    CHECK(config_error_of(base) == "t.yaml:2:1: 'access_log.path' is required: a file to append to, or stdout");
+    CHECK(config_error_of(base + "  format: text\n") ==
+          "t.yaml:2:1: 'access_log.path' is required: a file to append to, or stdout");
+    CHECK(config_error_of(base + "  path: stdout\n  format: xml\n") ==
+          "t.yaml:4:11: 'access_log.format' must be json or text, got 'xml'");
+    CHECK(config_error_of(base + "  path: stdout\n  level: info\n") ==
+          "t.yaml:4:3: unknown key 'level' in 'access_log' (expected one of: path, format)");
+    CHECK(config_error_of(base + "  path: \"\"\n") == "t.yaml:3:9: 'access_log.path' must not be empty");
+    CHECK(config_error_of(base + "  path: " + dir.path("") + "\n") ==
+          "t.yaml:3:9: 'access_log.path': '" + dir.path("") + "' is a directory");
+    CHECK(config_error_of(base + "  path: " + dir.path("missing/access.log") + "\n") ==
+          "t.yaml:3:9: 'access_log.path': cannot create '" + dir.path("missing/access.log") + "' in '" +
+              dir.path("missing") + "': No such file or directory");
+    CHECK(config_error_of(std::string(kOneBackend) + "access_log: stdout\n") ==
+          "t.yaml:2:13: 'access_log' must be a map with keys path, format, got 'stdout'");
 }
 
 TEST_CASE("listen takes one address or a list of addresses and maps", "[config][listen]") {
