@@ -886,7 +886,7 @@ void ProxySession::end_and_close() { close_client(true); }
 void ProxySession::close_client(bool clean_end) {
     if (closed()) return;
     if (phase_ == Phase::tunnelling) {
-        // TODO(access log): a tunnel's entry (its bytes each way and its length) would be written here.
+        // The request's access log line went out with its 101; the tunnel's bytes are in lb_tunnel_bytes_total.
         shard_.metrics().on_tunnel_closed();
         // The request was answered (101); whatever ends the tunnel says nothing against the backend.
         release_upstream(Outcome::answered, false);

@@ -45,7 +45,9 @@ void ProxySession::begin_tunnel(const net::BufferRef& buffer, std::string_view r
         metrics.on_request_done(101, now - exchange_->started_ns);
     }
     metrics.on_tunnel_opened();
-    // TODO(access log): the upgraded request's entry (status 101) would be written here.
+    // The upgraded request's access log line, as lb_requests_total counts its 101: the head is in to_client_ (its
+    // bytes count as sent), the tunnel's bytes are not part of the request.
+    if (shard_.access_log()) log_access(101);
 
     // In order: what the backend sent after its 101 in the same read, and what the client sent after its request
     // head (held in pending_ while the response was awaited) are the tunnel's first bytes.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <thread>
 
 #include "core/proxy/proxy_session.h"
@@ -324,4 +325,28 @@ TEST_CASE("a WebSocket over lb's TLS listener, to a TLS backend", "[websocket][t
     CHECK(ws.read_frame().payload == big);
     close_from_client(ws);
     wait_until([&] { return metric(proxy.server(), "lb_tunnels_open") == 0; }, "the tunnel ended");
+}
+
+TEST_CASE("the upgraded request gets its access log line, status 101, at the switch", "[websocket][access_log]") {
+    const std::string path = write_temp_file("access-websocket.log", "");
+    ProxyFixture proxy(1, [&](lb::core::Config& c) {
+        c.access_log = {.enabled = true, .path = path, .format = lb::access_log::Format::text};
+    });
+    auto lines = [&] {
+        std::ifstream in(path);
+        std::vector<std::string> out;
+        for (std::string line; std::getline(in, line);) out.push_back(line);
+        return out;
+    };
+    WebSocketClient ws(proxy.port(), "/ws?chat=1");
+    REQUIRE(ws.status() == 101);
+    // Written while the tunnel is open, as lb_requests_total counts the 101.
+    wait_until([&] { return lines().size() == 1; }, "the 101's line");
+    CHECK(lines()[0].find("\"GET /ws?chat=1 HTTP/1.1\" 101 ") != std::string::npos);
+    ws.send_frame(WebSocketClient::kText, std::string(5000, 't'));
+    CHECK(ws.read_frame().payload.size() == 5000);
+    close_from_client(ws);
+    wait_until([&] { return metric(proxy.server(), "lb_tunnels_open") == 0; }, "the tunnel ended");
+    CHECK(lines().size() == 1);  // the tunnel itself adds none
+    proxy.stop();
 }
