@@ -143,6 +143,10 @@ void Connection::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf
 
 // Request bytes (plaintext), in the shared read buffer or in a TLS connection's.
 void Connection::on_input(const char* data, size_t size) {
+    if (phase_ == Phase::websocket) {
+        websocket_input(data, size);
+        return;
+    }
     if (!pending_.empty()) {
         pending_.append(data, size);
         process_pending();
@@ -202,6 +206,10 @@ void Connection::on_read_end(ssize_t status) {
     }
     peer_eof_ = true;
     reading_ = false;  // libuv stops reading at EOF
+    if (phase_ == Phase::websocket) {
+        close_gracefully();  // the client went without a closing handshake (or after it): end ours
+        return;
+    }
     // A response in progress is finished first (the peer may have half-closed after its request).
     if (phase_ == Phase::reading || phase_ == Phase::lingering || phase_ == Phase::silent) close();
 }
@@ -276,6 +284,13 @@ void Connection::process_pending() {
 
 void Connection::after_input() {
     if (closing_) return;
+    if (phase_ == Phase::websocket && !pending_.empty()) {
+        // Frames that came with the handshake, after its head.
+        std::string first;
+        first.swap(pending_);
+        websocket_input(first.data(), first.size());
+        return;
+    }
     if (peer_eof_ && phase_ == Phase::reading) {
         close();  // nothing more can arrive, and nothing is being answered
         return;
@@ -294,8 +309,8 @@ void Connection::update_reading() {
         if (phase_ == Phase::lingering || phase_ == Phase::silent) {
             want = true;
         } else {
-            held = pending_.size() >= kMaxPendingInput ||
-                   (echo_active_ && uv_stream_get_write_queue_size(stream()) > kHighWater);
+            held = pending_.size() >= kMaxPendingInput || ((echo_active_ || phase_ == Phase::websocket) &&
+                                                           uv_stream_get_write_queue_size(stream()) > kHighWater);
             want = !held;
         }
     }
@@ -385,6 +400,8 @@ int Connection::on_header_value(llhttp_t* parser, const char* at, size_t size) {
     auto& self = of(parser);
     if (!self.grow_head(size)) return HPE_USER;
     if (iequals(self.field_, "expect")) self.expect_value_.append(at, size);
+    if (iequals(self.field_, "sec-websocket-key")) self.ws_key_.append(at, size);
+    if (iequals(self.field_, "upgrade")) self.expect_value_.append(at, size);  // checked when the value is complete
     if (self.record_headers_) self.echo_text_.append(at, size);
     return HPE_OK;
 }
@@ -392,6 +409,7 @@ int Connection::on_header_value(llhttp_t* parser, const char* at, size_t size) {
 int Connection::on_header_value_complete(llhttp_t* parser) {
     auto& self = of(parser);
     if (iequals(self.field_, "expect") && iequals(self.expect_value_, "100-continue")) self.expect_continue_ = true;
+    if (iequals(self.field_, "upgrade") && iequals(self.expect_value_, "websocket")) self.ws_upgrade_ = true;
     if (self.record_headers_) self.echo_text_.push_back('\n');
     self.field_.clear();
     self.expect_value_.clear();
@@ -458,6 +476,8 @@ void Connection::reset_request() {
     target_.clear();
     field_.clear();
     expect_value_.clear();
+    ws_key_.clear();
+    ws_upgrade_ = false;
     echo_text_.clear();
     head_bytes_ = 0;
     body_received_ = 0;
@@ -478,6 +498,10 @@ void Connection::on_request_error() {
 }
 
 void Connection::on_request_complete() {
+    if (is_websocket_handshake()) {
+        start_websocket();
+        return;
+    }
     phase_ = Phase::responding;
     if (!echo_active_) {
         start_response();
@@ -643,6 +667,53 @@ void Connection::start_echo_response() {
 
 const char* Connection::body_at(uint64_t offset) const {
     return body_data_ != nullptr ? body_data_ + offset : pattern_buffer() + offset % 26;
+}
+
+// ---- WebSocket (/ws) -----------------------------------------------------------------------------------------
+
+bool Connection::is_websocket_handshake() const {
+    // RFC 6455 §4.2.1: a GET (HTTP/1.1) with Upgrade: websocket and Connection: upgrade (llhttp's upgrade flag
+    // says both were there) and a key.
+    return controls_.websocket && parser_.upgrade && parser_.method == HTTP_GET && ws_upgrade_ && !ws_key_.empty();
+}
+
+void Connection::start_websocket() {
+    phase_ = Phase::websocket;
+    backend_.requests_served.fetch_add(1, std::memory_order_relaxed);
+    head_.clear();
+    auto out = std::back_inserter(head_);
+    fmt::format_to(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+    fmt::format_to(out, "Sec-WebSocket-Accept: {}\r\n", websocket_accept(ws_key_));
+    head_.append(backend_.id_header);
+    fmt::format_to(out, "X-Conn-Id: {}\r\n\r\n", conn_id_);
+    ws_ = std::make_unique<WebSocketEcho>(controls_.ws_close_after);
+    ws_flood_left_ = controls_.ws_flood;
+    if (!send(std::array{Piece{head_.data(), head_.size(), false}})) return;
+    websocket_pump();
+}
+
+void Connection::websocket_input(const char* data, size_t size) {
+    ws_out_.clear();
+    ws_->feed({data, size}, ws_out_);
+    if (!ws_out_.empty() && !send(std::array{Piece{ws_out_.data(), ws_out_.size(), true}})) return;
+    if (ws_->close_sent() && (ws_->close_received() || ws_->failed())) {
+        close_gracefully();  // RFC 6455 §7.1.1: the server closes the TCP connection first
+        return;
+    }
+    websocket_pump();
+    if (!closing_) update_reading();
+}
+
+// ws_flood=N: binary frames while the write queue is short, never inside a frame being echoed.
+void Connection::websocket_pump() {
+    while (!closing_ && ws_flood_left_ > 0 && !ws_->close_sent() && ws_->between_frames() &&
+           uv_stream_get_write_queue_size(stream()) <= kHighWater) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(kPieceSize, ws_flood_left_));
+        ws_flood_left_ -= n;
+        std::string header;
+        append_websocket_frame_header(header, WebSocketEcho::kBinary, n);  // the payload is the shared pattern
+        if (!send(std::array{Piece{header.data(), header.size(), true}, Piece{pattern_buffer(), n, false}})) return;
+    }
 }
 
 // Queues the head and the body in kPieceSize pieces while the write queue is below kHighWater; on_write calls it
@@ -853,6 +924,9 @@ void Connection::on_write(uv_write_t* req, int status) {
     if (self.closing_) return;
     if (self.phase_ == Phase::responding) {
         self.pump();
+    } else if (self.phase_ == Phase::websocket) {
+        self.websocket_pump();
+        if (!self.closing_) self.update_reading();
     } else if (self.phase_ == Phase::reading) {
         self.update_reading();  // an echo may resume reading as its queue drains
     }

@@ -17,6 +17,7 @@
 #include "demo/backend_state.h"
 #include "demo/demo_tls.h"
 #include "demo/request_controls.h"
+#include "demo/websocket_echo.h"
 
 namespace lb::demo {
 
@@ -70,7 +71,8 @@ class Connection {
 
     // silent: input is read and discarded, nothing is ever answered (silent=1; a --silent backend does not even
     // read).
-    enum class Phase : uint8_t { reading, responding, lingering, silent, closed };
+    // websocket: after a 101 on /ws, frames are echoed (WebSocketEcho) and never parsed as HTTP.
+    enum class Phase : uint8_t { reading, responding, lingering, silent, websocket, closed };
     // What the last llhttp_execute stopped for.
     enum class Event : uint8_t { none, message_complete, drop, silence, read_pause };
     enum class After : uint8_t { keep_alive, close_gracefully, close_abruptly, reset };
@@ -108,6 +110,12 @@ class Connection {
     bool flush_tls();
     void append_tls_headers();
     const char* body_at(uint64_t offset) const;
+
+    // WebSocket (/ws).
+    bool is_websocket_handshake() const;
+    void start_websocket();
+    void websocket_input(const char* data, size_t size);
+    void websocket_pump();
 
     // libuv callbacks.
     static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -160,7 +168,12 @@ class Connection {
     std::string target_;
     std::string field_;
     std::string expect_value_;
-    std::string echo_text_;  // echo=headers body, /stats body or an error body; stable until the response is done
+    std::string ws_key_;       // Sec-WebSocket-Key
+    bool ws_upgrade_ = false;  // Upgrade: websocket
+    std::unique_ptr<WebSocketEcho> ws_;
+    std::string ws_out_;          // frames to send, built per read
+    uint64_t ws_flood_left_ = 0;  // ws_flood=N bytes not yet queued
+    std::string echo_text_;       // echo=headers body, /stats body or an error body; stable until the response is done
     size_t head_bytes_ = 0;
     uint64_t body_received_ = 0;
     bool record_headers_ = false;

@@ -66,6 +66,10 @@ void apply(RequestControls& controls, std::string_view key, std::string_view val
         if (auto n = parse_number(value, kMaxDelayMs)) controls.stray_delay_ms = *n;
     } else if (key == "interim_body") {
         controls.interim_body = parse_flag(value);
+    } else if (key == "ws_flood") {
+        if (auto n = parse_number(value, kMaxBytes)) controls.ws_flood = *n;
+    } else if (key == "ws_close_after") {
+        if (auto n = parse_number(value, kMaxBytes)) controls.ws_close_after = *n;
     }
 }
 
@@ -76,6 +80,7 @@ RequestControls parse_request_controls(std::string_view target) {
     const std::string_view path = path_of(target);
     controls.health = path == "/health";
     controls.stats = path == "/stats";
+    controls.websocket = path == "/ws";
     auto query_start = target.find('?');
     if (query_start == std::string_view::npos) return controls;
     std::string_view query = target.substr(query_start + 1);

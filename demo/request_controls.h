@@ -3,7 +3,9 @@
 // The path /health answers "ok\n"; /stats answers the backend's counters as one line of JSON:
 //   {"id": "b1", "connections_accepted": N, "requests_served": N, "connections_open": N}
 // (the /stats request's own connection included), which is how bench/run counts the upstream connections a proxy
-// opens. Every other path gets "<id>\n". Query parameters apply to all paths.
+// opens. /ws answers a WebSocket handshake (GET with Upgrade: websocket, Connection: upgrade, Sec-WebSocket-Key) with
+// 101 and then echoes frames (demo/websocket_echo.h); without a handshake it answers like any path. Every other path
+// gets "<id>\n". Query parameters apply to all paths.
 //
 // Well-behaved controls:
 //   status=N            the status code, 0..999, written as given ("HTTP/1.1 99 Unknown" for status=99): below 100
@@ -32,6 +34,11 @@
 //   stray_delay_ms=M    send the stray bytes M ms after the response, in a separate write; the next request on the
 //                       connection is answered only after them
 //   interim_body=1      a "100 Continue" interim response carrying a body (kInterimWithBody) before the final one
+// On /ws, after the 101:
+//   ws_flood=N          N bytes of binary frames (64 KiB each, pattern 'a'..'z') sent at once, as fast as the
+//                       peer takes them, while the echo goes on
+//   ws_close_after=N    after echoing N messages the backend closes first (close 1000 "bye"), then closes TCP once
+//                       the client's close arrives
 // The backend-wide counterpart of silent=1 is DemoBackendOptions::silent (--silent): accept, never read or answer.
 #pragma once
 
@@ -65,6 +72,9 @@ struct RequestControls {
     bool interim_body = false;           // interim_body=1
     bool health = false;                 // the path is exactly /health: body "ok\n"
     bool stats = false;                  // the path is exactly /stats: the backend's counters as JSON
+    bool websocket = false;              // the path is exactly /ws: WebSocket echo after a handshake
+    uint64_t ws_flood = 0;               // ws_flood=N
+    uint64_t ws_close_after = 0;         // ws_close_after=N
 };
 
 inline constexpr uint64_t kMaxDelayMs = 24ull * 3600 * 1000;

@@ -15,7 +15,7 @@
 //   (a retry repeats one), with its head rewritten by the forwarding rules and its body unchanged;
 // - the client receives well-framed responses (strict llhttp; answers to HEAD without a body; a close-delimited
 //   or cut-short last one allowed), HTTP/1.1 with no hop-by-hop field of the backend's, and no more final
-//   responses than requests it began: one more is a desync.
+//   responses than requests it began: one more is a desync. After a 101 both streams are a tunnel's, not parsed.
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,6 +84,7 @@ core::Config fuzz_config(uint16_t backend_port) {
     config.limits.uri_bytes = 512;
     config.limits.request_body_bytes = 4096;
     config.retries = 1;
+    config.timeouts.tunnel = milliseconds(100);
     return config;
 }
 
@@ -329,11 +330,29 @@ void Exchange::answer_requests(Upstream& u) {
     }
 }
 
+// Whether an answer's first response past any 1xx is a 101. lb then either tunnels (the request asked for the
+// upgrade) or closes the connection (it did not): no further request goes out on it either way, and what lb sends
+// next, if anything, is the client's tunnel bytes, which are not requests.
+bool switches_protocols(const std::vector<std::string_view>& pieces) {
+    std::string text;
+    for (auto piece : pieces) text.append(piece);
+    WireParser parser(HTTP_RESPONSE);
+    parser.stop_at_switching_protocols();
+    parser.feed(text);
+    if (!parser.in_tunnel()) return false;
+    const auto& messages = parser.messages();
+    for (size_t i = 0; i + 1 < messages.size(); ++i) {
+        if (!messages[i].interim()) return false;
+    }
+    return true;
+}
+
 void Exchange::start_answer(Upstream& u) {
     // One answer per request received; after the last one (or with none left) the backend half-closes.
     u.answering = true;
     u.answer.end_with_shutdown = false;
     if (answers_given_ < answers_.size()) {
+        if (switches_protocols(answers_[answers_given_].pieces)) u.requests.start_tunnel();
         for (auto piece : answers_[answers_given_].pieces) u.answer.pieces.push_back(piece);
         ++answers_given_;
     }
@@ -365,6 +384,7 @@ void Exchange::check_after_close() {
     // Requests the client began: the complete ones, and whatever bytes came after them.
     size_t begun = client_requests_.complete_count() + (client_requests_.bytes_after_last_complete() > 0 ? 1 : 0);
     WireParser responses(HTTP_RESPONSE);
+    responses.stop_at_switching_protocols();  // after a 101, the client receives the tunnel's bytes
     responses.set_answers_head([this](size_t i, const WireMessage&) { return answers_head(i); });
     if (!responses.feed(client_received_) || !responses.finish()) {
         violation("lb sent the client bytes that are not well-framed responses: {}\n{}", responses.error(), describe());

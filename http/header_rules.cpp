@@ -62,6 +62,14 @@ bool is_dropped_when_forwarding(const MessageHead& head, std::string_view name) 
            (connection_may_drop(name) && connection_lists(head, name));
 }
 
+std::string_view requested_upgrade(const MessageHead& request) {
+    if (request.is_http10() || request.declares_body() || request.count("upgrade") != 1) return {};
+    if (!connection_lists(request, "upgrade")) return {};
+    std::string_view protocols;
+    request.find("upgrade", protocols);
+    return trim_ows(protocols);
+}
+
 ParseError validate_request_head(const MessageHead& head) {
     if (head.method == HTTP_CONNECT) return ParseError::malformed;
     size_t hosts = head.count("host");

@@ -24,8 +24,15 @@ bool connection_lists(const MessageHead& head, std::string_view name);
 // them would let a client strip what the backend relies on.
 bool is_dropped_when_forwarding(const MessageHead& head, std::string_view name);
 
+// The protocol list of the Upgrade a request asks for (RFC 9110 §7.8), when lb forwards it as one: an HTTP/1.1
+// request whose Connection lists "upgrade", with exactly one non-empty Upgrade field and no body. Empty otherwise,
+// and the request goes on as a plain one with Upgrade dropped as hop-by-hop (a server may ignore an Upgrade, so the
+// request keeps its meaning). An HTTP/1.0 request's Upgrade must be ignored (§7.8). A body is refused the upgrade so
+// that no tunnel byte can follow a body whose end lb would have to find first: WebSocket handshakes have none.
+std::string_view requested_upgrade(const MessageHead& request);
+
 // What a request head must satisfy beyond llhttp's syntax: exactly one Host in HTTP/1.1 (at most one in 1.0), RFC
-// 9112 §3.2; no CONNECT (lb does not tunnel). Returns ParseError::none when it may be forwarded.
+// 9112 §3.2; no CONNECT (lb tunnels only after an Upgrade). Returns ParseError::none when it may be forwarded.
 ParseError validate_request_head(const MessageHead& head);
 
 // Requests whose effects are the same when repeated (RFC 9110 §9.2.2): a body-less one cut off before any

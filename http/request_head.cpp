@@ -101,7 +101,13 @@ void write_upstream_request_head(const MessageHead& request, const ForwardedFor&
     if (!forwarded.request_id.empty()) append_field(out, forwarded.request_id_header, forwarded.request_id);
 
     append_framing(out, upstream_request_framing(request), request.content_length);
-    if (!keep_alive) out.append("Connection: close\r\n");
+    if (!forwarded.upgrade.empty()) {
+        // Whether the connection is kept after a declined upgrade is the backend's to say in its response.
+        append_field(out, "Upgrade", forwarded.upgrade);
+        out.append("Connection: upgrade\r\n");
+    } else if (!keep_alive) {
+        out.append("Connection: close\r\n");
+    }
     out.append("\r\n");
 }
 
@@ -142,6 +148,22 @@ void write_client_response_head(const MessageHead& response, BodyFraming framing
         out.append("Connection: keep-alive\r\n");
     }
     out.append("\r\n");
+}
+
+void write_switching_protocols_head(const MessageHead& response, std::string_view protocols, std::string& out,
+                                    AddedField added) {
+    fmt::format_to(std::back_inserter(out), "HTTP/1.1 101 ");
+    out.append(response.reason());
+    out.append("\r\n");
+    for (size_t i = 0; i < response.field_count(); ++i) {
+        auto f = response.field(i);
+        if (is_dropped_when_forwarding(response, f.name)) continue;
+        if (!added.name.empty() && equals_ignore_case(f.name, added.name)) continue;
+        append_field(out, f.name, f.value);
+    }
+    if (!added.name.empty()) append_field(out, added.name, added.value);
+    append_field(out, "Upgrade", protocols);
+    out.append("Connection: upgrade\r\n\r\n");
 }
 
 void write_chunk_size(uint64_t size, std::string& out) { fmt::format_to(std::back_inserter(out), "{:x}\r\n", size); }

@@ -37,6 +37,9 @@ struct ForwardedFor {
     // after lb's own fields are decided, so a route may set Host but cannot forge X-Forwarded-For.
     std::string_view target = {};
     const HeaderRewrite* rewrite = nullptr;
+    // The Upgrade to pass on (requested_upgrade()), with "Connection: upgrade" instead of lb's own keep-alive
+    // choice; empty: none.
+    std::string_view upgrade = {};
 };
 
 // A field lb adds to a response head, replacing any of the same name the backend sent (the request id).
@@ -67,6 +70,12 @@ BodyFraming client_response_framing(const MessageHead& request, const MessageHea
 // that keep it).
 void write_client_response_head(const MessageHead& response, BodyFraming framing, bool client_http10, bool keep_alive,
                                 std::string& out, AddedField added = {}, const HeaderRewrite* rewrite = nullptr);
+
+// A 101 (Switching Protocols) answering an Upgrade lb forwarded: status line, end-to-end fields, then the
+// backend's Upgrade and "Connection: upgrade" (both hop-by-hop, so written by lb rather than copied). `protocols` is
+// the response's Upgrade value.
+void write_switching_protocols_head(const MessageHead& response, std::string_view protocols, std::string& out,
+                                    AddedField added = {});
 
 // The size line that opens a chunk, "1a2b\r\n".
 void write_chunk_size(uint64_t size, std::string& out);

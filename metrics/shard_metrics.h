@@ -94,6 +94,20 @@ class alignas(kCacheLine) ShardMetrics {
         global_.request_duration_seconds.record(duration_ns);
         global_.request_duration_by_code_seconds[StatusClassLabel::slot(status)].record(duration_ns);
     }
+    // A backend answered 101 and the connection became a tunnel / the tunnel ended. Pair them.
+    void on_tunnel_opened() {
+        if (!enabled_) return;
+        global_.tunnels_total.inc();
+        global_.tunnels_open.add(1);
+    }
+    void on_tunnel_closed() {
+        if (!enabled_) return;
+        global_.tunnels_open.add(-1);
+    }
+    void on_tunnel_bytes(TunnelDirection direction, uint64_t n) {
+        if (!enabled_) return;
+        global_.tunnel_bytes_total[static_cast<size_t>(direction)].add(n);
+    }
     void on_error(ErrorKind kind) {
         if (!enabled_) return;
         global_.errors_total[static_cast<size_t>(kind)].inc();

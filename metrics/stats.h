@@ -187,6 +187,13 @@ struct HealthResultLabel {
     };
 };
 
+// Which way tunnel bytes went, after a 101 (Switching Protocols).
+struct TunnelDirectionLabel {
+    static constexpr std::string_view key = "direction";
+    static constexpr std::array values = {std::string_view{"client_to_backend"}, std::string_view{"backend_to_client"}};
+};
+enum class TunnelDirection : uint8_t { client_to_backend, backend_to_client };
+
 // Request methods, folded into the few that dashboards split by; everything else (OPTIONS, PATCH, CONNECT,
 // WebDAV...) is `other`, which keeps an attacker from minting series with invented methods.
 enum class MethodClass : uint8_t { get, head, post, put, delete_, other };
@@ -370,7 +377,10 @@ using HistogramArray = std::array<Histogram, kLabelCount<Label>>;
     HISTOGRAM(request_duration_seconds,                                                                             \
               "Time from a request's first byte received to its response's last byte sent, as the client sees it.") \
     HISTOGRAM_BY(request_duration_by_code_seconds, StatusClassLabel,                                                \
-                 "The same time as lb_request_duration_seconds, one histogram per class of the status sent.")
+                 "The same time as lb_request_duration_seconds, one histogram per class of the status sent.")       \
+    GAUGE(tunnels_open, sum, "Upgraded connections (WebSocket...) relaying bytes both ways now.")                   \
+    COUNTER(tunnels_total, "Upgraded connections opened: a backend answered 101 to an Upgrade request.")            \
+    COUNTER_BY(tunnel_bytes_total, TunnelDirectionLabel, "Bytes relayed through tunnels, by direction.")
 
 // Per shard and per backend, stored as an array indexed by backend id.
 #define LB_METRICS_BACKEND_STATS(COUNTER, GAUGE, COUNTER_BY, COUNTER_BY2, HISTOGRAM, HISTOGRAM_BY)                    \

@@ -940,8 +940,9 @@ void read_backend_list(const std::string& file, const Field& field, size_t pool,
 }
 
 Timeouts read_timeouts(const MapReader& top) {
-    MapReader map = top.section("timeouts", {"connect", "client_header", "client_keepalive", "client_send",
-                                             "upstream_response", "upstream_keepalive", "drain", "drain_idle_grace"});
+    MapReader map =
+        top.section("timeouts", {"connect", "client_header", "client_keepalive", "client_send", "upstream_response",
+                                 "upstream_keepalive", "drain", "drain_idle_grace", "tunnel"});
     Timeouts t;
     map.read_duration("connect", t.connect);
     map.read_duration("client_header", t.client_header);
@@ -951,6 +952,7 @@ Timeouts read_timeouts(const MapReader& top) {
     map.read_duration("upstream_keepalive", t.upstream_keepalive);
     map.read_duration("drain", t.drain);
     map.read_duration("drain_idle_grace", t.drain_idle_grace);
+    map.read_duration("tunnel", t.tunnel);
     return t;
 }
 

@@ -80,6 +80,9 @@ struct Timeouts {
     // send its first) is kept this long for the request that may be on its way, which is answered with
     // Connection: close; then it gets a lingering close. Capped by drain.
     Millis drain_idle_grace{1'000};
+    // An upgraded connection (WebSocket...) with no byte relayed either way for this long is closed (HAProxy
+    // timeout tunnel, nginx proxy_read_timeout for WebSockets). A drain ends tunnels at its own deadline.
+    Millis tunnel{3'600'000};
 };
 
 struct Limits {

@@ -49,6 +49,8 @@ struct ExchangeState {
     bool client_keep_alive = false;    // the client connection stays open after this response
     bool upstream_keep_alive = false;  // the backend said it keeps its connection open
     bool upstream_trusted = true;      // false once the backend's framing is in doubt: never reuse the connection
+    bool upgrade_requested = false;    // forwarded with its Upgrade (http::requested_upgrade): a 101 may answer it
+    bool switching = false;            // the backend answered 101: what follows its head is the tunnel's
 
     // The id lb made for a request that came without one (request_id.enabled); a client's own is read from the
     // head when needed.
@@ -57,6 +59,7 @@ struct ExchangeState {
 
     uint64_t started_ns = 0;     // first byte of the request (uv_hrtime), when metrics or the access log are on
     uint64_t dispatched_ns = 0;  // sent to `backend`
+    uint64_t upgraded_ns = 0;    // the 101 arrived: the backend's latency ends here, not with the tunnel
     uint64_t connected_ns = 0;   // the upstream connection was ready, when the access log is on
 
     // For the access log: request bytes parsed (head and body as the client sent them), and response bytes handed

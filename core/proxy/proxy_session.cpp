@@ -91,6 +91,10 @@ bool ProxySession::may_retry() const {
 void ProxySession::on_transport_read(const net::BufferRef& buffer, std::string_view bytes) {
     shard_.metrics().on_client_bytes_received(bytes.size());
     if (phase_ == Phase::lingering) return;  // discarded
+    if (phase_ == Phase::tunnelling) {
+        relay_to_upstream(buffer, bytes);
+        return;
+    }
     pending_buffer_ = buffer;
     pending_ = bytes;
     // Body bytes still arriving are progress on the request: the backend may be waiting for them.
@@ -99,6 +103,10 @@ void ProxySession::on_transport_read(const net::BufferRef& buffer, std::string_v
 }
 
 void ProxySession::on_transport_end(int status) {
+    if (phase_ == Phase::tunnelling && status == UV_EOF) {
+        on_tunnel_side_ended(true);
+        return;
+    }
     // A client may half-close once its request is complete: its response still goes out, then the connection
     // ends. Otherwise (an error, or EOF in the middle of a request or between requests) the client is gone.
     bool awaiting_response = exchange_ && exchange_->request_complete &&
@@ -170,6 +178,9 @@ void ProxySession::update_client_reading() {
             // While a body streams up, the backend's write queue decides (backpressure).
             want = want && (exchange_->request_complete || upstream_->queued_bytes() <= high_water());
             break;
+        case Phase::tunnelling:
+            want = want && upstream_ && upstream_->queued_bytes() <= high_water();
+            break;
         case Phase::lingering:
             want = true;
             break;
@@ -202,6 +213,7 @@ http::HeadAction ProxySession::on_head(const http::MessageHead& head) {
     }
     exchange_->request_framing = http::upstream_request_framing(head);
     exchange_->client_keep_alive = head.keep_alive && !draining_;
+    exchange_->upgrade_requested = !http::requested_upgrade(head).empty();
     // The body in this read is parsed now, so a malformed one is refused before any backend hears of the request;
     // it waits in to_upstream_ for the connection, and further reads wait in pending_ (one buffer each at most).
     return http::HeadAction::proceed;
@@ -373,16 +385,31 @@ void ProxySession::write_upstream_head() {
     if (const RouteConfig* route = exchange_->route; route && !route->request_headers.empty()) {
         forwarded.rewrite = &route->request_headers;
     }
+    if (exchange_->upgrade_requested) forwarded.upgrade = http::requested_upgrade(head);
     to_upstream_.prepend_written(
         [&](std::string& out) { http::write_upstream_request_head(head, forwarded, keep_alive, out); });
 }
 
 void ProxySession::flush_upstream() {
-    if (to_upstream_.empty() || phase_ != Phase::exchanging) return;
+    if (to_upstream_.empty()) return;
+    if (phase_ == Phase::tunnelling) {
+        if (upstream_->write(to_upstream_) != 0) close();
+        return;
+    }
+    if (phase_ != Phase::exchanging) return;
     if (upstream_->write(to_upstream_) != 0) on_upstream_failed(Outcome::upstream_reset);
 }
 
 void ProxySession::on_upstream_written(int status) {
+    if (phase_ == Phase::tunnelling) {
+        if (status < 0) {
+            close();
+            return;
+        }
+        arm(Lane::tunnel);  // the client's bytes are being taken: progress
+        update_client_reading();
+        return;
+    }
     if (phase_ != Phase::exchanging) return;
     if (status < 0) {
         on_upstream_failed(Outcome::upstream_reset);
@@ -395,6 +422,10 @@ void ProxySession::on_upstream_written(int status) {
 // ---- response ----
 
 void ProxySession::on_upstream_read(const net::BufferRef& buffer, std::string_view bytes) {
+    if (phase_ == Phase::tunnelling) {
+        relay_to_client(buffer, bytes);
+        return;
+    }
     if (phase_ != Phase::exchanging) return;
     arm(Lane::upstream_response);
     http::MessageParser& parser = upstream_->response_parser();
@@ -408,6 +439,12 @@ void ProxySession::on_upstream_read(const net::BufferRef& buffer, std::string_vi
             return;
         }
         if (result.status == http::FeedStatus::paused) {
+            if (exchange_->switching) {
+                // The parser stopped at the end of the 101's head: the rest of this read is the tunnel's.
+                response_buffer_ = nullptr;
+                begin_tunnel(buffer, bytes);
+                return;
+            }
             parser.resume();
             if (exchange_->response_complete) break;
         }
@@ -448,10 +485,11 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
         exchange_->bad_response = true;
         return http::HeadAction::pause;
     }
+    if (head.status == 101) return on_switching_protocols(head);
     if (head.status / 100 == 1) {
-        // 101 was never asked for (Upgrade is not forwarded), and an interim response has no body (RFC 9110
-        // §15.2): one that claims a framing would have its "body" read as the final response.
-        if (head.status == 101 || head.has_content_length || head.chunked) {
+        // An interim response has no body (RFC 9110 §15.2): one that claims a framing would have its "body" read
+        // as the final response.
+        if (head.has_content_length || head.chunked) {
             exchange_->bad_response = true;
             return http::HeadAction::pause;
         }
@@ -521,6 +559,14 @@ void ProxySession::on_response_complete() {
 }
 
 void ProxySession::on_upstream_end(int status) {
+    if (phase_ == Phase::tunnelling) {
+        if (status == UV_EOF) {
+            on_tunnel_side_ended(false);
+        } else {
+            close();
+        }
+        return;
+    }
     if (phase_ != Phase::exchanging) return;
     http::MessageParser& parser = upstream_->response_parser();
     // EOF completes a response delimited by the connection's close; anything else was cut short.
@@ -618,7 +664,10 @@ void ProxySession::release_upstream(Outcome outcome, bool reusable) {
     if (exchange_ && exchange_->dispatched) {
         exchange_->dispatched = false;
         uint64_t now = uv_hrtime();
-        pool::Result result{row(outcome).balancer, std::chrono::nanoseconds(now - exchange_->dispatched_ns),
+        // A tunnel counts in flight until it ends (least-connections sees it, max_connections limits it), but the
+        // backend's latency is its time to the 101, not the tunnel's length.
+        uint64_t answered = exchange_->upgraded_ns != 0 ? exchange_->upgraded_ns : now;
+        pool::Result result{row(outcome).balancer, std::chrono::nanoseconds(answered - exchange_->dispatched_ns),
                             std::chrono::nanoseconds(now)};
         shard_.finish_request(exchange_->backend, result, passive_outcome(outcome, exchange_->status));
     }
@@ -646,6 +695,11 @@ void ProxySession::on_transport_written(int status) {
     if (closed()) return;
     if (status < 0) {
         close();
+        return;
+    }
+    if (phase_ == Phase::tunnelling) {
+        arm(Lane::tunnel);  // the backend's bytes are being taken: progress
+        update_upstream_tunnel_reading();
         return;
     }
     size_t queued = client_->queued_bytes();
@@ -776,6 +830,11 @@ void ProxySession::on_transport_shutdown(int status) {
         close();
         return;
     }
+    if (phase_ == Phase::tunnelling) {
+        client_shut_ = true;
+        end_tunnel_if_done();
+        return;
+    }
     arm(Lane::linger);
 }
 
@@ -827,6 +886,11 @@ void ProxySession::on_client_deadline(DeadlineHook& hook) {
     }
 }
 
+void ProxySession::on_tunnel_deadline(DeadlineHook& hook) {
+    auto& self = static_cast<ProxySession&>(hook);
+    if (self.phase_ == Phase::tunnelling) self.close();  // silent for timeouts.tunnel: neither side said anything
+}
+
 void ProxySession::on_drain_idle_deadline(DeadlineHook& hook) {
     auto& self = static_cast<ProxySession&>(hook);
     if (self.phase_ != Phase::idle || !self.pending_.empty()) return;
@@ -858,6 +922,12 @@ void ProxySession::end_and_close() { close_client(true); }
 
 void ProxySession::close_client(bool clean_end) {
     if (closed()) return;
+    if (phase_ == Phase::tunnelling) {
+        // The request's access log line went out with its 101; the tunnel's bytes are in lb_tunnel_bytes_total.
+        shard_.metrics().on_tunnel_closed();
+        // The request was answered (101); whatever ends the tunnel says nothing against the backend.
+        release_upstream(Outcome::answered, false);
+    }
     release_upstream(Outcome::client_gone, false);
     phase_ = Phase::closed;
     pending_ = {};

@@ -8,6 +8,12 @@
 // limits.buffer_per_connection waits to be written towards the other, and stops taking the next pipelined request
 // while the client has not read enough of the previous responses.
 //
+// After a 101 to an Upgrade request the connection is a tunnel (Phase::tunnelling): bytes are copied both ways,
+// never parsed, under the same bounds (each side is read only while what waits towards the other is at most
+// limits.buffer_per_connection), so a tunnel holds at most buffer_memory_bound() of buffers. A FIN from one side
+// becomes a shutdown towards the other; the tunnel ends once both directions have ended, on an error, after
+// timeouts.tunnel without a byte either way, or at the drain deadline. Its upstream connection is never reused.
+//
 // Paths that reach close(): client EOF or error, a timeout, an error response written or the drain's idle grace
 // ended (both after a lingering close), a backend failing mid-response, the drain deadline, and the end of a
 // response on a connection that does not stay open. close() is idempotent and only starts the transport's close: memory
@@ -54,6 +60,7 @@ class ProxySession final : public net::TransportEvents,
     void on_upstream_read(const net::BufferRef& buffer, std::string_view bytes);
     void on_upstream_end(int status);
     void on_upstream_written(int status);
+    void on_upstream_shutdown(int status);
 
     // The shard is draining. A busy connection closes after the first response that says Connection: close: the
     // current one, or the next one if the current response's head went out promising keep-alive. One with no
@@ -75,6 +82,7 @@ class ProxySession final : public net::TransportEvents,
     static void on_queue_deadline(DeadlineHook& hook);
     static void on_client_deadline(DeadlineHook& hook);  // keep-alive, send and linger lanes: the client is done
     static void on_drain_idle_deadline(DeadlineHook& hook);
+    static void on_tunnel_deadline(DeadlineHook& hook);
 
     // The client transport.
     void on_transport_read(const net::BufferRef& buffer, std::string_view bytes) override;
@@ -101,6 +109,7 @@ class ProxySession final : public net::TransportEvents,
         exchanging,           // upstream attached: request body and response flowing
         closing_after_flush,  // the last response is being written; the connection closes once it is out
         lingering,            // an error response was written: discarding input until the client closes
+        tunnelling,           // the backend switched protocols (101): bytes are relayed both ways as they are
         closed,
     };
 
@@ -141,6 +150,15 @@ class ProxySession final : public net::TransportEvents,
     void on_upstream_failed(Outcome outcome);
     void flush_client();
 
+    // Tunnel (after a 101).
+    http::HeadAction on_switching_protocols(const http::MessageHead& head);
+    void begin_tunnel(const net::BufferRef& buffer, std::string_view rest);
+    void relay_to_upstream(const net::BufferRef& buffer, std::string_view bytes);
+    void relay_to_client(const net::BufferRef& buffer, std::string_view bytes);
+    void update_upstream_tunnel_reading();
+    void on_tunnel_side_ended(bool client_side);
+    void end_tunnel_if_done();
+
     // Endings.
     void fail_request(Outcome outcome);
     void count_attempt_failure(Outcome outcome);
@@ -179,6 +197,10 @@ class ProxySession final : public net::TransportEvents,
     bool upstream_held_back_ = false;  // upstream reading stopped until the client takes what waits for it
     bool draining_ = false;
     bool client_eof_ = false;  // the client half-closed after its request
+    // Tunnel directions: the backend sent its FIN; each shutdown (the other side's FIN passed on) completed.
+    bool upstream_eof_ = false;
+    bool client_shut_ = false;
+    bool upstream_shut_ = false;
 };
 
 }  // namespace lb::core

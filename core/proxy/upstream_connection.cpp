@@ -91,6 +91,14 @@ void UpstreamConnection::on_transport_written(int status) {
     }
 }
 
+void UpstreamConnection::on_transport_shutdown(int status) {
+    if (session_) {
+        session_->on_upstream_shutdown(status);
+    } else if (status < 0) {
+        close();
+    }
+}
+
 void UpstreamConnection::close() {
     if (closing_) return;
     closing_ = true;

@@ -39,6 +39,8 @@ class UpstreamConnection final : public net::TransportEvents,
 
     int write(net::WriteBatch& batch) { return transport_->write(batch); }
     size_t queued_bytes() const { return transport_->queued_bytes(); }
+    // Half-closes once every queued byte is out (a tunnel passing on the client's FIN); on_upstream_shutdown follows.
+    int shutdown() { return transport_->shutdown(); }
     void start_reading() { transport_->start_reading(); }
     void stop_reading() { transport_->stop_reading(); }
 
@@ -62,6 +64,7 @@ class UpstreamConnection final : public net::TransportEvents,
     void on_transport_end(int status) override;
     void on_transport_connected(int status) override;
     void on_transport_written(int status) override;
+    void on_transport_shutdown(int status) override;
     void on_transport_closed() override;
 
   private:

@@ -23,6 +23,7 @@ enum class Lane : uint8_t {
     linger,             // discarding input after an error response, before closing
     upstream_idle,      // an idle pooled upstream connection
     drain_idle,         // a client connection with no request in progress while its shard drains
+    tunnel,             // an upgraded connection with no byte relayed either way
     count
 };
 

@@ -34,6 +34,7 @@ DeadlineQueue::Lanes deadline_lanes(const Config& config) {
     set(Lane::upstream_idle, ms(config.timeouts.upstream_keepalive), &UpstreamConnection::on_idle_deadline);
     set(Lane::drain_idle, ms(std::min(config.timeouts.drain_idle_grace, config.timeouts.drain)),
         &ProxySession::on_drain_idle_deadline);
+    set(Lane::tunnel, ms(config.timeouts.tunnel), &ProxySession::on_tunnel_deadline);
     return lanes;
 }
 

@@ -98,6 +98,13 @@ std::vector<WireField> fields_except(const WireMessage& message, const std::vect
     return out;
 }
 
+std::string upgrade_passed_on(const WireMessage& client) {
+    if (client.version_major != 1 || client.version_minor != 1) return {};
+    if (client.chunked || (client.has_content_length && client.content_length > 0)) return {};
+    if (client.count("upgrade") != 1 || !connection_names(client, "upgrade")) return {};
+    return std::string(trim(client.find("upgrade")->value));
+}
+
 std::string check_forwarded_request(const WireMessage& client, const WireMessage& upstream,
                                     std::string_view client_address) {
     if (upstream.method != client.method || upstream.target != client.target) {
@@ -133,8 +140,18 @@ std::string check_forwarded_request(const WireMessage& client, const WireMessage
                            escaped(upstream.find("x-request-id")->value, 100));
     }
     auto expected = end_to_end_fields(client, {"x-forwarded-for", "x-forwarded-proto", "x-request-id"});
-    auto forwarded = fields_except(upstream, {"connection", "transfer-encoding", "content-length", "x-forwarded-for",
-                                              "x-forwarded-proto", "x-request-id", client_host ? "" : "host"});
+    const std::string upgrade = upgrade_passed_on(client);
+    auto forwarded = fields_except(
+        upstream, {"connection", "transfer-encoding", "content-length", "x-forwarded-for", "x-forwarded-proto",
+                   "x-request-id", client_host ? "" : "host", upgrade.empty() ? "" : "upgrade"});
+    if (!upgrade.empty()) {
+        auto passed = upstream.values("upgrade");
+        auto connection = upstream.values("connection");
+        if (passed.size() != 1 || passed[0] != upgrade || connection.size() != 1 || connection[0] != "upgrade") {
+            return fmt::format("the client's Upgrade '{}' was not passed on as Upgrade and Connection: upgrade: {}",
+                               escaped(upgrade), describe(upstream.fields));
+        }
+    }
     // lb's own fields (Connection: close, the framing, X-Forwarded-*, X-Request-Id) left aside, whatever else
     // differs was added, lost or reordered; a hop-by-hop field that slipped through shows here too.
     if (!same_fields(expected, forwarded)) {
@@ -142,8 +159,9 @@ std::string check_forwarded_request(const WireMessage& client, const WireMessage
     }
     for (const auto& f : upstream.fields) {
         if (!is_hop_by_hop_field(f.name)) continue;
-        bool own = (same_name(f.name, "connection") && f.value == "close") ||
-                   (same_name(f.name, "transfer-encoding") && f.value == "chunked");
+        bool own = (same_name(f.name, "connection") && f.value == (upgrade.empty() ? "close" : "upgrade")) ||
+                   (same_name(f.name, "transfer-encoding") && f.value == "chunked") ||
+                   (same_name(f.name, "upgrade") && !upgrade.empty());
         if (!own) return fmt::format("hop-by-hop field forwarded: {}: {}", escaped(f.name), escaped(f.value));
     }
     if (upstream.count("connection") > 1 || upstream.count("transfer-encoding") > 1 ||
@@ -186,12 +204,18 @@ std::string check_client_response(const WireMessage& response) {
     if (response.version_major != 1 || response.version_minor != 1) {
         return fmt::format("response to the client is HTTP/{}.{}", response.version_major, response.version_minor);
     }
-    if (response.status == 101) return "101 Switching Protocols relayed, but lb never forwards Upgrade";
+    const bool switching = response.status == 101;
+    if (switching && (response.count("upgrade") != 1 || trim(response.find("upgrade")->value).empty() ||
+                      response.values("connection") != std::vector<std::string_view>{"upgrade"})) {
+        return fmt::format("a 101 without exactly one Upgrade and Connection: upgrade: {}", describe(response.fields));
+    }
     if (std::string why = empty_field_name(response); !why.empty()) return why;
     for (const auto& f : response.fields) {
         if (!is_hop_by_hop_field(f.name)) continue;
-        bool own = (same_name(f.name, "connection") && (f.value == "close" || f.value == "keep-alive")) ||
-                   (same_name(f.name, "transfer-encoding") && f.value == "chunked");
+        bool own = (same_name(f.name, "connection") &&
+                    (switching ? f.value == "upgrade" : (f.value == "close" || f.value == "keep-alive"))) ||
+                   (same_name(f.name, "transfer-encoding") && f.value == "chunked") ||
+                   (switching && same_name(f.name, "upgrade"));
         if (!own) return fmt::format("hop-by-hop field relayed: {}: {}", escaped(f.name), escaped(f.value));
     }
     if (response.count("connection") > 1 || response.count("transfer-encoding") > 1) {

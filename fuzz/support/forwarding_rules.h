@@ -21,6 +21,10 @@ std::vector<WireField> end_to_end_fields(const WireMessage& message, const std::
 // The fields of a message lb wrote, less `names` (the framing and forwarding fields lb writes itself).
 std::vector<WireField> fields_except(const WireMessage& message, const std::vector<std::string_view>& names);
 
+// The Upgrade lb passes on for `client` (README, "WebSocket and Upgrade"): an HTTP/1.1 request whose Connection
+// names upgrade, with one non-empty Upgrade field and no body. Empty when it passes none.
+std::string upgrade_passed_on(const WireMessage& client);
+
 // `upstream` is what lb wrote to a backend for the client's request `client`: same method and target as
 // HTTP/1.1, exactly one Host equal to the client's, the end-to-end fields unchanged and in order, framing fields
 // of lb's own that match the client's body, X-Forwarded-For with `client_address` appended, X-Forwarded-Proto.
@@ -28,7 +32,8 @@ std::string check_forwarded_request(const WireMessage& client, const WireMessage
                                     std::string_view client_address);
 
 // What any response lb writes to a client must look like: HTTP/1.1, no hop-by-hop field but its own
-// Connection (close or keep-alive) and Transfer-Encoding (chunked), no 101.
+// Connection (close or keep-alive) and Transfer-Encoding (chunked); a 101 has exactly its Upgrade (one protocol list)
+// and Connection: upgrade, both lb's own.
 std::string check_client_response(const WireMessage& response);
 
 // `relayed` is what lb wrote to the client for the backend's `backend` response: same status and reason, the

@@ -78,6 +78,7 @@ size_t WireParser::bytes_after_last_complete() const {
 
 bool WireParser::feed(std::string_view bytes) {
     if (failed_) return false;
+    if (tunnel_) return true;
     const char* begin = bytes.data();
     const char* end = begin + bytes.size();
     const char* at = begin;
@@ -92,6 +93,7 @@ bool WireParser::feed(std::string_view bytes) {
             // Paused after each message, to note where it ended.
             offset_ += static_cast<size_t>(pos - at);
             messages_.back().end_offset = offset_;
+            if (tunnel_) return true;  // the rest is the tunnel's
             at = pos;
             llhttp_resume(&parser_);
             continue;
@@ -103,6 +105,7 @@ bool WireParser::feed(std::string_view bytes) {
 
 bool WireParser::finish() {
     if (failed_) return false;
+    if (tunnel_) return true;
     llhttp_errno_t err = llhttp_finish(&parser_);
     if (err == HPE_PAUSED) {
         messages_.back().end_offset = offset_;
@@ -190,7 +193,9 @@ int WireParser::on_body(llhttp_t* p, const char* at, size_t len) {
 }
 
 int WireParser::on_message_complete(llhttp_t* p) {
-    self(p).messages_.back().complete = true;
+    auto& s = self(p);
+    s.messages_.back().complete = true;
+    if (s.stop_at_101_ && s.messages_.back().status == 101) s.tunnel_ = true;
     return HPE_PAUSED;
 }
 

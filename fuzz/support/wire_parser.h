@@ -57,6 +57,12 @@ class WireParser {
     // Responses: read 1xx, 204 and 304 bodies the way llhttp 8.1 does (by their framing fields) rather than as
     // RFC 9112 §6.3 says (none): to see a response stream as lb's parser sees it.
     void use_llhttp_bodies_for_bodiless_statuses() { llhttp_bodies_ = true; }
+    // Responses: a 101 ends the HTTP stream; what follows is a tunnel's, and is not parsed (in_tunnel()).
+    void stop_at_switching_protocols() { stop_at_101_ = true; }
+    // Requests: the stream is a tunnel from here on (the caller answered the last request with a 101): further
+    // bytes are not parsed.
+    void start_tunnel() { tunnel_ = true; }
+    bool in_tunnel() const { return tunnel_; }
 
     // Parses the next bytes of the stream; false once the stream is malformed (and from then on).
     bool feed(std::string_view bytes);
@@ -94,6 +100,8 @@ class WireParser {
     std::vector<WireMessage> messages_;
     std::function<bool(size_t, const WireMessage&)> answers_head_;
     bool llhttp_bodies_ = false;
+    bool stop_at_101_ = false;
+    bool tunnel_ = false;
     size_t finals_begun_ = 0;
     bool in_field_name_ = false;
     bool in_trailers_ = false;

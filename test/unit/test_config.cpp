@@ -115,6 +115,7 @@ TEST_CASE("keys left out take the documented defaults", "[config]") {
     CHECK(config.timeouts.upstream_keepalive == 60s);
     CHECK(config.timeouts.drain == 30s);
     CHECK(config.timeouts.drain_idle_grace == 1s);
+    CHECK(config.timeouts.tunnel == 1h);
     CHECK(config.limits.header_bytes == 64 * 1024);
     CHECK(config.limits.header_count == 100);
     CHECK(config.limits.uri_bytes == 8 * 1024);
@@ -170,6 +171,7 @@ timeouts:
   upstream_keepalive: 90s
   drain: 24h
   drain_idle_grace: 300ms
+  tunnel: 10m
 limits:
   header_bytes: 1MiB
   header_count: 10000
@@ -204,6 +206,7 @@ metrics:
     CHECK(config.timeouts.upstream_keepalive == 90s);
     CHECK(config.timeouts.drain == 24h);
     CHECK(config.timeouts.drain_idle_grace == 300ms);
+    CHECK(config.timeouts.tunnel == 10min);
     CHECK(config.limits.header_bytes == 1024 * 1024);
     CHECK(config.limits.header_count == 10000);
     CHECK(config.limits.uri_bytes == 256);
@@ -352,7 +355,8 @@ TEST_CASE("an unknown key is reported at its line and column with the allowed ke
     } catch (const ConfigError& e) {
         CHECK(std::string(e.what()) ==
               "lb.yaml:5:3: unknown key 'timeout' in 'timeouts' (expected one of: connect, client_header, "
-              "client_keepalive, client_send, upstream_response, upstream_keepalive, drain, drain_idle_grace)");
+              "client_keepalive, client_send, upstream_response, upstream_keepalive, drain, drain_idle_grace, "
+              "tunnel)");
         CHECK(e.file() == "lb.yaml");
         CHECK(e.line() == 5);
         CHECK(e.column() == 3);
@@ -379,7 +383,7 @@ TEST_CASE("wrong types name the key and what was expected", "[config]") {
           "t.yaml:2:10: 'retries' must be an integer between 0 and 10, got a list");
     CHECK(config_error_of("backends: [127.0.0.1:9001]\ntimeouts: 5s\n") ==
           "t.yaml:2:11: 'timeouts' must be a map with keys connect, client_header, client_keepalive, "
-          "client_send, upstream_response, upstream_keepalive, drain, drain_idle_grace, got '5s'");
+          "client_send, upstream_response, upstream_keepalive, drain, drain_idle_grace, tunnel, got '5s'");
     CHECK(config_error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: {a: 1}\n") ==
           "t.yaml:3:12: 'timeouts.connect' must be a duration such as 250ms, 5s, 2m or 1h, got a map");
     CHECK(config_error_of("backends: [127.0.0.1:9001]\ntimeouts:\n  connect: soon\n") ==

@@ -311,3 +311,57 @@ TEST_CASE("bodies after HEAD, 1xx, 204 and 304 are never expected", "[http][fram
     CHECK(client_response_framing(get.head(), not_modified->head()) == BodyFraming::content_length);
     CHECK(client_response_framing(get.head(), no_content->head()) == BodyFraming::none);
 }
+
+TEST_CASE("an Upgrade is passed on only when Connection lists it, on HTTP/1.1, for a request without a body",
+          "[http][headers][upgrade]") {
+    auto upgrade_of = [](const std::string& request) {
+        Recorder sink;
+        MessageParser parser(HTTP_REQUEST, sink);
+        REQUIRE(parser.feed(request).status != FeedStatus::error);
+        return std::string(requested_upgrade(parser.head()));
+    };
+    CHECK(upgrade_of("GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n") ==
+          "websocket");
+    CHECK(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n").empty());
+    CHECK(upgrade_of("GET / HTTP/1.0\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n").empty());
+    CHECK(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\n\r\n").empty());
+    CHECK(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: a\r\nUpgrade: b\r\nConnection: upgrade\r\n\r\n").empty());
+    CHECK(upgrade_of("POST / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nConnection: upgrade\r\nContent-Length: 1\r\n\r\nx")
+              .empty());
+    CHECK(upgrade_of("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nConnection: upgrade\r\nContent-Length: 0\r\n\r\n") ==
+          "h2c");
+
+    Recorder sink;
+    MessageParser parser(HTTP_REQUEST, sink);
+    parser.feed(
+        "GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: k\r\n\r\n");
+    lb::http::ForwardedFor forwarded{"192.0.2.9", "http", "b:1"};
+    forwarded.upgrade = requested_upgrade(parser.head());
+    std::string out;
+    write_upstream_request_head(parser.head(), forwarded, false, out);
+    CHECK(out ==
+          "GET /ws HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Key: k\r\nX-Forwarded-For: 192.0.2.9\r\n"
+          "X-Forwarded-Proto: http\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+}
+
+TEST_CASE("the response parser stops at the end of a 101's head, so the bytes after it are the tunnel's",
+          "[http][parser][upgrade]") {
+    struct PauseAtHead : Recorder {
+        HeadAction on_head(const MessageHead& head) override {
+            Recorder::on_head(head);
+            return HeadAction::pause;
+        }
+    } sink;
+    MessageParser parser(HTTP_RESPONSE, sink);
+    const std::string head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n";
+    FeedResult result = parser.feed(head + "\x81\x02hi");
+    CHECK(result.status == FeedStatus::paused);
+    CHECK(result.consumed == head.size());
+    CHECK(sink.heads == 1);
+
+    std::string out;
+    write_switching_protocols_head(parser.head(), "websocket", out, {"X-Request-Id", "abc"});
+    CHECK(out ==
+          "HTTP/1.1 101 Switching Protocols\r\nX-Request-Id: abc\r\nUpgrade: websocket\r\nConnection: "
+          "upgrade\r\n\r\n");
+}
