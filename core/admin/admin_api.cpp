@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "core/admin/status_page.h"
+#include "http/header_rules.h"
 
 namespace lb::core {
 namespace {
@@ -54,6 +55,18 @@ std::optional<std::string> percent_decode(std::string_view text) {
     return out;
 }
 
+bool is_same_origin(std::string_view origin, std::string_view host) {
+    // RFC 6454: scheme "://" host [":" port]; "null" and anything else names no origin of ours.
+    const size_t scheme_end = origin.find("://");
+    if (scheme_end == std::string_view::npos || host.empty()) return false;
+    std::string_view scheme = origin.substr(0, scheme_end);
+    std::string_view authority = origin.substr(scheme_end + 3);
+    if (!http::equals_ignore_case(scheme, "http")) return false;
+    // A default port may be left out of either; the admin listener speaks plain HTTP.
+    auto without_default_port = [](std::string_view a) { return a.ends_with(":80") ? a.substr(0, a.size() - 3) : a; };
+    return http::equals_ignore_case(without_default_port(authority), without_default_port(host));
+}
+
 bool bearer_token_matches(std::optional<std::string_view> authorization, std::string_view token) {
     constexpr std::string_view kScheme = "bearer ";
     if (!authorization || authorization->size() != kScheme.size() + token.size()) return false;
@@ -98,6 +111,9 @@ std::optional<AdminResponse> handle_admin_api(const AdminRequest& request, Backe
         AdminResponse r = error(405, "changes are made with POST");
         r.allow = "POST";
         return r;
+    }
+    if (request.origin && !is_same_origin(*request.origin, request.host)) {
+        return error(403, "cross-site request refused: its Origin is not this admin listener");
     }
     if (!token.empty() && !bearer_token_matches(request.authorization, token)) {
         AdminResponse r = error(401, "this admin API needs Authorization: Bearer <token>");

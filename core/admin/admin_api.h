@@ -30,6 +30,9 @@ struct AdminRequest {
     llhttp_method_t method = HTTP_GET;
     std::string_view target;
     std::optional<std::string_view> authorization;  // the Authorization header's value, when sent
+    // A browser's Origin header and the request's Host: a POST whose Origin names another site is refused.
+    std::optional<std::string_view> origin = std::nullopt;
+    std::string_view host = {};
 };
 
 struct AdminResponse {
@@ -43,6 +46,11 @@ struct AdminResponse {
 // `token` empty: no token is required.
 std::optional<AdminResponse> handle_admin_api(const AdminRequest& request, BackendControl& control,
                                               std::string_view token);
+
+// Whether a request that carries `origin` ("http://127.0.0.1:9090") comes from the page this listener serves: the
+// origin's host and port are the request's Host. A browser sends Origin with every cross-site POST, and a form or
+// fetch from any web page the operator opens could otherwise drain backends through a token-less admin API.
+bool is_same_origin(std::string_view origin, std::string_view host);
 
 // Whether `authorization` is "Bearer <token>", compared in time that does not depend on where they differ.
 bool bearer_token_matches(std::optional<std::string_view> authorization, std::string_view token);

@@ -88,6 +88,9 @@ class AdminConnection final : public http::MessageSink, public base::IntrusiveLi
             AdminRequest request{head.method, target, std::nullopt};
             std::string_view authorization;
             if (head.find("authorization", authorization)) request.authorization = authorization;
+            std::string_view origin;
+            if (head.find("origin", origin)) request.origin = origin;
+            head.find("host", request.host);
             if (std::optional<AdminResponse> answer =
                     handle_admin_api(request, *server_.api.control, server_.api.token)) {
                 std::string extra;

@@ -63,6 +63,13 @@ TEST_CASE("the admin API drains, disables, enables and reweighs a backend on eve
     CHECK(listing.header("Content-Type") == "application/json");
     CHECK(contains(listing.body, "{\"name\":\"" + a.address() + "\",\"state\":\"up\""));
 
+    SECTION("a cross-site POST is refused and changes nothing") {
+        Response r = admin(port, "POST", "/backends/" + a.address() + "/drain", "Origin: http://evil.example\r\n");
+        CHECK(r.status == 403);
+        CHECK(tally(lb.port())["a"] >= 15);
+        // The page's own origin (the Host it was loaded from) passes.
+        CHECK(admin(port, "POST", "/backends/" + a.address() + "/drain", "Origin: http://admin\r\n").status == 200);
+    }
     SECTION("drain") {
         Response r = admin(port, "POST", "/backends/" + a.address() + "/drain");
         CHECK(r.status == 200);

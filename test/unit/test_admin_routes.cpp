@@ -93,3 +93,22 @@ TEST_CASE("percent_decode and bearer_token_matches", "[admin][routes]") {
     CHECK_FALSE(bearer_token_matches(std::nullopt, "abc"));
     CHECK_FALSE(bearer_token_matches("Bearer\tabc", "abc"));
 }
+
+TEST_CASE("a POST from another site's page is refused; the status page's own and non-browser clients pass",
+          "[admin][routes]") {
+    RecordingControl control;
+    const std::string_view drain = "/backends/10.0.0.1:80/drain";
+    auto post = [&](std::optional<std::string_view> origin) {
+        return handle_admin_api({HTTP_POST, drain, std::nullopt, origin, "127.0.0.1:9090"}, control, "")->status;
+    };
+    CHECK(post(std::nullopt) == 200);  // curl sends no Origin
+    CHECK(post("http://127.0.0.1:9090") == 200);
+    CHECK(post("HTTP://127.0.0.1:9090") == 200);
+    CHECK(post("http://evil.example") == 403);
+    CHECK(post("http://127.0.0.1:9091") == 403);
+    CHECK(post("https://127.0.0.1:9090") == 403);
+    CHECK(post("null") == 403);
+    CHECK(control.calls.size() == 2);
+    CHECK(is_same_origin("http://localhost", "localhost:80"));
+    CHECK_FALSE(is_same_origin("http://localhost", ""));
+}
