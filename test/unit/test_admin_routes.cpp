@@ -94,7 +94,7 @@ TEST_CASE("percent_decode and bearer_token_matches", "[admin][routes]") {
     CHECK_FALSE(bearer_token_matches("Bearer\tabc", "abc"));
 }
 
-TEST_CASE("a POST from another site's page is refused; the status page's own and non-browser clients pass",
+TEST_CASE("a POST from another site's page is refused, the status page's own and non-browser clients pass",
           "[admin][routes]") {
     RecordingControl control;
     const std::string_view drain = "/backends/10.0.0.1:80/drain";
