@@ -1111,8 +1111,8 @@ health::HealthConfig read_health(const MapReader& top) {
 
 constexpr size_t kMaxRoutes = 100'000;
 
-// A pool's name appears in logs, /status and metric labels: keep it to what needs no quoting anywhere.
-bool is_pool_name(std::string_view name) {
+// A pool or route name appears in logs, /status and metric labels: keep it to what needs no quoting anywhere.
+bool is_plain_name(std::string_view name) {
     return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
         return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
     });
@@ -1152,7 +1152,7 @@ void read_pools(const MapReader& top, const net::TlsUpstreamConfig& upstream_tls
         }
         for (auto it = pools->value.begin(); it != pools->value.end(); ++it) {
             const std::string name = it->first.IsScalar() ? it->first.Scalar() : std::string();
-            if (!is_pool_name(name)) {
+            if (!is_plain_name(name)) {
                 fail_at(top.file(), it->first.Mark(),
                         fmt::format("pool names are letters, digits, '_', '-' and '.' (at most 64), got {}",
                                     describe(it->first)));
@@ -1322,9 +1322,22 @@ void read_routes(const MapReader& top, Config& config) {
     for (size_t i = 0; i < field->value.size(); ++i) {
         const YAML::Node& item = field->value[i];
         const std::string path = fmt::format("routes[{}]", i);
-        MapReader map(top.file(), item, path,
-                      {"match", "pool", "request_headers", "response_headers", "strip_prefix", "retries", "timeouts"});
+        MapReader map(
+            top.file(), item, path,
+            {"name", "match", "pool", "request_headers", "response_headers", "strip_prefix", "retries", "timeouts"});
         RouteConfig route;
+        route.name = path;
+        if (const Field* name = map.find("name")) {
+            route.name = map.scalar(*name, "a route name");
+            if (!is_plain_name(route.name)) {
+                map.fail(*name, fmt::format("'{}': route names are letters, digits, '_', '-' and '.' (at most 64), "
+                                            "got {}",
+                                            name->path, describe(name->value)));
+            }
+            for (const RouteConfig& earlier : config.routes) {
+                if (earlier.name == route.name) map.fail(*name, fmt::format("duplicate route name '{}'", route.name));
+            }
+        }
         route.line = item.Mark().line + 1;
         route.column = item.Mark().column + 1;
         const Field* pool = map.find("pool");

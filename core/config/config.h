@@ -136,6 +136,8 @@ struct PoolConfig {
 
 // One entry of `routes:`: the first whose `match` holds chooses the pool and what is done to the request.
 struct RouteConfig {
+    // Its `name:`, else "routes[N]": the `route` label of lb_route_responses_total.
+    std::string name;
     route::RouteMatch match;
     size_t pool = 0;  // index into Config::pools
     http::HeaderRewrite request_headers;

@@ -552,8 +552,7 @@ void ProxySession::on_response_complete() {
         const auto status = static_cast<unsigned>(exchange_->status);
         metrics.on_backend_response(exchange_->backend, metrics::method_class(method), status,
                                     now - exchange_->dispatched_ns);
-        metrics.on_response_sent(metrics::RequestMethodLabel::slot(method), status);
-        metrics.on_request_done(status, now - exchange_->started_ns);
+        count_response_sent(status);
     }
     if (shard_.access_log()) log_access(static_cast<unsigned>(exchange_->status));
 }
@@ -746,11 +745,12 @@ std::string_view ProxySession::request_id() const {
     return http::find_request_id(exchange_->request.head(), ids.header);
 }
 
-// lb's own answer to the request: counted like a backend's in lb_requests_total and the request duration. The method
-// is OTHER when lb refused the request before its head was whole.
+// A response to the request went to the client, a backend's or lb's own: counted in lb_requests_total, the request
+// duration and the route's responses. The method is OTHER when lb refused the request before its head was whole.
 void ProxySession::count_response_sent(unsigned status) {
     auto& metrics = shard_.metrics();
     if (!metrics.enabled()) return;
+    if (exchange_ && exchange_->route) shard_.count_route_response(*exchange_->route, status);
     const bool method_known = exchange_ && exchange_->request.head_complete();
     metrics.on_response_sent(
         method_known ? metrics::RequestMethodLabel::slot(llhttp_method_name(exchange_->request.head().method))

@@ -41,8 +41,7 @@ void ProxySession::begin_tunnel(const net::BufferRef& buffer, std::string_view r
         const char* method = llhttp_method_name(exchange_->request.head().method);
         metrics.on_backend_response(exchange_->backend, metrics::method_class(method), 101,
                                     now - exchange_->dispatched_ns);
-        metrics.on_response_sent(metrics::RequestMethodLabel::slot(method), 101);
-        metrics.on_request_done(101, now - exchange_->started_ns);
+        count_response_sent(101);
     }
     metrics.on_tunnel_opened();
     // The upgraded request's access log line, as lb_requests_total counts its 101: the head is in to_client_ (its

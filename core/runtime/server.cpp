@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "core/admin/admin_server.h"
+#include "core/admin/routing_metrics.h"
 #include "core/admin/status_page.h"
 #include "core/admin/tls_metrics.h"
 #include "core/proxy/outcome.h"
@@ -267,6 +268,7 @@ std::string Server::render_metrics() const {
     info.process = metrics::read_process_stats();
     std::vector<metrics::ExtraFamily> extra = tls_metric_families(context_->config, shards_);
     for (auto& family : admin_metric_families()) extra.push_back(std::move(family));
+    for (auto& family : routing_metric_families(context_->config, shards_)) extra.push_back(std::move(family));
     info.extra = extra;
     return metrics::render_prometheus(merge_all(shards_, health_.get()), info);
 }

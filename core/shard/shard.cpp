@@ -81,6 +81,7 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
         throw;
     }
     deadlines_.emplace(&loop_, deadline_lanes(context.config));
+    route_responses_ = std::make_unique<std::atomic<uint64_t>[]>(context.config.routes.size() * 5);
     // A route's own timeouts get lanes of their own; routes with the same length share one.
     for (const RouteConfig& route : context.config.routes) {
         auto lane = [&](const std::optional<Millis>& own, Lane base, DeadlineQueue::Fire fire) {

@@ -110,7 +110,7 @@ class Shard final : private Acceptor::Delegate,
     // The lane for a connect or upstream_response deadline of a request on `route` (its own timeout, or the
     // fixed lane).
     uint8_t route_lane(const RouteConfig& route, Lane lane) const {
-        const RouteLanes& lanes = route_lanes_[static_cast<size_t>(&route - context_.config.routes.data())];
+        const RouteLanes& lanes = route_lanes_[route_index(route)];
         return lane == Lane::connect ? lanes.connect : lanes.upstream_response;
     }
     metrics::ShardMetrics& metrics() { return metrics_; }
@@ -154,6 +154,17 @@ class Shard final : private Acceptor::Delegate,
     void dequeue(ProxySession* session);
     // Any thread: bytes held in read buffers and queued writes.
     uint64_t buffer_bytes() const { return budget_.used(); }
+
+    // Responses sent to clients for requests a route chose, by status class (1xx to 5xx): written by this shard,
+    // read by any thread at scrape time.
+    void count_route_response(const RouteConfig& route, unsigned status) {
+        const size_t code_class = std::min<size_t>(std::max<size_t>(status / 100, 1), 5) - 1;
+        auto& count = route_responses_[route_index(route) * 5 + code_class];
+        count.store(count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    uint64_t route_responses(size_t route, size_t code_class) const {
+        return route_responses_[route * 5 + code_class].load(std::memory_order_relaxed);
+    }
 
     // Any thread: counters for tests and operators (each written only by this shard).
     uint64_t connections_accepted() const { return accepted_.load(std::memory_order_relaxed); }
@@ -216,7 +227,11 @@ class Shard final : private Acceptor::Delegate,
         uint8_t connect;
         uint8_t upstream_response;
     };
-    std::vector<RouteLanes> route_lanes_;  // per route
+    std::vector<RouteLanes> route_lanes_;                       // per route
+    std::unique_ptr<std::atomic<uint64_t>[]> route_responses_;  // per route, 5 status classes each
+    size_t route_index(const RouteConfig& route) const {
+        return static_cast<size_t>(&route - context_.config.routes.data());
+    }
     metrics::ShardMetrics metrics_;
     std::unique_ptr<access_log::WorkerLog> access_log_;
     base::IntrusiveList<ProxySession> sessions_;

@@ -89,6 +89,12 @@ TEST_CASE("the issue's example: hosts, path prefixes and the catch-all reach the
     CHECK(request(lb.port(), "GET", "/static/app.js", "api.example.com").header("X-Backend-Id").rfind("api", 0) == 0);
     CHECK(request(lb.port(), "GET", "/static/app.js", "www.example.com").header("X-Backend-Id") == "static1");
     CHECK(request(lb.port(), "GET", "/static", "www.example.com").header("X-Backend-Id").rfind("web", 0) == 0);
+    // Responses per route and status class, and each backend's pool, in /metrics.
+    CHECK(lb.metric("lb_route_responses_total{route=\"routes[0]\",pool=\"api\",code=\"2xx\"}") == 9);
+    CHECK(lb.metric("lb_route_responses_total{route=\"routes[1]\",pool=\"static\",code=\"2xx\"}") == 1);
+    CHECK(lb.metric("lb_route_responses_total{route=\"routes[2]\",pool=\"web\",code=\"2xx\"}") == 9);
+    CHECK(lb.metric("lb_route_responses_total{route=\"routes[2]\",pool=\"web\",code=\"5xx\"}") == 0);
+    CHECK(lb.metric("lb_backend_pool_info{backend=\"" + b.address("static1") + "\",pool=\"static\"}") == 1);
     // /status names each backend's pool.
     const std::string status = http_get(lb.admin_port(), "/status").body;
     CHECK(status.find("\"name\":\"" + b.address("api2") + "\"") != std::string::npos);
@@ -111,6 +117,7 @@ TEST_CASE("each matcher and header action, strip_prefix, and a 404 when nothing 
                              "    pool: a\n"
                              "    response_headers: {set: {X-Served-By: a}, remove: [X-Conn-Id]}\n"
                              "  - match: {path: /exact}\n"
+                             "    name: exact\n"
                              "    pool: b\n"
                              "  - match: {method: POST, path_prefix: /upload/}\n"
                              "    pool: c\n"
@@ -137,6 +144,7 @@ TEST_CASE("each matcher and header action, strip_prefix, and a 404 when nothing 
     // path: exact, the query aside.
     CHECK(backend_of(request(lb.port(), "GET", "/exact?q=1", "h")) == "b");
     CHECK(request(lb.port(), "GET", "/exact/more", "h").status == 404);
+    CHECK(lb.metric("lb_route_responses_total{route=\"exact\",pool=\"b\",code=\"2xx\"}") == 1);
 
     // method and path_prefix together; strip_prefix takes /upload off what the backend sees.
     Response upload = http_exchange(lb.port(),

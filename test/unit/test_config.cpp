@@ -968,6 +968,11 @@ TEST_CASE("pool and route errors say where and what", "[config][routing]") {
                Contains("'X-Forwarded-For' cannot be changed: lb writes it"));
     CHECK_THAT(config_error_of(pools + "routes:\n  - pool: a\n    response_headers: {set: {X-A: \"a\\nb\"}}\n"),
                Contains("must not hold control characters"));
+    CHECK(config_error_of(pools + "routes:\n  - {name: x, pool: a}\n  - {name: x, pool: b}\n") ==
+          "t.yaml:6:12: duplicate route name 'x'");
+    CHECK_THAT(config_error_of(pools + "routes:\n  - {name: 'a\"b', pool: a}\n"),
+               Contains("route names are letters, digits"));
+    CHECK(load_config_string(pools + "routes:\n  - {name: api, pool: a}\n  - pool: b\n").routes[1].name == "routes[1]");
 }
 
 TEST_CASE("a route that can never match loads, with a warning at its line", "[config][routing]") {
