@@ -1045,9 +1045,10 @@ pool::BalancerOptions read_balancer(const MapReader& top) {
     return options;
 }
 
-QueueConfig read_queue(const MapReader& top) {
+// `queue:` at the top level, or a pool's, whose unset keys keep `base` (the top level's).
+QueueConfig read_queue(const MapReader& top, const QueueConfig& base = {}) {
     MapReader map = top.section("queue", {"size", "timeout"});
-    QueueConfig q;
+    QueueConfig q = base;
     map.read_integer<uint32_t>("size", q.size, 0, 1'000'000);
     map.read_duration("timeout", q.timeout);
     return q;
@@ -1165,12 +1166,23 @@ void read_pools(const MapReader& top, const net::TlsUpstreamConfig& upstream_tls
                             : fmt::format("duplicate pool '{}'", name));
             }
             const std::string path = "pools." + name;
-            MapReader map(top.file(), it->second, path,
-                          {"backends", "algorithm", "peak_ewma", "consistent_hash", "health", "retries"});
+            MapReader map(
+                top.file(), it->second, path,
+                {"backends", "algorithm", "peak_ewma", "consistent_hash", "health", "retries", "queue", "upstream"});
             const Field* backends = map.find("backends");
             if (!backends) map.fail_here(fmt::format("'{}.backends' is required", path));
             PoolConfig pool{name, list.backends.size(), 0};
-            read_backend_list(top.file(), *backends, config.pools.size(), upstream_tls, list, config.warnings);
+            // Its own `upstream:`, each key falling back to the top level's.
+            MapReader upstream = map.section("upstream", {"keepalive", "tls"});
+            if (upstream.find("keepalive")) {
+                pool.upstream_keepalive = config.upstream_keepalive;
+                upstream.read_integer_or<unsigned>("keepalive", *pool.upstream_keepalive, 0, 1'000'000, "unlimited",
+                                                   kUnlimited);
+            }
+            net::TlsUpstreamConfig pool_tls = upstream_tls;
+            if (const Field* tls = upstream.find("tls")) pool_tls = read_upstream_tls(upstream, *tls, config.warnings);
+            if (map.find("queue")) pool.queue = read_queue(map, config.queue);
+            read_backend_list(top.file(), *backends, config.pools.size(), pool_tls, list, config.warnings);
             pool.backend_count = list.backends.size() - pool.first_backend;
             if (map.find("algorithm") || map.find("peak_ewma") || map.find("consistent_hash")) {
                 pool.balancer = read_balancer(map);
@@ -1505,11 +1517,11 @@ Config read_config(const std::string& source, const YAML::Node& root) {
     top.read_integer<unsigned>("retries", config.retries, 0, 10);
     config.balancer = read_balancer(top);
     config.request_id = read_request_id(top);
+    config.queue = read_queue(top);
     read_pools(top, upstream_tls, config);
     read_routes(top, config);
     config.timeouts = read_timeouts(top);
     config.limits = read_limits(top);
-    config.queue = read_queue(top);
     config.health = read_health(top);
     config.admin = read_admin(top);
     top.section("metrics", {"enabled"}).read_bool("enabled", config.metrics_enabled);

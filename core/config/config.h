@@ -64,6 +64,7 @@ struct BackendConfig {
 struct QueueConfig {
     uint32_t size = 1024;   // requests waiting per shard; 0 = no queue: 503 at once
     Millis timeout{5'000};  // longest wait in the queue, then 503
+    bool operator==(const QueueConfig&) const = default;
 };
 
 // Defaults follow what nginx, HAProxy and Envoy operators are used to; lb.yaml documents each.
@@ -131,6 +132,9 @@ struct PoolConfig {
     // Its own `algorithm:` (and options) and `retries:`; unset: the top level's (Config::balancer_of, retries_of).
     std::optional<pool::BalancerOptions> balancer = std::nullopt;
     std::optional<unsigned> retries = std::nullopt;
+    // Its own `queue:` and `upstream: {keepalive}` (its `upstream.tls` is folded into its backends at load).
+    std::optional<QueueConfig> queue = std::nullopt;
+    std::optional<unsigned> upstream_keepalive = std::nullopt;
     bool operator==(const PoolConfig&) const = default;
 };
 
@@ -191,6 +195,10 @@ struct Config {
         return pools[pool].balancer ? *pools[pool].balancer : balancer;
     }
     unsigned retries_of(size_t pool) const { return pools[pool].retries.value_or(retries); }
+    const QueueConfig& queue_of(size_t pool) const { return pools[pool].queue ? *pools[pool].queue : queue; }
+    unsigned upstream_keepalive_of(size_t pool) const {
+        return pools[pool].upstream_keepalive.value_or(upstream_keepalive);
+    }
     // A Config built in code (tests) may leave `pools` empty: every backend is then in the pool "default".
     void add_default_pool_if_none() {
         if (pools.empty()) pools.push_back({"default", 0, backends.size()});

@@ -2,8 +2,8 @@
 
 namespace lb::core {
 
-IdleUpstreams::IdleUpstreams(size_t backends, size_t max_idle_per_backend)
-    : idle_(backends), max_idle_(max_idle_per_backend) {}
+IdleUpstreams::IdleUpstreams(std::vector<size_t> max_idle_per_backend)
+    : idle_(max_idle_per_backend.size()), max_idle_(std::move(max_idle_per_backend)) {}
 
 UpstreamConnection* IdleUpstreams::take(pool::BackendId backend) {
     while (UpstreamConnection* connection = idle_[backend].pop_front()) {
@@ -15,7 +15,7 @@ UpstreamConnection* IdleUpstreams::take(pool::BackendId backend) {
 
 void IdleUpstreams::put(UpstreamConnection* connection) {
     auto& list = idle_[connection->backend()];
-    if (list.size() >= max_idle_) {
+    if (list.size() >= max_idle_[connection->backend()]) {
         connection->close();
         return;
     }

@@ -12,9 +12,10 @@ namespace lb::core {
 
 class IdleUpstreams {
   public:
-    // `max_idle_per_backend`: kUnlimited keeps every connection that comes back, as HAProxy and Envoy do, so the
-    // pool follows demand (it can never exceed the connections open at the busiest moment).
-    IdleUpstreams(size_t backends, size_t max_idle_per_backend);
+    // `max_idle_per_backend`, per backend (its pool's upstream.keepalive): SIZE_MAX keeps every connection that
+    // comes back, as HAProxy and Envoy do, so the pool follows demand (it can never exceed the connections open at
+    // the busiest moment).
+    explicit IdleUpstreams(std::vector<size_t> max_idle_per_backend);
 
     // A usable idle connection to `backend`, detached from the pool, or nullptr.
     UpstreamConnection* take(pool::BackendId backend);
@@ -34,7 +35,7 @@ class IdleUpstreams {
     }
 
     std::vector<base::IntrusiveList<UpstreamConnection>> idle_;
-    size_t max_idle_;
+    std::vector<size_t> max_idle_;
     std::atomic<uint64_t> idle_total_{0};
 };
 

@@ -68,6 +68,11 @@ void ProxySession::arm(Lane lane) {
         shard_.deadlines().arm(*this, shard_.route_lane(*exchange_->route, lane));
         return;
     }
+    // And a pool's own queue.timeout.
+    if (exchange_ && lane == Lane::queue) {
+        shard_.deadlines().arm(*this, shard_.queue_lane(exchange_->pool));
+        return;
+    }
     shard_.deadlines().arm(*this, lane);
 }
 
@@ -367,7 +372,7 @@ void ProxySession::on_upstream_ready() {
 // while the connection was being made.
 void ProxySession::write_upstream_head() {
     const http::MessageHead& head = exchange_->request.head();
-    bool keep_alive = shard_.config().upstream_keepalive > 0;
+    bool keep_alive = shard_.config().upstream_keepalive_of(exchange_->pool) > 0;
     http::ForwardedFor forwarded{client_address_, "http", shard_.backend_name(exchange_->backend)};
     // The subject headers are lb's to set: a client's own never passes, on whichever listener it came (the
     // backends are the same behind every listener), and a verified certificate's subject does.
@@ -589,7 +594,7 @@ void ProxySession::finish_exchange(bool nothing_after_response) {
     // nothing the backend sent can be mistaken for the next response.
     bool reusable = nothing_after_response && exchange_->upstream_trusted && exchange_->upstream_keep_alive &&
                     exchange_->request_complete && upstream_->queued_bytes() == 0 &&
-                    shard_.config().upstream_keepalive > 0;
+                    shard_.config().upstream_keepalive_of(exchange_->pool) > 0;
     release_upstream(Outcome::answered, reusable);
     if (!exchange_->client_keep_alive || client_eof_) {
         // Nothing unread is left (the request was read whole, nothing pipelined after it): close as soon as the

@@ -69,6 +69,8 @@ class ProxySession final : public net::TransportEvents,
     void begin_drain();
     // From the shard's queue, on a later loop turn: a connection slot may be free now.
     void on_slot_free();
+    // The pool a request waiting in the shard's queue waits for.
+    size_t queued_pool() const { return exchange_ ? exchange_->pool : 0; }
     // Ends the connection at once, in-flight work abandoned (over TLS: no close_notify, so a cut response never
     // looks whole).
     void close();

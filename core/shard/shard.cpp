@@ -48,6 +48,17 @@ uint64_t request_id_seed(unsigned index) {
     return seed;
 }
 
+// Idle connections kept per backend: its pool's upstream.keepalive, else the top level's.
+std::vector<size_t> idle_limits(const Config& config) {
+    std::vector<size_t> limits;
+    for (const BackendConfig& backend : config.backends) {
+        const unsigned keep =
+            config.pools.empty() ? config.upstream_keepalive : config.upstream_keepalive_of(backend.pool);
+        limits.push_back(keep == kUnlimited ? SIZE_MAX : keep);
+    }
+    return limits;
+}
+
 http::HeadLimits request_limits(const Config& config) {
     return {config.limits.header_bytes, config.limits.header_count, config.limits.uri_bytes,
             config.limits.request_body_bytes};
@@ -59,7 +70,7 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
     : index_(index),
       context_(context),
       pools_(context.config, *context.backends, index),
-      idle_upstreams_(context.backends->size(), context.config.upstream_keepalive),
+      idle_upstreams_(idle_limits(context.config)),
       budget_(context.buffer_memory_per_shard != 0 ? context.buffer_memory_per_shard : SIZE_MAX),
       buffers_(budget_),
       writes_(budget_),
@@ -82,6 +93,12 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
     }
     deadlines_.emplace(&loop_, deadline_lanes(context.config));
     route_responses_ = std::make_unique<std::atomic<uint64_t>[]>(context.config.routes.size() * 5);
+    // A pool's own queue.timeout gets a lane of its own length.
+    queued_per_pool_.assign(context.config.pools.size(), 0);
+    for (size_t p = 0; p < context.config.pools.size(); ++p) {
+        pool_queue_lanes_.push_back(deadlines_->add_lane(
+            {static_cast<uint64_t>(context.config.queue_of(p).timeout.count()), &ProxySession::on_queue_deadline}));
+    }
     // A route's own timeouts get lanes of their own; routes with the same length share one.
     for (const RouteConfig& route : context.config.routes) {
         auto lane = [&](const std::optional<Millis>& own, Lane base, DeadlineQueue::Fire fire) {
@@ -274,7 +291,9 @@ void Shard::on_later(uv_idle_t* idle) {
     uv_idle_stop(idle);
     // One finished request frees at most one slot: wake that many waiters, the oldest first.
     for (; self->slots_freed_ > 0 && !self->queue_.empty(); --self->slots_freed_) {
-        self->queue_.pop_back()->on_slot_free();
+        ProxySession* waiter = self->queue_.pop_back();
+        --self->queued_per_pool_[waiter->queued_pool()];
+        waiter->on_slot_free();
     }
     self->slots_freed_ = 0;
     // Transports holding input their owners asked for again.
@@ -332,13 +351,19 @@ void Shard::finish_request(pool::BackendId backend, const pool::Result& result,
     }
 }
 
+// One list for every pool, oldest at the back, each pool's share bounded by its own queue.size.
 bool Shard::enqueue(ProxySession* session) {
-    if (queue_.size() >= context_.config.queue.size) return false;
+    const size_t pool = session->queued_pool();
+    if (queued_per_pool_[pool] >= context_.config.queue_of(pool).size) return false;
     queue_.push_front(session);
+    ++queued_per_pool_[pool];
     return true;
 }
 
-void Shard::dequeue(ProxySession* session) { queue_.remove(session); }
+void Shard::dequeue(ProxySession* session) {
+    queue_.remove(session);
+    --queued_per_pool_[session->queued_pool()];
+}
 
 void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generation) {
     if (backend >= pools_.backend_count() || generation < health_generation_[backend]) return;

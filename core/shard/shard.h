@@ -109,6 +109,7 @@ class Shard final : private Acceptor::Delegate,
     DeadlineQueue& deadlines() { return *deadlines_; }
     // The lane for a connect or upstream_response deadline of a request on `route` (its own timeout, or the
     // fixed lane).
+    uint8_t queue_lane(size_t pool) const { return pool_queue_lanes_[pool]; }
     uint8_t route_lane(const RouteConfig& route, Lane lane) const {
         const RouteLanes& lanes = route_lanes_[route_index(route)];
         return lane == Lane::connect ? lanes.connect : lanes.upstream_response;
@@ -236,8 +237,10 @@ class Shard final : private Acceptor::Delegate,
     std::unique_ptr<access_log::WorkerLog> access_log_;
     base::IntrusiveList<ProxySession> sessions_;
     base::IntrusiveList<ProxySession, QueueTag> queue_;  // oldest at the back
-    size_t slots_freed_ = 0;                             // queued requests to wake on the next turn
-    bool memory_relieved_ = false;                       // memory waiters and the acceptor to resume on the next turn
+    std::vector<size_t> queued_per_pool_;
+    std::vector<uint8_t> pool_queue_lanes_;  // per pool: the lane of its queue.timeout
+    size_t slots_freed_ = 0;                 // queued requests to wake on the next turn
+    bool memory_relieved_ = false;           // memory waiters and the acceptor to resume on the next turn
     base::LogThrottle resource_log_;
     std::vector<uint64_t> health_generation_;  // of the last transition applied, per backend
     bool draining_ = false;

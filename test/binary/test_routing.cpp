@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "demo/demo_backend.h"
@@ -252,6 +253,63 @@ TEST_CASE("a route's own upstream_response timeout applies to its requests only"
     Response other = request(lb.port(), "GET", "/?delay_ms=1500", "h");
     CHECK(other.status == 200);
     CHECK(lb.metric("lb_errors_total{kind=\"upstream_timeout\"}") == 1);
+    lb.process().signal(SIGTERM);
+    CHECK(lb.process().wait() == 0);
+}
+
+TEST_CASE("a pool's own queue and upstream keepalive apply to its requests only", "[routing]") {
+    Backends b({"tight", "roomy", "fresh", "kept"});
+    // Each of `tight` and `roomy` takes one request at a time (max_connections 1, one worker); `tight`'s pool has no
+    // queue, `roomy`'s the top level's. `fresh`'s pool keeps no idle connection, `kept`'s keeps them all.
+    const std::string yaml =
+        "listen: 127.0.0.1:0\nworkers: 1\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n"
+        "queue: {size: 10, timeout: 20s}\n"
+        "pools:\n"
+        "  tight: {backends: [{address: " +
+        b.address("tight") +
+        ", max_connections: 1}], queue: {size: 0}}\n"
+        "  roomy: {backends: [{address: " +
+        b.address("roomy") +
+        ", max_connections: 1}]}\n"
+        "  fresh: {backends: [" +
+        b.address("fresh") +
+        "], upstream: {keepalive: 0}}\n"
+        "  kept: {backends: [" +
+        b.address("kept") +
+        "]}\n"
+        "routes:\n"
+        "  - {match: {path_prefix: /tight/}, pool: tight}\n"
+        "  - {match: {path_prefix: /roomy/}, pool: roomy}\n"
+        "  - {match: {path_prefix: /fresh/}, pool: fresh}\n"
+        "  - {pool: kept}\n";
+    RunningLb lb("routing-pool-settings", yaml);
+    const uint16_t port = lb.port();
+    auto in_flight = [&](const std::string& backend) {
+        return lb.metric("lb_backend_upstream_connections_active{backend=\"" + b.address(backend) + "\"}") == 1;
+    };
+    for (const std::string pool : {"tight", "roomy"}) {
+        INFO(pool);
+        int slow_status = 0;
+        std::thread slow([&] {
+            slow_status =
+                status_of(port, "GET /" + pool + "/?delay_ms=1500 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        });
+        wait_until([&] { return in_flight(pool); }, "the slow request to be in flight");
+        const int second = request(port, "GET", "/" + pool + "/", "h").status;
+        slow.join();
+        CHECK(slow_status == 200);
+        // No queue: 503 at once. The top level's queue: it waits for the slot and is served.
+        CHECK(second == (pool == "tight" ? 503 : 200));
+    }
+
+    // Keep-alive towards the backend: X-Conn-Request counts the requests a backend connection has carried.
+    std::string fresh, kept;
+    for (int i = 0; i < 3; ++i) {
+        fresh += request(port, "GET", "/fresh/", "h").header("X-Conn-Request");
+        kept += request(port, "GET", "/", "h").header("X-Conn-Request");
+    }
+    CHECK(fresh == "111");
+    CHECK(kept == "123");
     lb.process().signal(SIGTERM);
     CHECK(lb.process().wait() == 0);
 }

@@ -987,3 +987,20 @@ TEST_CASE("a route that can never match loads, with a warning at its line", "[co
     CHECK(c.warnings[0].to_string() ==
           "t.yaml:4:5: 'routes[1]' can never match: 'routes[0]' (line 3) takes every request it would");
 }
+
+TEST_CASE("a pool's queue and upstream keys fall back to the top level's one by one", "[config][routing]") {
+    Config c = load_config_string(
+        "queue: {size: 50, timeout: 3s}\nupstream: {keepalive: 8}\n"
+        "backends: [127.0.0.1:9001]\n"
+        "pools:\n"
+        "  a: {backends: [127.0.0.1:9002], queue: {timeout: 1s}, upstream: {keepalive: unlimited}}\n"
+        "  b: {backends: [127.0.0.1:9003], upstream: {tls: true}}\n");
+    CHECK(c.queue_of(0) == lb::core::QueueConfig{50, 3s});
+    CHECK(c.queue_of(1) == lb::core::QueueConfig{50, 1s});
+    CHECK(c.queue_of(2) == lb::core::QueueConfig{50, 3s});
+    CHECK(c.upstream_keepalive_of(0) == 8);
+    CHECK(c.upstream_keepalive_of(1) == lb::core::kUnlimited);
+    CHECK(c.upstream_keepalive_of(2) == 8);
+    CHECK_FALSE(c.backends[1].tls.enabled);
+    CHECK(c.backends[2].tls.enabled);  // its pool's upstream.tls
+}
