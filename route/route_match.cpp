@@ -53,8 +53,13 @@ std::string stripped_target(std::string_view target, std::string_view prefix) {
     split_absolute_form(target, authority, origin_form);
     if (!origin_form.starts_with(prefix)) return {};
     std::string_view rest = origin_form.substr(prefix.size());
-    std::string out;
-    out.reserve(rest.size() + 1);
+    // "//evil.example/x" would read as a scheme-relative reference to some backends: one '/' starts the path.
+    while (rest.starts_with("//")) rest.remove_prefix(1);
+    // An absolute-form target keeps its scheme and authority: they chose the route, and the backend must see the
+    // same host (RFC 9112 §3.2.2), not the client's Host field.
+    // (A target with neither path nor query, "http://h", has its origin form "/" from outside it.)
+    const bool inside = origin_form.data() >= target.data() && origin_form.data() <= target.data() + target.size();
+    std::string out(inside ? target.substr(0, static_cast<size_t>(origin_form.data() - target.data())) : target);
     if (!rest.starts_with('/')) out.push_back('/');
     out.append(rest);
     return out;

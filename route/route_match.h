@@ -60,8 +60,9 @@ inline bool matches(const RouteMatch& match, const RouteRequest& request) {
 }
 
 // The request target with `prefix` taken off the front of its path (`strip_prefix:`), as the backend should see
-// it: "/static/app.js?v=1" less "/static" is "/app.js?v=1", and a path left empty or without its leading '/' gets
-// one. An absolute-form target becomes origin-form. Empty when the path does not start with `prefix`.
+// it: "/static/app.js?v=1" less "/static" is "/app.js?v=1"; a path left empty or without its leading '/' gets one,
+// and one left with several leading '/' keeps one. An absolute-form target keeps its scheme and authority. Empty
+// when the path does not start with `prefix`.
 std::string stripped_target(std::string_view target, std::string_view prefix);
 
 // Whether every request `later` matches is also matched by `earlier`, so a route with `later` after one with

@@ -973,8 +973,9 @@ Limits read_limits(const MapReader& top) {
 // `algorithm:` with its `peak_ewma:` and `consistent_hash:` sections. Each value is checked with the pool's own
 // check_balancer_options(), so the config accepts exactly what make_balancer() can build, and the message
 // points at the key that is wrong.
-pool::BalancerOptions read_balancer(const MapReader& top) {
-    pool::BalancerOptions options;
+// `base`: what the keys left out keep (a pool's: the top level's).
+pool::BalancerOptions read_balancer(const MapReader& top, const pool::BalancerOptions& base = {}) {
+    pool::BalancerOptions options = base;
     // Fails at `field` if the options so far, with this one value changed, are not something the pool can use.
     auto check = [&](const Field& field) {
         if (std::optional<std::string> error = pool::check_balancer_options(options)) {
@@ -1110,7 +1111,8 @@ health::HealthConfig read_health(const MapReader& top) {
 // ---------------------------------------------------------------------------------------------------------------
 // Pools and routes.
 
-constexpr size_t kMaxRoutes = 100'000;
+// The shadowed-route check is quadratic: 10,000 routes still check in about a second.
+constexpr size_t kMaxRoutes = 10'000;
 
 // A pool or route name appears in logs, /status and metric labels: keep it to what needs no quoting anywhere.
 bool is_plain_name(std::string_view name) {
@@ -1185,7 +1187,7 @@ void read_pools(const MapReader& top, const net::TlsUpstreamConfig& upstream_tls
             read_backend_list(top.file(), *backends, config.pools.size(), pool_tls, list, config.warnings);
             pool.backend_count = list.backends.size() - pool.first_backend;
             if (map.find("algorithm") || map.find("peak_ewma") || map.find("consistent_hash")) {
-                pool.balancer = read_balancer(map);
+                pool.balancer = read_balancer(map, config.balancer);
             }
             map.read_integer<unsigned>("retries", pool.retries, 0, 10);
             apply_pool_health(read_check_overrides(map), list.backends, pool.first_backend);
@@ -1193,6 +1195,18 @@ void read_pools(const MapReader& top, const net::TlsUpstreamConfig& upstream_tls
         }
     }
     config.backends = std::move(list.backends);
+    // Each distinct queue.timeout of a pool is a timer lane in every worker, as routes' own timeouts are.
+    std::vector<Millis> lengths;
+    for (const PoolConfig& pool : config.pools) {
+        if (pool.queue && std::find(lengths.begin(), lengths.end(), pool.queue->timeout) == lengths.end()) {
+            lengths.push_back(pool.queue->timeout);
+        }
+    }
+    constexpr size_t kMostPoolQueueTimeouts = 40;
+    if (lengths.size() > kMostPoolQueueTimeouts) {
+        top.fail(*pools, fmt::format("pools use {} different queue.timeout lengths; at most {}", lengths.size(),
+                                     kMostPoolQueueTimeouts));
+    }
 }
 
 // A route's `host:` as requests are compared with it: lower-case, no port, "*." only as the first label.
@@ -1264,7 +1278,8 @@ http::HeaderRewrite read_header_rewrite(const MapReader& route, std::string_view
                                         const Config& config) {
     MapReader map = route.section(key, {"set", "add", "remove"});
     http::HeaderRewrite rewrite;
-    auto check_name = [&](const MapReader& where, const Field& field, const std::string& name, bool removing) {
+    auto check_name = [&](const MapReader& where, const Field& field, const std::string& name, bool removing,
+                          bool adding) {
         if (!is_field_name(name)) {
             where.fail(field, fmt::format("'{}': {} is not a header name", field.path, describe(YAML::Node(name))));
         }
@@ -1273,10 +1288,22 @@ http::HeaderRewrite read_header_rewrite(const MapReader& route, std::string_view
         std::string reason;
         if (http::is_framing_field(lower)) reason = "lb writes the fields that frame messages and connections";
         if (request && (lower == "x-forwarded-for" || lower == "x-forwarded-proto")) reason = "lb writes it";
-        if (request && config.request_id.enabled && http::equals_ignore_case(lower, config.request_id.header)) {
+        if (config.request_id.enabled && http::equals_ignore_case(lower, config.request_id.header)) {
             reason = "it carries the request id";
         }
-        if (request && removing && lower == "host") reason = "an HTTP/1.1 request needs one; 'set' it instead";
+        for (const ListenerConfig& listener : config.listeners) {
+            if (request && listener.tls && http::equals_ignore_case(lower, listener.tls->client_subject_header)) {
+                reason = "lb sets it from the client certificate";
+            }
+        }
+        if (request && lower == "host" && (removing || adding)) {
+            reason = "an HTTP/1.1 request has exactly one; 'set' it instead";
+        }
+        for (const auto* written : {&rewrite.set, &rewrite.add}) {
+            for (const auto& [earlier, value] : *written) {
+                if (http::equals_ignore_case(earlier, name)) reason = "it is already set or added by this route";
+            }
+        }
         if (!reason.empty())
             where.fail(field, fmt::format("'{}': '{}' cannot be changed: {}", field.path, name, reason));
     };
@@ -1291,7 +1318,7 @@ http::HeaderRewrite read_header_rewrite(const MapReader& route, std::string_view
             Field entry{child_path(field->path, it->first.IsScalar() ? it->first.Scalar() : "?"), it->first,
                         it->second};
             std::string name = scalar_text(map.file(), Field{entry.path, it->first, it->first}, "a header name");
-            check_name(map, entry, name, false);
+            check_name(map, entry, name, false, std::string_view(which) == "add");
             std::string value = scalar_text(map.file(), entry, "a header value");
             const bool clean = std::none_of(value.begin(), value.end(), [](char c) {
                 return (static_cast<unsigned char>(c) < ' ' && c != '\t') || c == 0x7f;
@@ -1308,7 +1335,7 @@ http::HeaderRewrite read_header_rewrite(const MapReader& route, std::string_view
         for (size_t i = 0; i < field->value.size(); ++i) {
             Field entry{fmt::format("{}[{}]", field->path, i), field->value[i], field->value[i]};
             std::string name = scalar_text(map.file(), entry, "a header name");
-            check_name(map, entry, name, true);
+            check_name(map, entry, name, true, false);
             rewrite.remove.push_back(std::move(name));
         }
     }
@@ -1375,7 +1402,8 @@ void read_routes(const MapReader& top, Config& config) {
         timeouts.read_duration("upstream_response", route.upstream_response_timeout);
         config.routes.push_back(std::move(route));
     }
-    // Each distinct length of a route's own timeout is a timer lane in every worker: keep them few.
+    // Each distinct length of a route's own timeout is a timer lane (two: connect and response) in every worker,
+    // and a worker has at most DeadlineQueue::kMaxLanes: keep them few.
     std::vector<Millis> lengths;
     for (const RouteConfig& route : config.routes) {
         for (const std::optional<Millis>& own : {route.connect_timeout, route.upstream_response_timeout}) {

@@ -94,7 +94,8 @@ Shard::Shard(unsigned index, const ServerContext& context, std::vector<int> list
     deadlines_.emplace(&loop_, deadline_lanes(context.config));
     route_responses_ = std::make_unique<std::atomic<uint64_t>[]>(context.config.routes.size() * 5);
     // A pool's own queue.timeout gets a lane of its own length.
-    queued_per_pool_.assign(context.config.pools.size(), 0);
+    queues_.resize(context.config.pools.size());
+    slots_freed_.assign(context.config.pools.size(), 0);
     for (size_t p = 0; p < context.config.pools.size(); ++p) {
         pool_queue_lanes_.push_back(deadlines_->add_lane(
             {static_cast<uint64_t>(context.config.queue_of(p).timeout.count()), &ProxySession::on_queue_deadline}));
@@ -289,13 +290,15 @@ void Shard::run_later() {
 void Shard::on_later(uv_idle_t* idle) {
     auto* self = static_cast<Shard*>(idle->data);
     uv_idle_stop(idle);
-    // One finished request frees at most one slot: wake that many waiters, the oldest first.
-    for (; self->slots_freed_ > 0 && !self->queue_.empty(); --self->slots_freed_) {
-        ProxySession* waiter = self->queue_.pop_back();
-        --self->queued_per_pool_[waiter->queued_pool()];
-        waiter->on_slot_free();
+    // One finished request frees at most one slot in its pool: wake that many of the pool's waiters, the oldest
+    // first. A waiter that still finds every backend full waits again.
+    for (size_t pool = 0; pool < self->queues_.size(); ++pool) {
+        auto& queue = self->queues_[pool];
+        for (size_t& freed = self->slots_freed_[pool]; freed > 0 && !queue.empty(); --freed) {
+            queue.pop_back()->on_slot_free();
+        }
+        self->slots_freed_[pool] = 0;
     }
-    self->slots_freed_ = 0;
     // Transports holding input their owners asked for again.
     while (net::Transport* transport = self->deferred_.pop_back()) transport->on_later_turn();
     if (self->memory_relieved_) {
@@ -345,24 +348,22 @@ void Shard::finish_request(pool::BackendId backend, const pool::Result& result,
                            std::optional<health::PassiveOutcome> passive) {
     pools_.on_finish(backend, result);
     if (context_.health && passive) context_.health->report_passive(backend, *passive);
-    if (!queue_.empty()) {
-        ++slots_freed_;
+    if (const size_t pool = pools_.pool_of(backend); !queues_[pool].empty()) {
+        ++slots_freed_[pool];
         run_later();
     }
 }
 
-// One list for every pool, oldest at the back, each pool's share bounded by its own queue.size.
+// A list per pool, oldest at the back, bounded by the pool's queue.size.
 bool Shard::enqueue(ProxySession* session) {
     const size_t pool = session->queued_pool();
-    if (queued_per_pool_[pool] >= context_.config.queue_of(pool).size) return false;
-    queue_.push_front(session);
-    ++queued_per_pool_[pool];
+    if (queues_[pool].size() >= context_.config.queue_of(pool).size) return false;
+    queues_[pool].push_front(session);
     return true;
 }
 
 void Shard::dequeue(ProxySession* session) {
-    queue_.remove(session);
-    --queued_per_pool_[session->queued_pool()];
+    queues_[session->queued_pool()].remove(session);  // nothing when it is no longer queued
 }
 
 void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generation) {
@@ -378,9 +379,9 @@ void Shard::apply_health(pool::BackendId backend, bool healthy, uint64_t generat
         uint64_t tick = std::max<uint64_t>(50, static_cast<uint64_t>(context_.config.health.slow_start.count()) / 20);
         uv_timer_start(&slow_start_timer_, &Shard::on_slow_start_tick, tick, tick);
     }
-    if (healthy && !queue_.empty()) {
-        // A backend came back: requests waiting for a slot may find one there.
-        slots_freed_ = queue_.size();
+    if (healthy && !queues_[pool].empty()) {
+        // A backend came back: requests waiting for a slot in its pool may find one there.
+        slots_freed_[pool] = queues_[pool].size();
         run_later();
     }
     health_applied_ns_for_test_.store(uv_hrtime(), std::memory_order_release);
@@ -391,9 +392,9 @@ void Shard::apply_admin(pool::BackendId backend, const pool::AdminOverride& admi
     pools_.set_admin(backend, admin);
     metrics_.set_backend_weight(backend, pools_.weight(backend));
     if (admin.state == pool::AdminState::disabled) idle_upstreams_.close_backend(backend);
-    if (pool::takes_new_requests(admin.state) && !queue_.empty()) {
-        // Requests waiting for a slot may find one on the backend that is back or weighs more.
-        slots_freed_ = queue_.size();
+    if (const size_t pool = pools_.pool_of(backend); pool::takes_new_requests(admin.state) && !queues_[pool].empty()) {
+        // Requests waiting for a slot in its pool may find one on the backend that is back or weighs more.
+        slots_freed_[pool] = queues_[pool].size();
         run_later();
     }
 }

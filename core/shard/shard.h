@@ -236,11 +236,12 @@ class Shard final : private Acceptor::Delegate,
     metrics::ShardMetrics metrics_;
     std::unique_ptr<access_log::WorkerLog> access_log_;
     base::IntrusiveList<ProxySession> sessions_;
-    base::IntrusiveList<ProxySession, QueueTag> queue_;  // oldest at the back
-    std::vector<size_t> queued_per_pool_;
-    std::vector<uint8_t> pool_queue_lanes_;  // per pool: the lane of its queue.timeout
-    size_t slots_freed_ = 0;                 // queued requests to wake on the next turn
-    bool memory_relieved_ = false;           // memory waiters and the acceptor to resume on the next turn
+    // Per pool: the requests waiting for a connection slot (oldest at the back), how many of them to wake on the
+    // next turn, and the lane of the pool's queue.timeout.
+    std::vector<base::IntrusiveList<ProxySession, QueueTag>> queues_;
+    std::vector<size_t> slots_freed_;
+    std::vector<uint8_t> pool_queue_lanes_;
+    bool memory_relieved_ = false;  // memory waiters and the acceptor to resume on the next turn
     base::LogThrottle resource_log_;
     std::vector<uint64_t> health_generation_;  // of the last transition applied, per backend
     bool draining_ = false;

@@ -963,7 +963,14 @@ TEST_CASE("pool and route errors say where and what", "[config][routing]") {
         config_error_of(pools + "routes:\n  - pool: a\n    request_headers: {set: {Content-Length: '0'}}\n"),
         Contains("'Content-Length' cannot be changed: lb writes the fields that frame messages and connections"));
     CHECK_THAT(config_error_of(pools + "routes:\n  - pool: a\n    request_headers: {remove: [host]}\n"),
-               Contains("'host' cannot be changed: an HTTP/1.1 request needs one; 'set' it instead"));
+               Contains("'host' cannot be changed: an HTTP/1.1 request has exactly one; 'set' it instead"));
+    CHECK_THAT(config_error_of(pools + "routes:\n  - pool: a\n    request_headers: {add: {Host: x}}\n"),
+               Contains("'Host' cannot be changed: an HTTP/1.1 request has exactly one; 'set' it instead"));
+    CHECK_THAT(
+        config_error_of(pools + "routes:\n  - pool: a\n    request_headers: {set: {X-A: '1'}, add: {x-a: '2'}}\n"),
+        Contains("'x-a' cannot be changed: it is already set or added by this route"));
+    CHECK_THAT(config_error_of(pools + "routes:\n  - pool: a\n    response_headers: {set: {X-Request-Id: x}}\n"),
+               Contains("'X-Request-Id' cannot be changed: it carries the request id"));
     CHECK_THAT(config_error_of(pools + "routes:\n  - pool: a\n    request_headers: {add: {X-Forwarded-For: x}}\n"),
                Contains("'X-Forwarded-For' cannot be changed: lb writes it"));
     CHECK_THAT(config_error_of(pools + "routes:\n  - pool: a\n    response_headers: {set: {X-A: \"a\\nb\"}}\n"),
@@ -986,6 +993,17 @@ TEST_CASE("a route that can never match loads, with a warning at its line", "[co
     REQUIRE(c.warnings.size() == 1);
     CHECK(c.warnings[0].to_string() ==
           "t.yaml:4:5: 'routes[1]' can never match: 'routes[0]' (line 3) takes every request it would");
+}
+
+TEST_CASE("a pool's algorithm options fall back to the top level's", "[config][routing]") {
+    Config c = load_config_string(
+        "algorithm: consistent_hash\nconsistent_hash: {key: header, name: X-User}\n"
+        "pools:\n  a: {backends: [127.0.0.1:9001], consistent_hash: {key: cookie, name: sid}}\n"
+        "  b: {backends: [127.0.0.1:9002], retries: 1}\n"
+        "routes:\n  - pool: a\n");
+    CHECK(c.balancer_of(0).algorithm == "consistent_hash");
+    CHECK(c.balancer_of(0).consistent_hash.key_name == "sid");
+    CHECK(c.balancer_of(1).consistent_hash.key_name == "X-User");
 }
 
 TEST_CASE("a pool's queue and upstream keys fall back to the top level's one by one", "[config][routing]") {

@@ -154,3 +154,17 @@ TEST_CASE("a route whose every request an earlier route takes is reported as sha
     for (const auto& s : shadowed) found.emplace_back(s.route, s.by);
     CHECK(found == std::vector<std::pair<size_t, size_t>>{{1, 0}, {3, 2}, {6, 5}, {9, 8}, {12, 11}});
 }
+
+TEST_CASE("strip_prefix leaves a target the backend reads as the same resource", "[route]") {
+    using route::stripped_target;
+    CHECK(stripped_target("/static/app.js?v=1", "/static") == "/app.js?v=1");
+    CHECK(stripped_target("/static/app.js", "/static/") == "/app.js");
+    CHECK(stripped_target("/static", "/static") == "/");
+    CHECK(stripped_target("/static?x", "/static") == "/?x");
+    CHECK(stripped_target("/api//evil.example/x", "/api") == "/evil.example/x");  // never scheme-relative
+    CHECK(stripped_target("/other", "/static").empty());
+    // Absolute form keeps the authority that chose the route.
+    CHECK(stripped_target("http://a.example/api/v1?q", "/api") == "http://a.example/v1?q");
+    CHECK(stripped_target("http://a.example", "/") == "http://a.example/");
+    CHECK(stripped_target("http://a.example?q", "/api").empty());
+}
