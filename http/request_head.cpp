@@ -127,11 +127,12 @@ BodyFraming client_response_framing(const MessageHead& request, const MessageHea
     return request.is_http10() ? BodyFraming::until_close : BodyFraming::chunked;
 }
 
-void write_client_response_head(const MessageHead& response, BodyFraming framing, bool client_http10, bool keep_alive,
-                                std::string& out, AddedField added, const HeaderRewrite* rewrite) {
-    fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} ", response.status);
-    out.append(response.reason());
-    out.append("\r\n");
+namespace {
+
+// A response's end-to-end fields as the client gets them: hop-by-hop ones dropped, the route's rewrite applied, and
+// `added` last, replacing any field of its name.
+void append_end_to_end_fields(const MessageHead& response, AddedField added, const HeaderRewrite* rewrite,
+                              std::string& out) {
     for (size_t i = 0; i < response.field_count(); ++i) {
         auto f = response.field(i);
         if (is_dropped_when_forwarding(response, f.name)) continue;
@@ -141,6 +142,16 @@ void write_client_response_head(const MessageHead& response, BodyFraming framing
     }
     if (rewrite) rewrite->append_fields(out);
     if (!added.name.empty()) append_field(out, added.name, added.value);
+}
+
+}  // namespace
+
+void write_client_response_head(const MessageHead& response, BodyFraming framing, bool client_http10, bool keep_alive,
+                                std::string& out, AddedField added, const HeaderRewrite* rewrite) {
+    fmt::format_to(std::back_inserter(out), "HTTP/1.1 {} ", response.status);
+    out.append(response.reason());
+    out.append("\r\n");
+    append_end_to_end_fields(response, added, rewrite, out);
     append_framing(out, framing, response.content_length);
     if (!keep_alive) {
         out.append("Connection: close\r\n");
@@ -155,13 +166,7 @@ void write_switching_protocols_head(const MessageHead& response, std::string_vie
     fmt::format_to(std::back_inserter(out), "HTTP/1.1 101 ");
     out.append(response.reason());
     out.append("\r\n");
-    for (size_t i = 0; i < response.field_count(); ++i) {
-        auto f = response.field(i);
-        if (is_dropped_when_forwarding(response, f.name)) continue;
-        if (!added.name.empty() && equals_ignore_case(f.name, added.name)) continue;
-        append_field(out, f.name, f.value);
-    }
-    if (!added.name.empty()) append_field(out, added.name, added.value);
+    append_end_to_end_fields(response, added, nullptr, out);
     append_field(out, "Upgrade", protocols);
     out.append("Connection: upgrade\r\n\r\n");
 }
