@@ -9,19 +9,18 @@ namespace lb::route {
 namespace {
 
 // "Example.COM:8080" -> "example.com"; "[::1]:80" -> "[::1]"; one trailing dot goes ("example.com." names the same
-// host, and nginx drops it too).
-std::string normalized_host(std::string_view authority) {
+// host, and nginx drops it too). Written into `host`, whose storage a recycled exchange keeps.
+void normalize_host(std::string_view authority, std::string& host) {
     if (authority.starts_with('[')) {
         authority = authority.substr(0, authority.find(']') + 1);
     } else {
         authority = authority.substr(0, authority.find(':'));
     }
     if (authority.ends_with('.')) authority.remove_suffix(1);
-    std::string host(authority);
+    host.assign(authority);
     for (char& c : host) {
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
     }
-    return host;
 }
 
 // For "http://a.example/x?y": the authority "a.example" and the path "/x?y". Origin-form targets have neither.
@@ -43,7 +42,7 @@ RouteRequest RouteRequestStorage::take(const http::MessageHead& head) {
     std::string_view authority;
     std::string_view path_and_query = target;
     if (!split_absolute_form(target, authority, path_and_query)) head.find("host", authority);
-    host_ = normalized_host(authority);
+    normalize_host(authority, host_);
     return {host_, path_and_query.substr(0, path_and_query.find('?')), llhttp_method_name(head.method), &head};
 }
 
