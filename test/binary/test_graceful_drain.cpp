@@ -12,15 +12,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -120,6 +124,32 @@ int socket_error(int fd) {
     return error;
 }
 
+// The value of a response head's field, matched without regard to case; nullopt when the head has none. Written by
+// hand because the loops below run on threads of their own: compiling a std::regex fills libstdc++'s shared ctype
+// cache unsynchronised, which TSan reports as a race between two loops.
+bool equals_ignoring_case(std::string_view a, std::string_view b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+        return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+    });
+}
+
+std::optional<std::string> head_field(const std::string& head, std::string_view name) {
+    size_t line = head.find("\r\n");
+    while (line != std::string::npos && line + 2 < head.size()) {
+        size_t start = line + 2;
+        size_t end = head.find("\r\n", start);
+        if (end == std::string::npos) break;
+        size_t colon = head.find(':', start);
+        if (colon != std::string::npos && colon < end &&
+            equals_ignoring_case(std::string_view(head).substr(start, colon - start), name)) {
+            size_t value = head.find_first_not_of(" \t", colon + 1);
+            return value < end ? head.substr(value, end - value) : std::string();
+        }
+        line = end;
+    }
+    return std::nullopt;
+}
+
 // One keep-alive connection that sends GETs one after the other, each as soon as the previous response is whole,
 // until lb answers one with Connection: close; then it reads on to see how the connection ends. It runs on its own
 // thread, so it makes no Catch calls: the test checks what it recorded afterwards.
@@ -175,16 +205,16 @@ class KeepAliveLoop {
                 }
             }
             std::string head = in.substr(0, head_end + 4);
-            std::smatch m;
-            if (!std::regex_search(head, m, std::regex(R"(^HTTP/1\.1 (\d{3}))")) || m[1] != "200") {
+            if (!head.starts_with("HTTP/1.1 200 ")) {
                 failure_ = "request " + std::to_string(sent_) + " got " + head.substr(0, head.find("\r\n"));
                 return;
             }
-            if (!std::regex_search(head, m, std::regex(R"(\r\ncontent-length: *(\d+)\r\n)", std::regex::icase))) {
-                failure_ = "a response without Content-Length";
+            std::optional<std::string> length = head_field(head, "content-length");
+            if (!length || length->empty() || length->find_first_not_of("0123456789") != std::string::npos) {
+                failure_ = "a response without a Content-Length";
                 return;
             }
-            size_t whole = head_end + 4 + std::stoul(m[1]);
+            size_t whole = head_end + 4 + std::stoul(*length);
             while (in.size() < whole) {
                 if (ReadEnd end = read_some(fd_, in); end != ReadEnd::bytes) {
                     failure_ = std::string("a response body cut by ") + describe(end);
@@ -193,7 +223,8 @@ class KeepAliveLoop {
             }
             in.erase(0, whole);
             answered_.fetch_add(1);
-            if (std::regex_search(head, std::regex(R"(\r\nconnection: *close\r\n)", std::regex::icase))) {
+            if (std::optional<std::string> connection = head_field(head, "connection");
+                connection && equals_ignoring_case(*connection, "close")) {
                 ReadEnd end = read_some(fd_, in);
                 if (end != ReadEnd::eof) failure_ = std::string("after Connection: close, ") + describe(end);
                 ended_with_close_ = failure_.empty();
