@@ -1,14 +1,8 @@
 #include "http/header_rules.h"
 
-#include <strings.h>
-
 #include <array>
 
 namespace lb::http {
-
-bool equals_ignore_case(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
 bool is_hop_by_hop(std::string_view name) {
     static constexpr std::array<std::string_view, 7> kHopByHop = {
@@ -58,8 +52,12 @@ bool connection_may_drop(std::string_view name) {
 }  // namespace
 
 bool is_dropped_when_forwarding(const MessageHead& head, std::string_view name) {
+    return ForwardingFilter(head).drops(name);
+}
+
+bool ForwardingFilter::drops(std::string_view name) const {
     return is_hop_by_hop(name) || equals_ignore_case(name, "content-length") ||
-           (connection_may_drop(name) && connection_lists(head, name));
+           (has_connection_ && connection_may_drop(name) && connection_lists(head_, name));
 }
 
 std::string_view requested_upgrade(const MessageHead& request) {

@@ -8,7 +8,18 @@
 
 namespace lb::http {
 
-bool equals_ignore_case(std::string_view a, std::string_view b);
+// ASCII case folding only: field names and tokens are ASCII (RFC 9110 §5.1), and a locale must not change them.
+// Inline because every forwarded field is compared several times per request.
+inline bool equals_ignore_case(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        unsigned char x = static_cast<unsigned char>(a[i]);
+        unsigned char y = static_cast<unsigned char>(b[i]);
+        if (x == y) continue;
+        if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
+    }
+    return true;
+}
 
 // `s` without leading and trailing spaces and tabs (RFC 9110's OWS).
 std::string_view trim_ows(std::string_view s);
@@ -23,6 +34,18 @@ bool connection_lists(const MessageHead& head, std::string_view name);
 // writes its own framing fields). Connection cannot remove Host or the X-Forwarded-* fields: a hop-by-hop claim on
 // them would let a client strip what the backend relies on.
 bool is_dropped_when_forwarding(const MessageHead& head, std::string_view name);
+
+// is_dropped_when_forwarding for each field of one head in turn: whether the head has a Connection field at all is
+// found once, so a head without one (most) costs no second pass over its fields per field.
+class ForwardingFilter {
+  public:
+    explicit ForwardingFilter(const MessageHead& head) : head_(head), has_connection_(head.count("connection") > 0) {}
+    bool drops(std::string_view name) const;
+
+  private:
+    const MessageHead& head_;
+    bool has_connection_;
+};
 
 // The protocol list of the Upgrade a request asks for (RFC 9110 §7.8), when lb forwards it as one: an HTTP/1.1
 // request whose Connection lists "upgrade", with exactly one non-empty Upgrade field and no body. Empty otherwise,

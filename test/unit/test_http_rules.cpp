@@ -111,6 +111,30 @@ TEST_CASE("hop-by-hop fields and the fields Connection names are dropped", "[htt
           "X-Forwarded-Proto: http\r\n\r\n");
 }
 
+TEST_CASE("field names match without regard to ASCII case, and only letters fold", "[http][headers]") {
+    CHECK(equals_ignore_case("Content-Length", "content-LENGTH"));
+    CHECK(equals_ignore_case("", ""));
+    CHECK_FALSE(equals_ignore_case("te", "tE-"));
+    // '@' and '`', '[' and '{' differ only in the bit that folds letters: they are different characters.
+    CHECK_FALSE(equals_ignore_case("x@", "x`"));
+    CHECK_FALSE(equals_ignore_case("[", "{"));
+    CHECK_FALSE(equals_ignore_case("\xc3", "\xe3"));
+}
+
+TEST_CASE("heads lb writes carry exact status codes, lengths and chunk sizes", "[http][framing]") {
+    Recorder sink;
+    MessageParser parser(HTTP_RESPONSE, sink);
+    parser.feed("HTTP/1.1 404 Not Found\r\nContent-Length: 18446744073709551615\r\nX-A: 1\r\n\r\n");
+    std::string out;
+    write_client_response_head(parser.head(), BodyFraming::content_length, false, true, out);
+    CHECK(out == "HTTP/1.1 404 Not Found\r\nX-A: 1\r\nContent-Length: 18446744073709551615\r\n\r\n");
+    out.clear();
+    write_chunk_size(0, out);
+    write_chunk_size(0x1f2e, out);
+    write_chunk_size(UINT64_MAX, out);
+    CHECK(out == "0\r\n1f2e\r\nffffffffffffffff\r\n");
+}
+
 TEST_CASE("response framing follows what the client can take", "[http][framing]") {
     Recorder sink;
     MessageParser request10(HTTP_REQUEST, sink), request11(HTTP_REQUEST, sink), head_request(HTTP_REQUEST, sink);
