@@ -1,6 +1,6 @@
 #include "net/tls_transport.h"
 
-#include <openssl/buffer.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -12,20 +12,6 @@ namespace {
 
 // One TLS record's worth of plaintext: larger writes are cut into records of this size.
 constexpr size_t kRecordBytes = 16 * 1024;
-
-// A memory BIO keeps the largest capacity it ever needed; an empty one above this is replaced, so that a
-// connection that passed a 16 KiB response (or a 64 KiB read) does not keep that much while idle. A handshake
-// flight or a small response fits below it.
-constexpr size_t kKeptBioCapacity = 4 * 1024;
-
-// A fresh memory BIO if `bio` is empty and holds more capacity than kKeptBioCapacity, else null.
-BIO* replacement_for(BIO* bio) {
-    if (BIO_ctrl_pending(bio) != 0) return nullptr;
-    BUF_MEM* memory = nullptr;
-    BIO_get_mem_ptr(bio, &memory);
-    if (memory == nullptr || memory->max <= kKeptBioCapacity) return nullptr;
-    return BIO_new(BIO_s_mem());
-}
 
 constexpr std::string_view kPlainHttpAnswer =
     "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 54\r\nConnection: close\r\n\r\n"
@@ -79,20 +65,79 @@ std::string subject_of(X509* cert) {
 
 }  // namespace
 
+// One BIO for both directions of a connection, as a socket BIO is; its data is the TlsTransport.
+struct TransportBio {
+    static TlsTransport& of(BIO* bio) { return *static_cast<TlsTransport*>(BIO_get_data(bio)); }
+
+    static int read(BIO* bio, char* into, size_t size, size_t* read) {
+        TlsTransport& t = of(bio);
+        BIO_clear_retry_flags(bio);
+        if (t.input_.empty()) {
+            BIO_set_retry_read(bio);  // "not yet", never EOF: the socket's end is reported apart
+            return 0;
+        }
+        size_t n = std::min(size, t.input_.size());
+        std::memcpy(into, t.input_.data(), n);
+        t.input_.remove_prefix(n);
+        if (t.input_.empty()) {
+            t.input_buffer_.reset();
+            std::string().swap(t.input_copy_);
+        }
+        *read = n;
+        return 1;
+    }
+
+    static int write(BIO* bio, const char* bytes, size_t size, size_t* written) {
+        BIO_clear_retry_flags(bio);
+        of(bio).output_.append_written([&](std::string& out) { out.append(bytes, size); });
+        *written = size;
+        return 1;
+    }
+
+    static long ctrl(BIO* bio, int command, long, void*) {
+        switch (command) {
+            case BIO_CTRL_FLUSH:  // the bytes go out with flush_output(), after the OpenSSL call
+                return 1;
+            case BIO_CTRL_PENDING:
+                return static_cast<long>(of(bio).input_.size());
+            case BIO_CTRL_WPENDING:
+                return static_cast<long>(of(bio).output_.bytes());
+            default:
+                return 0;
+        }
+    }
+
+    static int create(BIO* bio) {
+        BIO_set_init(bio, 1);
+        return 1;
+    }
+
+    static BIO_METHOD* method() {
+        static BIO_METHOD* const m = [] {
+            BIO_METHOD* made = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "lb transport");
+            BIO_meth_set_read_ex(made, &TransportBio::read);
+            BIO_meth_set_write_ex(made, &TransportBio::write);
+            BIO_meth_set_ctrl(made, &TransportBio::ctrl);
+            BIO_meth_set_create(made, &TransportBio::create);
+            return made;
+        }();
+        return m;
+    }
+};
+
 TlsTransport::TlsTransport(TransportEnv& env, TransportEvents& owner, SSL* ssl, Role role, const void* context,
                            Reporter reporter)
     : env_(env),
       owner_(owner),
       inner_(env, *this),
       ssl_(ssl),
-      network_in_(BIO_new(BIO_s_mem())),
-      network_out_(BIO_new(BIO_s_mem())),
+      output_(env.writes),
       role_(role),
       context_(context),
       reporter_(reporter) {
-    // An empty memory BIO says "retry" rather than EOF: the socket's end is reported separately.
-    BIO_set_mem_eof_return(network_in_, -1);
-    SSL_set_bio(ssl_, network_in_, network_out_);
+    BIO* bio = BIO_new(TransportBio::method());
+    BIO_set_data(bio, this);
+    SSL_set_bio(ssl_, bio, bio);  // one reference, owned by ssl_
 }
 
 TlsTransport::~TlsTransport() { SSL_free(ssl_); }
@@ -196,7 +241,7 @@ void TlsTransport::answer_plain_http() {
 
 // ---- reading ----
 
-void TlsTransport::on_transport_read(const BufferRef&, std::string_view bytes) {
+void TlsTransport::on_transport_read(const BufferRef& buffer, std::string_view bytes) {
     if (closing_ || plain_http_) return;
     if (role_ == Role::server && handshaking_ && !saw_bytes_) {
         // A TLS connection opens with a handshake record (22); a request line starts with a letter.
@@ -207,12 +252,28 @@ void TlsTransport::on_transport_read(const BufferRef&, std::string_view bytes) {
         }
     }
     saw_bytes_ = true;
-    BIO_write(network_in_, bytes.data(), static_cast<int>(bytes.size()));
+    take_input(bytes);
     if (handshaking_) {
         advance_handshake();
+    } else if (opened_) {
+        deliver();
+    }
+    // What OpenSSL did not take yet (the owner paused) keeps its read buffer until it does.
+    if (!input_.empty() && input_copy_.empty() && !input_buffer_) input_buffer_ = buffer;
+}
+
+void TlsTransport::take_input(std::string_view bytes) {
+    if (input_.empty()) {
+        input_ = bytes;  // the caller holds `buffer` while OpenSSL reads from it
         return;
     }
-    if (opened_) deliver();
+    // Bytes still waiting, and more: rare (reading stops while any wait), so copied together.
+    std::string joined;
+    joined.reserve(input_.size() + bytes.size());
+    joined.append(input_).append(bytes);
+    input_copy_ = std::move(joined);
+    input_ = input_copy_;
+    input_buffer_.reset();
 }
 
 void TlsTransport::deliver() {
@@ -232,11 +293,6 @@ void TlsTransport::deliver() {
         int error = SSL_get_error(ssl_, n);
         flush_output();  // what reading may have produced (a key update answered)
         if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) {
-            if (BIO* fresh = replacement_for(network_in_)) {
-                BIO_set_mem_eof_return(fresh, -1);
-                SSL_set0_rbio(ssl_, fresh);  // frees the old one
-                network_in_ = fresh;
-            }
             if (end_pending_) {
                 end_pending_ = false;
                 owner_.on_transport_end(end_status_);
@@ -274,7 +330,7 @@ void TlsTransport::on_transport_end(int status) {
 void TlsTransport::start_reading() {
     want_reading_ = true;
     // Plaintext may be waiting already: hand it over on a later turn, never inside the owner's own call.
-    if (opened_ && (SSL_pending(ssl_) > 0 || BIO_ctrl_pending(network_in_) > 0 || end_pending_)) {
+    if (opened_ && (SSL_pending(ssl_) > 0 || !input_.empty() || end_pending_)) {
         env_.later.defer(*this);
     }
     update_reading();
@@ -298,8 +354,7 @@ void TlsTransport::update_reading() {
     if (closing_ || plain_http_) return;
     // The socket is read while a handshake needs bytes, or while the owner wants plaintext and none is left
     // undecrypted: what waits in the BIO is at most one read.
-    bool want =
-        handshaking_ || (want_reading_ && !waiting_for_memory_ && BIO_ctrl_pending(network_in_) == 0 && !end_pending_);
+    bool want = handshaking_ || (want_reading_ && !waiting_for_memory_ && input_.empty() && !end_pending_);
     if (want) {
         inner_.start_reading();
     } else {
@@ -311,14 +366,15 @@ bool TlsTransport::has_unread_input() {
     if (!opened_ || end_pending_ || SSL_pending(ssl_) > 0) return true;
     // Pull in what the socket holds: a TLS 1.3 server's late session tickets are no application data, a record
     // of data or a close_notify is.
-    char raw[16 * 1024];
-    for (;;) {
-        ssize_t n = inner_.read_available(raw, sizeof raw);
-        if (n == 0) return true;  // EOF
-        if (n < 0) break;
-        BIO_write(network_in_, raw, static_cast<int>(n));
+    if (input_.empty()) {
+        BufferRef buffer = env_.buffers.acquire();
+        ssize_t n = inner_.read_available(buffer.data(), Buffer::kSize);
+        if (n == 0) return true;                                   // EOF
+        if (n < 0) return false;                                   // nothing there
+        if (static_cast<size_t>(n) == Buffer::kSize) return true;  // more than late tickets: not an idle peer
+        input_ = {buffer.data(), static_cast<size_t>(n)};
+        input_buffer_ = std::move(buffer);
     }
-    if (BIO_ctrl_pending(network_in_) == 0) return false;
     char byte;
     ERR_clear_error();
     int n = SSL_peek(ssl_, &byte, 1);
@@ -396,20 +452,8 @@ int TlsTransport::write(WriteBatch& batch) {
 }
 
 int TlsTransport::flush_output() {
-    size_t pending = BIO_ctrl_pending(network_out_);
-    if (pending == 0) return 0;
-    WriteBatch out(env_.writes);
-    out.append_written([&](std::string& bytes) {
-        size_t offset = bytes.size();
-        bytes.resize(offset + pending);
-        int n = BIO_read(network_out_, bytes.data() + offset, static_cast<int>(pending));
-        bytes.resize(offset + static_cast<size_t>(std::max(n, 0)));
-    });
-    if (BIO* fresh = replacement_for(network_out_)) {
-        SSL_set0_wbio(ssl_, fresh);  // frees the old one
-        network_out_ = fresh;
-    }
-    return inner_.write(out);
+    if (output_.empty()) return 0;
+    return inner_.write(output_);
 }
 
 void TlsTransport::on_transport_written(int status) {

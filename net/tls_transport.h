@@ -1,6 +1,10 @@
-// TLS under the Transport interface, over a TcpTransport, on the worker's own loop: ciphertext goes through memory
-// BIOs, so OpenSSL never touches the socket and the owner (a client session, an upstream connection) sees
+// TLS under the Transport interface, over a TcpTransport, on the worker's own loop: ciphertext goes through a BIO
+// of lb's own, so OpenSSL never touches the socket and the owner (a client session, an upstream connection) sees
 // plaintext only, exactly as over plain TCP. No thread, no lock.
+//
+// The BIO holds no buffer: OpenSSL reads ciphertext from the bytes the socket just gave (kept, with their read
+// buffer, only while the owner is not reading), and writes it into the transport's next write. Memory BIOs kept
+// the capacity of the largest flight they carried, about 2 KiB on every idle connection after its handshake.
 //
 // Server side: the handshake runs as bytes arrive (its time counts against the owner's header deadline); plain
 // HTTP sent to the TLS port gets a 400 saying so, in plain text, and the connection ends. Client side: connect()
@@ -75,13 +79,21 @@ class TlsTransport final : public Transport, private TransportEvents {
     void answer_plain_http();
     int encrypt(const char* data, size_t length);
     void report(HandshakeResult result);
+    void take_input(std::string_view bytes);
+
+    // The BIO method's callbacks: `bio`'s data is the transport.
+    friend struct TransportBio;
 
     TransportEnv& env_;
     TransportEvents& owner_;
     TcpTransport inner_;
     SSL* ssl_;
-    BIO* network_in_;   // ciphertext read, waiting for OpenSSL (owned by ssl_)
-    BIO* network_out_;  // ciphertext OpenSSL wrote, waiting for the socket (owned by ssl_)
+    // Ciphertext read and not yet taken by OpenSSL: a view into input_buffer_ (or into input_copy_, in the rare
+    // case of bytes arriving while some still wait). Empty almost always between reads.
+    std::string_view input_;
+    BufferRef input_buffer_;
+    std::string input_copy_;
+    WriteBatch output_;  // ciphertext OpenSSL wrote, for the socket's next write
     Role role_;
     const void* context_;
     Reporter reporter_;

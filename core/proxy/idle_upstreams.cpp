@@ -5,10 +5,10 @@ namespace lb::core {
 IdleUpstreams::IdleUpstreams(std::vector<size_t> max_idle_per_backend)
     : idle_(max_idle_per_backend.size()), max_idle_(std::move(max_idle_per_backend)) {}
 
-UpstreamConnection* IdleUpstreams::take(pool::BackendId backend) {
+UpstreamConnection* IdleUpstreams::take(pool::BackendId backend, bool for_unrepeatable) {
     while (UpstreamConnection* connection = idle_[backend].pop_front()) {
         count(-1);
-        if (connection->unpark()) return connection;
+        if (connection->unpark(for_unrepeatable)) return connection;
     }
     return nullptr;
 }

@@ -17,8 +17,10 @@ class IdleUpstreams {
     // the busiest moment).
     explicit IdleUpstreams(std::vector<size_t> max_idle_per_backend);
 
-    // A usable idle connection to `backend`, detached from the pool, or nullptr.
-    UpstreamConnection* take(pool::BackendId backend);
+    // A usable idle connection to `backend`, detached from the pool, or nullptr. `for_unrepeatable`: the request
+    // could not be sent again if the connection failed (it has a body), so each candidate is checked for a close
+    // or bytes the loop has not seen yet (see UpstreamConnection::unpark).
+    UpstreamConnection* take(pool::BackendId backend, bool for_unrepeatable);
     // Keeps `connection` for reuse, or closes it when the backend's list is full.
     void put(UpstreamConnection* connection);
     // Called by a connection that closes while idle.

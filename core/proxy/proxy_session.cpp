@@ -296,7 +296,10 @@ void ProxySession::dispatch() {
         ++exchange_->retries;
     }
     if (!exchange_->fresh_connection_only) {
-        if (UpstreamConnection* idle = shard_.idle_upstreams().take(exchange_->backend)) {
+        // A request with a body cannot be sent again once its body has streamed out, so the connection it goes on
+        // is checked to be quiet first; a body-less one is resent if the connection turns out closed.
+        const bool unrepeatable = exchange_->request.head().declares_body();
+        if (UpstreamConnection* idle = shard_.idle_upstreams().take(exchange_->backend, unrepeatable)) {
             upstream_ = idle;
             upstream_->attach(this);
             on_upstream_ready();
@@ -634,8 +637,10 @@ void ProxySession::on_upstream_failed(Outcome outcome) {
     release_upstream(outcome, false);
     // No response byte came back, so the request can be sent again if it is whole in hand (no body bytes: they
     // were streamed, not kept) and repeating it is safe: either the connection was a reused keep-alive one the
-    // backend closed just as we sent (nothing was processed), or the method is idempotent.
-    bool resendable = exchange_->request_complete && exchange_->body_bytes == 0 && may_retry();
+    // backend closed just as we sent (nothing was processed), or the method is idempotent. A reused connection's
+    // failure is resent even with no retry left (nginx gives a cached connection's error a try of its own): it is
+    // the keep-alive race, not the backend's answer, and the resend goes on a fresh connection, so once at most.
+    bool resendable = exchange_->request_complete && exchange_->body_bytes == 0 && (was_reused || may_retry());
     if (resendable && (was_reused || http::is_idempotent(exchange_->request.head().method))) {
         ++exchange_->attempts;
         // A stale pooled connection says nothing against its backend: retry it on a fresh connection. A fresh

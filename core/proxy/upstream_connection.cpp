@@ -48,12 +48,11 @@ void UpstreamConnection::park() {
     transport_->start_reading();  // an idle backend that closes or speaks is noticed here
 }
 
-bool UpstreamConnection::unpark() {
+bool UpstreamConnection::unpark(bool check_quiet) {
     parked_ = false;
     shard_.metrics().on_upstream_reused(backend_);
     shard_.deadlines().disarm(*this);
-    // Bytes that arrived since the loop last polled would otherwise be read as the next response.
-    if (transport_->has_unread_input()) {
+    if (check_quiet && transport_->has_unread_input()) {
         close();
         return false;
     }

@@ -46,9 +46,12 @@ class UpstreamConnection final : public net::TransportEvents,
 
     // Idle in the pool: watch for the backend closing or speaking, and time out after timeouts.upstream_keepalive.
     void park();
-    // Taken from the pool. False, and the connection closes, when the backend sent something (or closed) since it
-    // was parked that the loop has not seen yet: such a connection cannot be trusted with a request.
-    bool unpark();
+    // Taken from the pool. With `check_quiet`, false, and the connection closes, when the backend sent something
+    // (or closed) since it was parked that the loop has not seen yet: one recv(MSG_PEEK) syscall. Without it, what
+    // the loop has seen is enough: a parked connection reads, so a close or stray bytes that arrived before the
+    // loop last polled closed it already, and a body-less request that meets a close is sent again on a fresh
+    // connection (ProxySession::on_upstream_failed), as nginx, HAProxy and Envoy reuse idle connections.
+    bool unpark(bool check_quiet);
 
     void close();  // idempotent
 

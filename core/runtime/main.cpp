@@ -5,11 +5,13 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "base/log.h"
 #include "core/config/config.h"
+#include "core/runtime/heap_trim.h"
 #include "core/runtime/process_limits.h"
 #include "core/runtime/service_notify.h"
 #include "core/runtime/supervisor.h"
@@ -39,6 +41,7 @@ int run(const std::string& config_path, lb::core::Config config) {
     // The main thread only handles signals; the shards do all the work.
     uv_loop_t loop;
     uv_loop_init(&loop);
+    std::optional<lb::core::HeapTrimmer> heap_trimmer(std::in_place, loop);
     struct Control {
         lb::core::Supervisor& supervisor;
         uv_async_t drained{};
@@ -110,6 +113,7 @@ int run(const std::string& config_path, lb::core::Config config) {
     for (uv_signal_t* handle : {&sigint, &sigterm, &sighup, &sigusr1})
         uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&control.drained), nullptr);
+    heap_trimmer.reset();
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     if (exit_code == 0) lb::base::log(lb::base::LogLevel::info, "stopped");
