@@ -117,6 +117,28 @@ TEST_CASE("a request without a body that fails on a reused keep-alive connection
     CHECK(retries(proxy) == 1);
 }
 
+TEST_CASE("with retries 0, a request without a body that meets a stale reused connection is still sent once more",
+          "[retry][reused]") {
+    // The keep-alive race is not the backend's answer: nginx too gives a cached connection's failure a try of its
+    // own. Once only: the resend goes on a fresh connection, whose failure is the backend's.
+    ProxyFixture proxy(1, [](lb::core::Config& c) { c.retries = 0; });
+    Client client(proxy.port());
+    client.send(kGet);
+    REQUIRE(client.read_response().header("X-Conn-Request") == "1");
+    client.send("GET /?drop_if_reused=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    Response r = client.read_response();
+    CHECK(r.status == 200);
+    CHECK(r.header("X-Conn-Request") == "1");
+    CHECK(proxy.backend(0).connections_accepted() == 2);
+    CHECK(retries(proxy) == 1);
+    // Dropped on the reused connection, then on the fresh one it is resent on: that failure is the backend's, and
+    // there is no retry left for it.
+    client.send("GET /?drop=1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(client.read_response().status == 502);
+    CHECK(proxy.backend(0).connections_accepted() == 3);
+    CHECK(retries(proxy) == 2);
+}
+
 TEST_CASE("a request whose body was sent is never retried, whatever its method", "[retry][body]") {
     std::string method = GENERATE(as<std::string>{}, "POST", "PUT", "PATCH", "DELETE", "GET");
     SECTION("on a reused keep-alive connection the backend drops") {
