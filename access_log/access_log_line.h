@@ -37,11 +37,6 @@ struct AccessRecord {
 // Appends one line, ending in '\n', in `format`. `time` is the line's timestamp as Timestamp makes it.
 void format_line(Format format, const AccessRecord& record, std::string_view time, std::string& out);
 
-// A JSON string, quotes included. Quotes, backslashes and control characters are escaped as JSON says; valid UTF-8
-// is kept as it is; each byte that is not part of valid UTF-8 becomes the four characters \xHH (written "\\xHH"),
-// as the text format shows it.
-void append_json_string(std::string_view value, std::string& out);
-
 // A text-format field: empty as "-"; quotes, backslashes, spaces, control characters and bytes above 0x7e as \xHH
 // (nginx's escaping), so a field never holds the separator or a line end.
 void append_text_field(std::string_view value, std::string& out);

@@ -4,6 +4,7 @@
 
 #include <cctype>
 
+#include "base/json_string.h"
 #include "core/admin/status_page.h"
 #include "http/header_rules.h"
 
@@ -11,7 +12,7 @@ namespace lb::core {
 namespace {
 
 AdminResponse error(int status, std::string_view message) {
-    return {status, "{\"error\":" + json_string(message) + "}\n", {}, false};
+    return {status, "{\"error\":" + base::json_string(message) + "}\n", {}, false};
 }
 
 // The value of `key` in a query string ("value=5&x=1"), when present.

@@ -59,7 +59,4 @@ struct StatusInput {
 
 std::string render_status_json(const StatusInput& status);
 
-// A JSON string literal for `text`, quotes included.
-std::string json_string(std::string_view text);
-
 }  // namespace lb::core

@@ -15,6 +15,7 @@
 
 #include "access_log/access_log_line.h"
 #include "access_log/access_log_writer.h"
+#include "base/json_string.h"
 
 using namespace lb::access_log;
 
@@ -53,7 +54,7 @@ std::string text_of(const AccessRecord& r) {
 
 std::string json_string(std::string_view s) {
     std::string out;
-    append_json_string(s, out);
+    lb::base::append_json_string(s, out);
     return out;
 }
 
@@ -265,8 +266,8 @@ TEST_CASE("the writer refuses a path it cannot open", "[access_log]") {
 
 namespace {
 
-// A strict decoder for the JSON strings append_json_string writes: the escapes JSON defines, and nothing raw that
-// JSON forbids (control characters, an unescaped quote or backslash, bytes that are not UTF-8). Empty on a
+// A strict decoder for the JSON strings lb::base::append_json_string writes: the escapes JSON defines, and nothing raw
+// that JSON forbids (control characters, an unescaped quote or backslash, bytes that are not UTF-8). Empty on a
 // violation.
 std::optional<std::string> decode_json_string(std::string_view s) {
     if (s.size() < 2 || s.front() != '"' || s.back() != '"') return std::nullopt;

@@ -58,6 +58,10 @@ TEST_CASE("admin API routes, methods and errors", "[admin][routes]") {
     CHECK(call(control, HTTP_POST, "/backends/a%0Ab/drain").status == 400);
     CHECK(control.calls == std::vector<std::string>{"10.0.0.1:80 draining", "[::1]:80 disabled", "10.0.0.9:80 enabled",
                                                     "10.0.0.1:80 weight 7", "10.0.0.1:80 weight 8"});
+    // A decoded name that is not UTF-8 or holds a quote still gives valid JSON in the error.
+    AdminResponse hostile = call(control, HTTP_POST, "/backends/%FF%22x/enable");
+    CHECK(hostile.status == 404);
+    CHECK(hostile.body == "{\"error\":\"no backend \\\\xff\\\"x\"}\n");
     for (const AdminResponse& r :
          {call(control, HTTP_POST, "/backends/x/reboot"), call(control, HTTP_GET, "/backends")}) {
         CHECK(r.body.back() == '\n');
