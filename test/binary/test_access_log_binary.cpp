@@ -12,6 +12,7 @@
 #include "demo/demo_backend.h"
 #include "test/support/lb_process.h"
 #include "test/support/metrics_text.h"
+#include "test/support/started_backend.h"
 #include "test/support/test_certs.h"
 #include "test/support/test_support.h"
 #include "test/support/watchdog.h"
@@ -20,10 +21,6 @@ using namespace lb::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct StartedBackend : lb::demo::DemoBackend {
-    StartedBackend() : DemoBackend({.id = "b1"}) { start(); }
-};
 
 std::string config(uint16_t backend_port, const std::string& access_log, const std::string& more = "") {
     return "listen: 127.0.0.1:0\nworkers: 2\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n"

@@ -30,6 +30,7 @@
 
 #include "demo/demo_backend.h"
 #include "test/support/lb_process.h"
+#include "test/support/started_backend.h"
 #include "test/support/test_support.h"
 
 using namespace lb::test;
@@ -42,10 +43,6 @@ std::string config(uint16_t backend_port, const std::string& grace, const std::s
            "\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\ntimeouts:\n  drain_idle_grace: " + grace +
            "\n" + extra;
 }
-
-struct StartedBackend : lb::demo::DemoBackend {
-    explicit StartedBackend(std::string id) : DemoBackend({.id = std::move(id)}) { start(); }
-};
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path);

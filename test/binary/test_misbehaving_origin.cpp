@@ -16,6 +16,7 @@
 #include "test/support/lb_process.h"
 #include "test/support/metrics_text.h"
 #include "test/support/raw_backend.h"
+#include "test/support/started_backend.h"
 #include "test/support/test_support.h"
 
 using namespace lb::test;
@@ -23,10 +24,6 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-struct StartedBackend : lb::demo::DemoBackend {
-    explicit StartedBackend(std::string id) : DemoBackend({.id = std::move(id)}) { start(); }
-};
 
 // One worker (so the rotation is known: it starts at the first backend), admin for the metrics, no active checks
 // (only what the test does reaches the backends), then `extra`, which may add top-level sections. `health` replaces

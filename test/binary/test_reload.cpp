@@ -12,6 +12,7 @@
 
 #include "demo/demo_backend.h"
 #include "test/support/metrics_text.h"
+#include "test/support/started_backend.h"
 #include "test/support/test_support.h"
 
 using namespace lb::test;
@@ -45,11 +46,6 @@ uint16_t logged_admin_port(const std::string& log) {
     std::string address = log.substr(at + marker.size(), log.find('\n', at) - at - marker.size());
     return static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
 }
-
-// A demo backend already accepting, answering "<id>\n".
-struct StartedBackend : lb::demo::DemoBackend {
-    explicit StartedBackend(std::string id) : DemoBackend({.id = std::move(id)}) { start(); }
-};
 
 // An lb process on a config file it can be told to reload.
 struct ReloadableLb {

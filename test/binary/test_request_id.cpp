@@ -10,15 +10,12 @@
 
 #include "demo/demo_backend.h"
 #include "test/support/lb_process.h"
+#include "test/support/started_backend.h"
 #include "test/support/test_support.h"
 
 using namespace lb::test;
 
 namespace {
-
-struct StartedBackend : lb::demo::DemoBackend {
-    StartedBackend() : DemoBackend({.id = "b1"}) { start(); }
-};
 
 std::string config(uint16_t backend_port, const std::string& request_id = "") {
     return "listen: 127.0.0.1:0\nworkers: 2\nadmin:\n  enabled: false\nhealth:\n  enabled: false\nbackends:\n"

@@ -10,16 +10,13 @@
 #include "demo/demo_backend.h"
 #include "test/support/lb_process.h"
 #include "test/support/metrics_text.h"
+#include "test/support/started_backend.h"
 #include "test/support/test_support.h"
 
 using namespace lb::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct StartedBackend : lb::demo::DemoBackend {
-    explicit StartedBackend(std::string id) : DemoBackend({.id = std::move(id)}) { start(); }
-};
 
 std::string address(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 

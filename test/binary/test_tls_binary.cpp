@@ -8,6 +8,7 @@
 
 #include "demo/demo_backend.h"
 #include "test/support/lb_process.h"
+#include "test/support/started_backend.h"
 #include "test/support/test_certs.h"
 #include "test/support/test_support.h"
 #include "test/support/tls_bridge.h"
@@ -16,11 +17,6 @@ using namespace lb::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// A demo backend already accepting, answering "<id>\n".
-struct StartedBackend : lb::demo::DemoBackend {
-    explicit StartedBackend(std::string id) : DemoBackend({.id = std::move(id)}) { start(); }
-};
 
 // The configuration: plain HTTP and HTTPS (two certificates, chosen by SNI) on ports the kernel picks, two
 // workers, one backend. The certificates' `cert:` lines are lines 6 and 8, their `key:` lines 7 and 9; `more_tls`

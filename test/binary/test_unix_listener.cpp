@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "demo/demo_backend.h"
+#include "test/support/started_backend.h"
 #include "test/support/test_support.h"
 
 using namespace lb::test;
@@ -61,10 +62,6 @@ struct BoundUnixSocket {
     }
     ~BoundUnixSocket() { ::close(fd); }
     int fd = -1;
-};
-
-struct StartedBackend : lb::demo::DemoBackend {
-    explicit StartedBackend(std::string id) : DemoBackend({.id = std::move(id)}) { start(); }
 };
 
 std::string unix_config(const std::string& socket_path, uint16_t backend_port, unsigned workers = 2) {
