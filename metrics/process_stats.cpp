@@ -95,8 +95,16 @@ void read_stat(ProcessStats& stats) {
 }
 
 std::optional<uint64_t> count_open_fds() {
-    DIR* dir = ::opendir("/proc/self/fd");
-    if (dir == nullptr) return std::nullopt;
+    // open() then fdopendir(), not opendir(): opendir opens its descriptor inside libc, where ThreadSanitizer does
+    // not see it, so a number a worker had just closed looked still the worker's, and closedir() on it a data race
+    // with the worker's epoll_ctl (a false report that stopped lb under TSan, which halts on the first).
+    int fd = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+        ::close(fd);
+        return std::nullopt;
+    }
     uint64_t count = 0;
     while (const dirent* entry = ::readdir(dir)) {
         if (entry->d_name[0] != '.') ++count;
