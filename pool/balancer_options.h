@@ -20,6 +20,7 @@ struct PeakEwmaOptions {
     // The latency recorded for a connect failure, timeout or reset, so that a backend failing fast does not
     // look fast. The estimate is peak-sensitive: it jumps to this at once and decays back over `decay`.
     std::chrono::nanoseconds failure_penalty = std::chrono::seconds(1);
+    bool operator==(const PeakEwmaOptions&) const = default;
 };
 
 // Where core takes the consistent-hash key from for each request. The pool only ever sees the key's bytes.
@@ -36,12 +37,15 @@ struct ConsistentHashOptions {
     uint32_t table_size = 65537;
     HashKeySource key_source = HashKeySource::client_ip;
     std::string key_name;  // the header or cookie name; unused for client_ip and path
+    bool operator==(const ConsistentHashOptions&) const = default;
 };
 
 struct BalancerOptions {
     std::string algorithm = "round_robin";  // one of balancer_names()
     PeakEwmaOptions peak_ewma;
     ConsistentHashOptions consistent_hash;
+    // Comparable, so that PoolConfig's defaulted == is defined (clang reported it deleted without these).
+    bool operator==(const BalancerOptions&) const = default;
 };
 
 // Every algorithm name make_balancer() accepts, in the order of its table.
