@@ -1,6 +1,10 @@
 // Routing on the real binary: the example config as written (addresses swapped for demo backends on
-// loopback), each matcher and header action, strip_prefix, the 404 when no route matches, a pool's own algorithm
-// and retries, and lb --check naming shadowed routes and unknown pools.
+// loopback), each matcher and header action, strip_prefix, the 404 when no route matches, a pool's
+// own algorithm, retries, queue and keepalive, and lb --check naming shadowed routes and unknown pools.
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <map>
@@ -12,6 +16,7 @@
 
 #include "demo/demo_backend.h"
 #include "test/support/lb_process.h"
+#include "test/support/raw_backend.h"
 #include "test/support/test_support.h"
 
 using namespace lb::test;
@@ -46,6 +51,31 @@ std::string received_request_line(const Response& echo) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     return line;
 }
+
+// A backend that answers each request with its one-letter id, but not before the test releases it: until then a
+// request holds the backend's only slot.
+class HeldBackend {
+  public:
+    explicit HeldBackend(char id) : raw_([this, id](int fd) { serve(fd, id); }) {}
+    void release() { released_ = true; }
+    std::string address() const { return "127.0.0.1:" + std::to_string(raw_.port()); }
+
+  private:
+    void serve(int fd, char id) {
+        for (std::string head = RawBackend::read_head(fd); !head.empty(); head = RawBackend::read_head(fd)) {
+            while (!released_) {
+                // Gives up when lb closes the connection, or the RawBackend shuts it down at the end.
+                pollfd readable{fd, POLLIN, 0};
+                char byte = 0;
+                if (::poll(&readable, 1, 10) > 0 && ::recv(fd, &byte, 1, MSG_PEEK) <= 0) return;
+            }
+            if (!RawBackend::write_all(fd, std::string("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n") + id)) return;
+        }
+    }
+
+    std::atomic<bool> released_{false};
+    RawBackend raw_;  // last: its threads stop before released_ is gone
+};
 
 const std::string kHead = "listen: 127.0.0.1:0\nworkers: 2\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n";
 
@@ -310,6 +340,63 @@ TEST_CASE("a pool's own queue and upstream keepalive apply to its requests only"
     }
     CHECK(fresh == "111");
     CHECK(kept == "123");
+    lb.process().signal(SIGTERM);
+    CHECK(lb.process().wait() == 0);
+}
+
+// The review of the routing change found that every pool's waiters shared one queue, so a slot freed in pool `a`
+// woke the oldest waiter of any pool: `b`'s, which found `b` still full and waited again, while `a`'s waiter was
+// left to its queue timeout. Here `b`'s waiter is the older one, and `a`'s must still get `a`'s freed slot.
+TEST_CASE("a slot freed in one pool goes to that pool's waiter, not to an older one of another pool", "[routing]") {
+    HeldBackend a('a');
+    HeldBackend b('b');
+    const std::string yaml =
+        "listen: 127.0.0.1:0\nworkers: 1\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n"
+        "queue: {size: 10, timeout: 60s}\n"
+        "pools:\n"
+        "  a: {backends: [{address: " +
+        a.address() +
+        ", max_connections: 1}]}\n"
+        "  b: {backends: [{address: " +
+        b.address() +
+        ", max_connections: 1}]}\n"
+        "routes:\n"
+        "  - {match: {path_prefix: /a/}, pool: a}\n"
+        "  - {pool: b}\n";
+    RunningLb lb("routing-queue-per-pool", yaml);
+    const uint16_t port = lb.port();
+    // Each request on a thread of its own; status_of makes no Catch call and gives up after 15 s.
+    auto send = [port](const std::string& path, int& status) {
+        return std::thread([port, path, &status] {
+            status = status_of(port, "GET " + path + " HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+        });
+    };
+    auto in_flight = [&](const HeldBackend& backend) {
+        return lb.metric("lb_backend_upstream_connections_active{backend=\"" + backend.address() + "\"}") == 1;
+    };
+    auto queued = [&](double waits) { return lb.metric("lb_queue_waits_total") == waits; };
+
+    int a_first = 0, b_first = 0, b_waiter = 0, a_waiter = 0;
+    std::thread a_first_thread = send("/a/1", a_first);
+    std::thread b_first_thread = send("/b/1", b_first);
+    wait_until([&] { return in_flight(a) && in_flight(b); }, "each pool's one slot to be taken");
+    std::thread b_waiter_thread = send("/b/2", b_waiter);
+    wait_until([&] { return queued(1); }, "b's request to wait");
+    std::thread a_waiter_thread = send("/a/2", a_waiter);
+    wait_until([&] { return queued(2); }, "a's request to wait, behind b's");
+
+    a.release();
+    a_first_thread.join();
+    a_waiter_thread.join();  // while b's slot is still taken
+    CHECK(a_first == 200);
+    CHECK(a_waiter == 200);
+    CHECK(lb.metric("lb_errors_total{kind=\"no_backend\"}") == 0);
+
+    b.release();
+    b_first_thread.join();
+    b_waiter_thread.join();
+    CHECK(b_first == 200);
+    CHECK(b_waiter == 200);
     lb.process().signal(SIGTERM);
     CHECK(lb.process().wait() == 0);
 }
