@@ -183,11 +183,11 @@ void write_client_response_head(const MessageHead& response, BodyFraming framing
 }
 
 void write_switching_protocols_head(const MessageHead& response, std::string_view protocols, std::string& out,
-                                    AddedField added) {
+                                    AddedField added, const HeaderRewrite* rewrite) {
     out.append("HTTP/1.1 101 "sv);
     out.append(response.reason());
     out.append("\r\n"sv);
-    append_end_to_end_fields(response, added, nullptr, out);
+    append_end_to_end_fields(response, added, rewrite, out);
     append_field(out, "Upgrade", protocols);
     out.append("Connection: upgrade\r\n\r\n"sv);
 }

@@ -73,9 +73,9 @@ void write_client_response_head(const MessageHead& response, BodyFraming framing
 
 // A 101 (Switching Protocols) answering an Upgrade lb forwarded: status line, end-to-end fields, then the
 // backend's Upgrade and "Connection: upgrade" (both hop-by-hop, so written by lb rather than copied). `protocols` is
-// the response's Upgrade value.
+// the response's Upgrade value. A route's `rewrite` applies as to any response (it cannot touch those two).
 void write_switching_protocols_head(const MessageHead& response, std::string_view protocols, std::string& out,
-                                    AddedField added = {});
+                                    AddedField added = {}, const HeaderRewrite* rewrite = nullptr);
 
 // The size line that opens a chunk, "1a2b\r\n".
 void write_chunk_size(uint64_t size, std::string& out);

@@ -34,7 +34,10 @@ void ProxySession::begin_tunnel(const net::BufferRef& buffer, std::string_view r
     const std::string_view id = request_id();
     const http::AddedField id_field{id.empty() ? std::string_view{} : shard_.config().request_id.header, id};
     to_client_.append_written([&](std::string& out) {
-        http::write_switching_protocols_head(response, http::trim_ows(protocols), out, id_field);
+        const RouteConfig* route = exchange_->route;
+        http::write_switching_protocols_head(
+            response, http::trim_ows(protocols), out, id_field,
+            route && !route->response_headers.empty() ? &route->response_headers : nullptr);
     });
     auto& metrics = shard_.metrics();
     if (metrics.enabled()) {

@@ -1,5 +1,5 @@
 // Routing on the real binary: the issue's example config as written (addresses swapped for demo backends on
-// loopback), each matcher and header action, strip_prefix, the 404 when no route matches, a pool's
+// loopback), each matcher and header action (a 101 included), strip_prefix, the 404 when no route matches, a pool's
 // own algorithm, retries, queue and keepalive, and lb --check naming shadowed routes and unknown pools.
 #include <poll.h>
 #include <sys/socket.h>
@@ -18,6 +18,7 @@
 #include "test/support/lb_process.h"
 #include "test/support/raw_backend.h"
 #include "test/support/test_support.h"
+#include "test/support/websocket_client.h"
 
 using namespace lb::test;
 
@@ -161,7 +162,10 @@ TEST_CASE("each matcher and header action, strip_prefix, and a 404 when nothing 
                              "    request_headers: {set: {Host: internal.test}}\n"
                              "  - match: {path_prefix: /api/}\n"
                              "    pool: f\n"
-                             "    strip_prefix: /api\n";
+                             "    strip_prefix: /api\n"
+                             "  - match: {path: /ws}\n"
+                             "    pool: a\n"
+                             "    response_headers: {set: {X-Served-By: ws}, remove: [X-Conn-Id]}\n";
     RunningLb lb("routing-matchers", yaml);
     auto backend_of = [](const Response& r) { return r.header("X-Backend-Id"); };
 
@@ -171,6 +175,15 @@ TEST_CASE("each matcher and header action, strip_prefix, and a 404 when nothing 
     CHECK(tenant.header("X-Served-By") == "a");
     CHECK(tenant.header("X-Conn-Id").empty());
     CHECK(request(lb.port(), "GET", "/", "tenants.test").status == 404);
+    // A route's response headers apply to a 101 too, and the tunnel works.
+    {
+        WebSocketClient ws(lb.port(), "/ws");
+        REQUIRE(ws.status() == 101);
+        CHECK(ws.response().header("X-Served-By") == "ws");
+        CHECK_FALSE(ws.response().has_header("X-Conn-Id"));
+        ws.send_frame(WebSocketClient::kText, "through the route");
+        CHECK(ws.read_frame().payload == "through the route");
+    }
 
     // path: exact, the query aside.
     CHECK(backend_of(request(lb.port(), "GET", "/exact?q=1", "h")) == "b");
