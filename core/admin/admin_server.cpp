@@ -83,6 +83,7 @@ class AdminConnection final : public http::MessageSink, public base::IntrusiveLi
     }
 
     http::HeadAction on_head(const http::MessageHead& head) override {
+        head_request_ = head.method == HTTP_HEAD;
         std::string_view target = head.target();
         if (server_.api.control) {
             AdminRequest request{head.method, target, std::nullopt};
@@ -154,6 +155,8 @@ class AdminConnection final : public http::MessageSink, public base::IntrusiveLi
                 return "Bad Request";
             case 401:
                 return "Unauthorized";
+            case 403:
+                return "Forbidden";
             case 404:
                 return "Not Found";
             case 405:
@@ -171,7 +174,8 @@ class AdminConnection final : public http::MessageSink, public base::IntrusiveLi
         response_ =
             fmt::format("HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
                         status, reason, content_type, body.size(), extra_headers);
-        response_ += body;
+        // A HEAD gets the head GET would get, Content-Length included, and no body (RFC 9110 §9.3.2).
+        if (!head_request_) response_ += body;
         uv_buf_t buf = uv_buf_init(response_.data(), static_cast<unsigned>(response_.size()));
         write_req_.data = this;
         int rc = uv_write(&write_req_, stream(), &buf, 1, [](uv_write_t* req, int) {
@@ -195,6 +199,7 @@ class AdminConnection final : public http::MessageSink, public base::IntrusiveLi
     std::string response_;
     char input_[8192];
     bool responded_ = false;
+    bool head_request_ = false;
     bool closing_ = false;
 };
 

@@ -62,6 +62,7 @@ TEST_CASE("the admin API drains, disables, enables and reweighs a backend on eve
     SECTION("a cross-site POST is refused and changes nothing") {
         Response r = admin(port, "POST", "/backends/" + a.address() + "/drain", "Origin: http://evil.example\r\n");
         CHECK(r.status == 403);
+        CHECK(r.head.rfind("HTTP/1.1 403 Forbidden\r\n", 0) == 0);
         CHECK(tally(lb.port())["a"] >= 15);
         // The page's own origin (the Host it was loaded from) passes.
         CHECK(admin(port, "POST", "/backends/" + a.address() + "/drain", "Origin: http://admin\r\n").status == 200);

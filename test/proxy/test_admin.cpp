@@ -174,6 +174,26 @@ TEST_CASE("the admin listener answers only its own paths", "[admin]") {
     CHECK(http_get(proxy.port(), "/metrics").header("X-Backend-Id") == "b1");
 }
 
+TEST_CASE("a HEAD to the admin listener gets GET's head and no body", "[admin]") {
+    ProxyFixture proxy(1);
+    const uint16_t admin_port = proxy.server().admin_port();
+    for (const std::string path : {"/", "/metrics", "/status", "/backends", "/other"}) {
+        INFO(path);
+        const Response get = http_get(admin_port, path);
+        Client client(admin_port);
+        client.send("HEAD " + path + " HTTP/1.1\r\nHost: admin\r\n\r\n");
+        const std::string answer = client.read_until_closed();
+        const size_t head_end = answer.find("\r\n\r\n");
+        REQUIRE(head_end != std::string::npos);
+        CHECK(answer.size() == head_end + 4);  // nothing after the head
+        CHECK(answer.substr(0, answer.find("\r\n")) == get.head.substr(0, get.head.find("\r\n")));
+        // The static page's length is the GET's; the others change between two scrapes, but are announced.
+        if (path == "/")
+            CHECK(answer.find("Content-Length: " + std::to_string(get.body.size()) + "\r\n") != std::string::npos);
+        CHECK(answer.find("Content-Length: ") != std::string::npos);
+    }
+}
+
 TEST_CASE("with metrics recording off, traffic flows and /metrics shows zeros", "[admin][metrics]") {
     ProxyFixture proxy(2, [](lb::core::Config& c) { c.metrics_enabled = false; });
     for (int i = 0; i < 5; ++i) REQUIRE(http_get(proxy.port(), "/").status == 200);
