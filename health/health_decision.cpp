@@ -89,9 +89,19 @@ bool RiseFall::record(bool passed) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-Ejector::Ejector(const PassiveHealthConfig& config, size_t backend_count) : config_(config), backends_(backend_count) {
-    if (config_.max_ejected_percent > 0) {
-        max_ejected_ = std::max<size_t>(1, backend_count * config_.max_ejected_percent / 100);
+Ejector::Ejector(const PassiveHealthConfig& config, size_t backend_count, const std::vector<size_t>& pools)
+    : config_(config), backends_(backend_count), pool_of_(backend_count, 0) {
+    std::vector<size_t> sizes(1, 0);
+    for (size_t b = 0; b < backend_count; ++b) {
+        if (b < pools.size()) pool_of_[b] = pools[b];
+        if (pool_of_[b] >= sizes.size()) sizes.resize(pool_of_[b] + 1, 0);
+        ++sizes[pool_of_[b]];
+    }
+    pool_shares_.resize(sizes.size());
+    for (size_t p = 0; p < sizes.size(); ++p) {
+        if (config_.max_ejected_percent > 0) {
+            pool_shares_[p].max_ejected = std::max<size_t>(1, sizes[p] * config_.max_ejected_percent / 100);
+        }
     }
 }
 
@@ -114,7 +124,8 @@ std::optional<Ejector::Ejection> Ejector::record(size_t backend, PassiveOutcome 
         return std::nullopt;
     }
     if (s.failures < config_.consecutive_failures) ++s.failures;
-    if (s.failures < config_.consecutive_failures || ejected_count_ >= max_ejected_ || !may_eject) {
+    PoolShare& share = pool_shares_[pool_of_[backend]];
+    if (s.failures < config_.consecutive_failures || share.ejected >= share.max_ejected || !may_eject) {
         return std::nullopt;
     }
 
@@ -129,7 +140,7 @@ std::optional<Ejector::Ejection> Ejector::record(size_t backend, PassiveOutcome 
     s.ejected = true;
     s.duration = ejection.duration;
     s.failures = 0;
-    ++ejected_count_;
+    ++share.ejected;
     return ejection;
 }
 
@@ -138,15 +149,14 @@ void Ejector::end(size_t backend, Millis now) {
     if (!s.ejected) return;
     s.ejected = false;
     s.returned_at = now;
-    --ejected_count_;
+    --pool_shares_[pool_of_[backend]].ejected;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 
 HealthDecider::HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
-                             const std::vector<InitialState>& initial, std::vector<size_t> pools)
-    : pools_(std::move(pools)),
-      ejector_(config.passive, backends.size()),
+                             const std::vector<InitialState>& initial, const std::vector<size_t>& pools)
+    : ejector_(config.passive, backends.size(), pools),
       passed_check_ends_ejection_(config.passive.passed_check_ends_ejection) {
     active_.reserve(backends.size());
     for (size_t i = 0; i < backends.size(); ++i) {
@@ -186,14 +196,15 @@ HealthDecider::PassiveDecision HealthDecider::on_passive(size_t backend, Passive
                              fmt::format("ejected for {} ms after {} consecutive failures (last: {})",
                                          ejection->duration.count(), ejection->failures, to_string(outcome)),
                              fmt::format("ejection {}, {} of at most {} ejected", ejection->count,
-                                         ejector_.ejected_count(), ejector_.max_ejected())};
+                                         ejector_.ejected_count(ejector_.pool_of(backend)),
+                                         ejector_.max_ejected(ejector_.pool_of(backend)))};
     return decision;
 }
 
 bool HealthDecider::another_healthy(size_t backend) const {
-    auto pool_of = [&](size_t b) { return b < pools_.size() ? pools_[b] : 0; };
+    const size_t pool = ejector_.pool_of(backend);
     for (size_t other = 0; other < active_.size(); ++other) {
-        if (other != backend && pool_of(other) == pool_of(backend) && healthy(other)) return true;
+        if (other != backend && ejector_.pool_of(other) == pool && healthy(other)) return true;
     }
     return false;
 }

@@ -110,8 +110,8 @@ class RiseFall {
     uint32_t last_flip_after_ = 0;
 };
 
-// Passive ejection for a whole pool (Envoy's outlier detection): consecutive failures eject a backend for a
-// time that grows with its ejection count, and only while fewer than max_ejected() are ejected.
+// Passive ejection (Envoy's outlier detection, per cluster): consecutive failures eject a backend for a time that
+// grows with its ejection count, and only while fewer than max_ejected() of its pool are ejected.
 class Ejector {
   public:
     struct Ejection {
@@ -120,7 +120,8 @@ class Ejector {
         uint32_t count = 0;     // the backend's ejection count, this one included (after decay)
     };
 
-    Ejector(const PassiveHealthConfig& config, size_t backend_count);
+    // `pools` gives each backend's pool (empty: all in one).
+    Ejector(const PassiveHealthConfig& config, size_t backend_count, const std::vector<size_t>& pools = {});
 
     // Records one outcome for `backend` at `now` (any monotonic millisecond clock). Returns the ejection when
     // this outcome ejects it. Outcomes for an ejected backend are ignored. At the threshold with the share
@@ -134,10 +135,12 @@ class Ejector {
     Millis ejection_duration(size_t backend) const { return backends_[backend].duration; }
     uint32_t ejection_count(size_t backend) const { return backends_[backend].count; }
     uint32_t failures(size_t backend) const { return backends_[backend].failures; }
-    size_t ejected_count() const { return ejected_count_; }
-    // The most backends ejected at once: max_ejected_percent of the pool, rounded down, but at least one
-    // (Envoy's rule) unless the percentage is 0.
-    size_t max_ejected() const { return max_ejected_; }
+    size_t pool_of(size_t backend) const { return pool_of_[backend]; }
+    // Backends ejected now, in `pool`.
+    size_t ejected_count(size_t pool = 0) const { return pool_shares_[pool].ejected; }
+    // The most backends of `pool` ejected at once: max_ejected_percent of the pool, rounded down, but at least
+    // one (Envoy's rule) unless the percentage is 0.
+    size_t max_ejected(size_t pool = 0) const { return pool_shares_[pool].max_ejected; }
 
     // base × count, capped at max. count >= 1.
     static Millis ejection_time(const PassiveHealthConfig& config, uint32_t count);
@@ -150,10 +153,14 @@ class Ejector {
         Millis duration{0};
         Millis returned_at{0};  // when the last ejection ended
     };
+    struct PoolShare {
+        size_t ejected = 0;
+        size_t max_ejected = 0;
+    };
     PassiveHealthConfig config_;
     std::vector<State> backends_;
-    size_t ejected_count_ = 0;
-    size_t max_ejected_ = 0;
+    std::vector<size_t> pool_of_;  // per backend
+    std::vector<PoolShare> pool_shares_;
 };
 
 // Why a backend's combined state flipped.
@@ -183,9 +190,9 @@ class HealthDecider {
     // `backends` holds each backend's overrides (for rise and fall), in backend order. `initial` gives each
     // backend's starting state where it differs from config.initial_state (a reload carrying a known state);
     // empty means config.initial_state for all.
-    // `pools` gives each backend's pool (empty: all in one), for the rule about a pool's last healthy backend.
+    // `pools` gives each backend's pool (empty: all in one): ejection shares and the last-healthy rule are per pool.
     HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
-                  const std::vector<InitialState>& initial = {}, std::vector<size_t> pools = {});
+                  const std::vector<InitialState>& initial = {}, const std::vector<size_t>& pools = {});
 
     // One active check's outcome at `now`. A passed check while the backend is ejected ends the ejection when
     // passive.passed_check_ends_ejection is on (the caller may leave the ejection timer running: its end then
@@ -207,7 +214,6 @@ class HealthDecider {
     bool another_healthy(size_t backend) const;
 
     std::vector<RiseFall> active_;
-    std::vector<size_t> pools_;  // per backend
     Ejector ejector_;
     bool passed_check_ends_ejection_;
 };

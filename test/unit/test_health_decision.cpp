@@ -187,6 +187,20 @@ TEST_CASE("at most max_ejected_percent of the pool is ejected at once", "[health
     CHECK(Ejector(passive(1, 1s, 1s, 50), 1).max_ejected() == 1);
     CHECK(Ejector(passive(1, 1s, 1s, 100), 3).max_ejected() == 3);
     CHECK(Ejector(passive(1, 1s, 1s, 0), 3).max_ejected() == 0);
+    // The share is each pool's own: two pools of two, at 50%, eject one backend each.
+    {
+        Ejector pools(passive(1, 1s, 1s, 50), 4, {0, 0, 1, 1});
+        CHECK(pools.max_ejected(0) == 1);
+        CHECK(pools.max_ejected(1) == 1);
+        CHECK(pools.record(0, PassiveOutcome::reset, 0ms));
+        CHECK_FALSE(pools.record(1, PassiveOutcome::reset, 0ms));  // pool 0's share is used up
+        CHECK(pools.record(2, PassiveOutcome::reset, 0ms));        // pool 1's is its own
+        CHECK(pools.ejected_count(0) == 1);
+        CHECK(pools.ejected_count(1) == 1);
+        pools.end(0, 1ms);
+        CHECK(pools.ejected_count(0) == 0);
+        CHECK(pools.record(1, PassiveOutcome::reset, 2ms));
+    }
 
     Ejector e(passive(2, 1s, 1s, 50), 4);
     for (size_t b = 0; b < 4; ++b) {
@@ -315,6 +329,23 @@ TEST_CASE("the last healthy backend is never ejected, and is ejected once anothe
         d.on_passive(1, PassiveOutcome::reset, 2ms);
         CHECK_FALSE(d.on_passive(1, PassiveOutcome::reset, 2ms).ejected_for);
     }
+}
+
+TEST_CASE("the ejected share is counted per pool", "[health]") {
+    HealthConfig config;
+    config.passive = passive(1, 10s, 100s, 50);
+    // Two pools of three: at most one each (50% of 3, rounded down), where one share of six would allow three.
+    HealthDecider d(config, std::vector<CheckOverrides>(6), {}, {0, 0, 0, 1, 1, 1});
+    REQUIRE(d.on_passive(0, PassiveOutcome::reset, 0ms).ejected_for);
+    CHECK_FALSE(d.on_passive(1, PassiveOutcome::reset, 0ms).ejected_for);
+    CHECK(d.healthy(1));
+    REQUIRE(d.on_passive(3, PassiveOutcome::reset, 0ms).ejected_for);
+    auto second = d.on_passive(4, PassiveOutcome::reset, 0ms);
+    CHECK_FALSE(second.ejected_for);
+    d.on_ejection_end(0, 10s);
+    auto next = d.on_passive(1, PassiveOutcome::reset, 10s);
+    REQUIRE(next.change);
+    CHECK(next.change->detail == "ejection 1, 1 of at most 1 ejected");
 }
 
 TEST_CASE("a passed check ends an ejection at once, unless turned off", "[health]") {
