@@ -61,8 +61,9 @@ struct PassiveHealthConfig {
     Millis max_ejection_time{300'000};
     // At most this share of the pool is ejected at once (at least one backend when above 0), so that a
     // pool-wide problem does not eject everything. Envoy defaults to 10%; lb to 50%. Whatever the share, the
-    // last healthy backend is never ejected (nginx never marks the only server of a group unavailable): ejecting
-    // it could only turn every request into a 503, and would keep doing so after the backend came back.
+    // last eligible backend of a pool (healthy, and not drained or disabled) is never ejected (nginx never marks the
+    // only server of a group unavailable): ejecting it could only turn every request into a 503, and would keep doing
+    // so after the backend came back.
     uint32_t max_ejected_percent = 50;
     // Whether 5xx responses count as failures (Envoy's consecutive_5xx); by default only failures to get a
     // response at all count (Envoy's consecutive_gateway_failure without 502-504).

@@ -156,7 +156,8 @@ void Ejector::end(size_t backend, Millis now) {
 
 HealthDecider::HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
                              const std::vector<InitialState>& initial, const std::vector<size_t>& pools)
-    : ejector_(config.passive, backends.size(), pools),
+    : takes_new_requests_(backends.size(), 1),
+      ejector_(config.passive, backends.size(), pools),
       passed_check_ends_ejection_(config.passive.passed_check_ends_ejection) {
     active_.reserve(backends.size());
     for (size_t i = 0; i < backends.size(); ++i) {
@@ -188,7 +189,7 @@ std::optional<HealthDecider::Change> HealthDecider::on_check(size_t backend, con
 HealthDecider::PassiveDecision HealthDecider::on_passive(size_t backend, PassiveOutcome outcome, Millis now) {
     // A backend the checks hold down gets no traffic but in panic mode; what it does then says nothing new.
     if (!healthy(backend)) return {};
-    std::optional<Ejector::Ejection> ejection = ejector_.record(backend, outcome, now, another_healthy(backend));
+    std::optional<Ejector::Ejection> ejection = ejector_.record(backend, outcome, now, another_eligible(backend));
     if (!ejection) return {};
     PassiveDecision decision;
     decision.ejected_for = ejection->duration;
@@ -201,10 +202,16 @@ HealthDecider::PassiveDecision HealthDecider::on_passive(size_t backend, Passive
     return decision;
 }
 
-bool HealthDecider::another_healthy(size_t backend) const {
+void HealthDecider::set_takes_new_requests(size_t backend, bool takes) {
+    if (backend < takes_new_requests_.size()) takes_new_requests_[backend] = takes ? 1 : 0;
+}
+
+bool HealthDecider::another_eligible(size_t backend) const {
     const size_t pool = ejector_.pool_of(backend);
     for (size_t other = 0; other < active_.size(); ++other) {
-        if (other != backend && ejector_.pool_of(other) == pool && healthy(other)) return true;
+        if (other != backend && ejector_.pool_of(other) == pool && healthy(other) && takes_new_requests_[other]) {
+            return true;
+        }
     }
     return false;
 }

@@ -190,7 +190,7 @@ class HealthDecider {
     // `backends` holds each backend's overrides (for rise and fall), in backend order. `initial` gives each
     // backend's starting state where it differs from config.initial_state (a reload carrying a known state);
     // empty means config.initial_state for all.
-    // `pools` gives each backend's pool (empty: all in one): ejection shares and the last-healthy rule are per pool.
+    // `pools` gives each backend's pool (empty: all in one): ejection shares and the last-eligible rule are per pool.
     HealthDecider(const HealthConfig& config, const std::vector<CheckOverrides>& backends,
                   const std::vector<InitialState>& initial = {}, const std::vector<size_t>& pools = {});
 
@@ -199,9 +199,12 @@ class HealthDecider {
     // finds nothing to end).
     std::optional<Change> on_check(size_t backend, const CheckOutcome& outcome, Millis now);
     // Outcomes for a backend that is already down (active checks failing, or ejected) are ignored. The last
-    // healthy backend of a pool is never ejected: its failures are counted, and eject it once another backend of
-    // its pool is healthy.
+    // eligible backend of a pool (healthy, and taking new requests by its admin state) is never ejected: its
+    // failures are counted, and eject it once another backend of its pool is eligible.
     PassiveDecision on_passive(size_t backend, PassiveOutcome outcome, Millis now);
+    // The admin API drained or disabled `backend` (false), or enabled it (true; the default for every backend).
+    // Only the rule above reads it: health is decided the same whatever the admin state.
+    void set_takes_new_requests(size_t backend, bool takes);
     std::optional<Change> on_ejection_end(size_t backend, Millis now);
 
     size_t size() const { return active_.size(); }
@@ -211,9 +214,10 @@ class HealthDecider {
     const Ejector& ejector() const { return ejector_; }
 
   private:
-    bool another_healthy(size_t backend) const;
+    bool another_eligible(size_t backend) const;
 
     std::vector<RiseFall> active_;
+    std::vector<uint8_t> takes_new_requests_;  // per backend: its admin state lets it take new requests
     Ejector ejector_;
     bool passed_check_ends_ejection_;
 };

@@ -1,6 +1,7 @@
 // The health thread: one loop, one Checker per backend (its timers and its current connection), one inbox for
-// passive reports and the stop request. Everything in MonitorState and the classes here runs on the health thread,
-// except where a comment says otherwise; HealthMonitor's functions at the end say which thread calls them.
+// passive reports, admin changes and the stop request. Everything in MonitorState and the classes here runs on the
+// health thread, except where a comment says otherwise; HealthMonitor's functions at the end say which thread calls
+// them.
 #include "health/health_monitor.h"
 
 #include <arpa/inet.h>
@@ -147,6 +148,11 @@ struct MonitorState {
     std::mutex inbox_mutex;
     InboxState inbox_state = InboxState::not_started;
     std::vector<Report> reports;
+    struct AdminChange {
+        size_t backend;
+        bool takes_new_requests;
+    };
+    std::vector<AdminChange> admin_changes;
     bool stop_requested = false;
 
     mutable std::mutex status_mutex;
@@ -521,6 +527,7 @@ MonitorState::MonitorState(HealthConfig config_in, std::vector<HealthTarget> tar
         }
     }
     gates = std::make_unique<PassiveGate[]>(targets.size());
+    for (size_t i = 0; i < targets.size(); ++i) decider.set_takes_new_requests(i, targets[i].takes_new_requests);
     for (size_t i = 0; i < targets.size(); ++i) {
         bool healthy = initial_state_of(config, targets[i]) == InitialState::healthy;
         gates[i].down.store(!healthy, std::memory_order_relaxed);
@@ -537,10 +544,12 @@ void MonitorState::log(const std::string& line) const { options.log(line); }
 void MonitorState::on_wakeup(uv_async_t* async) {
     auto* self = static_cast<MonitorState*>(async->data);
     std::vector<Report> batch;
+    std::vector<AdminChange> admin_changes;
     bool stop = false;
     {
         std::lock_guard lock(self->inbox_mutex);
         batch.swap(self->reports);
+        admin_changes.swap(self->admin_changes);
         stop = self->stop_requested;
         if (stop) self->inbox_state = InboxState::closed;
     }
@@ -548,7 +557,11 @@ void MonitorState::on_wakeup(uv_async_t* async) {
         self->shut_down();
         return;
     }
-    // Sends coalesce: everything queued since the last wake is in this batch.
+    // Sends coalesce: everything queued since the last wake is in this batch. An admin change queued after a
+    // report is applied before it here: both are the latest word by the time the batch is judged.
+    for (const AdminChange& change : admin_changes) {
+        self->decider.set_takes_new_requests(change.backend, change.takes_new_requests);
+    }
     for (const Report& report : batch) {
         if (self->stopping) return;
         HealthDecider::PassiveDecision decision = self->decider.on_passive(report.backend, report.outcome, self->now());
@@ -680,7 +693,7 @@ void HealthMonitor::start() {
         // Reports queued before start() are handled on the first wake.
         std::lock_guard lock(m.inbox_mutex);
         m.inbox_state = MonitorState::InboxState::open;
-        if (!m.reports.empty()) uv_async_send(&m.wakeup);
+        if (!m.reports.empty() || !m.admin_changes.empty()) uv_async_send(&m.wakeup);
     }
     m.started = true;
     m.thread = std::thread([&m] {
@@ -696,6 +709,7 @@ void HealthMonitor::stop() {
         if (m.inbox_state == MonitorState::InboxState::not_started) {
             m.inbox_state = MonitorState::InboxState::closed;
             m.reports.clear();
+            m.admin_changes.clear();
             return;
         }
         if (m.inbox_state == MonitorState::InboxState::open) {
@@ -735,6 +749,15 @@ void HealthMonitor::report_passive(size_t backend, PassiveOutcome outcome) {
     m.reports.push_back({backend, outcome});
     m.passive_queued.fetch_add(1, std::memory_order_relaxed);
     // Under the lock, so the loop cannot close the handle between the state check and the send.
+    if (m.inbox_state == MonitorState::InboxState::open) uv_async_send(&m.wakeup);
+}
+
+void HealthMonitor::set_takes_new_requests(size_t backend, bool takes) {
+    MonitorState& m = *impl_;
+    if (backend >= m.targets.size()) return;
+    std::lock_guard lock(m.inbox_mutex);
+    if (m.inbox_state == MonitorState::InboxState::closed) return;
+    m.admin_changes.push_back({backend, takes});
     if (m.inbox_state == MonitorState::InboxState::open) uv_async_send(&m.wakeup);
 }
 

@@ -57,8 +57,11 @@ struct HealthTarget {
     // The state to start in instead of config.initial_state: on a reload, what the previous monitor knew of this
     // backend (or false for one the reload adds, until its first check passes).
     std::optional<bool> starts_healthy;
-    // The pool it belongs to: passive checks never eject the last healthy backend of a pool.
+    // The pool it belongs to: passive checks never eject the last eligible backend of a pool.
     size_t pool = 0;
+    // False for a backend the admin API drained or disabled (carried over a reload): it does not count as another
+    // eligible backend of its pool. set_takes_new_requests() changes it later.
+    bool takes_new_requests = true;
 };
 
 // A change of one backend's combined health state.
@@ -134,6 +137,10 @@ class HealthMonitor {
     // queued for the health thread under the inbox lock. Ignored for an unknown backend, after stop(), and when
     // passive.consecutive_failures is 0.
     void report_passive(size_t backend, PassiveOutcome outcome);
+    // Any thread: the admin API changed whether `backend` takes new requests (drain and disable: false). Queued
+    // into the same inbox, so a failure reported after this call is judged with it. Ignored for an unknown
+    // backend and after stop().
+    void set_takes_new_requests(size_t backend, bool takes);
 
     // Any thread: a copy of every backend's state, in backend order.
     std::vector<BackendHealth> snapshot() const;

@@ -24,11 +24,12 @@ std::string render_backend_json(const BackendStatus& b) {
     return fmt::format(
         "{{\"name\":{},\"state\":{},\"why\":{},\"admin_state\":{},\"weight\":{},\"configured_weight\":{},"
         "\"in_flight\":{},\"idle_connections\":{},\"last_check\":{},\"requests\":{},\"errors\":{},"
-        "\"latency_p50_seconds\":{},\"latency_p99_seconds\":{},\"pool\":{}}}",
+        "\"latency_p50_seconds\":{},\"latency_p99_seconds\":{},\"pool\":{},\"passive_failures\":{}}}",
         json_string(b.name), json_string(state), b.why.empty() ? "null" : json_string(b.why),
         json_string(b.admin_state), b.weight, b.configured_weight, b.in_flight, b.idle_connections,
         b.last_check.empty() ? "null" : json_string(b.last_check), b.requests, b.errors,
-        json_seconds(b.latency_p50_seconds), json_seconds(b.latency_p99_seconds), json_string(b.pool));
+        json_seconds(b.latency_p50_seconds), json_seconds(b.latency_p99_seconds), json_string(b.pool),
+        b.passive_failures);
 }
 
 std::string render_status_json(const StatusInput& status) {

@@ -15,6 +15,8 @@ struct BackendStatus {
     int64_t in_flight = 0;  // active upstream connections over all shards: one per request being served
     int64_t idle_connections = 0;
     std::string last_check;  // e.g. "status 200", "connection refused"; empty when never checked
+    // Consecutive failures real requests met, counted towards the next passive ejection (health.passive).
+    uint32_t passive_failures = 0;
     // pool::reported_state(): "up", "down", "ejected", "draining", "disabled", and why. Empty: from `healthy`.
     std::string state;
     std::string why;

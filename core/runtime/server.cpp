@@ -371,6 +371,7 @@ void Server::start_health_monitor(const Server* predecessor) {
         target.tls = config.backends[i].tls;  // checks reach a backend as requests do
         target.host = config.backends[i].endpoint.host;
         target.pool = config.backends[i].pool;
+        target.takes_new_requests = pool::takes_new_requests(context_->initial_admin[i].state);
         targets.push_back(std::move(target));
     }
     // A reload: each backend starts as the old generation knew it (see carry_over_health()).

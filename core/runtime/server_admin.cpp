@@ -109,6 +109,8 @@ void Server::change_admin(size_t id, const pool::AdminOverride& admin) {
     if (before.state != admin.state) {
         base::log(base::LogLevel::info, "admin API: backend {} is now {} (was {})", backend_names_[id],
                   pool::admin_state_name(admin.state), pool::admin_state_name(before.state));
+        // A drained backend no longer counts as another one its pool could fall back on.
+        if (health_) health_->set_takes_new_requests(id, pool::takes_new_requests(admin.state));
     }
     if (before.weight != admin.weight) {
         base::log(base::LogLevel::info, "admin API: backend {} weight {} (was {}, {} in lb.yaml)", backend_names_[id],
@@ -138,6 +140,7 @@ BackendStatus Server::backend_status(size_t id, const metrics::Snapshot& snapsho
     pool::HealthView view{status.healthy, false, {}};
     if (id < health.size()) {
         status.last_check = health[id].last_reason;
+        status.passive_failures = health[id].passive_failures;
         view.ejected = health[id].ejected;
         view.reason = health[id].healthy                     ? health[id].last_reason
                       : health[id].transition_reason.empty() ? health[id].last_reason

@@ -17,6 +17,17 @@ namespace {
 
 std::string address(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
+// The backend's `passive_failures` in /status: the field after its name, in its object.
+int passive_failures(const RunningLb& lb, uint16_t port) {
+    const std::string status = http_get(lb.admin_port(), "/status").body;
+    const size_t name = status.find("\"name\":\"" + address(port) + "\"");
+    REQUIRE(name != std::string::npos);
+    const std::string field = "\"passive_failures\":";
+    const size_t at = status.find(field, name);
+    REQUIRE(at != std::string::npos);
+    return std::atoi(status.c_str() + at + field.size());
+}
+
 // The demo backend as a process of its own, so that it can be killed like a crashed server and started again on
 // the same port.
 class BackendProcess {
@@ -61,6 +72,43 @@ TEST_CASE("a lone backend killed and restarted is served again as soon as it is 
     for (int i = 0; i < 4; ++i) CHECK(http_get(lb.port(), "/").status == 200);
     CHECK(lb.metric(backend_series("lb_backend_passive_ejections_total", port)) == 0);
     CHECK(lb.metric(backend_series("lb_backend_up", port)) == 1);
+    lb.process().signal(SIGTERM);
+    CHECK(lb.process().wait() == 0);
+}
+
+TEST_CASE("a backend left alone by the admin API is not ejected: a drained one does not count as another",
+          "[health][passive][admin]") {
+    // Two backends: `kept` is drained through the admin API, then `refusing` is all its pool has for new requests.
+    // Its refused connects are failures, but ejecting it would leave the pool nothing to send to.
+    auto kept = std::make_unique<BackendProcess>("kept", 0);
+    RefusingPort refusing;
+    RunningLb lb("drained-not-another",
+                 "listen: 127.0.0.1:0\nworkers: 1\nadmin:\n  listen: 127.0.0.1:0\nbackends:\n  - " +
+                     address(kept->port()) + "\n  - " + address(refusing.port()) +
+                     "\nhealth:\n  enabled: false\n  passive:\n    consecutive_failures: 2\n"
+                     "    base_ejection_time: 1h\n    max_ejection_time: 1h\nretries: 0\n");
+    Response drained =
+        http_exchange(lb.admin_port(), "POST /backends/" + address(kept->port()) +
+                                           "/drain HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n");
+    REQUIRE(drained.status == 200);
+    for (int i = 0; i < 6; ++i) CHECK(http_get(lb.port(), "/").status == 502);
+    // The health thread has judged the failures (queued after the drain) once /status counts them: held at the
+    // threshold, never ejected. An ejection would have reset the count to 0 and taken the backend down.
+    wait_until([&] { return passive_failures(lb, refusing.port()) == 2; }, "the failures to be counted");
+    CHECK(lb.metric(backend_series("lb_backend_passive_ejections_total", refusing.port())) == 0);
+    CHECK(lb.metric(backend_series("lb_backend_up", refusing.port())) == 1);
+
+    // Enabled again, `kept` is another backend to fall back on, and the next failures eject `refusing`.
+    Response enabled =
+        http_exchange(lb.admin_port(), "POST /backends/" + address(kept->port()) +
+                                           "/enable HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n");
+    REQUIRE(enabled.status == 200);
+    wait_until(
+        [&] {
+            http_get(lb.port(), "/");
+            return lb.metric(backend_series("lb_backend_passive_ejections_total", refusing.port())) == 1;
+        },
+        "the refusing backend to be ejected");
     lb.process().signal(SIGTERM);
     CHECK(lb.process().wait() == 0);
 }

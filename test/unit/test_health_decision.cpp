@@ -276,7 +276,7 @@ TEST_CASE("the combined state changes once per flip, whichever side causes it", 
     CHECK_FALSE(d.on_ejection_end(1, 30s));  // only once
 }
 
-TEST_CASE("the last healthy backend is never ejected, and is ejected once another is healthy", "[health]") {
+TEST_CASE("the last eligible backend is never ejected, and is ejected once another is eligible", "[health]") {
     HealthConfig config;
     config.rise = 1;
     config.fall = 1;
@@ -328,6 +328,23 @@ TEST_CASE("the last healthy backend is never ejected, and is ejected once anothe
         CHECK(d.on_passive(0, PassiveOutcome::reset, 1ms).ejected_for);  // 1 is still there
         d.on_passive(1, PassiveOutcome::reset, 2ms);
         CHECK_FALSE(d.on_passive(1, PassiveOutcome::reset, 2ms).ejected_for);
+    }
+    SECTION("a backend the admin API drained or disabled is healthy but not another one to fall back on") {
+        HealthDecider d(config, std::vector<CheckOverrides>(2));
+        d.set_takes_new_requests(0, false);
+        d.on_passive(1, PassiveOutcome::reset, 0ms);
+        CHECK_FALSE(d.on_passive(1, PassiveOutcome::reset, 0ms).ejected_for);
+        CHECK(d.healthy(0));
+        CHECK(d.healthy(1));
+        CHECK(d.ejector().failures(1) == 2);
+        // Enabled again: backend 1's next failure ejects it.
+        d.set_takes_new_requests(0, true);
+        CHECK(d.on_passive(1, PassiveOutcome::reset, 1ms).ejected_for);
+        // The drained one is still judged on its own failures like any other.
+        HealthDecider e(config, std::vector<CheckOverrides>(2));
+        e.set_takes_new_requests(0, false);
+        e.on_passive(0, PassiveOutcome::reset, 0ms);
+        CHECK(e.on_passive(0, PassiveOutcome::reset, 0ms).ejected_for);
     }
 }
 
