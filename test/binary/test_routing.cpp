@@ -7,6 +7,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -76,6 +77,25 @@ class HeldBackend {
 
     std::atomic<bool> released_{false};
     RawBackend raw_;  // last: its threads stop before released_ is gone
+};
+
+// Joins its threads however the test ends: a failed REQUIRE throws, and destroying a joinable std::thread would
+// end the whole test binary instead of failing one test. Each thread must end on its own (the clients here give up
+// after 15 s).
+class JoinedThreads {
+  public:
+    JoinedThreads() = default;
+    JoinedThreads(const JoinedThreads&) = delete;
+    JoinedThreads& operator=(const JoinedThreads&) = delete;
+    ~JoinedThreads() {
+        for (std::thread& thread : threads_) {
+            if (thread.joinable()) thread.join();
+        }
+    }
+    std::thread& add(std::thread thread) { return threads_.emplace_back(std::move(thread)); }  // stays valid
+
+  private:
+    std::deque<std::thread> threads_;
 };
 
 const std::string kHead = "listen: 127.0.0.1:0\nworkers: 2\nadmin:\n  listen: 127.0.0.1:0\nhealth:\n  enabled: false\n";
@@ -333,10 +353,11 @@ TEST_CASE("a pool's own queue and upstream keepalive apply to its requests only"
     for (const std::string pool : {"tight", "roomy"}) {
         INFO(pool);
         int slow_status = 0;
-        std::thread slow([&] {
+        JoinedThreads threads;
+        std::thread& slow = threads.add(std::thread([&] {
             slow_status =
                 status_of(port, "GET /" + pool + "/?delay_ms=1500 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
-        });
+        }));
         wait_until([&] { return in_flight(pool); }, "the slow request to be in flight");
         const int second = request(port, "GET", "/" + pool + "/", "h").status;
         slow.join();
@@ -390,12 +411,13 @@ TEST_CASE("a slot freed in one pool goes to that pool's waiter, not to an older 
     auto queued = [&](double waits) { return lb.metric("lb_queue_waits_total") == waits; };
 
     int a_first = 0, b_first = 0, b_waiter = 0, a_waiter = 0;
-    std::thread a_first_thread = send("/a/1", a_first);
-    std::thread b_first_thread = send("/b/1", b_first);
+    JoinedThreads threads;
+    std::thread& a_first_thread = threads.add(send("/a/1", a_first));
+    std::thread& b_first_thread = threads.add(send("/b/1", b_first));
     wait_until([&] { return in_flight(a) && in_flight(b); }, "each pool's one slot to be taken");
-    std::thread b_waiter_thread = send("/b/2", b_waiter);
+    std::thread& b_waiter_thread = threads.add(send("/b/2", b_waiter));
     wait_until([&] { return queued(1); }, "b's request to wait");
-    std::thread a_waiter_thread = send("/a/2", a_waiter);
+    std::thread& a_waiter_thread = threads.add(send("/a/2", a_waiter));
     wait_until([&] { return queued(2); }, "a's request to wait, behind b's");
 
     a.release();
