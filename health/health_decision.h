@@ -125,7 +125,7 @@ class Ejector {
 
     // Records one outcome for `backend` at `now` (any monotonic millisecond clock). Returns the ejection when
     // this outcome ejects it. Outcomes for an ejected backend are ignored. At the threshold with the share
-    // used up, or with `may_eject` false (the caller's veto: it is the last healthy backend), the backend stays
+    // used up, or with `may_eject` false (the caller's veto: it is the last eligible backend), the backend stays
     // at the threshold: the next failure once ejection is allowed ejects it.
     std::optional<Ejection> record(size_t backend, PassiveOutcome outcome, Millis now, bool may_eject = true);
     // The ejection of `backend` has run its time (the caller's timer fired at `now`).

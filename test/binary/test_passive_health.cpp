@@ -82,11 +82,11 @@ TEST_CASE("a backend left alone by the admin API is not ejected: a drained one d
     // Its refused connects are failures, but ejecting it would leave the pool nothing to send to.
     auto kept = std::make_unique<BackendProcess>("kept", 0);
     RefusingPort refusing;
-    RunningLb lb("drained-not-another",
-                 "listen: 127.0.0.1:0\nworkers: 1\nadmin:\n  listen: 127.0.0.1:0\nbackends:\n  - " +
-                     address(kept->port()) + "\n  - " + address(refusing.port()) +
-                     "\nhealth:\n  enabled: false\n  passive:\n    consecutive_failures: 2\n"
-                     "    base_ejection_time: 1h\n    max_ejection_time: 1h\nretries: 0\n");
+    const std::string yaml = "listen: 127.0.0.1:0\nworkers: 1\nadmin:\n  listen: 127.0.0.1:0\nbackends:\n  - " +
+                             address(kept->port()) + "\n  - " + address(refusing.port()) +
+                             "\nhealth:\n  enabled: false\n  passive:\n    consecutive_failures: 2\n"
+                             "    base_ejection_time: 1h\n    max_ejection_time: 1h\nretries: 0\n";
+    RunningLb lb("drained-not-another", yaml);
     Response drained =
         http_exchange(lb.admin_port(), "POST /backends/" + address(kept->port()) +
                                            "/drain HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\n\r\n");
@@ -95,6 +95,14 @@ TEST_CASE("a backend left alone by the admin API is not ejected: a drained one d
     // The health thread has judged the failures (queued after the drain) once /status counts them: held at the
     // threshold, never ejected. An ejection would have reset the count to 0 and taken the backend down.
     wait_until([&] { return passive_failures(lb, refusing.port()) == 2; }, "the failures to be counted");
+    CHECK(lb.metric(backend_series("lb_backend_passive_ejections_total", refusing.port())) == 0);
+    CHECK(lb.metric(backend_series("lb_backend_up", refusing.port())) == 1);
+
+    // A reload carries the drain over, and the new generation's health thread (which starts counting from 0) holds
+    // `refusing` at the threshold as well.
+    REQUIRE(lb.reload(yaml));
+    for (int i = 0; i < 6; ++i) CHECK(http_get(lb.port(), "/").status == 502);
+    wait_until([&] { return passive_failures(lb, refusing.port()) == 2; }, "the failures to be counted again");
     CHECK(lb.metric(backend_series("lb_backend_passive_ejections_total", refusing.port())) == 0);
     CHECK(lb.metric(backend_series("lb_backend_up", refusing.port())) == 1);
 
