@@ -525,13 +525,9 @@ http::HeadAction ProxySession::on_response_head(const http::MessageHead& head) {
         client_eof_) {
         exchange_->client_keep_alive = false;
     }
-    const std::string_view id = request_id();
-    const http::AddedField id_field{id.empty() ? std::string_view{} : shard_.config().request_id.header, id};
     to_client_.append_written([&](std::string& out) {
-        const RouteConfig* route = exchange_->route;
-        http::write_client_response_head(
-            head, exchange_->response_framing, request.is_http10(), exchange_->client_keep_alive, out, id_field,
-            route && !route->response_headers.empty() ? &route->response_headers : nullptr);
+        http::write_client_response_head(head, exchange_->response_framing, request.is_http10(),
+                                         exchange_->client_keep_alive, out, request_id_field(), response_rewrite());
     });
     return no_body ? http::HeadAction::skip_body : http::HeadAction::proceed;
 }
@@ -745,6 +741,16 @@ void ProxySession::close_when_flushed() {
 
 void ProxySession::count_attempt_failure(Outcome outcome) {
     if (const auto& kind = row(outcome).error_kind) shard_.metrics().on_error(*kind);
+}
+
+http::AddedField ProxySession::request_id_field() const {
+    const std::string_view id = request_id();
+    return {id.empty() ? std::string_view{} : shard_.config().request_id.header, id};
+}
+
+const http::HeaderRewrite* ProxySession::response_rewrite() const {
+    const RouteConfig* route = exchange_->route;
+    return route && !route->response_headers.empty() ? &route->response_headers : nullptr;
 }
 
 std::string_view ProxySession::request_id() const {

@@ -169,6 +169,10 @@ class ProxySession final : public net::TransportEvents,
     void log_access(unsigned status);
     // The request's id (request_id:): the client's, or the one lb made in on_head; "" when off or before the head.
     std::string_view request_id() const;
+    // For a response head to the client: the request id field lb adds, and the route's response rewrite (nullptr
+    // when there is none).
+    http::AddedField request_id_field() const;
+    const http::HeaderRewrite* response_rewrite() const;
     void release_upstream(Outcome outcome, bool reusable);
     void release_exchange();
     void close_after_flush();

@@ -31,13 +31,9 @@ void ProxySession::begin_tunnel(const net::BufferRef& buffer, std::string_view r
     exchange_->upstream_trusted = false;  // the connection now speaks another protocol: never back to the pool
     const uint64_t now = uv_hrtime();
     exchange_->upgraded_ns = now;
-    const std::string_view id = request_id();
-    const http::AddedField id_field{id.empty() ? std::string_view{} : shard_.config().request_id.header, id};
     to_client_.append_written([&](std::string& out) {
-        const RouteConfig* route = exchange_->route;
-        http::write_switching_protocols_head(
-            response, http::trim_ows(protocols), out, id_field,
-            route && !route->response_headers.empty() ? &route->response_headers : nullptr);
+        http::write_switching_protocols_head(response, http::trim_ows(protocols), out, request_id_field(),
+                                             response_rewrite());
     });
     auto& metrics = shard_.metrics();
     if (metrics.enabled()) {
