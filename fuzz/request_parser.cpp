@@ -61,7 +61,7 @@ WireMessage copy_head(const http::MessageHead& head) {
     return m;
 }
 
-// Plays ProxySession's part: checks Host, writes the upstream head, re-frames the body.
+// Plays ProxySession's part: checks Host, writes the upstream head (passing an Upgrade on), re-frames the body.
 class ForwardingSink : public http::MessageSink {
   public:
     explicit ForwardingSink(Run& run) : run_(run) {}
@@ -75,7 +75,12 @@ class ForwardingSink : public http::MessageSink {
         }
         run_.requests.push_back({copy_head(head), false, run_.upstream.size()});
         framing_ = http::upstream_request_framing(head);
-        http::write_upstream_request_head(head, {kClientAddress, "http", "backend.test:80"}, true, run_.upstream);
+        // As ProxySession: an upgrade the request asks for is passed on with "Connection: upgrade".
+        const http::ForwardedFor forwarded{.client_address = kClientAddress,
+                                           .proto = "http",
+                                           .backend_host = "backend.test:80",
+                                           .upgrade = http::requested_upgrade(head)};
+        http::write_upstream_request_head(head, forwarded, true, run_.upstream);
         return http::HeadAction::proceed;
     }
     void on_body(std::string_view bytes) override {
