@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -40,15 +39,24 @@ int listen_on_loopback(uint16_t& port) {
 }
 
 int connect_to_loopback(uint16_t port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Non-blocking, then waited for: libFuzzer's SIGALRM (its -timeout watch) interrupts a blocking connect with
+    // EINTR, and on a loaded machine the accept can take long enough for that to happen.
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     sockaddr_in address = loopback(port);
-    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-        violation("cannot connect to lb on 127.0.0.1:{}: {}", port, strerror(errno));
+    int error = 0;
+    if (fd < 0 || (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 && errno != EINPROGRESS &&
+                   errno != EINTR)) {
+        error = errno;
+    } else {
+        pollfd writable{fd, POLLOUT, 0};
+        while (::poll(&writable, 1, -1) < 0 && errno == EINTR) {
+        }
+        socklen_t length = sizeof error;
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
     }
+    if (error != 0) violation("cannot connect to lb on 127.0.0.1:{}: {}", port, strerror(error));
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    int flags = ::fcntl(fd, F_GETFL);
-    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
     return fd;
 }
 
