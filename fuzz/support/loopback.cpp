@@ -39,8 +39,8 @@ int listen_on_loopback(uint16_t& port) {
 }
 
 int connect_to_loopback(uint16_t port) {
-    // Non-blocking, then waited for: libFuzzer's SIGALRM (its -timeout watch) interrupts a blocking connect with
-    // EINTR, and on a loaded machine the accept can take long enough for that to happen.
+    // Non-blocking, then waited for: a blocking connect that libFuzzer's SIGALRM (its -timeout watch) interrupts
+    // fails with EINTR, which happened on a loaded machine.
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     sockaddr_in address = loopback(port);
     int error = 0;
